@@ -1,0 +1,92 @@
+"""Command line: `python -m devsinks smtp|sms [options]`, each running in the foreground."""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from . import sms_http, smtp_sink
+from .signals import wait_for_stop_signal
+
+log = logging.getLogger("devsinks")
+
+
+class _DropLoginDataDeprecation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+class Sink(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devsinks", description="Loopback SMTP and SMS gateway sinks"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log protocol details, unmasked")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    smtp = commands.add_parser("smtp", help="SMTP server storing messages in a Maildir")
+    smtp.add_argument("--host", default=smtp_sink.DEFAULT_HOST)
+    smtp.add_argument("--port", type=int, default=smtp_sink.DEFAULT_PORT)
+    smtp.add_argument("--maildir", type=Path, default=smtp_sink.DEFAULT_MAILDIR)
+
+    sms = commands.add_parser("sms", help="HTTP SMS gateway storing messages as JSON lines")
+    sms.add_argument("--host", default=sms_http.DEFAULT_HOST)
+    sms.add_argument("--port", type=int, default=sms_http.DEFAULT_PORT)
+    sms.add_argument("--dir", type=Path, default=sms_http.DEFAULT_DIR, dest="directory")
+    sms.add_argument("--token", default=None, help="require this bearer token")
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    aiosmtpd_log = logging.getLogger("mail.log")
+    # aiosmtpd logs unmasked envelope addresses at INFO, and this warning on every AUTH.
+    aiosmtpd_log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    aiosmtpd_log.addFilter(_DropLoginDataDeprecation())
+
+
+def build_sink(args: argparse.Namespace) -> Sink:
+    if args.command == "smtp":
+        return smtp_sink.SmtpSink(maildir=args.maildir, host=args.host, port=args.port)
+    return sms_http.SmsSink(
+        directory=args.directory, host=args.host, port=args.port, token=args.token
+    )
+
+
+def run(sink: Sink) -> int:
+    try:
+        sink.start()
+    except OSError as error:
+        log.error("could not start: %s", error)
+        return 1
+    try:
+        signum = wait_for_stop_signal()
+        log.info("received %s, shutting down", signum.name)
+    finally:
+        sink.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    return run(build_sink(args))
+
+
+def smtp_main() -> int:
+    return main(["smtp", *sys.argv[1:]])
+
+
+def sms_main() -> int:
+    return main(["sms", *sys.argv[1:]])

@@ -1,0 +1,57 @@
+"""accounts command line: ``accounts web|relay|consume|migrate|topology``."""
+
+import argparse
+from pathlib import Path
+
+import structlog
+import uvicorn
+
+from accounts import bootstrap
+from accounts.settings import AccountsSettings
+from signup_shared import migrations
+from signup_shared.logging import configure_logging
+from signup_shared.process import stop_on_signals
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = structlog.get_logger("accounts")
+
+
+def web(settings: AccountsSettings) -> None:
+    uvicorn.run(bootstrap.web_app(settings), host=settings.http_host, port=settings.http_port,
+                log_level="warning", access_log=False)
+
+
+def relay(settings: AccountsSettings) -> None:
+    bootstrap.relay(settings).run(stop_on_signals())
+
+
+def consume(settings: AccountsSettings) -> None:
+    bootstrap.consumer(settings).run(stop_on_signals())
+
+
+def migrate(settings: AccountsSettings) -> None:
+    created = migrations.ensure_database(settings.database_url)
+    migrations.upgrade(settings.database_url, MIGRATIONS)
+    log.info("database.migrated", created=created)
+
+
+def declare(settings: AccountsSettings) -> None:
+    bootstrap.declare_topology(settings)
+    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+
+
+COMMANDS = {"web": web, "relay": relay, "consume": consume, "migrate": migrate,
+            "topology": declare}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="accounts", description=__doc__)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    args = parser.parse_args(argv)
+    settings = AccountsSettings()
+    configure_logging(f"accounts-{args.command}", settings.log_level, settings.log_format)
+    COMMANDS[args.command](settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Business rules of accounts: signing up, reading a user, activating a subscription."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
+from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
+
+PRODUCER = "accounts"
+EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
+
+log = structlog.get_logger(__name__)
+
+
+class EmailAlreadyRegisteredError(Exception):
+    def __init__(self) -> None:
+        super().__init__("a user with this email already exists")
+
+
+class UserNotFoundError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class NewSignup:
+    email: str
+    full_name: str
+    plan: Plan
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class SignupReceipt:
+    user_id: uuid.UUID
+    subscription_id: uuid.UUID
+    status: SubscriptionStatus
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    phone: str | None
+    plan: Plan
+    subscription_id: uuid.UUID
+    status: SubscriptionStatus
+    created_at: datetime
+
+
+def sign_up(
+    session: Session, signup: NewSignup, *, correlation_id: str, now: datetime | None = None
+) -> SignupReceipt:
+    """Create the user and a pending subscription and record ``UserSignedUp`` in the outbox.
+
+    The caller owns the transaction. Raises ``EmailAlreadyRegisteredError`` when the email is
+    taken in any letter case (also when a concurrent signup wins the race).
+    """
+    now = now or datetime.now(UTC)
+    user = User(
+        id=uuid.uuid4(),
+        email=signup.email,
+        full_name=signup.full_name,
+        phone=signup.phone,
+        created_at=now,
+    )
+    subscription = Subscription(
+        id=uuid.uuid4(), user=user, plan=signup.plan, status=SubscriptionStatus.PENDING,
+        created_at=now,
+    )
+    event = Envelope.wrap(
+        UserSignedUp(
+            user_id=user.id,
+            subscription_id=subscription.id,
+            email=user.email,
+            full_name=user.full_name,
+            phone=user.phone,
+            plan=signup.plan.value,
+            signed_up_at=now,
+        ),
+        producer=PRODUCER,
+        correlation_id=correlation_id,
+    )
+    session.add_all([user, subscription, OutboxMessage.from_envelope(event)])
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if _violates(exc, EMAIL_UNIQUE_INDEX):
+            raise EmailAlreadyRegisteredError from exc
+        raise
+    log.info("user.signed_up", user_id=str(user.id), plan=signup.plan.value, event_id=str(event.id))
+    return SignupReceipt(user.id, subscription.id, subscription.status)
+
+
+def _violates(exc: IntegrityError, constraint: str) -> bool:
+    diag: Any = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == constraint
+
+
+def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
+    row = session.execute(
+        select(User, Subscription).join(Subscription).where(User.id == user_id)
+    ).first()
+    if row is None:
+        raise UserNotFoundError(str(user_id))
+    user, subscription = row
+    return UserProfile(
+        user_id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        phone=user.phone,
+        plan=subscription.plan,
+        subscription_id=subscription.id,
+        status=subscription.status,
+        created_at=user.created_at,
+    )
+
+
+def activate_subscription(session: Session, event: Envelope[SpaceProvisioned]) -> bool:
+    """The user's space exists: their subscription becomes active (once)."""
+    subscription = session.scalar(
+        select(Subscription).where(Subscription.user_id == event.data.user_id).with_for_update()
+    )
+    if subscription is None:
+        raise UserNotFoundError(str(event.data.user_id))
+    activated = subscription.activate(event.occurred_at)
+    log.info("subscription.activated" if activated else "subscription.already_active",
+             user_id=str(event.data.user_id))
+    return activated

@@ -1,0 +1,13 @@
+"""Failure classes every layer may raise; the consumer runtime decides retry or dead-letter from them."""
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (bad input, a provider's definitive 4xx/5xx refusal)."""
+
+
+class TransientError(Exception):
+    """Retrying later may help (a provider's 5xx, a timeout, a refused connection)."""
+
+
+class PoisonMessageError(PermanentError):
+    """The message cannot be decoded or validated; it is dead-lettered at once."""

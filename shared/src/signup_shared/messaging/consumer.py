@@ -1,0 +1,318 @@
+"""The consumer runtime every service uses.
+
+Shaped like a view: decode -> handler (which opens the transaction, calls one action and
+commits) -> ack. The connection lives on the main thread, which keeps heartbeats flowing and
+does every ack; handlers run on a worker thread, one message at a time, so a slow handler never
+starves the heartbeat. Acks are sent only after the handler returned, i.e. after its commit.
+
+Failures: poison (undecodable, invalid, unknown type/version, oversized) goes to ``<queue>.dlq``
+at once with the reason in headers; transient errors are retried in process (tenacity), then
+through the delay queues, then dead-lettered. Nothing is acked and dropped.
+"""
+
+import queue
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from kombu import Connection, Consumer
+from kombu.message import Message
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from signup_shared.backoff import Backoff
+from signup_shared.errors import PoisonMessageError
+from signup_shared.events import Envelope, EventData
+from signup_shared.logging import correlation_scope
+from signup_shared.messaging import failures, topology
+from signup_shared.messaging.connection import CONNECTION_ERRORS, connect
+from signup_shared.messaging.publisher import ConfirmingPublisher, Publisher, PublishError
+from signup_shared.messaging.topology import DEAD_LETTER_EXCHANGE, ConsumerQueue
+from signup_shared.messaging.wire import OutgoingMessage, decode
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+Handler = Callable[[Envelope[Any]], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One queue of a service, the event payloads it accepts and the handler that takes them."""
+
+    queue: ConsumerQueue
+    events: tuple[type[EventData], ...]
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the worker needs of an incoming message (no broker objects)."""
+
+    body: bytes
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    exchange: str
+    routing_key: str
+
+
+def decode_for(subscription: Subscription, delivery: Delivery) -> Envelope[Any]:
+    if len(delivery.body) > MAX_BODY_BYTES:
+        raise PoisonMessageError(f"body of {len(delivery.body)} bytes exceeds {MAX_BODY_BYTES}")
+    envelope = decode(delivery.body)
+    if not isinstance(envelope.data, subscription.events):
+        raise PoisonMessageError(
+            f"{subscription.queue.name} does not handle {envelope.type} v{envelope.version}"
+        )
+    return envelope
+
+
+class MessageProcessor:
+    """Decides the fate of one delivery; knows nothing of connections or acks."""
+
+    def __init__(self, in_process_attempts: int = 3, max_wait: float = 1.0) -> None:
+        self.in_process_attempts = in_process_attempts
+        self.max_wait = max_wait
+
+    def process(self, subscription: Subscription, delivery: Delivery) -> failures.Decision:
+        previous = failures.attempts_so_far(delivery.headers)
+        slots = len(subscription.queue.retry_delays_ms)
+        try:
+            envelope = decode_for(subscription, delivery)
+        except PoisonMessageError as exc:
+            log.warning("message.poison", queue=subscription.queue.name, reason=str(exc))
+            return failures.decide(exc, previous, slots)
+        with correlation_scope(
+            envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
+        ):
+            try:
+                self._handle(subscription.handler, envelope)
+            except Exception as exc:  # noqa: BLE001 - every failure is classified, none is lost
+                decision = failures.decide(exc, previous, slots)
+                log.warning(
+                    "message.failed",
+                    queue=subscription.queue.name,
+                    error=repr(exc),
+                    attempt=decision.attempt,
+                    next_step=decision.action.value,
+                )
+                return decision
+            log.info("message.handled", queue=subscription.queue.name, attempt=previous + 1)
+            return failures.ACK
+
+    def _handle(self, handler: Handler, envelope: Envelope[Any]) -> None:
+        for attempt in Retrying(
+            retry=retry_if_exception(failures.is_transient),
+            stop=stop_after_attempt(self.in_process_attempts),
+            wait=wait_exponential_jitter(initial=0.05, max=self.max_wait),
+            reraise=True,
+        ):
+            with attempt:
+                handler(envelope)
+
+
+def rerouted(
+    subscription: Subscription, delivery: Delivery, decision: failures.Decision, service: str
+) -> OutgoingMessage:
+    """The copy of a failed delivery that goes to a retry queue or the dead-letter queue."""
+    consumer_queue = subscription.queue
+    if decision.action is failures.Action.RETRY:
+        exchange, target = "", consumer_queue.retry_queue_name(decision.attempt)
+    else:
+        exchange, target = DEAD_LETTER_EXCHANGE, consumer_queue.dlq_name
+    props = delivery.properties
+    return OutgoingMessage(
+        body=delivery.body,
+        routing_key=target,
+        message_id=str(props.get("message_id") or ""),
+        type=str(props.get("type") or ""),
+        version=int(delivery.headers.get("x-event-version", 0) or 0),
+        correlation_id=str(props.get("correlation_id") or ""),
+        producer=str(props.get("app_id") or ""),
+        exchange=exchange,
+        headers=failures.failure_headers(
+            delivery.headers,
+            decision,
+            service=service,
+            queue=consumer_queue.name,
+            exchange=delivery.exchange,
+            routing_key=delivery.routing_key,
+        ),
+    )
+
+
+_Work = tuple[int, Subscription, Message]
+_Done = tuple[int, Subscription, Message, failures.Decision | None]
+
+
+class ConsumerRuntime:
+    def __init__(
+        self,
+        service: str,
+        amqp_url: str,
+        subscriptions: Sequence[Subscription],
+        *,
+        prefetch: int = 50,
+        heartbeat: int = 20,
+        confirm_timeout: float = 10.0,
+        processor: MessageProcessor | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.service = service
+        self.amqp_url = amqp_url
+        self.subscriptions = list(subscriptions)
+        self.prefetch = prefetch
+        self.heartbeat = heartbeat
+        self.processor = processor or MessageProcessor()
+        self.publisher = publisher or ConfirmingPublisher(amqp_url, confirm_timeout, heartbeat)
+        self.connected = False
+        self._generation = 0
+        self._work: queue.Queue[_Work | None] = queue.Queue()
+        self._done: queue.Queue[_Done] = queue.Queue()
+        self._in_flight = 0
+        self._worker = threading.Thread(target=self._work_loop, name="handler", daemon=True)
+
+    # worker thread -----------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        while (item := self._work.get()) is not None:
+            generation, subscription, message = item
+            decision: failures.Decision | None = None
+            if generation == self._generation:
+                decision = self.processor.process(subscription, _delivery(message))
+            self._done.put((generation, subscription, message, decision))
+
+    # main thread -------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; reconnect with backoff whenever the broker goes away."""
+        self._worker.start()
+        backoff = Backoff()
+        try:
+            while not stop.is_set():
+                try:
+                    self._consume(stop, backoff)
+                except CONNECTION_ERRORS as exc:
+                    self._lost_connection()
+                    delay = backoff.next()
+                    log.warning("consumer.disconnected", error=repr(exc), retry_in=round(delay, 2))
+                    stop.wait(delay)
+        finally:
+            self._work.put(None)
+            self._worker.join(timeout=60)
+            if isinstance(self.publisher, ConfirmingPublisher):
+                self.publisher.close()
+            log.info("consumer.stopped")
+
+    def _consume(self, stop: threading.Event, backoff: Backoff) -> None:
+        with connect(self.amqp_url, self.heartbeat) as connection:
+            topology.declare(connection, [s.queue for s in self.subscriptions])
+            channel = connection.channel()
+            channel.basic_qos(0, self.prefetch, False)
+            consumers = [
+                Consumer(
+                    channel,
+                    queues=[subscription.queue.main_queue()],
+                    on_message=self._dispatcher(subscription),
+                    no_ack=False,
+                    tag_prefix=f"{self.service}.",
+                )
+                for subscription in self.subscriptions
+            ]
+            for consumer in consumers:
+                consumer.consume()
+            self.connected = True
+            backoff.reset()
+            log.info("consumer.started", queues=[s.queue.name for s in self.subscriptions])
+            while not stop.is_set():
+                self._pump(connection, 0.005 if self._in_flight else 1.0)
+            for consumer in consumers:
+                consumer.cancel()
+            self._finish_in_flight(connection)
+            self.connected = False
+
+    def _dispatcher(self, subscription: Subscription) -> Callable[[Message], None]:
+        def dispatch(message: Message) -> None:
+            self._in_flight += 1
+            self._work.put((self._generation, subscription, message))
+
+        return dispatch
+
+    def _pump(self, connection: Connection, timeout: float) -> None:
+        try:
+            connection.drain_events(timeout=timeout)
+        except (TimeoutError, socket.timeout):
+            pass
+        connection.heartbeat_check()
+        self._apply_done()
+
+    def _apply_done(self, block_for: float | None = None) -> None:
+        while True:
+            try:
+                generation, subscription, message, decision = (
+                    self._done.get(timeout=block_for) if block_for else self._done.get_nowait()
+                )
+            except queue.Empty:
+                return
+            block_for = None
+            if generation != self._generation:
+                continue
+            self._in_flight -= 1
+            if decision is not None:
+                self._settle(subscription, message, decision)
+
+    def _settle(
+        self, subscription: Subscription, message: Message, decision: failures.Decision
+    ) -> None:
+        if decision.action is not failures.Action.ACK:
+            copy = rerouted(subscription, _delivery(message), decision, self.service)
+            try:
+                self.publisher.publish_batch([copy])
+            except PublishError as exc:
+                log.error("message.reroute_failed", error=str(exc), target=copy.routing_key)
+                message.reject(requeue=True)
+                return
+            log.warning(
+                "message.rerouted",
+                target=copy.routing_key,
+                kind=decision.kind,
+                attempt=decision.attempt,
+            )
+        message.ack()
+
+    def _finish_in_flight(self, connection: Connection) -> None:
+        """On shutdown: skip queued work (the broker requeues it), finish and ack the current."""
+        self._generation_skip_queued()
+        while self._in_flight > 0:
+            self._apply_done(block_for=0.1)
+            connection.heartbeat_check()
+
+    def _generation_skip_queued(self) -> None:
+        skipped = 0
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                skipped += 1
+                self._in_flight -= 1
+        if skipped:
+            log.info("consumer.requeued_unstarted", count=skipped)
+
+    def _lost_connection(self) -> None:
+        """Deliveries of a dead channel cannot be acked: forget them, the broker redelivers."""
+        self.connected = False
+        self._generation += 1
+        self._in_flight = 0
+
+
+def _delivery(message: Message) -> Delivery:
+    info = message.delivery_info or {}
+    return Delivery(
+        body=message.body if isinstance(message.body, bytes) else bytes(message.body or b""),
+        headers=dict(message.headers or {}),
+        properties=dict(message.properties or {}),
+        exchange=str(info.get("exchange", "")),
+        routing_key=str(info.get("routing_key", "")),
+    )

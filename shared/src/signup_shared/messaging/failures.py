@@ -1,0 +1,107 @@
+"""What to do with a message whose handling failed: retry later or dead-letter, and the headers.
+
+Permanent failures (poison, validation, a provider's definitive refusal) go straight to the
+dead-letter queue. Anything else counts as transient: it is retried in process a few times,
+then through the broker's delay queues, and dead-lettered once those are used up. Attempts are
+counted in our own header rather than in ``x-death`` (whose counting changed in RabbitMQ 3.13).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from signup_shared.errors import PermanentError
+
+HEADER_PREFIX = "x-signup-"
+ATTEMPTS = "x-signup-attempts"
+FAILURE_KIND = "x-signup-failure-kind"
+ERROR_TYPE = "x-signup-error-type"
+ERROR_MESSAGE = "x-signup-error-message"
+SERVICE = "x-signup-service"
+FIRST_FAILURE_AT = "x-signup-first-failure-at"
+LAST_FAILURE_AT = "x-signup-last-failure-at"
+ORIGINAL_EXCHANGE = "x-signup-original-exchange"
+ORIGINAL_ROUTING_KEY = "x-signup-original-routing-key"
+ORIGINAL_QUEUE = "x-signup-original-queue"
+MAX_ERROR_MESSAGE = 1_000
+
+
+class Action(Enum):
+    ACK = "ack"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    attempt: int = 0
+    kind: str = ""
+    error: BaseException | None = None
+
+
+ACK = Decision(Action.ACK)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    return isinstance(exc, PermanentError | ValidationError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying at once in process: the database or a provider had a hiccup."""
+    if is_permanent(exc):
+        return False
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def attempts_so_far(headers: Mapping[str, Any] | None) -> int:
+    try:
+        return int((headers or {}).get(ATTEMPTS, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def decide(exc: BaseException, previous_attempts: int, retry_slots: int) -> Decision:
+    """Retry through the broker while delay slots remain; then, or if permanent, dead-letter."""
+    attempt = previous_attempts + 1
+    if is_permanent(exc):
+        return Decision(Action.DEAD_LETTER, attempt, "permanent", exc)
+    if attempt <= retry_slots:
+        return Decision(Action.RETRY, attempt, "transient", exc)
+    return Decision(Action.DEAD_LETTER, attempt, "exhausted", exc)
+
+
+def failure_headers(
+    headers: Mapping[str, Any] | None,
+    decision: Decision,
+    *,
+    service: str,
+    queue: str,
+    exchange: str,
+    routing_key: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The incoming headers plus what an operator needs to know about this failure."""
+    stamp = (now or datetime.now(UTC)).isoformat()
+    previous = dict(headers or {})
+    error = decision.error
+    return {
+        **previous,
+        ATTEMPTS: decision.attempt,
+        FAILURE_KIND: decision.kind,
+        ERROR_TYPE: type(error).__name__ if error else "",
+        ERROR_MESSAGE: str(error)[:MAX_ERROR_MESSAGE] if error else "",
+        SERVICE: service,
+        FIRST_FAILURE_AT: previous.get(FIRST_FAILURE_AT, stamp),
+        LAST_FAILURE_AT: stamp,
+        ORIGINAL_EXCHANGE: previous.get(ORIGINAL_EXCHANGE, exchange),
+        ORIGINAL_ROUTING_KEY: previous.get(ORIGINAL_ROUTING_KEY, routing_key),
+        ORIGINAL_QUEUE: queue,
+    }

@@ -1,0 +1,71 @@
+"""The ``outbox`` table, as a mixin each service maps on its own declarative base."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Text, func, text
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from signup_shared.events import Envelope
+
+OUTBOX_NOTIFY_CHANNEL = "outbox"
+
+
+class OutboxMixin:
+    """One event waiting to be published (``sent_at`` null) or already confirmed by the broker.
+
+    A database trigger sends ``NOTIFY outbox`` when rows are inserted, so the relay wakes the
+    moment the writing transaction commits instead of waiting for its next poll.
+    """
+
+    __tablename__ = "outbox"
+
+    position: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    routing_key: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int]
+    producer: Mapped[str] = mapped_column(String(100))
+    correlation_id: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            Index("ix_outbox_pending", "position", postgresql_where=text("sent_at IS NULL")),
+            Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
+        )
+
+    @classmethod
+    def from_envelope(cls, envelope: Envelope[Any]) -> Any:
+        return cls(
+            event_id=envelope.id,
+            routing_key=envelope.routing_key,
+            event_type=envelope.type,
+            version=envelope.version,
+            producer=envelope.producer,
+            correlation_id=envelope.correlation_id,
+            payload=envelope.to_json().decode(),
+        )
+
+
+def outbox_ddl(table: str = "outbox") -> list[str]:
+    """Statements (for migrations) that make inserts into the outbox wake the relay."""
+    return [
+        f"""
+        CREATE OR REPLACE FUNCTION {table}_notify() RETURNS trigger AS $$
+        BEGIN
+            PERFORM pg_notify('{OUTBOX_NOTIFY_CHANNEL}', '');
+            RETURN NULL;
+        END;
+        $$ LANGUAGE plpgsql
+        """,
+        f"DROP TRIGGER IF EXISTS {table}_notify ON {table}",
+        f"""
+        CREATE TRIGGER {table}_notify AFTER INSERT ON {table}
+        FOR EACH STATEMENT EXECUTE FUNCTION {table}_notify()
+        """,
+    ]

@@ -1,0 +1,95 @@
+"""Running a service process: stop on SIGTERM/SIGINT, and a tiny stdlib health endpoint."""
+
+import json
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+
+import structlog
+from sqlalchemy import Engine, text
+
+log = structlog.get_logger(__name__)
+
+Check = Callable[[], bool]
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by the first SIGTERM or SIGINT (a second SIGINT still interrupts)."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("process.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def database_ready(engine: Engine) -> Check:
+    def check() -> bool:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            return False
+        return True
+
+    return check
+
+
+def readiness(checks: Mapping[str, Check]) -> tuple[bool, dict[str, str]]:
+    results = {name: "ok" if check() else "unavailable" for name, check in checks.items()}
+    return all(value == "ok" for value in results.values()), results
+
+
+class HealthServer:
+    """``GET /healthz`` (the process answers) and ``GET /readyz`` (every check passes, else 503)."""
+
+    def __init__(self, host: str, port: int, checks: Mapping[str, Check]) -> None:
+        self.checks = dict(checks)
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        checks = self.checks
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+                if self.path == "/healthz":
+                    self._reply(200, {"status": "ok"})
+                elif self.path == "/readyz":
+                    ok, results = readiness(checks)
+                    self._reply(200 if ok else 503, {"status": "ok" if ok else "unavailable",
+                                                     "checks": results})
+                else:
+                    self._reply(404, {"detail": "not found"})
+
+            def _reply(self, status: int, body: dict[str, object]) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                return
+
+        return Handler
+
+    def start(self) -> "HealthServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

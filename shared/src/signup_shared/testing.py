@@ -1,0 +1,141 @@
+"""Test kit shared by every service: fakes for unit tests, server URLs for integration tests.
+
+Integration fixtures take servers from ``TEST_DATABASE_URL`` / ``TEST_AMQP_URL`` (default: the
+local PostgreSQL and RabbitMQ). Where neither is set and a Docker engine answers, they may start
+testcontainers instead; ``server_source()`` says which was used so nothing is silently skipped.
+"""
+
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from signup_shared import migrations
+from signup_shared.messaging.publisher import PublishError
+from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.settings import LOCAL_AMQP_URL, LOCAL_POSTGRES_URL
+
+
+class FakeSession:
+    """Records what an action asked of the session; no database."""
+
+    def __init__(self) -> None:
+        self.added: list[Any] = []
+        self.flushes = 0
+        self.commits = 0
+        self.rollbacks = 0
+        self.scalar_results: list[Any] = []
+
+    def add(self, instance: Any) -> None:
+        self.added.append(instance)
+
+    def add_all(self, instances: Sequence[Any]) -> None:
+        self.added.extend(instances)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def commit(self) -> None:
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+
+    def scalar(self, *_args: Any, **_kwargs: Any) -> Any:
+        return self.scalar_results.pop(0) if self.scalar_results else None
+
+    def get(self, _model: Any, _key: Any) -> Any:
+        return self.scalar_results.pop(0) if self.scalar_results else None
+
+    def added_of(self, kind: type) -> list[Any]:
+        return [item for item in self.added if isinstance(item, kind)]
+
+
+class FakePublisher:
+    """Collects published batches; ``fail_next`` makes the next batch fail after confirming some."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[OutgoingMessage]] = []
+        self.fail_next: PublishError | None = None
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+        self.batches.append(list(messages))
+
+    @property
+    def published(self) -> list[OutgoingMessage]:
+        return [message for batch in self.batches for message in batch]
+
+
+def docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=10)
+    return probe.returncode == 0
+
+
+def server_source() -> str:
+    if os.environ.get("TEST_DATABASE_URL") or os.environ.get("TEST_AMQP_URL"):
+        return "environment"
+    return "local servers" if not docker_available() else "testcontainers available"
+
+
+def postgres_server_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL", LOCAL_POSTGRES_URL).rstrip("/")
+
+
+def amqp_url() -> str:
+    return os.environ.get("TEST_AMQP_URL", os.environ.get("AMQP_URL", LOCAL_AMQP_URL))
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str) -> Iterator[Engine]:
+    """A database created for this test session and dropped afterwards, leaving nothing behind."""
+    name = f"{prefix}_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{postgres_server_url()}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = sa.create_engine(f"{postgres_server_url()}/{name}", pool_size=5, max_overflow=10)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def migrated_database(prefix: str, migrations_dir: Path) -> Iterator[Engine]:
+    """A scratch database with the service's migrations applied (so they are tested too)."""
+    with scratch_database(prefix) as engine:
+        migrations.upgrade(engine.url.render_as_string(hide_password=False), migrations_dir)
+        yield engine
+
+
+@contextlib.contextmanager
+def rollback_session(engine: Engine) -> Iterator[Session]:
+    """A session inside an outer transaction that is always rolled back.
+
+    The code under test may commit: with ``join_transaction_mode="create_savepoint"`` its
+    commits only release savepoints, and nothing reaches the database.
+    """
+    with engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                          expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
