@@ -1,3 +1,4 @@
+import os
 import queue
 import re
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 from devsinks.cli import build_parser
 from devsinks.reading import read_mail, read_sms
+from devsinks.signals import StopSignals
 
 LISTENING = re.compile(r"listening on (?:http://)?127\.0\.0\.1:(\d+)")
 
@@ -27,6 +29,19 @@ def test_defaults() -> None:
         Path("var/sms"),
         None,
     )
+
+
+def test_verbose_flag_follows_the_command() -> None:
+    assert build_parser().parse_args(["smtp", "-v"]).verbose
+    assert not build_parser().parse_args(["sms"]).verbose
+
+
+def test_stop_signals_are_recorded_and_handlers_restored() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait() == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == previous
 
 
 def test_a_command_is_required() -> None:

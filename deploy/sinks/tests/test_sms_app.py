@@ -81,3 +81,13 @@ def test_invalid_fault_payload(store: SmsStore) -> None:
     assert response.status == 400
     assert response.payload["field"] == "count"
     assert app.set_faults(b"nope").status == 400
+
+
+def test_storage_failure_answers_500(store: SmsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_accept(request: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "accept", failing_accept)
+    response = SmsApp(store).post_message(VALID, "k1", None)
+    assert response.status == 500
+    assert response.payload["error"] == "storage_error"

@@ -79,9 +79,7 @@ def test_invalid_json_and_missing_key_are_rejected(sms_client: httpx.Client) -> 
     assert missing_key.json()["field"] == "Idempotency-Key"
 
 
-def test_status_fault_for_n_requests_then_recovery(
-    sms_client: httpx.Client, sms_dir: Path
-) -> None:
+def test_status_fault_for_n_requests_then_recovery(sms_client: httpx.Client, sms_dir: Path) -> None:
     armed = sms_client.post("/_control/faults", json={"status": 500, "count": 2})
     assert armed.status_code == 200
     assert armed.json()["count"] == 2
@@ -141,9 +139,7 @@ def test_unknown_routes(sms_client: httpx.Client) -> None:
     assert sms_client.post("/healthz").status_code == 405
 
 
-def test_concurrent_requests_with_one_key_store_once(
-    sms_sink: SmsSink, sms_dir: Path
-) -> None:
+def test_concurrent_requests_with_one_key_store_once(sms_sink: SmsSink, sms_dir: Path) -> None:
     results: list[httpx.Response] = []
     lock = threading.Lock()
     barrier = threading.Barrier(10)

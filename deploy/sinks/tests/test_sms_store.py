@@ -85,7 +85,12 @@ def test_torn_last_line_is_terminated_before_appending(tmp_path: Path) -> None:
 def test_every_line_is_fsynced(store: SmsStore, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     store.accept(request("k1"))
     store.accept(request("k1"))
     store.accept(request("k2"))

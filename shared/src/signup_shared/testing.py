@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from datetime import UTC, datetime
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,27 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from signup_shared import migrations
+from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.publisher import PublishError
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.settings import LOCAL_AMQP_URL, LOCAL_POSTGRES_URL
+
+
+def user_signed_up(producer: str = "accounts", **overrides: object) -> Envelope[UserSignedUp]:
+    """A valid ``UserSignedUp`` envelope; any payload field can be overridden."""
+    fields: dict[str, object] = {
+        "user_id": uuid.uuid4(),
+        "subscription_id": uuid.uuid4(),
+        "email": "ada@example.com",
+        "full_name": "Ada Lovelace",
+        "phone": None,
+        "plan": "free",
+        "signed_up_at": datetime.now(UTC),
+    }
+    fields.update(overrides)
+    return Envelope.wrap(
+        UserSignedUp.model_validate(fields), producer=producer, correlation_id=str(uuid.uuid4())
+    )
 
 
 class FakeSession:

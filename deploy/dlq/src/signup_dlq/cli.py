@@ -146,6 +146,7 @@ def _console(stream: TextIO) -> Console:
         width=None if is_tty else NON_TTY_WIDTH,
         highlight=False,
         emoji=False,
+        soft_wrap=True,  # one message = one line, whatever the width (tables still fit)
     )
 
 

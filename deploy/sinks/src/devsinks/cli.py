@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from . import sms_http, smtp_sink
-from .signals import wait_for_stop_signal
+from .signals import StopSignals
 
 log = logging.getLogger("devsinks")
 
@@ -25,18 +25,25 @@ class Sink(Protocol):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log protocol details, unmasked"
+    )
     parser = argparse.ArgumentParser(
         prog="python -m devsinks", description="Loopback SMTP and SMS gateway sinks"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log protocol details, unmasked")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    smtp = commands.add_parser("smtp", help="SMTP server storing messages in a Maildir")
+    smtp = commands.add_parser(
+        "smtp", parents=[common], help="SMTP server storing messages in a Maildir"
+    )
     smtp.add_argument("--host", default=smtp_sink.DEFAULT_HOST)
     smtp.add_argument("--port", type=int, default=smtp_sink.DEFAULT_PORT)
     smtp.add_argument("--maildir", type=Path, default=smtp_sink.DEFAULT_MAILDIR)
 
-    sms = commands.add_parser("sms", help="HTTP SMS gateway storing messages as JSON lines")
+    sms = commands.add_parser(
+        "sms", parents=[common], help="HTTP SMS gateway storing messages as JSON lines"
+    )
     sms.add_argument("--host", default=sms_http.DEFAULT_HOST)
     sms.add_argument("--port", type=int, default=sms_http.DEFAULT_PORT)
     sms.add_argument("--dir", type=Path, default=sms_http.DEFAULT_DIR, dest="directory")
@@ -65,16 +72,17 @@ def build_sink(args: argparse.Namespace) -> Sink:
 
 
 def run(sink: Sink) -> int:
-    try:
-        sink.start()
-    except OSError as error:
-        log.error("could not start: %s", error)
-        return 1
-    try:
-        signum = wait_for_stop_signal()
-        log.info("received %s, shutting down", signum.name)
-    finally:
-        sink.stop()
+    with StopSignals() as stop:
+        try:
+            sink.start()
+        except OSError as error:
+            log.error("could not start: %s", error)
+            return 1
+        try:
+            signum = stop.wait()
+            log.info("received %s, shutting down", signum.name)
+        finally:
+            sink.stop()
     return 0
 
 

@@ -71,7 +71,14 @@ class SmsApp:
         if recipient_fault is not None:
             log.info("injected status %d for sms to %s", recipient_fault, mask_phone(request.to))
             return _injected(recipient_fault)
-        record, created = self.store.accept(request)
+        try:
+            record, created = self.store.accept(request)
+        except OSError:
+            log.exception("could not store an sms in %s", self.store.path)
+            return Response(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                {"error": "storage_error", "message": "the sink could not store the message"},
+            )
         if not created:
             return Response(HTTPStatus.OK, {"id": record.id, "status": "accepted"})
         log.info(

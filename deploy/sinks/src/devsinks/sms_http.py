@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,10 +41,17 @@ class SmsHttpServer(ThreadingHTTPServer):
         self.app = app
         super().__init__(address, SmsRequestHandler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("client %s went away: %r", client_address, error)
+        else:
+            log.exception("error while handling a request from %s", client_address)
+
 
 class SmsRequestHandler(BaseHTTPRequestHandler):
     server: SmsHttpServer
-    timeout = 30
+    timeout = 5
     server_version = "devsinks-sms"
     sys_version = ""
 

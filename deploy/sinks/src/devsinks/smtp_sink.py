@@ -51,7 +51,7 @@ class SmtpSink:
             enable_SMTPUTF8=True,
             auth_require_tls=False,
             authenticator=accept_any_credentials,
-            loop=self._loop,
+            loop=asyncio.get_running_loop(),
         )
 
     async def _create_server(self) -> asyncio.Server:

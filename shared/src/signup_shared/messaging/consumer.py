@@ -106,7 +106,7 @@ class MessageProcessor:
         for attempt in Retrying(
             retry=retry_if_exception(failures.is_transient),
             stop=stop_after_attempt(self.in_process_attempts),
-            wait=wait_exponential_jitter(initial=0.05, max=self.max_wait),
+            wait=wait_exponential_jitter(multiplier=0.05, max=self.max_wait),
             reraise=True,
         ):
             with attempt:
@@ -225,7 +225,7 @@ class ConsumerRuntime:
             backoff.reset()
             log.info("consumer.started", queues=[s.queue.name for s in self.subscriptions])
             while not stop.is_set():
-                self._pump(connection, 0.005 if self._in_flight else 1.0)
+                self._pump(connection, 0.005 if self._in_flight else 0.25)
             for consumer in consumers:
                 consumer.cancel()
             self._finish_in_flight(connection)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from signup_shared.errors import PermanentError
+from signup_shared.errors import PermanentError, TransientError
 
 HEADER_PREFIX = "x-signup-"
 ATTEMPTS = "x-signup-attempts"
@@ -56,7 +56,7 @@ def is_transient(exc: BaseException) -> bool:
     """Worth retrying at once in process: the database or a provider had a hiccup."""
     if is_permanent(exc):
         return False
-    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+    if isinstance(exc, TransientError | OperationalError | ConnectionError | TimeoutError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

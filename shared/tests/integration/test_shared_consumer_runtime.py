@@ -1,0 +1,148 @@
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kombu import Connection
+
+from signup_shared.errors import PermanentError, TransientError
+from signup_shared.events import Envelope, UserSignedUp
+from signup_shared.messaging import failures
+from signup_shared.messaging.consumer import ConsumerRuntime, MessageProcessor, Subscription
+from signup_shared.messaging.publisher import ConfirmingPublisher
+from signup_shared.messaging.topology import ConsumerQueue, declare, delete
+from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.testing import amqp_url, user_signed_up
+
+pytestmark = pytest.mark.integration
+
+
+class Handler:
+    """Fails the events the test asks it to, records the ones it handled."""
+
+    def __init__(self) -> None:
+        self.handled: list[str] = []
+        self.plans: dict[str, list[BaseException]] = {}
+
+    def fail(self, event: Envelope[Any], *errors: BaseException) -> None:
+        self.plans[str(event.id)] = list(errors)
+
+    def __call__(self, event: Envelope[Any]) -> None:
+        errors = self.plans.get(str(event.id))
+        if errors:
+            raise errors.pop(0)
+        self.handled.append(str(event.id))
+
+
+@pytest.fixture
+def consumer_queue(broker: Connection, producer: str) -> Iterator[ConsumerQueue]:
+    queue = ConsumerQueue(f"{producer}svc", f"{producer}.user_signed_up",
+                          retry_delays_ms=(200, 400))
+    declare(broker, [queue])
+    yield queue
+    delete(broker, [queue])
+
+
+@pytest.fixture
+def running(consumer_queue: ConsumerQueue) -> Iterator[tuple[Handler, ConsumerRuntime]]:
+    handler = Handler()
+    runtime = ConsumerRuntime(
+        "it", amqp_url(), [Subscription(consumer_queue, (UserSignedUp,), handler)],
+        processor=MessageProcessor(in_process_attempts=1),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=runtime.run, args=(stop,))
+    thread.start()
+    wait_for(lambda: runtime.connected)
+    yield handler, runtime
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def publish(*events: Envelope[Any], raw: bytes | None = None, routing_key: str = "") -> None:
+    publisher = ConfirmingPublisher(amqp_url())
+    messages = [OutgoingMessage.from_envelope(event) for event in events]
+    if raw is not None:
+        messages.append(OutgoingMessage(raw, routing_key, "poison-1", "UserSignedUp", 1, "c", "it"))
+    publisher.publish_batch(messages)
+    publisher.close()
+
+
+def dead_letters(broker: Connection, queue: ConsumerQueue) -> list[Any]:
+    channel = broker.channel()
+    found = []
+    while (message := channel.basic_get(queue.dlq_name, no_ack=True)) is not None:
+        found.append(message)
+    channel.close()
+    return found
+
+
+def test_good_events_are_handled_and_acked(running: tuple[Handler, ConsumerRuntime],
+                                           producer: str, broker: Connection,
+                                           consumer_queue: ConsumerQueue) -> None:
+    handler, _ = running
+    events = [user_signed_up(producer) for _ in range(20)]
+    publish(*events)
+    wait_for(lambda: len(handler.handled) == 20)
+    assert handler.handled == [str(e.id) for e in events]
+    wait_for(lambda: broker.default_channel.queue_declare(
+        consumer_queue.name, passive=True).message_count == 0)
+
+
+def test_poison_goes_to_the_dlq_with_its_reason_and_good_ones_keep_flowing(
+    running: tuple[Handler, ConsumerRuntime], producer: str, broker: Connection,
+    consumer_queue: ConsumerQueue,
+) -> None:
+    handler, _ = running
+    good = user_signed_up(producer)
+    publish(good, raw=b"{not json", routing_key=f"{producer}.user_signed_up")
+    wait_for(lambda: handler.handled == [str(good.id)])
+    wait_for(lambda: broker.default_channel.queue_declare(
+        consumer_queue.dlq_name, passive=True).message_count == 1)
+    [dead] = dead_letters(broker, consumer_queue)
+    headers = dead.headers
+    assert dead.body == b"{not json"
+    assert headers[failures.FAILURE_KIND] == "permanent"
+    assert headers[failures.ERROR_TYPE] == "PoisonMessageError"
+    assert "invalid event" in headers[failures.ERROR_MESSAGE]
+    assert headers[failures.ORIGINAL_QUEUE] == consumer_queue.name
+
+
+def test_transient_failure_is_retried_through_the_delay_queue(
+    running: tuple[Handler, ConsumerRuntime], producer: str
+) -> None:
+    handler, _ = running
+    event = user_signed_up(producer)
+    handler.fail(event, TransientError("smtp 421"))
+    started = time.monotonic()
+    publish(event)
+    wait_for(lambda: handler.handled == [str(event.id)])
+    assert time.monotonic() - started >= 0.2
+
+
+def test_retries_exhausted_or_permanent_end_in_the_dlq(
+    running: tuple[Handler, ConsumerRuntime], producer: str, broker: Connection,
+    consumer_queue: ConsumerQueue,
+) -> None:
+    handler, _ = running
+    flaky, refused, fine = (user_signed_up(producer) for _ in range(3))
+    handler.fail(flaky, *[TransientError("down")] * 5)
+    handler.fail(refused, PermanentError("gateway said 400"))
+    publish(flaky, refused, fine)
+    wait_for(lambda: broker.default_channel.queue_declare(
+        consumer_queue.dlq_name, passive=True).message_count == 2)
+    by_id = {m.properties["message_id"]: m.headers for m in dead_letters(broker, consumer_queue)}
+    assert by_id[str(flaky.id)][failures.FAILURE_KIND] == "exhausted"
+    assert by_id[str(flaky.id)][failures.ATTEMPTS] == 3
+    assert by_id[str(refused.id)][failures.FAILURE_KIND] == "permanent"
+    assert by_id[str(refused.id)][failures.ATTEMPTS] == 1
+    assert handler.handled == [str(fine.id)]

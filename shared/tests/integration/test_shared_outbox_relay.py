@@ -1,0 +1,159 @@
+import threading
+from collections.abc import Iterator
+
+import pytest
+from kombu import Connection, Queue
+from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
+from signup_shared.messaging.topology import declare, events_exchange
+from signup_shared.outbox import OutboxMixin, OutboxRelay, outbox_ddl
+from signup_shared.outbox.relay import NotificationListener
+from signup_shared.testing import FakePublisher, amqp_url, scratch_database, user_signed_up
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def queue(broker: Connection, producer: str) -> Iterator[Queue]:
+    declare(broker)
+    bound = Queue(f"{producer}.events", events_exchange, routing_key=f"{producer}.#",
+                  durable=False, auto_delete=False)(broker.default_channel)
+    bound.declare()
+    yield bound
+    bound.delete()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
+    pass
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    with scratch_database("shared") as engine:
+        Base.metadata.create_all(engine)
+        with engine.begin() as connection:
+            for statement in outbox_ddl():
+                connection.execute(text(statement))
+        yield engine
+
+
+@pytest.fixture
+def outbox(engine: Engine) -> Iterator[Engine]:
+    yield engine
+    with engine.begin() as connection:
+        connection.execute(delete(Outbox))
+
+
+def write_events(engine: Engine, producer: str, count: int) -> list[str]:
+    events = [user_signed_up(producer) for _ in range(count)]
+    with Session(engine) as session, session.begin():
+        session.add_all([Outbox.from_envelope(event) for event in events])
+    return [str(event.id) for event in events]
+
+
+def drain(queue: Queue) -> list[str]:
+    ids = []
+    while (message := queue.get(no_ack=True)) is not None:
+        ids.append(message.properties["message_id"])
+    return ids
+
+
+def pending(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(
+            select(func.count()).select_from(Outbox).where(Outbox.sent_at.is_(None))) or 0)
+
+
+def relay(engine: Engine, batch_size: int = 100) -> OutboxRelay:
+    return OutboxRelay(engine, Outbox, ConfirmingPublisher(amqp_url()), batch_size=batch_size)
+
+
+def test_relay_publishes_pending_rows_in_order_and_marks_them_sent(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:
+    ids = write_events(outbox, producer, 250)
+    assert relay(outbox).publish_pending() == 250
+    assert drain(queue) == ids
+    assert pending(outbox) == 0
+
+
+def test_published_message_mirrors_the_envelope_in_amqp_properties(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:
+    [event_id] = write_events(outbox, producer, 1)
+    relay(outbox).publish_pending()
+    message = queue.get(no_ack=True)
+    assert message is not None
+    assert message.properties["message_id"] == event_id
+    assert message.properties["type"] == "UserSignedUp"
+    assert message.properties["delivery_mode"] == 2
+    assert message.content_type == "application/json"
+    assert message.delivery_info["routing_key"] == f"{producer}.user_signed_up"
+
+
+def test_a_failed_batch_stays_pending_and_a_new_relay_resumes_it(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:
+    ids = write_events(outbox, producer, 10)
+    crashing = FakePublisher()
+    crashing.fail_next = PublishError("broker went away", confirmed=frozenset(ids[:3]))
+    with pytest.raises(PublishError):
+        OutboxRelay(outbox, Outbox, crashing).publish_batch()
+    assert pending(outbox) == 7
+    assert relay(outbox).publish_pending() == 7
+    assert drain(queue) == ids[3:]
+
+
+def test_two_relays_never_publish_the_same_row(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:
+    ids = write_events(outbox, producer, 2000)
+    relays = [relay(outbox, batch_size=50) for _ in range(2)]
+    counts: list[int] = []
+    threads = [threading.Thread(target=lambda r=r: counts.append(r.publish_pending()))
+               for r in relays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    published = drain(queue)
+    assert sorted(published) == sorted(ids)
+    assert sum(counts) == 2000
+    assert all(count > 0 for count in counts)
+
+
+def test_commit_wakes_the_listener(outbox: Engine, producer: str) -> None:
+    listener = NotificationListener(outbox)
+    try:
+        listener.wait(0.01)
+        woke = threading.Event()
+
+        def wait() -> None:
+            listener.wait(5.0)
+            woke.set()
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        write_events(outbox, producer, 1)
+        assert woke.wait(2.0)
+        thread.join()
+    finally:
+        listener.close()
+
+
+def test_prune_removes_only_old_sent_rows(outbox: Engine, queue: Queue, producer: str) -> None:
+    write_events(outbox, producer, 3)
+    r = relay(outbox)
+    r.publish_pending()
+    write_events(outbox, producer, 2)
+    with outbox.begin() as connection:
+        connection.execute(Outbox.__table__.update().where(Outbox.sent_at.is_not(None))
+                           .values(sent_at=func.now() - r.retention * 2))
+    assert r.prune() == 3
+    assert pending(outbox) == 2

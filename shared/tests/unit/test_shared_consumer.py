@@ -1,0 +1,120 @@
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from signup_shared.errors import PermanentError, TransientError
+from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
+from signup_shared.messaging import failures
+from signup_shared.messaging.consumer import (
+    MAX_BODY_BYTES,
+    Delivery,
+    MessageProcessor,
+    Subscription,
+    rerouted,
+)
+from signup_shared.messaging.failures import Action
+from signup_shared.messaging.topology import ConsumerQueue
+
+QUEUE = ConsumerQueue("stats", "accounts.user_signed_up")
+
+
+def envelope() -> Envelope[UserSignedUp]:
+    data = UserSignedUp(
+        user_id=uuid.uuid4(), subscription_id=uuid.uuid4(), email="ada@example.com",
+        full_name="Ada", phone=None, plan="free", signed_up_at=datetime.now(UTC),
+    )
+    return Envelope.wrap(data, producer="accounts", correlation_id="corr")
+
+
+def delivery(body: bytes, headers: dict[str, Any] | None = None) -> Delivery:
+    return Delivery(body=body, headers=headers or {}, properties={"message_id": "m1"},
+                    exchange="events", routing_key="accounts.user_signed_up")
+
+
+class Recorder:
+    def __init__(self, *failures_to_raise: BaseException) -> None:
+        self.calls: list[Envelope[Any]] = []
+        self.failures = list(failures_to_raise)
+
+    def __call__(self, event: Envelope[Any]) -> None:
+        self.calls.append(event)
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+def process(handler: Recorder, body: bytes, headers: dict[str, Any] | None = None,
+            attempts: int = 3) -> failures.Decision:
+    subscription = Subscription(QUEUE, (UserSignedUp,), handler)
+    return MessageProcessor(in_process_attempts=attempts, max_wait=0.0).process(
+        subscription, delivery(body, headers))
+
+
+def test_a_valid_event_reaches_the_handler_and_is_acked() -> None:
+    handler = Recorder()
+    event = envelope()
+    assert process(handler, event.to_json()).action is Action.ACK
+    assert handler.calls == [event]
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"id": 1}', b"\xff\xfe", b"[]"])
+def test_poison_is_dead_lettered_without_calling_the_handler(body: bytes) -> None:
+    handler = Recorder()
+    decision = process(handler, body)
+    assert (decision.action, decision.kind) == (Action.DEAD_LETTER, "permanent")
+    assert handler.calls == []
+
+
+def test_oversized_body_is_poison() -> None:
+    decision = process(Recorder(), b" " * (MAX_BODY_BYTES + 1))
+    assert decision.action is Action.DEAD_LETTER
+    assert "exceeds" in str(decision.error)
+
+
+def test_an_event_type_the_queue_does_not_handle_is_poison() -> None:
+    other = envelope().caused(
+        SpaceProvisioned(user_id=uuid.uuid4(), space_id=uuid.uuid4(), quota_bytes=1),
+        producer="provisioning")
+    decision = process(Recorder(), other.to_json())
+    assert decision.action is Action.DEAD_LETTER
+    assert "does not handle SpaceProvisioned" in str(decision.error)
+
+
+def test_transient_failure_is_retried_in_process_first() -> None:
+    handler = Recorder(TransientError("blip"), ConnectionError("blip"))
+    assert process(handler, envelope().to_json()).action is Action.ACK
+    assert len(handler.calls) == 3
+
+
+def test_transient_failure_goes_to_the_broker_retry_after_in_process_attempts() -> None:
+    handler = Recorder(*[TransientError("down")] * 3)
+    decision = process(handler, envelope().to_json(), {"x-signup-attempts": 1})
+    assert (decision.action, decision.attempt) == (Action.RETRY, 2)
+    assert len(handler.calls) == 3
+
+
+def test_permanent_failure_is_not_retried() -> None:
+    handler = Recorder(PermanentError("no such recipient"))
+    decision = process(handler, envelope().to_json())
+    assert decision.action is Action.DEAD_LETTER
+    assert len(handler.calls) == 1
+
+
+def test_rerouted_copy_goes_to_the_delay_queue_of_its_attempt() -> None:
+    subscription = Subscription(QUEUE, (UserSignedUp,), Recorder())
+    decision = failures.decide(TransientError("x"), 1, 3)
+    copy = rerouted(subscription, delivery(b"{}"), decision, "stats")
+    assert (copy.exchange, copy.routing_key) == ("", "stats.user_signed_up.retry.10s")
+    assert copy.headers[failures.ATTEMPTS] == 2
+    assert copy.headers[failures.ORIGINAL_QUEUE] == "stats.user_signed_up"
+
+
+def test_rerouted_copy_goes_to_the_dead_letter_queue_with_the_reason() -> None:
+    subscription = Subscription(QUEUE, (UserSignedUp,), Recorder())
+    decision = failures.decide(PermanentError("bad phone"), 0, 3)
+    copy = rerouted(subscription, delivery(b"junk"), decision, "stats")
+    assert (copy.exchange, copy.routing_key) == ("events.dlx", "stats.user_signed_up.dlq")
+    assert copy.body == b"junk"
+    assert copy.headers[failures.ERROR_MESSAGE] == "bad phone"
+    assert copy.headers[failures.SERVICE] == "stats"

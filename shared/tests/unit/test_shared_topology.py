@@ -1,0 +1,39 @@
+from signup_shared.messaging.topology import ConsumerQueue, delay_label
+
+
+def test_names_say_owner_and_event() -> None:
+    queue = ConsumerQueue("notifications", "accounts.user_signed_up")
+    assert queue.name == "notifications.user_signed_up"
+    assert queue.dlq_name == "notifications.user_signed_up.dlq"
+    assert [q.name for q in queue.retry_queues()] == [
+        "notifications.user_signed_up.retry.1s",
+        "notifications.user_signed_up.retry.10s",
+        "notifications.user_signed_up.retry.60s",
+    ]
+
+
+def test_main_queue_is_quorum_with_delivery_limit_and_dead_letters() -> None:
+    queue = ConsumerQueue("stats", "accounts.user_signed_up", delivery_limit=5).main_queue()
+    assert queue.queue_arguments == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 5,
+        "x-dead-letter-exchange": "events.dlx",
+        "x-dead-letter-routing-key": "stats.user_signed_up.dlq",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    assert queue.routing_key == "accounts.user_signed_up"
+
+
+def test_retry_queues_dead_letter_back_to_the_main_queue() -> None:
+    retry = ConsumerQueue("stats", "accounts.user_signed_up", retry_delays_ms=(500,)).retry_queues()
+    assert retry[0].name == "stats.user_signed_up.retry.500ms"
+    assert retry[0].queue_arguments == {
+        "x-message-ttl": 500,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "stats.user_signed_up",
+    }
+
+
+def test_delay_label() -> None:
+    assert (delay_label(1000), delay_label(60_000), delay_label(250)) == ("1s", "60s", "250ms")
