@@ -53,6 +53,12 @@ class FakeSession:
         self.rollbacks = 0
         self.scalar_results: list[Any] = []
 
+    def __enter__(self) -> "FakeSession":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
     def add(self, instance: Any) -> None:
         self.added.append(instance)
 

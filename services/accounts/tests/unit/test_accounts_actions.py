@@ -1,0 +1,93 @@
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from accounts import actions
+from accounts.actions import EmailAlreadyRegisteredError, NewSignup
+from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
+from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
+from signup_shared.testing import FakeSession
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+ADA = NewSignup(email="Ada@example.com", full_name="Ada Lovelace", plan=Plan.PRO,
+                phone="+14155550123")
+
+
+def test_sign_up_creates_user_pending_subscription_and_event() -> None:
+    session = FakeSession()
+    receipt = actions.sign_up(session, ADA, correlation_id="corr-1", now=NOW)  # type: ignore[arg-type]
+    [user] = session.added_of(User)
+    [subscription] = session.added_of(Subscription)
+    assert (user.email, user.full_name, user.phone) == ("Ada@example.com", "Ada Lovelace",
+                                                        "+14155550123")
+    assert subscription.user is user
+    assert (subscription.plan, subscription.status) == (Plan.PRO, SubscriptionStatus.PENDING)
+    assert receipt == actions.SignupReceipt(user.id, subscription.id, SubscriptionStatus.PENDING)
+    assert session.flushes == 1
+    assert session.commits == 0
+
+
+def test_sign_up_records_user_signed_up_in_the_outbox() -> None:
+    session = FakeSession()
+    receipt = actions.sign_up(session, ADA, correlation_id="corr-1", now=NOW)  # type: ignore[arg-type]
+    [row] = session.added_of(OutboxMessage)
+    event = parse_envelope(row.payload)
+    assert row.routing_key == "accounts.user_signed_up"
+    assert (event.producer, event.correlation_id) == ("accounts", "corr-1")
+    assert event.data.model_dump() == {
+        "user_id": receipt.user_id, "subscription_id": receipt.subscription_id,
+        "email": "Ada@example.com", "full_name": "Ada Lovelace", "phone": "+14155550123",
+        "plan": "pro", "signed_up_at": NOW,
+    }
+
+
+class Diag:
+    constraint_name = actions.EMAIL_UNIQUE_INDEX
+
+
+class UniqueViolation(Exception):
+    diag = Diag()
+
+
+class DuplicateOnFlush(FakeSession):
+    def __init__(self, orig: Exception) -> None:
+        super().__init__()
+        self.orig = orig
+
+    def flush(self) -> None:
+        raise IntegrityError("INSERT", {}, self.orig)
+
+
+def test_duplicate_email_becomes_a_domain_error() -> None:
+    with pytest.raises(EmailAlreadyRegisteredError):
+        actions.sign_up(DuplicateOnFlush(UniqueViolation()), ADA,  # type: ignore[arg-type]
+                        correlation_id="c")
+
+
+def test_other_integrity_errors_are_not_hidden() -> None:
+    with pytest.raises(IntegrityError):
+        actions.sign_up(DuplicateOnFlush(Exception("fk")), ADA,  # type: ignore[arg-type]
+                        correlation_id="c")
+
+
+def space_provisioned(user_id: uuid.UUID) -> Envelope[Any]:
+    return Envelope.wrap(SpaceProvisioned(user_id=user_id, space_id=uuid.uuid4(), quota_bytes=1),
+                         producer="provisioning", correlation_id="c", occurred_at=NOW)
+
+
+def test_activate_subscription_marks_it_active_once() -> None:
+    subscription = Subscription(status=SubscriptionStatus.PENDING)
+    session = FakeSession()
+    session.scalar_results = [subscription, subscription]
+    event = space_provisioned(uuid.uuid4())
+    assert actions.activate_subscription(session, event) is True  # type: ignore[arg-type]
+    assert (subscription.status, subscription.activated_at) == (SubscriptionStatus.ACTIVE, NOW)
+    assert actions.activate_subscription(session, event) is False  # type: ignore[arg-type]
+
+
+def test_activating_an_unknown_user_fails() -> None:
+    with pytest.raises(actions.UserNotFoundError):
+        actions.activate_subscription(FakeSession(), space_provisioned(uuid.uuid4()))  # type: ignore[arg-type]
