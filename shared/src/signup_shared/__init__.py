@@ -1,1 +1,1 @@
-"""Signup Platform shared library: contracts, messaging, outbox/inbox, database, logging, settings."""
+"""Signup Platform shared library: contracts, messaging, outbox, inbox, database, logging."""

@@ -1,4 +1,4 @@
-"""Database helpers: engine and sessions for PostgreSQL (psycopg 3), and the ``transaction`` decorator."""
+"""Database helpers: engine and sessions (psycopg 3), and the ``transaction`` decorator."""
 
 import functools
 from collections.abc import Callable

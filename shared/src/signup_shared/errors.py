@@ -1,4 +1,4 @@
-"""Failure classes every layer may raise; the consumer runtime decides retry or dead-letter from them."""
+"""Failure classes any layer may raise; the consumer runtime retries or dead-letters by them."""
 
 
 class PermanentError(Exception):

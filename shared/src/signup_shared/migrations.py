@@ -57,14 +57,17 @@ def create_outbox_table() -> None:
         sa.Column("producer", sa.String(100), nullable=False),
         sa.Column("correlation_id", sa.String(100), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("sent_at", sa.DateTime(timezone=True)),
     )
-    op.create_index("ix_outbox_pending", "outbox", ["position"],
-                    postgresql_where=sa.text("sent_at IS NULL"))
-    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"],
-                    postgresql_where=sa.text("sent_at IS NOT NULL"))
+    op.create_index(
+        "ix_outbox_pending", "outbox", ["position"], postgresql_where=sa.text("sent_at IS NULL")
+    )
+    op.create_index(
+        "ix_outbox_sent_at", "outbox", ["sent_at"], postgresql_where=sa.text("sent_at IS NOT NULL")
+    )
     for statement in outbox_ddl():
         op.execute(statement)
 
@@ -75,7 +78,8 @@ def create_inbox_table() -> None:
         "inbox",
         sa.Column("consumer", sa.String(200), primary_key=True),
         sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "received_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     )
     op.create_index("ix_inbox_received_at", "inbox", ["received_at"])

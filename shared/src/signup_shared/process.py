@@ -34,7 +34,7 @@ def database_ready(engine: Engine) -> Check:
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means not ready
+        except Exception:
             return False
         return True
 
@@ -63,13 +63,15 @@ class HealthServer:
         checks = self.checks
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            def do_GET(self) -> None:
                 if self.path == "/healthz":
                     self._reply(200, {"status": "ok"})
                 elif self.path == "/readyz":
                     ok, results = readiness(checks)
-                    self._reply(200 if ok else 503, {"status": "ok" if ok else "unavailable",
-                                                     "checks": results})
+                    self._reply(
+                        200 if ok else 503,
+                        {"status": "ok" if ok else "unavailable", "checks": results},
+                    )
                 else:
                     self._reply(404, {"detail": "not found"})
 
@@ -81,7 +83,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         return Handler

@@ -10,8 +10,8 @@ import os
 import shutil
 import subprocess
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +157,9 @@ def rollback_session(engine: Engine) -> Iterator[Session]:
     """
     with engine.connect() as connection:
         outer = connection.begin()
-        session = Session(bind=connection, join_transaction_mode="create_savepoint",
-                          expire_on_commit=False)
+        session = Session(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
         try:
             yield session
         finally:

@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 from kombu import Connection
-
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging import failures
@@ -37,8 +36,9 @@ class Handler:
 
 @pytest.fixture
 def consumer_queue(broker: Connection, producer: str) -> Iterator[ConsumerQueue]:
-    queue = ConsumerQueue(f"{producer}svc", f"{producer}.user_signed_up",
-                          retry_delays_ms=(200, 400))
+    queue = ConsumerQueue(
+        f"{producer}svc", f"{producer}.user_signed_up", retry_delays_ms=(200, 400)
+    )
     declare(broker, [queue])
     yield queue
     delete(broker, [queue])
@@ -48,7 +48,9 @@ def consumer_queue(broker: Connection, producer: str) -> Iterator[ConsumerQueue]
 def running(consumer_queue: ConsumerQueue) -> Iterator[tuple[Handler, ConsumerRuntime]]:
     handler = Handler()
     runtime = ConsumerRuntime(
-        "it", amqp_url(), [Subscription(consumer_queue, (UserSignedUp,), handler)],
+        "it",
+        amqp_url(),
+        [Subscription(consumer_queue, (UserSignedUp,), handler)],
         processor=MessageProcessor(in_process_attempts=1),
     )
     stop = threading.Event()
@@ -86,28 +88,43 @@ def dead_letters(broker: Connection, queue: ConsumerQueue) -> list[Any]:
     return found
 
 
-def test_good_events_are_handled_and_acked(running: tuple[Handler, ConsumerRuntime],
-                                           producer: str, broker: Connection,
-                                           consumer_queue: ConsumerQueue) -> None:
+def test_good_events_are_handled_and_acked(
+    running: tuple[Handler, ConsumerRuntime],
+    producer: str,
+    broker: Connection,
+    consumer_queue: ConsumerQueue,
+) -> None:
     handler, _ = running
     events = [user_signed_up(producer) for _ in range(20)]
     publish(*events)
     wait_for(lambda: len(handler.handled) == 20)
     assert handler.handled == [str(e.id) for e in events]
-    wait_for(lambda: broker.default_channel.queue_declare(
-        consumer_queue.name, passive=True).message_count == 0)
+    wait_for(
+        lambda: (
+            broker.default_channel.queue_declare(consumer_queue.name, passive=True).message_count
+            == 0
+        )
+    )
 
 
 def test_poison_goes_to_the_dlq_with_its_reason_and_good_ones_keep_flowing(
-    running: tuple[Handler, ConsumerRuntime], producer: str, broker: Connection,
+    running: tuple[Handler, ConsumerRuntime],
+    producer: str,
+    broker: Connection,
     consumer_queue: ConsumerQueue,
 ) -> None:
     handler, _ = running
     good = user_signed_up(producer)
     publish(good, raw=b"{not json", routing_key=f"{producer}.user_signed_up")
     wait_for(lambda: handler.handled == [str(good.id)])
-    wait_for(lambda: broker.default_channel.queue_declare(
-        consumer_queue.dlq_name, passive=True).message_count == 1)
+    wait_for(
+        lambda: (
+            broker.default_channel.queue_declare(
+                consumer_queue.dlq_name, passive=True
+            ).message_count
+            == 1
+        )
+    )
     [dead] = dead_letters(broker, consumer_queue)
     headers = dead.headers
     assert dead.body == b"{not json"
@@ -130,7 +147,9 @@ def test_transient_failure_is_retried_through_the_delay_queue(
 
 
 def test_retries_exhausted_or_permanent_end_in_the_dlq(
-    running: tuple[Handler, ConsumerRuntime], producer: str, broker: Connection,
+    running: tuple[Handler, ConsumerRuntime],
+    producer: str,
+    broker: Connection,
     consumer_queue: ConsumerQueue,
 ) -> None:
     handler, _ = running
@@ -138,8 +157,14 @@ def test_retries_exhausted_or_permanent_end_in_the_dlq(
     handler.fail(flaky, *[TransientError("down")] * 5)
     handler.fail(refused, PermanentError("gateway said 400"))
     publish(flaky, refused, fine)
-    wait_for(lambda: broker.default_channel.queue_declare(
-        consumer_queue.dlq_name, passive=True).message_count == 2)
+    wait_for(
+        lambda: (
+            broker.default_channel.queue_declare(
+                consumer_queue.dlq_name, passive=True
+            ).message_count
+            == 2
+        )
+    )
     by_id = {m.properties["message_id"]: m.headers for m in dead_letters(broker, consumer_queue)}
     assert by_id[str(flaky.id)][failures.FAILURE_KIND] == "exhausted"
     assert by_id[str(flaky.id)][failures.ATTEMPTS] == 3

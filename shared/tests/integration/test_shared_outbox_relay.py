@@ -3,14 +3,13 @@ from collections.abc import Iterator
 
 import pytest
 from kombu import Connection, Queue
-from sqlalchemy import Engine, delete, func, select, text
-from sqlalchemy.orm import DeclarativeBase, Session
-
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
 from signup_shared.messaging.topology import declare, events_exchange
 from signup_shared.outbox import OutboxMixin, OutboxRelay, outbox_ddl
 from signup_shared.outbox.relay import NotificationListener
 from signup_shared.testing import FakePublisher, amqp_url, scratch_database, user_signed_up
+from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy.orm import DeclarativeBase, Session
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +17,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def queue(broker: Connection, producer: str) -> Iterator[Queue]:
     declare(broker)
-    bound = Queue(f"{producer}.events", events_exchange, routing_key=f"{producer}.#",
-                  durable=False, auto_delete=False)(broker.default_channel)
+    bound = Queue(
+        f"{producer}.events",
+        events_exchange,
+        routing_key=f"{producer}.#",
+        durable=False,
+        auto_delete=False,
+    )(broker.default_channel)
     bound.declare()
     yield bound
     bound.delete()
@@ -66,8 +70,12 @@ def drain(queue: Queue) -> list[str]:
 
 def pending(engine: Engine) -> int:
     with engine.connect() as connection:
-        return int(connection.scalar(
-            select(func.count()).select_from(Outbox).where(Outbox.sent_at.is_(None))) or 0)
+        return int(
+            connection.scalar(
+                select(func.count()).select_from(Outbox).where(Outbox.sent_at.is_(None))
+            )
+            or 0
+        )
 
 
 def relay(engine: Engine, batch_size: int = 100) -> OutboxRelay:
@@ -110,14 +118,13 @@ def test_a_failed_batch_stays_pending_and_a_new_relay_resumes_it(
     assert drain(queue) == ids[3:]
 
 
-def test_two_relays_never_publish_the_same_row(
-    outbox: Engine, queue: Queue, producer: str
-) -> None:
+def test_two_relays_never_publish_the_same_row(outbox: Engine, queue: Queue, producer: str) -> None:
     ids = write_events(outbox, producer, 2000)
     relays = [relay(outbox, batch_size=50) for _ in range(2)]
     counts: list[int] = []
-    threads = [threading.Thread(target=lambda r=r: counts.append(r.publish_pending()))
-               for r in relays]
+    threads = [
+        threading.Thread(target=lambda r=r: counts.append(r.publish_pending())) for r in relays
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -153,7 +160,10 @@ def test_prune_removes_only_old_sent_rows(outbox: Engine, queue: Queue, producer
     r.publish_pending()
     write_events(outbox, producer, 2)
     with outbox.begin() as connection:
-        connection.execute(Outbox.__table__.update().where(Outbox.sent_at.is_not(None))
-                           .values(sent_at=func.now() - r.retention * 2))
+        connection.execute(
+            Outbox.__table__.update()
+            .where(Outbox.sent_at.is_not(None))
+            .values(sent_at=func.now() - r.retention * 2)
+        )
     assert r.prune() == 3
     assert pending(outbox) == 2

@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.messaging import failures
@@ -22,15 +21,25 @@ QUEUE = ConsumerQueue("stats", "accounts.user_signed_up")
 
 def envelope() -> Envelope[UserSignedUp]:
     data = UserSignedUp(
-        user_id=uuid.uuid4(), subscription_id=uuid.uuid4(), email="ada@example.com",
-        full_name="Ada", phone=None, plan="free", signed_up_at=datetime.now(UTC),
+        user_id=uuid.uuid4(),
+        subscription_id=uuid.uuid4(),
+        email="ada@example.com",
+        full_name="Ada",
+        phone=None,
+        plan="free",
+        signed_up_at=datetime.now(UTC),
     )
     return Envelope.wrap(data, producer="accounts", correlation_id="corr")
 
 
 def delivery(body: bytes, headers: dict[str, Any] | None = None) -> Delivery:
-    return Delivery(body=body, headers=headers or {}, properties={"message_id": "m1"},
-                    exchange="events", routing_key="accounts.user_signed_up")
+    return Delivery(
+        body=body,
+        headers=headers or {},
+        properties={"message_id": "m1"},
+        exchange="events",
+        routing_key="accounts.user_signed_up",
+    )
 
 
 class Recorder:
@@ -44,11 +53,13 @@ class Recorder:
             raise self.failures.pop(0)
 
 
-def process(handler: Recorder, body: bytes, headers: dict[str, Any] | None = None,
-            attempts: int = 3) -> failures.Decision:
+def process(
+    handler: Recorder, body: bytes, headers: dict[str, Any] | None = None, attempts: int = 3
+) -> failures.Decision:
     subscription = Subscription(QUEUE, (UserSignedUp,), handler)
     return MessageProcessor(in_process_attempts=attempts, max_wait=0.0).process(
-        subscription, delivery(body, headers))
+        subscription, delivery(body, headers)
+    )
 
 
 def test_a_valid_event_reaches_the_handler_and_is_acked() -> None:
@@ -75,7 +86,8 @@ def test_oversized_body_is_poison() -> None:
 def test_an_event_type_the_queue_does_not_handle_is_poison() -> None:
     other = envelope().caused(
         SpaceProvisioned(user_id=uuid.uuid4(), space_id=uuid.uuid4(), quota_bytes=1),
-        producer="provisioning")
+        producer="provisioning",
+    )
     decision = process(Recorder(), other.to_json())
     assert decision.action is Action.DEAD_LETTER
     assert "does not handle SpaceProvisioned" in str(decision.error)

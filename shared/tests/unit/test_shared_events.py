@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
-
 from signup_shared.events import (
     Envelope,
     SpaceProvisioned,
@@ -16,8 +15,12 @@ from signup_shared.events import (
 
 def signed_up(**overrides: object) -> UserSignedUp:
     fields: dict[str, object] = {
-        "user_id": uuid.uuid4(), "subscription_id": uuid.uuid4(), "email": "ada@example.com",
-        "full_name": "Ada Lovelace", "phone": "+14155550123", "plan": "pro",
+        "user_id": uuid.uuid4(),
+        "subscription_id": uuid.uuid4(),
+        "email": "ada@example.com",
+        "full_name": "Ada Lovelace",
+        "phone": "+14155550123",
+        "plan": "pro",
         "signed_up_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     }
     fields.update(overrides)
@@ -71,6 +74,8 @@ def test_payload_is_validated(field: str, value: str) -> None:
 
 def test_envelope_requires_an_aware_timestamp() -> None:
     envelope = Envelope.wrap(signed_up(), producer="accounts", correlation_id="c")
-    naive = envelope.to_json().replace(b'"occurred_at":"2', b'"occurred_at":"2').replace(b"Z\"", b'"', 1)
+    naive = (
+        envelope.to_json().replace(b'"occurred_at":"2', b'"occurred_at":"2').replace(b'Z"', b'"', 1)
+    )
     with pytest.raises(ValidationError):
         parse_envelope(naive)

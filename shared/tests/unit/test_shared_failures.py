@@ -1,20 +1,24 @@
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy.exc import OperationalError
-
 from signup_shared.errors import PermanentError, PoisonMessageError, TransientError
 from signup_shared.messaging import failures
 from signup_shared.messaging.failures import Action
+from sqlalchemy.exc import OperationalError
 
 
 def test_permanent_failures_are_dead_lettered_at_once() -> None:
     decision = failures.decide(PoisonMessageError("bad"), previous_attempts=0, retry_slots=3)
-    assert (decision.action, decision.kind, decision.attempt) == (Action.DEAD_LETTER, "permanent", 1)
+    assert (decision.action, decision.kind, decision.attempt) == (
+        Action.DEAD_LETTER,
+        "permanent",
+        1,
+    )
 
 
-@pytest.mark.parametrize("previous,action", [(0, Action.RETRY), (2, Action.RETRY),
-                                             (3, Action.DEAD_LETTER)])
+@pytest.mark.parametrize(
+    "previous,action", [(0, Action.RETRY), (2, Action.RETRY), (3, Action.DEAD_LETTER)]
+)
 def test_transient_failures_retry_until_the_slots_are_used(previous: int, action: Action) -> None:
     decision = failures.decide(TransientError("later"), previous_attempts=previous, retry_slots=3)
     assert decision.action is action
@@ -42,13 +46,24 @@ def test_failure_headers_keep_the_first_failure_and_origin() -> None:
     first = datetime(2026, 1, 1, tzinfo=UTC)
     later = datetime(2026, 1, 2, tzinfo=UTC)
     decision = failures.decide(TransientError("smtp 421"), 0, 3)
-    headers = failures.failure_headers({"x-event-version": 1}, decision, service="notifications",
-                                       queue="notifications.user_signed_up", exchange="events",
-                                       routing_key="accounts.user_signed_up", now=first)
-    again = failures.failure_headers(headers, failures.decide(TransientError("x"), 1, 3),
-                                     service="notifications", queue="notifications.user_signed_up",
-                                     exchange="", routing_key="notifications.user_signed_up.retry.1s",
-                                     now=later)
+    headers = failures.failure_headers(
+        {"x-event-version": 1},
+        decision,
+        service="notifications",
+        queue="notifications.user_signed_up",
+        exchange="events",
+        routing_key="accounts.user_signed_up",
+        now=first,
+    )
+    again = failures.failure_headers(
+        headers,
+        failures.decide(TransientError("x"), 1, 3),
+        service="notifications",
+        queue="notifications.user_signed_up",
+        exchange="",
+        routing_key="notifications.user_signed_up.retry.1s",
+        now=later,
+    )
     assert again[failures.FIRST_FAILURE_AT] == first.isoformat()
     assert again[failures.LAST_FAILURE_AT] == later.isoformat()
     assert again[failures.ORIGINAL_ROUTING_KEY] == "accounts.user_signed_up"

@@ -1,7 +1,11 @@
 import pytest
 import structlog
-
-from signup_shared.logging import correlation_scope, current_correlation_id, mask, mask_personal_data
+from signup_shared.logging import (
+    correlation_scope,
+    current_correlation_id,
+    mask,
+    mask_personal_data,
+)
 
 
 @pytest.mark.parametrize(
@@ -15,7 +19,10 @@ def test_mask(value: str, masked: str) -> None:
 def test_processor_masks_only_personal_keys() -> None:
     event = {"event": "x", "email": "ada@example.com", "phone": "+14155550123", "plan": "pro"}
     assert mask_personal_data(None, "info", event) == {
-        "event": "x", "email": "a***@example.com", "phone": "+*********23", "plan": "pro",
+        "event": "x",
+        "email": "a***@example.com",
+        "phone": "+*********23",
+        "plan": "pro",
     }
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from signup_shared.db import transaction
 from signup_shared.testing import FakeSession
 

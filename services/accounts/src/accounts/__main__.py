@@ -1,24 +1,18 @@
-"""accounts command line: ``accounts web|relay|consume|migrate|topology``."""
+"""accounts command line: relay, consume, migrate, topology (the API is ``accounts-web``)."""
 
 import argparse
 from pathlib import Path
 
 import structlog
-import uvicorn
-
-from accounts import bootstrap
-from accounts.settings import AccountsSettings
 from signup_shared import migrations
 from signup_shared.logging import configure_logging
 from signup_shared.process import stop_on_signals
 
+from accounts import bootstrap
+from accounts.settings import AccountsSettings
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = structlog.get_logger("accounts")
-
-
-def web(settings: AccountsSettings) -> None:
-    uvicorn.run(bootstrap.web_app(settings), host=settings.http_host, port=settings.http_port,
-                log_level="warning", access_log=False)
 
 
 def relay(settings: AccountsSettings) -> None:
@@ -40,8 +34,7 @@ def declare(settings: AccountsSettings) -> None:
     log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
 
 
-COMMANDS = {"web": web, "relay": relay, "consume": consume, "migrate": migrate,
-            "topology": declare}
+COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": declare}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
-from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 
 PRODUCER = "accounts"
 EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
@@ -72,7 +72,10 @@ def sign_up(
         created_at=now,
     )
     subscription = Subscription(
-        id=uuid.uuid4(), user=user, plan=signup.plan, status=SubscriptionStatus.PENDING,
+        id=uuid.uuid4(),
+        user=user,
+        plan=signup.plan,
+        status=SubscriptionStatus.PENDING,
         created_at=now,
     )
     event = Envelope.wrap(
@@ -131,6 +134,8 @@ def activate_subscription(session: Session, event: Envelope[SpaceProvisioned]) -
     if subscription is None:
         raise UserNotFoundError(str(event.data.user_id))
     activated = subscription.activate(event.occurred_at)
-    log.info("subscription.activated" if activated else "subscription.already_active",
-             user_id=str(event.data.user_id))
+    log.info(
+        "subscription.activated" if activated else "subscription.already_active",
+        user_id=str(event.data.user_id),
+    )
     return activated

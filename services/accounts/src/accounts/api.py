@@ -12,14 +12,14 @@ from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from signup_shared.db import transaction
+from signup_shared.logging import correlation_scope, current_correlation_id, new_correlation_id
+from signup_shared.process import Check, readiness
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts import actions
 from accounts.actions import NewSignup
-from signup_shared.db import transaction
-from signup_shared.logging import correlation_scope, current_correlation_id, new_correlation_id
-from signup_shared.process import Check, readiness
 
 CORRELATION_HEADER = "X-Correlation-ID"
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -31,8 +31,9 @@ class SignupRequest(BaseModel):
     email: EmailStr = Field(max_length=320)
     full_name: FullName
     plan: Literal["free", "pro", "team"]
-    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{1,14}$",
-                              description="E.164, e.g. +14155550123")
+    phone: str | None = Field(
+        default=None, pattern=r"^\+[1-9]\d{1,14}$", description="E.164, e.g. +14155550123"
+    )
 
 
 class SignupResponse(BaseModel):
@@ -115,8 +116,11 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error(413, f"request body larger than {self.limit} bytes",
-                         [FieldError(field="body", message="too large")])
+        response = error(
+            413,
+            f"request body larger than {self.limit} bytes",
+            [FieldError(field="body", message="too large")],
+        )
         await response(scope, receive, send)
 
 
@@ -146,8 +150,11 @@ def create_app(
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [FieldError(field=_field(tuple(e["loc"])), message=e["msg"]) for e in exc.errors()]
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            return error(400, "request body is not valid JSON",
-                         [FieldError(field="body", message="invalid JSON")])
+            return error(
+                400,
+                "request body is not valid JSON",
+                [FieldError(field="body", message="invalid JSON")],
+            )
         return error(422, "invalid request", errors)
 
     @app.exception_handler(actions.EmailAlreadyRegisteredError)
@@ -162,24 +169,41 @@ def create_app(
         "/signups",
         status_code=status.HTTP_201_CREATED,
         response_model=SignupResponse,
-        responses={400: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
-                   413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        responses={
+            400: {"model": ErrorResponse},
+            409: {"model": ErrorResponse},
+            413: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+        },
     )
     def post_signup(body: SignupRequest, db: SessionDep) -> SignupResponse:
-        signup = NewSignup(email=body.email, full_name=body.full_name,
-                           plan=actions.Plan(body.plan), phone=body.phone)
+        signup = NewSignup(
+            email=body.email,
+            full_name=body.full_name,
+            plan=actions.Plan(body.plan),
+            phone=body.phone,
+        )
         receipt = _sign_up(db, signup, current_correlation_id() or new_correlation_id())
-        return SignupResponse(user_id=receipt.user_id, subscription_id=receipt.subscription_id,
-                              status=receipt.status.value)
+        return SignupResponse(
+            user_id=receipt.user_id,
+            subscription_id=receipt.subscription_id,
+            status=receipt.status.value,
+        )
 
-    @app.get("/users/{user_id}", response_model=UserResponse,
-             responses={404: {"model": ErrorResponse}})
+    @app.get(
+        "/users/{user_id}", response_model=UserResponse, responses={404: {"model": ErrorResponse}}
+    )
     def get_user(user_id: uuid.UUID, db: SessionDep) -> UserResponse:
         profile = _get_user(db, user_id, persist=False)
         return UserResponse(
-            user_id=profile.user_id, email=profile.email, full_name=profile.full_name,
-            phone=profile.phone, plan=profile.plan.value, subscription_id=profile.subscription_id,
-            status=profile.status.value, created_at=profile.created_at,
+            user_id=profile.user_id,
+            email=profile.email,
+            full_name=profile.full_name,
+            phone=profile.phone,
+            plan=profile.plan.value,
+            subscription_id=profile.subscription_id,
+            status=profile.status.value,
+            created_at=profile.created_at,
         )
 
     @app.get("/healthz")
@@ -189,8 +213,10 @@ def create_app(
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         ok, results = readiness(checks)
-        return JSONResponse(status_code=200 if ok else 503,
-                            content={"status": "ok" if ok else "unavailable", "checks": results})
+        return JSONResponse(
+            status_code=200 if ok else 503,
+            content={"status": "ok" if ok else "unavailable", "checks": results},
+        )
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

@@ -2,23 +2,20 @@
 
 from datetime import timedelta
 
-from kombu import Connection
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from accounts import api, consumers, models
-from accounts.settings import AccountsSettings
-from fastapi import FastAPI
+from kombu.connection import Connection
 from signup_shared.db import make_engine, make_session_factory
 from signup_shared.events import SpaceProvisioned
 from signup_shared.messaging import topology
-from signup_shared.messaging.connection import broker_ready
 from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
 from signup_shared.messaging.handlers import exactly_once, session_handler
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox import OutboxRelay
-from signup_shared.process import database_ready
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from accounts import consumers, models
+from accounts.settings import AccountsSettings
 
 SERVICE = "accounts"
 
@@ -41,16 +38,11 @@ def database(settings: AccountsSettings) -> tuple[Engine, sessionmaker[Session]]
     return engine, make_session_factory(engine)
 
 
-def web_app(settings: AccountsSettings) -> FastAPI:
-    engine, sessions = database(settings)
-    checks = {"database": database_ready(engine), "broker": broker_ready(settings.amqp_url)}
-    return api.create_app(sessions, checks, settings.max_body_bytes)
-
-
 def relay(settings: AccountsSettings) -> OutboxRelay:
     engine, _ = database(settings)
-    publisher = ConfirmingPublisher(settings.amqp_url, settings.confirm_timeout,
-                                    settings.amqp_heartbeat)
+    publisher = ConfirmingPublisher(
+        settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
+    )
     return OutboxRelay(
         engine,
         models.OutboxMessage,

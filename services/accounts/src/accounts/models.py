@@ -4,11 +4,10 @@ import enum
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-
 from signup_shared.inbox import InboxMixin
 from signup_shared.outbox import OutboxMixin
+from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -48,10 +47,15 @@ class Subscription(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), unique=True)
-    plan: Mapped[Plan] = mapped_column(Enum(Plan, name="plan", values_callable=lambda e: [m.value for m in e]))
+    plan: Mapped[Plan] = mapped_column(
+        Enum(Plan, name="plan", values_callable=lambda e: [m.value for m in e])
+    )
     status: Mapped[SubscriptionStatus] = mapped_column(
-        Enum(SubscriptionStatus, name="subscription_status",
-             values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            SubscriptionStatus,
+            name="subscription_status",
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=SubscriptionStatus.PENDING,
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -3,14 +3,20 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.orm import Session
-
 from accounts import actions, api, consumers
 from accounts.actions import NewSignup
-from accounts.models import InboxMessage, OutboxMessage, Plan, Subscription, SubscriptionStatus, User
+from accounts.models import (
+    InboxMessage,
+    OutboxMessage,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    User,
+)
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
 from signup_shared.messaging.handlers import exactly_once
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +44,11 @@ def test_get_user_reads_user_and_subscription(session: Session) -> None:
     receipt = actions.sign_up(session, signup(phone=None), correlation_id="c")
     profile = actions.get_user(session, receipt.user_id)
     assert (profile.email, profile.phone, profile.plan, profile.status) == (
-        "ada@example.com", None, Plan.TEAM, SubscriptionStatus.PENDING)
+        "ada@example.com",
+        None,
+        Plan.TEAM,
+        SubscriptionStatus.PENDING,
+    )
     with pytest.raises(actions.UserNotFoundError):
         actions.get_user(session, uuid.uuid4())
 
@@ -47,11 +57,17 @@ def test_space_provisioned_activates_once_even_when_redelivered(session: Session
     receipt = actions.sign_up(session, signup(), correlation_id="c")
     event: Envelope[Any] = Envelope.wrap(
         SpaceProvisioned(user_id=receipt.user_id, space_id=uuid.uuid4(), quota_bytes=1),
-        producer="provisioning", correlation_id="c")
-    handle = exactly_once("accounts.space_provisioned", InboxMessage, consumers.on_space_provisioned)
+        producer="provisioning",
+        correlation_id="c",
+    )
+    handle = exactly_once(
+        "accounts.space_provisioned", InboxMessage, consumers.on_space_provisioned
+    )
     handle(session, event, persist=None)
     handle(session, event, persist=None)
-    subscription = session.scalar(select(Subscription).where(Subscription.user_id == receipt.user_id))
+    subscription = session.scalar(
+        select(Subscription).where(Subscription.user_id == receipt.user_id)
+    )
     assert subscription is not None and subscription.status is SubscriptionStatus.ACTIVE
     assert session.scalar(select(func.count()).select_from(InboxMessage)) == 1
 

@@ -3,17 +3,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
-
 from accounts import actions
 from accounts.actions import EmailAlreadyRegisteredError, NewSignup
 from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
 from signup_shared.testing import FakeSession
+from sqlalchemy.exc import IntegrityError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-ADA = NewSignup(email="Ada@example.com", full_name="Ada Lovelace", plan=Plan.PRO,
-                phone="+14155550123")
+ADA = NewSignup(
+    email="Ada@example.com", full_name="Ada Lovelace", plan=Plan.PRO, phone="+14155550123"
+)
 
 
 def test_sign_up_creates_user_pending_subscription_and_event() -> None:
@@ -21,8 +21,11 @@ def test_sign_up_creates_user_pending_subscription_and_event() -> None:
     receipt = actions.sign_up(session, ADA, correlation_id="corr-1", now=NOW)  # type: ignore[arg-type]
     [user] = session.added_of(User)
     [subscription] = session.added_of(Subscription)
-    assert (user.email, user.full_name, user.phone) == ("Ada@example.com", "Ada Lovelace",
-                                                        "+14155550123")
+    assert (user.email, user.full_name, user.phone) == (
+        "Ada@example.com",
+        "Ada Lovelace",
+        "+14155550123",
+    )
     assert subscription.user is user
     assert (subscription.plan, subscription.status) == (Plan.PRO, SubscriptionStatus.PENDING)
     assert receipt == actions.SignupReceipt(user.id, subscription.id, SubscriptionStatus.PENDING)
@@ -38,9 +41,13 @@ def test_sign_up_records_user_signed_up_in_the_outbox() -> None:
     assert row.routing_key == "accounts.user_signed_up"
     assert (event.producer, event.correlation_id) == ("accounts", "corr-1")
     assert event.data.model_dump() == {
-        "user_id": receipt.user_id, "subscription_id": receipt.subscription_id,
-        "email": "Ada@example.com", "full_name": "Ada Lovelace", "phone": "+14155550123",
-        "plan": "pro", "signed_up_at": NOW,
+        "user_id": receipt.user_id,
+        "subscription_id": receipt.subscription_id,
+        "email": "Ada@example.com",
+        "full_name": "Ada Lovelace",
+        "phone": "+14155550123",
+        "plan": "pro",
+        "signed_up_at": NOW,
     }
 
 
@@ -63,19 +70,29 @@ class DuplicateOnFlush(FakeSession):
 
 def test_duplicate_email_becomes_a_domain_error() -> None:
     with pytest.raises(EmailAlreadyRegisteredError):
-        actions.sign_up(DuplicateOnFlush(UniqueViolation()), ADA,  # type: ignore[arg-type]
-                        correlation_id="c")
+        actions.sign_up(
+            DuplicateOnFlush(UniqueViolation()),
+            ADA,  # type: ignore[arg-type]
+            correlation_id="c",
+        )
 
 
 def test_other_integrity_errors_are_not_hidden() -> None:
     with pytest.raises(IntegrityError):
-        actions.sign_up(DuplicateOnFlush(Exception("fk")), ADA,  # type: ignore[arg-type]
-                        correlation_id="c")
+        actions.sign_up(
+            DuplicateOnFlush(Exception("fk")),
+            ADA,  # type: ignore[arg-type]
+            correlation_id="c",
+        )
 
 
 def space_provisioned(user_id: uuid.UUID) -> Envelope[Any]:
-    return Envelope.wrap(SpaceProvisioned(user_id=user_id, space_id=uuid.uuid4(), quota_bytes=1),
-                         producer="provisioning", correlation_id="c", occurred_at=NOW)
+    return Envelope.wrap(
+        SpaceProvisioned(user_id=user_id, space_id=uuid.uuid4(), quota_bytes=1),
+        producer="provisioning",
+        correlation_id="c",
+        occurred_at=NOW,
+    )
 
 
 def test_activate_subscription_marks_it_active_once() -> None:

@@ -4,10 +4,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-
 from accounts import actions, api
 from accounts.models import Plan, SubscriptionStatus
+from fastapi.testclient import TestClient
 from signup_shared.testing import FakeSession
 
 USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
@@ -54,8 +53,16 @@ def fake_actions(monkeypatch: pytest.MonkeyPatch, state: Calls) -> None:
     def get_user(_session: Any, user_id: uuid.UUID) -> actions.UserProfile:
         if user_id != USER_ID:
             raise actions.UserNotFoundError(str(user_id))
-        return actions.UserProfile(USER_ID, "ada@example.com", "Ada", None, Plan.PRO, SUB_ID,
-                                   SubscriptionStatus.ACTIVE, datetime(2026, 1, 1, tzinfo=UTC))
+        return actions.UserProfile(
+            USER_ID,
+            "ada@example.com",
+            "Ada",
+            None,
+            Plan.PRO,
+            SUB_ID,
+            SubscriptionStatus.ACTIVE,
+            datetime(2026, 1, 1, tzinfo=UTC),
+        )
 
     monkeypatch.setattr(actions, "sign_up", sign_up)
     monkeypatch.setattr(actions, "get_user", get_user)
@@ -64,8 +71,11 @@ def fake_actions(monkeypatch: pytest.MonkeyPatch, state: Calls) -> None:
 def test_signup_returns_201_and_commits(client: TestClient, state: Calls) -> None:
     response = client.post("/signups", json=VALID, headers={"X-Correlation-ID": "corr-9"})
     assert response.status_code == 201
-    assert response.json() == {"user_id": str(USER_ID), "subscription_id": str(SUB_ID),
-                               "status": "pending"}
+    assert response.json() == {
+        "user_id": str(USER_ID),
+        "subscription_id": str(SUB_ID),
+        "status": "pending",
+    }
     [(signup, correlation_id)] = state.signups
     assert (signup.email, signup.plan, signup.phone) == ("ada@example.com", Plan.PRO, None)
     assert correlation_id == "corr-9"
@@ -119,8 +129,9 @@ def test_missing_field_is_named(client: TestClient) -> None:
 
 
 def test_non_json_body_is_400(client: TestClient) -> None:
-    response = client.post("/signups", content=b"{oops",
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/signups", content=b"{oops", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "body"
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from kombu import Connection
+from kombu.connection import Connection
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     *Connection().connection_errors,

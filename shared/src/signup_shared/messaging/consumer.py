@@ -10,16 +10,17 @@ at once with the reason in headers; transient errors are retried in process (ten
 through the delay queues, then dead-lettered. Nothing is acked and dropped.
 """
 
+import contextlib
 import queue
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from kombu import Connection, Consumer
+from kombu.connection import Connection
 from kombu.message import Message
+from kombu.messaging import Consumer
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from signup_shared.backoff import Backoff
@@ -89,7 +90,7 @@ class MessageProcessor:
         ):
             try:
                 self._handle(subscription.handler, envelope)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified, none is lost
+            except Exception as exc:
                 decision = failures.decide(exc, previous, slots)
                 log.warning(
                     "message.failed",
@@ -239,10 +240,8 @@ class ConsumerRuntime:
         return dispatch
 
     def _pump(self, connection: Connection, timeout: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             connection.drain_events(timeout=timeout)
-        except (TimeoutError, socket.timeout):
-            pass
         connection.heartbeat_check()
         self._apply_done()
 

@@ -6,13 +6,12 @@ batch costs one broker round trip instead of one per message. Messages are persi
 messages count as not published (the caller keeps them and tries again: duplicates, never loss).
 """
 
-import socket
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import structlog
-from kombu import Connection
+from kombu.connection import Connection
 
 from signup_shared.messaging.connection import connect
 from signup_shared.messaging.wire import OutgoingMessage
@@ -104,7 +103,7 @@ class ConfirmingPublisher:
         if connection is not None:
             try:
                 connection.release()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do
+            except Exception:
                 log.debug("publisher.close_failed", exc_info=True)
 
     def heartbeat_check(self) -> None:
@@ -151,7 +150,7 @@ class ConfirmingPublisher:
                 )
             try:
                 self._connection.drain_events(timeout=remaining)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
         if confirms.failed:
             raise PublishError(

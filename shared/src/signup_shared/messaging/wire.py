@@ -1,4 +1,4 @@
-"""Events on the wire: JSON bodies whose AMQP properties mirror the envelope (readable on the dashboard)."""
+"""Events on the wire: JSON bodies whose AMQP properties mirror the envelope."""
 
 import time
 from dataclasses import dataclass, field

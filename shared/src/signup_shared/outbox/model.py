@@ -41,7 +41,8 @@ class OutboxMixin:
 
     @classmethod
     def from_envelope(cls, envelope: Envelope[Any]) -> Any:
-        return cls(
+        mapped: Any = cls
+        return mapped(
             event_id=envelope.id,
             routing_key=envelope.routing_key,
             event_type=envelope.type,

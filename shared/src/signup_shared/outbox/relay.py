@@ -157,9 +157,7 @@ class NotificationListener:
 
     def wait(self, timeout: float) -> None:
         try:
-            notifications: Iterator[Any] = self._connect().notifies(
-                timeout=timeout, stop_after=1
-            )
+            notifications: Iterator[Any] = self._connect().notifies(timeout=timeout, stop_after=1)
             for _ in notifications:
                 pass
         except psycopg.Error:

@@ -1,0 +1,54 @@
+# Signup Platform. `make run` starts everything; `make test` runs every check and test.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := 3.11
+VENV := .venv/bin
+PYTEST := $(VENV)/python -m pytest -p no:cacheprovider
+
+.PHONY: help install servers run test lint typecheck architecture unit integration e2e faults bench clean
+
+help:
+	@echo "make run    start the whole system (servers, databases, topology, all services)"
+	@echo "make test   lint, type checks, architecture contracts, unit, integration and e2e tests"
+	@echo "make unit | integration | e2e | faults | bench | lint | typecheck | architecture"
+
+install:
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	@$$(command -v uv || echo python3 -m uv) sync --all-packages --frozen --quiet
+
+servers:
+	@bash deploy/ensure-servers.sh
+
+run: install
+	@bash deploy/run.sh
+
+lint: install
+	$(VENV)/ruff check .
+
+typecheck: install
+	$(VENV)/mypy --strict -p signup_shared
+	$(VENV)/mypy -p accounts -p notifications -p provisioning -p stats -p devsinks -p signup_dlq
+
+architecture: install
+	$(VENV)/lint-imports
+
+unit: install
+	$(PYTEST) -m "not integration and not e2e and not faults" --durations=5
+
+integration: install servers
+	$(PYTEST) -m integration
+
+e2e: install servers
+	$(PYTEST) -m e2e tests
+
+faults: install servers
+	$(PYTEST) -m faults tests --faults=all
+
+bench: install servers
+	$(VENV)/python tests/bench/bench.py
+
+test: install servers lint typecheck architecture
+	$(PYTEST) --durations=10
+
+clean:
+	rm -rf var .venv

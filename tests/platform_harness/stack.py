@@ -1,0 +1,310 @@
+"""A private copy of the platform: its own databases, RabbitMQ vhost, ports and working folder.
+
+The processes are the ones ``make run`` starts (read from ``deploy/Procfile``), so the tests
+exercise exactly what operators run. Nothing is left behind: ``close()`` stops the processes,
+drops the databases and deletes the vhost.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from devsinks.reading import read_mail, read_sms
+from signup_shared.testing import postgres_server_url
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("accounts", "notifications", "provisioning", "stats")
+MANAGEMENT = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
+AMQP_HOST = os.environ.get("TEST_AMQP_HOSTPORT", "127.0.0.1:5672")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (REPO / "deploy" / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float, interval: float = 0.1, message: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{message} not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    name: str = field(default_factory=lambda: f"e2e{uuid.uuid4().hex[:8]}")
+    extra_env: dict[str, str] = field(default_factory=dict)
+    root: Path = field(init=False)
+    env: dict[str, str] = field(init=False)
+    ports: dict[str, int] = field(init=False)
+    processes: dict[str, subprocess.Popen[bytes]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        self.ports = {
+            key: free_port()
+            for key in (
+                "accounts",
+                "notifications",
+                "provisioning",
+                "stats",
+                "stats_consumer",
+                "smtp",
+                "sms",
+            )
+        }
+        vhost = urllib.parse.quote(self.name, safe="")
+        self.amqp_url = f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICES_PREFIXES)}
+        env.update(
+            {
+                "PATH": f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1",
+                "LOG_FORMAT": "json",
+                "AMQP_URL": self.amqp_url,
+                "SMTP_SINK_PORT": str(self.ports["smtp"]),
+                "SMS_SINK_PORT": str(self.ports["sms"]),
+                "NOTIFICATIONS_SMTP_PORT": str(self.ports["smtp"]),
+                "NOTIFICATIONS_SMS_BASE_URL": f"http://127.0.0.1:{self.ports['sms']}",
+                "STATS_CONSUMER_HTTP_PORT": str(self.ports["stats_consumer"]),
+                "PROVISIONING_SPACES_ROOT": str(self.root / "var" / "spaces"),
+            }
+        )
+        for service in SERVICES:
+            prefix = service.upper()
+            env[f"{prefix}_DATABASE_URL"] = self.database_url(service)
+            env[f"{prefix}_HTTP_PORT"] = str(self.ports[service])
+        env.update(self.extra_env)
+        self.env = env
+
+    # lifecycle -----------------------------------------------------------------------------
+    def database_url(self, service: str) -> str:
+        return f"{postgres_server_url()}/{self.name}_{service}"
+
+    def start(self, timeout: float = 60.0) -> "Stack":
+        (self.root / "var" / "log").mkdir(parents=True, exist_ok=True)
+        self._create_vhost()
+        setups = [
+            self._run_async(f"{service} migrate && {service} topology", f"setup-{service}")
+            for service in SERVICES
+        ]
+        for service, setup in zip(SERVICES, setups, strict=True):
+            if setup.wait(timeout=120) != 0:
+                raise RuntimeError(f"{service} setup failed: {self.log(f'setup-{service}')}")
+        for name in procfile():
+            self.start_process(name)
+        self.wait_ready(timeout)
+        return self
+
+    def start_process(self, name: str) -> None:
+        self.processes[name] = self._run_async(procfile()[name], name)
+
+    def _run_async(self, command: str, log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.root / "var" / "log" / f"{log_name}.log").open("ab")
+        return subprocess.Popen(
+            ["bash", "-c", f"exec {command}" if "&&" not in command else command],
+            cwd=self.root,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        urls = [
+            f"http://127.0.0.1:{self.ports[key]}/readyz"
+            for key in ("accounts", "notifications", "provisioning", "stats", "stats_consumer")
+        ]
+        urls.append(f"http://127.0.0.1:{self.ports['sms']}/healthz")
+
+        def ready() -> bool:
+            self.assert_running()
+            for url in urls:
+                try:
+                    if httpx.get(url, timeout=2).status_code != 200:
+                        return False
+                except httpx.HTTPError:
+                    return False
+            return True
+
+        wait_until(ready, timeout, 0.2, "every process ready")
+
+    def assert_running(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {process.returncode}:\n{self.log(name)[-3000:]}"
+                )
+
+    def signal(self, name: str, signum: int = signal.SIGKILL) -> None:
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        process.wait(timeout=30)
+
+    def restart(self, name: str) -> None:
+        self.start_process(name)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for name, process in self.processes.items():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                print(f"{name} ignored SIGTERM for 20 s and was killed")
+        self.processes.clear()
+
+    def close(self, keep_logs_in: Path | None = None) -> None:
+        self.stop()
+        if keep_logs_in is not None:
+            shutil.copytree(self.root / "var" / "log", keep_logs_in / self.name, dirs_exist_ok=True)
+        admin = sa.create_engine(f"{postgres_server_url()}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            for service in SERVICES:
+                connection.execute(
+                    sa.text(f'DROP DATABASE IF EXISTS "{self.name}_{service}" WITH (FORCE)')
+                )
+        admin.dispose()
+        self._management("DELETE", f"/api/vhosts/{self.name}", expect=(204, 404))
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _create_vhost(self) -> None:
+        self._management("PUT", f"/api/vhosts/{self.name}", expect=(201, 204))
+        self._management(
+            "PUT",
+            f"/api/permissions/{self.name}/guest",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+            expect=(201, 204),
+        )
+
+    def _management(
+        self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200,)
+    ) -> Any:
+        url = urllib.parse.urlsplit(MANAGEMENT)
+        base = f"{url.scheme}://{url.hostname}:{url.port}"
+        response = httpx.request(
+            method,
+            base + path,
+            json=body,
+            timeout=30,
+            auth=(url.username or "guest", url.password or "guest"),
+        )
+        if response.status_code not in expect:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    # observations --------------------------------------------------------------------------
+    def log(self, name: str) -> str:
+        path = self.root / "var" / "log" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def url(self, service: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+    def mail(self) -> list[EmailMessage]:
+        return read_mail(self.root / "var" / "mail")
+
+    def sms(self) -> list[dict[str, Any]]:
+        return read_sms(self.root / "var" / "sms")
+
+    def spaces(self) -> list[str]:
+        root = self.root / "var" / "spaces"
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+
+    def stats(self) -> dict[str, Any]:
+        return dict(httpx.get(self.url("stats", "/stats"), timeout=5).json())
+
+    def queues(self) -> dict[str, int]:
+        rows = self._management("GET", f"/api/queues/{self.name}?columns=name,messages")
+        return {row["name"]: int(row.get("messages") or 0) for row in rows}
+
+    def dead_letters(self, queue: str, count: int = 100) -> list[dict[str, Any]]:
+        return list(
+            self._management(
+                "POST",
+                f"/api/queues/{self.name}/{queue}/get",
+                {"count": count, "ackmode": "ack_requeue_true", "encoding": "auto"},
+            )
+        )
+
+    def query(self, service: str, sql: str) -> list[Any]:
+        engine = sa.create_engine(self.database_url(service), poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                return list(connection.execute(sa.text(sql)).all())
+        finally:
+            engine.dispose()
+
+    def signup(
+        self,
+        client: httpx.Client,
+        index: int,
+        *,
+        phone: bool,
+        plan: str,
+        correlation_id: str | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "email": f"user{index}-{self.name}@example.com",
+            "full_name": f"User {index}",
+            "plan": plan,
+        }
+        if phone:
+            body["phone"] = f"+1555{index:07d}"
+        headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
+        response = client.post(self.url("accounts", "/signups"), json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        return {**body, **response.json()}
+
+
+SERVICES_PREFIXES = (*tuple(f"{s.upper()}_" for s in SERVICES), "AMQP_URL", "LOG_FORMAT")
+
+
+@contextlib.contextmanager
+def running_stack(**extra_env: str) -> Iterator[Stack]:
+    stack = Stack(extra_env=extra_env)
+    try:
+        yield stack.start()
+    except BaseException:
+        stack.close(keep_logs_in=REPO / "var" / "test-logs")
+        raise
+    stack.close()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=1, default=str)
