@@ -139,8 +139,10 @@ def _broker_or_fail(url: str) -> Amqp:
     try:
         return Amqp(url)
     except (pika.exceptions.AMQPError, OSError) as exc:
-        pytest.fail(f"RabbitMQ is not reachable at {url!r} ({exc!r}); start it or deselect "
-                    f"the integration tests with -m 'not integration'")
+        pytest.fail(
+            f"RabbitMQ is not reachable at {url!r} ({exc!r}); start it or deselect "
+            f"the integration tests with -m 'not integration'"
+        )
 
 
 @pytest.fixture
@@ -152,32 +154,56 @@ def amqp() -> Iterator[Amqp]:
         helper.close()
 
 
+def _declare_pair(queue_type: str) -> QueuePair:
+    base = f"dlqtest-{uuid.uuid4().hex[:12]}.user_signed_up"
+    pair = QueuePair(queue=base, dlq=f"{base}.dlq")
+    arguments: dict[str, Any] = {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": pair.dlq,
+    }
+    dlq_arguments: dict[str, Any] = {}
+    if queue_type == "quorum":
+        arguments.update({"x-queue-type": "quorum", "x-delivery-limit": 1})
+        dlq_arguments["x-queue-type"] = "quorum"
+    setup = _broker_or_fail(AMQP_URL)
+    try:
+        setup.channel.queue_declare(queue=pair.dlq, durable=True, arguments=dlq_arguments)
+        setup.channel.queue_declare(queue=pair.queue, durable=True, arguments=arguments)
+    finally:
+        setup.close()
+    return pair
+
+
+def _delete_pair(pair: QueuePair) -> None:
+    # A fresh connection: the test's own may be closed or broken by now.
+    cleanup = Amqp(AMQP_URL)
+    try:
+        for name in (pair.queue, pair.dlq):
+            cleanup.channel.queue_delete(queue=name)
+    finally:
+        cleanup.close()
+
+
 @pytest.fixture
 def queues() -> Iterator[QueuePair]:
     """``dlqtest-<uuid>.user_signed_up`` (classic, durable, dead-lettering into its DLQ) and
     ``dlqtest-<uuid>.user_signed_up.dlq``; both deleted at teardown, whatever happened."""
-    base = f"dlqtest-{uuid.uuid4().hex[:12]}.user_signed_up"
-    pair = QueuePair(queue=base, dlq=f"{base}.dlq")
-    setup = _broker_or_fail(AMQP_URL)
-    try:
-        setup.channel.queue_declare(queue=pair.dlq, durable=True)
-        setup.channel.queue_declare(
-            queue=pair.queue,
-            durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": pair.dlq},
-        )
-    finally:
-        setup.close()
+    pair = _declare_pair("classic")
     try:
         yield pair
     finally:
-        # A fresh connection: the test's own may be closed or broken by now.
-        cleanup = Amqp(AMQP_URL)
-        try:
-            for name in (pair.queue, pair.dlq):
-                cleanup.channel.queue_delete(queue=name)
-        finally:
-            cleanup.close()
+        _delete_pair(pair)
+
+
+@pytest.fixture
+def quorum_queues() -> Iterator[QueuePair]:
+    """Like ``queues``, but both quorum queues, the service queue with ``x-delivery-limit: 1``
+    (as the platform declares them), so the broker itself dead-letters redelivered messages."""
+    pair = _declare_pair("quorum")
+    try:
+        yield pair
+    finally:
+        _delete_pair(pair)
 
 
 @pytest.fixture

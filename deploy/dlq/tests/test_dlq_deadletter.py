@@ -121,9 +121,7 @@ def test_broker_dead_letter_without_first_death_headers_falls_back_to_oldest_x_d
 
 
 def test_properties_win_over_envelope_fields() -> None:
-    dl = decode_dead_letter(
-        {}, ENVELOPE, {"message_id": "m", "type": "t", "correlation_id": "c"}
-    )
+    dl = decode_dead_letter({}, ENVELOPE, {"message_id": "m", "type": "t", "correlation_id": "c"})
     assert (dl.message_id, dl.event_type, dl.correlation_id) == ("m", "t", "c")
 
 

@@ -266,26 +266,25 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
             disable=not ctx.err.is_terminal,
             transient=False,
         )
-        with progress:
-            task = progress.add_task(queue, total=to_move)
-            replayer = Replayer(
-                broker,
-                queue,
-                max_messages=to_move,
-                on_moved=lambda _target: progress.advance(task),
-            )
-            try:
+        task = progress.add_task(queue, total=to_move)
+        replayer = Replayer(
+            broker,
+            queue,
+            max_messages=to_move,
+            on_moved=lambda _target: progress.advance(task),
+        )
+        try:
+            with progress:
                 outcome = replayer.run()
-            except KeyboardInterrupt:
-                progress.stop()
-                moved = replayer.outcome
-                ctx.out.print(
-                    Text(
-                        f"interrupted: replayed {moved.moved} message(s) from {queue} to "
-                        f"{moved.target_label(fallback)}; the rest is still in {queue}"
-                    )
+        except KeyboardInterrupt:
+            moved = replayer.outcome
+            ctx.out.print(
+                Text(
+                    f"interrupted: replayed {moved.moved} message(s) from {queue} to "
+                    f"{moved.target_label(fallback)}; the rest is still in {queue}"
                 )
-                return EXIT_INTERRUPTED
+            )
+            return EXIT_INTERRUPTED
     ctx.out.print(
         Text(
             f"replayed {outcome.moved} message(s) from {queue} to {outcome.target_label(fallback)}"

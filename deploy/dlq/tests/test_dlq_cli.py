@@ -1,0 +1,125 @@
+"""CLI tests that need no broker: argument handling, refusals and unreachable endpoints."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from signup_dlq.cli import build_parser, main
+
+CLOSED_AMQP = "amqp://guest:secret@127.0.0.1:1/%2F"
+CLOSED_HTTP = "http://guest:secret@127.0.0.1:1"
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("list", "show", "replay", "purge"):
+        assert command in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert "signup-dlq" in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "many"])
+def test_bad_limit_is_a_usage_error(limit: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "a.dlq", "--limit", limit]) == 2
+    assert "--limit" in capsys.readouterr().err
+
+
+def test_connection_options_work_before_and_after_the_command() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["--amqp-url", "amqp://a", "list"])
+    assert args.amqp_url == "amqp://a"
+    args = parser.parse_args(["list", "--amqp-url", "amqp://b", "--management-url", "http://m"])
+    assert (args.amqp_url, args.management_url) == ("amqp://b", "http://m")
+    args = parser.parse_args(["list"])
+    assert args.amqp_url is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "notifications.user_signed_up", "--yes"],
+        ["purge", "notifications.user_signed_up", "--yes"],
+        ["show", "notifications.user_signed_up"],
+        ["replay", "notifications.user_signed_up.retry.5000", "--yes"],
+    ],
+)
+def test_refuses_queues_that_are_not_dlqs(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--amqp-url", CLOSED_AMQP]) == 2
+    err = capsys.readouterr().err
+    assert "not a dead-letter queue" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["replay", "purge"])
+def test_refuses_without_yes_when_not_a_tty(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert main([command, "x.user_signed_up.dlq", "--amqp-url", CLOSED_AMQP]) == 2
+    err = capsys.readouterr().err
+    assert "without --yes" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "x.dlq"],
+        ["replay", "x.dlq", "--yes"],
+        ["purge", "x.dlq", "--yes"],
+    ],
+)
+def test_unreachable_broker_is_one_line_exit_1(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--amqp-url", CLOSED_AMQP]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot connect to the broker")
+    assert captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    assert "secret" not in captured.err
+
+
+def test_unreachable_broker_via_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMQP_URL", CLOSED_AMQP)
+    assert main(["show", "x.dlq"]) == 1
+    assert "127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_management_api_off_is_one_line_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--management-url", CLOSED_HTTP]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the management API")
+    assert "rabbitmq-plugins enable rabbitmq_management" in err
+    assert err.count("\n") == 1
+    assert "secret" not in err
+
+
+def test_management_url_from_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", CLOSED_HTTP)
+    assert main(["list"]) == 1
+    assert "127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_invalid_urls_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "x.dlq", "--amqp-url", "foo://x"]) == 1
+    assert capsys.readouterr().err.startswith("error: invalid AMQP URL")
+    assert main(["list", "--management-url", "file:///etc/passwd"]) == 1
+    assert "http:// or https://" in capsys.readouterr().err

@@ -1,0 +1,63 @@
+"""provisioning command line: ``provisioning consume|relay|migrate|topology``."""
+
+import argparse
+from pathlib import Path
+
+import structlog
+from signup_shared import migrations
+from signup_shared.logging import configure_logging
+from signup_shared.periodic import every
+from signup_shared.process import stop_on_signals
+
+from provisioning import bootstrap
+from provisioning.settings import ProvisioningSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = structlog.get_logger("provisioning")
+
+
+def relay(settings: ProvisioningSettings) -> None:
+    bootstrap.relay(settings).run(stop_on_signals())
+
+
+def consume(settings: ProvisioningSettings) -> None:
+    engine, sessions = bootstrap.database(settings)
+    storage = bootstrap.storage(settings)
+    runtime = bootstrap.consumer(settings, sessions, storage)
+    stop = stop_on_signals()
+    health = bootstrap.health_server(settings, engine, runtime).start()
+    every(settings.inbox_prune_interval_seconds, bootstrap.inbox_pruner(settings, sessions), stop,
+          name="inbox-prune")
+    log.info("consumer.configured", spaces_root=str(storage.root), health_port=health.port)
+    try:
+        runtime.run(stop)
+    finally:
+        health.stop()
+        engine.dispose()
+
+
+def migrate(settings: ProvisioningSettings) -> None:
+    created = migrations.ensure_database(settings.database_url)
+    migrations.upgrade(settings.database_url, MIGRATIONS)
+    log.info("database.migrated", created=created)
+
+
+def declare(settings: ProvisioningSettings) -> None:
+    bootstrap.declare_topology(settings)
+    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+
+
+COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": declare}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="provisioning", description=__doc__)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    args = parser.parse_args(argv)
+    settings = ProvisioningSettings()
+    configure_logging(f"provisioning-{args.command}", settings.log_level, settings.log_format)
+    COMMANDS[args.command](settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Storage backend of users' spaces: a directory per user holding a ``space.json`` manifest."""
+
+import contextlib
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+MANIFEST = "space.json"
+
+
+@dataclass(frozen=True)
+class SpaceRequest:
+    user_id: uuid.UUID
+    space_id: uuid.UUID
+    plan: str
+    quota_bytes: int
+    created_at: datetime
+
+    def manifest(self) -> dict[str, object]:
+        return {
+            "user_id": str(self.user_id),
+            "space_id": str(self.space_id),
+            "plan": self.plan,
+            "quota_bytes": self.quota_bytes,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class SpaceStorage(Protocol):
+    def create_space(self, request: SpaceRequest) -> Path:
+        """Create the user's space, or do nothing if it exists; returns where it lives."""
+        ...
+
+
+class DirectorySpaceStorage:
+    """``<root>/<user_id>/`` with the quota recorded in ``<root>/<user_id>/space.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def create_space(self, request: SpaceRequest) -> Path:
+        directory = self.root / str(request.user_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = directory / MANIFEST
+        if not manifest.exists():
+            _write_atomically(manifest, json.dumps(request.manifest(), indent=2) + "\n")
+        return directory
+
+
+def _write_atomically(target: Path, content: str) -> None:
+    """Readers see either no file or the whole file, never a torn one."""
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+class FakeSpaceStorage:
+    """In-memory storage for unit tests; ``failure`` makes every create raise it."""
+
+    def __init__(self, root: Path = Path("/fake-spaces")) -> None:
+        self.root = root
+        self.spaces: dict[uuid.UUID, SpaceRequest] = {}
+        self.requests: list[SpaceRequest] = []
+        self.failure: Exception | None = None
+
+    def create_space(self, request: SpaceRequest) -> Path:
+        self.requests.append(request)
+        if self.failure is not None:
+            raise self.failure
+        self.spaces.setdefault(request.user_id, request)
+        return self.root / str(request.user_id)

@@ -1,0 +1,13 @@
+"""Message handlers of provisioning: glue between the broker runtime and one action each."""
+
+from typing import Any
+
+from signup_shared.events import Envelope
+from sqlalchemy.orm import Session
+
+from provisioning import actions
+from provisioning.adapters.storage import SpaceStorage
+
+
+def on_user_signed_up(session: Session, event: Envelope[Any], *, storage: SpaceStorage) -> None:
+    actions.provision_space(session, storage, event)
