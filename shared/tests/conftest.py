@@ -3,6 +3,7 @@ from collections.abc import Iterator
 
 import pytest
 from kombu import Connection
+
 from signup_shared.testing import amqp_url, server_source
 
 

@@ -1,6 +1,7 @@
 from collections.abc import Iterator
 
 import pytest
+
 from platform_harness.stack import Stack, running_stack
 
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+
 from platform_harness.stack import Stack, wait_until
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.wire import OutgoingMessage

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+
 from devsinks.reading import read_mail, read_sms
 from signup_shared.testing import postgres_server_url
 

@@ -1,11 +1,12 @@
 from collections.abc import Iterator
 from pathlib import Path
 
-import accounts
 import pytest
-from signup_shared.testing import migrated_database, rollback_session
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+
+import accounts
+from signup_shared.testing import migrated_database, rollback_session
 
 MIGRATIONS = Path(accounts.__file__).parent / "migrations"
 

@@ -3,12 +3,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import provisioning
 import pytest
-from signup_shared.events import Envelope, UserSignedUp
-from signup_shared.testing import migrated_database, rollback_session
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+
+import provisioning
+from signup_shared.events import Envelope, UserSignedUp
+from signup_shared.testing import migrated_database, rollback_session
 
 MIGRATIONS_DIR = Path(provisioning.__file__).parent / "migrations"
 SignupFactory = Callable[..., Envelope[UserSignedUp]]

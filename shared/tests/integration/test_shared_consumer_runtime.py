@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from kombu import Connection
+
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging import failures

@@ -3,13 +3,14 @@ from collections.abc import Iterator
 
 import pytest
 from kombu import Connection, Queue
+from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy.orm import DeclarativeBase, Session
+
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
 from signup_shared.messaging.topology import declare, events_exchange
 from signup_shared.outbox import OutboxMixin, OutboxRelay, outbox_ddl
 from signup_shared.outbox.relay import NotificationListener
 from signup_shared.testing import FakePublisher, amqp_url, scratch_database, user_signed_up
-from sqlalchemy import Engine, delete, func, select, text
-from sqlalchemy.orm import DeclarativeBase, Session
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.messaging import failures

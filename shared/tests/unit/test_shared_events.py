@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+
 from signup_shared.events import (
     Envelope,
     SpaceProvisioned,

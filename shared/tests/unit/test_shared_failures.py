@@ -1,10 +1,11 @@
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.exc import OperationalError
+
 from signup_shared.errors import PermanentError, PoisonMessageError, TransientError
 from signup_shared.messaging import failures
 from signup_shared.messaging.failures import Action
-from sqlalchemy.exc import OperationalError
 
 
 def test_permanent_failures_are_dead_lettered_at_once() -> None:

@@ -1,5 +1,6 @@
 import pytest
 import structlog
+
 from signup_shared.logging import (
     correlation_scope,
     current_correlation_id,

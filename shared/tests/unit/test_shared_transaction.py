@@ -1,4 +1,5 @@
 import pytest
+
 from signup_shared.db import transaction
 from signup_shared.testing import FakeSession
 

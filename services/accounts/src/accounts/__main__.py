@@ -4,12 +4,12 @@ import argparse
 from pathlib import Path
 
 import structlog
-from signup_shared import migrations
-from signup_shared.logging import configure_logging
-from signup_shared.process import stop_on_signals
 
 from accounts import bootstrap
 from accounts.settings import AccountsSettings
+from signup_shared import migrations
+from signup_shared.logging import configure_logging
+from signup_shared.process import stop_on_signals
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = structlog.get_logger("accounts")

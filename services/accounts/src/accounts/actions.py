@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
+from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 
 PRODUCER = "accounts"
 EMAIL_UNIQUE_INDEX = "uq_users_email_lower"

@@ -12,14 +12,14 @@ from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
-from signup_shared.db import transaction
-from signup_shared.logging import correlation_scope, current_correlation_id, new_correlation_id
-from signup_shared.process import Check, readiness
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts import actions
 from accounts.actions import NewSignup
+from signup_shared.db import transaction
+from signup_shared.logging import correlation_scope, current_correlation_id, new_correlation_id
+from signup_shared.process import Check, readiness
 
 CORRELATION_HEADER = "X-Correlation-ID"
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -3,6 +3,11 @@
 from datetime import timedelta
 
 from kombu.connection import Connection
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from accounts import consumers, models
+from accounts.settings import AccountsSettings
 from signup_shared.db import make_engine, make_session_factory
 from signup_shared.events import SpaceProvisioned
 from signup_shared.messaging import topology
@@ -11,11 +16,6 @@ from signup_shared.messaging.handlers import exactly_once, session_handler
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox import OutboxRelay
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from accounts import consumers, models
-from accounts.settings import AccountsSettings
 
 SERVICE = "accounts"
 

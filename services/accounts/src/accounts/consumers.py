@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from signup_shared.events import Envelope
 from sqlalchemy.orm import Session
 
 from accounts import actions
+from signup_shared.events import Envelope
 
 
 def on_space_provisioned(session: Session, event: Envelope[Any]) -> None:

@@ -4,10 +4,11 @@ import enum
 import uuid
 from datetime import UTC, datetime
 
-from signup_shared.inbox import InboxMixin
-from signup_shared.outbox import OutboxMixin
 from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from signup_shared.inbox import InboxMixin
+from signup_shared.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

@@ -1,4 +1,5 @@
 from pydantic_settings import SettingsConfigDict
+
 from signup_shared.settings import ServiceSettings, local_database_url
 
 

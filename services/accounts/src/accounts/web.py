@@ -2,12 +2,12 @@
 
 import uvicorn
 from fastapi import FastAPI
-from signup_shared.logging import configure_logging
-from signup_shared.messaging.connection import broker_ready
-from signup_shared.process import database_ready
 
 from accounts import api, bootstrap
 from accounts.settings import AccountsSettings
+from signup_shared.logging import configure_logging
+from signup_shared.messaging.connection import broker_ready
+from signup_shared.process import database_ready
 
 
 def app(settings: AccountsSettings) -> FastAPI:

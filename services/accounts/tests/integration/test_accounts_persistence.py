@@ -3,6 +3,9 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
+
 from accounts import actions, api, consumers
 from accounts.actions import NewSignup
 from accounts.models import (
@@ -15,8 +18,6 @@ from accounts.models import (
 )
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
 from signup_shared.messaging.handlers import exactly_once
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.orm import Session
 
 pytestmark = pytest.mark.integration
 

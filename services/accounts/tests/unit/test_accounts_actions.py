@@ -3,12 +3,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+
 from accounts import actions
 from accounts.actions import EmailAlreadyRegisteredError, NewSignup
 from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
 from signup_shared.testing import FakeSession
-from sqlalchemy.exc import IntegrityError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ADA = NewSignup(

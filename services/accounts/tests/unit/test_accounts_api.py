@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+
 from accounts import actions, api
 from accounts.models import Plan, SubscriptionStatus
-from fastapi.testclient import TestClient
 from signup_shared.testing import FakeSession
 
 USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")

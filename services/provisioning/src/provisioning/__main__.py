@@ -4,13 +4,13 @@ import argparse
 from pathlib import Path
 
 import structlog
+
+from provisioning import bootstrap
+from provisioning.settings import ProvisioningSettings
 from signup_shared import migrations
 from signup_shared.logging import configure_logging
 from signup_shared.periodic import every
 from signup_shared.process import stop_on_signals
-
-from provisioning import bootstrap
-from provisioning.settings import ProvisioningSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = structlog.get_logger("provisioning")

@@ -5,8 +5,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from signup_shared.errors import TransientError
-from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,6 +17,8 @@ from provisioning.models import (
     Space,
     SpaceStatus,
 )
+from signup_shared.errors import TransientError
+from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 
 PRODUCER = "provisioning"
 GIB = 1024**3

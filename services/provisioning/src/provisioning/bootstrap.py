@@ -6,6 +6,12 @@ from datetime import timedelta
 
 import structlog
 from kombu import Connection
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from provisioning import consumers, models
+from provisioning.adapters.storage import DirectorySpaceStorage, SpaceStorage
+from provisioning.settings import ProvisioningSettings
 from signup_shared import inbox
 from signup_shared.db import make_engine, make_session_factory, transaction
 from signup_shared.events import UserSignedUp
@@ -16,12 +22,6 @@ from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox import OutboxRelay
 from signup_shared.process import HealthServer, database_ready
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from provisioning import consumers, models
-from provisioning.adapters.storage import DirectorySpaceStorage, SpaceStorage
-from provisioning.settings import ProvisioningSettings
 
 SERVICE = "provisioning"
 

@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from signup_shared.events import Envelope
 from sqlalchemy.orm import Session
 
 from provisioning import actions
 from provisioning.adapters.storage import SpaceStorage
+from signup_shared.events import Envelope
 
 
 def on_user_signed_up(session: Session, event: Envelope[Any], *, storage: SpaceStorage) -> None:

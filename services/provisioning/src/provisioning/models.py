@@ -4,10 +4,11 @@ import enum
 import uuid
 from datetime import UTC, datetime
 
-from signup_shared.inbox import InboxMixin
-from signup_shared.outbox import OutboxMixin
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Enum, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from signup_shared.inbox import InboxMixin
+from signup_shared.outbox import OutboxMixin
 
 SPACE_USER_UNIQUE = "uq_spaces_user_id"
 

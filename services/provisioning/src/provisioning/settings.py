@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
+
 from signup_shared.settings import ServiceSettings, local_database_url
 
 

@@ -3,12 +3,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, insert, select
+
 from provisioning import bootstrap
 from provisioning.adapters.storage import DirectorySpaceStorage
 from provisioning.models import InboxMessage, OutboxMessage, Space
 from provisioning.settings import ProvisioningSettings
 from signup_shared.events import SpaceProvisioned, parse_envelope
-from sqlalchemy import func, insert, select
 
 pytestmark = pytest.mark.integration
 

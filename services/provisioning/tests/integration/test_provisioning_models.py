@@ -2,11 +2,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
 from provisioning import actions
 from provisioning.adapters.storage import FakeSpaceStorage
 from provisioning.models import OutboxMessage, Plan, Space, SpaceStatus
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 pytestmark = pytest.mark.integration
 

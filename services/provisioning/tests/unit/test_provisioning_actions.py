@@ -4,13 +4,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+
 from provisioning import actions
 from provisioning.adapters.storage import FakeSpaceStorage
 from provisioning.models import OutboxMessage, Plan, Space, SpaceStatus
 from signup_shared.errors import TransientError
 from signup_shared.events import SpaceProvisioned, parse_envelope
 from signup_shared.testing import FakeSession
-from sqlalchemy.exc import IntegrityError
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 GIB = 1024**3

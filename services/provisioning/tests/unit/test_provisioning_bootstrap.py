@@ -1,8 +1,9 @@
+from sqlalchemy.orm import sessionmaker
+
 from provisioning import bootstrap
 from provisioning.adapters.storage import FakeSpaceStorage
 from provisioning.settings import ProvisioningSettings
 from signup_shared.events import UserSignedUp
-from sqlalchemy.orm import sessionmaker
 
 
 def test_consumes_user_signed_up_from_accounts_on_its_own_queue():

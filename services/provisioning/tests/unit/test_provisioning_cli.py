@@ -1,4 +1,5 @@
 import pytest
+
 from provisioning import __main__ as cli
 
 

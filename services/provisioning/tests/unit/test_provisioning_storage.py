@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from provisioning.adapters import storage as storage_module
 from provisioning.adapters.storage import DirectorySpaceStorage, FakeSpaceStorage, SpaceRequest
 

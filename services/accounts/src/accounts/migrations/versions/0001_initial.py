@@ -6,8 +6,9 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-from signup_shared.migrations import create_inbox_table, create_outbox_table
 from sqlalchemy.dialects import postgresql
+
+from signup_shared.migrations import create_inbox_table, create_outbox_table
 
 revision = "0001"
 down_revision = None
