@@ -43,10 +43,27 @@ def user_signed_up(producer: str = "accounts", **overrides: object) -> Envelope[
     )
 
 
+class FakeResult:
+    def __init__(self, rows: Sequence[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows, self.rowcount = list(rows), rowcount
+
+    def all(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
 class FakeSession:
-    """Records what an action asked of the session; no database."""
+    """Records what an action asked of the session; no database.
+
+    ``execute`` keeps each statement in ``executed`` and answers with ``rows``/``rowcount``.
+    """
 
     def __init__(self) -> None:
+        self.executed: list[Any] = []
+        self.rows: list[tuple[Any, ...]] = []
+        self.rowcount = 0
         self.added: list[Any] = []
         self.flushes = 0
         self.commits = 0
@@ -73,6 +90,10 @@ class FakeSession:
 
     def rollback(self) -> None:
         self.rollbacks += 1
+
+    def execute(self, statement: Any, *_args: Any, **_kwargs: Any) -> FakeResult:
+        self.executed.append(statement)
+        return FakeResult(self.rows, self.rowcount)
 
     def scalar(self, *_args: Any, **_kwargs: Any) -> Any:
         return self.scalar_results.pop(0) if self.scalar_results else None

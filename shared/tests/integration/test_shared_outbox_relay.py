@@ -8,8 +8,8 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
 from signup_shared.messaging.topology import declare, events_exchange
-from signup_shared.outbox import OutboxMixin, OutboxRelay, outbox_ddl
-from signup_shared.outbox.relay import NotificationListener
+from signup_shared.outbox import OutboxMixin, outbox_ddl
+from signup_shared.outbox.relay import NotificationListener, OutboxRelay
 from signup_shared.testing import FakePublisher, amqp_url, scratch_database, user_signed_up
 
 pytestmark = pytest.mark.integration

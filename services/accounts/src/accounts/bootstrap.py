@@ -15,7 +15,7 @@ from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
 from signup_shared.messaging.handlers import exactly_once, session_handler
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
-from signup_shared.outbox import OutboxRelay
+from signup_shared.outbox.relay import OutboxRelay
 
 SERVICE = "accounts"
 

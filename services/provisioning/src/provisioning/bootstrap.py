@@ -20,7 +20,7 @@ from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
 from signup_shared.messaging.handlers import exactly_once, session_handler
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
-from signup_shared.outbox import OutboxRelay
+from signup_shared.outbox.relay import OutboxRelay
 from signup_shared.process import HealthServer, database_ready
 
 SERVICE = "provisioning"

@@ -1,0 +1,53 @@
+"""stats command line: ``stats consume|migrate|topology|web`` (``web`` is also ``stats-web``)."""
+
+import argparse
+import runpy
+from pathlib import Path
+
+import structlog
+
+from signup_shared import migrations
+from signup_shared.logging import configure_logging
+from signup_shared.process import stop_on_signals
+from stats import bootstrap
+from stats.settings import StatsSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = structlog.get_logger("stats")
+
+
+def web(_settings: StatsSettings) -> None:
+    # Run as its own program rather than imported, so this module (and the consumer process
+    # it starts) never loads the web framework.
+    runpy.run_module("stats.web", run_name="__main__", alter_sys=True)
+
+
+def consume(settings: StatsSettings) -> None:
+    bootstrap.run_consumer(settings, stop_on_signals())
+
+
+def migrate(settings: StatsSettings) -> None:
+    created = migrations.ensure_database(settings.database_url)
+    migrations.upgrade(settings.database_url, MIGRATIONS)
+    log.info("database.migrated", created=created)
+
+
+def declare(settings: StatsSettings) -> None:
+    bootstrap.declare_topology(settings)
+    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+
+
+COMMANDS = {"web": web, "consume": consume, "migrate": migrate, "topology": declare}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="stats", description=__doc__)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    args = parser.parse_args(argv)
+    settings = StatsSettings()
+    configure_logging(f"stats-{args.command}", settings.log_level, settings.log_format)
+    COMMANDS[args.command](settings)
+
+
+if __name__ == "__main__":
+    main()

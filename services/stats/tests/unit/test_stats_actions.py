@@ -1,0 +1,124 @@
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import Delete, Insert
+
+from stats import actions
+
+
+def sql(statement: object) -> str:
+    return str(statement.compile(dialect=postgresql.dialect()))  # type: ignore[attr-defined]
+
+
+def params(statement: object) -> dict[str, object]:
+    return dict(statement.compile(dialect=postgresql.dialect()).params)  # type: ignore[attr-defined]
+
+
+def test_increment_is_an_atomic_upsert_adding_one_to_the_stored_count() -> None:
+    statement = actions.increment(actions.PlanSignups.count, plan="team")
+
+    compiled = sql(statement)
+    assert compiled.startswith("INSERT INTO plan_signups (plan, count) VALUES")
+    assert "ON CONFLICT (plan) DO UPDATE SET count = (plan_signups.count + " in compiled
+    assert params(statement) == {"plan": "team", "count": 1, "count_1": 1}
+
+
+def test_record_signup_increments_total_plan_and_day_in_a_fixed_order(
+    fake_session, signup_event
+) -> None:
+    actions.record_signup(fake_session, signup_event(plan="free"))
+
+    targets = [statement.table.name for statement in fake_session.executed]
+    assert targets == ["counters", "plan_signups", "daily_signups"]
+    assert all(isinstance(statement, Insert) for statement in fake_session.executed)
+    total, plan, day = (params(statement) for statement in fake_session.executed)
+    assert total["name"] == "total_users"
+    assert plan["plan"] == "free"
+    assert day["day"] == date(2024, 5, 1)
+    assert "ON CONFLICT (name) DO UPDATE SET value = (counters.value + " in sql(
+        fake_session.executed[0]
+    )
+    assert "ON CONFLICT (day) DO UPDATE SET count = (daily_signups.count + " in sql(
+        fake_session.executed[2]
+    )
+
+
+def test_record_signup_counts_the_utc_day_not_the_local_one(fake_session, signup_event) -> None:
+    new_york_late_evening = datetime(2024, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+
+    actions.record_signup(fake_session, signup_event(signed_up_at=new_york_late_evening))
+
+    assert params(fake_session.executed[2])["day"] == date(2024, 3, 2)
+
+
+def test_record_signup_leaves_the_transaction_to_the_caller(fake_session, signup_event) -> None:
+    actions.record_signup(fake_session, signup_event())
+
+    assert (fake_session.commits, fake_session.rollbacks) == (0, 0)
+
+
+def test_record_activation_increments_only_activated_subscriptions(
+    fake_session, provisioned_event
+) -> None:
+    actions.record_activation(fake_session, provisioned_event())
+
+    [statement] = fake_session.executed
+    assert statement.table.name == "counters"
+    assert params(statement)["name"] == "activated_subscriptions"
+    assert "ON CONFLICT (name) DO UPDATE SET value = (counters.value + " in sql(statement)
+    assert fake_session.commits == 0
+
+
+def test_read_stats_reads_all_figures_in_one_statement(fake_session) -> None:
+    actions.read_stats(fake_session)
+
+    [query] = fake_session.executed
+    compiled = sql(query)
+    assert compiled.count("UNION ALL") == 2
+    assert all(table in compiled for table in ("counters", "plan_signups", "daily_signups"))
+
+
+def test_read_stats_assembles_the_figures_from_the_rows(fake_session) -> None:
+    fake_session.rows = [
+        ("counter", "total_users", 5),
+        ("counter", "activated_subscriptions", 3),
+        ("plan", "free", 4),
+        ("plan", "team", 1),
+        ("day", "2024-05-02", 2),
+        ("day", "2024-04-30", 3),
+    ]
+
+    stats = actions.read_stats(fake_session)
+
+    assert stats == actions.Stats(
+        total_users=5,
+        signups_per_plan={"free": 4, "pro": 0, "team": 1},
+        signups_per_day={"2024-04-30": 3, "2024-05-02": 2},
+        activated_subscriptions=3,
+    )
+    assert list(stats.signups_per_day) == ["2024-04-30", "2024-05-02"]
+
+
+def test_read_stats_of_an_empty_database_is_all_zeros(fake_session) -> None:
+    stats = actions.read_stats(fake_session)
+
+    assert stats.total_users == 0
+    assert stats.activated_subscriptions == 0
+    assert stats.signups_per_plan == {"free": 0, "pro": 0, "team": 0}
+    assert stats.signups_per_day == {}
+
+
+def test_forget_handled_events_deletes_old_inbox_rows(fake_session) -> None:
+    fake_session.rowcount = 7
+
+    pruned = actions.forget_handled_events(fake_session, timedelta(days=7))
+
+    [statement] = fake_session.executed
+    assert isinstance(statement, Delete)
+    assert statement.table.name == "inbox"
+    assert "WHERE inbox.received_at < now() - " in sql(statement)
+    assert pruned == 7
+
+
+def test_plans_match_the_event_contract() -> None:
+    assert actions.PLANS == ("free", "pro", "team")

@@ -1,0 +1,118 @@
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from stats import actions, api
+
+STATS = actions.Stats(
+    total_users=3,
+    signups_per_plan={"free": 1, "pro": 2, "team": 0},
+    signups_per_day={"2024-05-01": 1, "2024-05-02": 2},
+    activated_subscriptions=2,
+)
+
+
+class Backend:
+    """What the app under test talks to; each test sets its own session and check results."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+        self.ready = {"database": True, "broker": True}
+        self.sessions_read: list[Any] = []
+
+    @contextlib.contextmanager
+    def sessions(self) -> Iterator[Any]:
+        yield self.session
+
+    def read_stats(self, session: Any) -> actions.Stats:
+        self.sessions_read.append(session)
+        return STATS
+
+
+BACKEND = Backend()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    checks = {name: (lambda name=name: BACKEND.ready[name]) for name in BACKEND.ready}
+    with TestClient(api.create_app(BACKEND.sessions, checks)) as test_client:  # type: ignore[arg-type]
+        yield test_client
+
+
+@pytest.fixture
+def backend(fake_session, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    BACKEND.session, BACKEND.sessions_read = fake_session, []
+    BACKEND.ready = {"database": True, "broker": True}
+    monkeypatch.setattr(actions, "read_stats", BACKEND.read_stats)
+    return BACKEND
+
+
+def test_get_stats_answers_every_figure(client, backend) -> None:
+    response = client.get("/stats")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "total_users": 3,
+        "signups_per_plan": {"free": 1, "pro": 2, "team": 0},
+        "signups_per_day": {"2024-05-01": 1, "2024-05-02": 2},
+        "activated_subscriptions": 2,
+    }
+    assert backend.sessions_read == [backend.session]
+
+
+def test_get_stats_only_reads_so_its_transaction_is_rolled_back(client, backend) -> None:
+    client.get("/stats")
+
+    assert (backend.session.commits, backend.session.rollbacks) == (0, 1)
+
+
+def test_get_stats_echoes_the_correlation_id(client, backend) -> None:
+    response = client.get("/stats", headers={"X-Correlation-ID": "abc-123"})
+
+    assert response.headers["X-Correlation-ID"] == "abc-123"
+
+
+def test_healthz_answers_even_when_not_ready(client, backend) -> None:
+    backend.ready["database"] = False
+
+    response = client.get("/healthz")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_is_ok_when_database_and_broker_are_reachable(client, backend) -> None:
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+def test_readyz_is_503_when_a_check_fails(client, backend) -> None:
+    backend.ready["broker"] = False
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "broker": "unavailable"},
+    }
+
+
+def test_openapi_documents_the_stats_endpoint(client) -> None:
+    schema = client.get("/openapi.json").json()
+
+    assert set(schema["paths"]) == {"/stats", "/healthz", "/readyz"}
+    assert set(schema["components"]["schemas"]["PlanCounts"]["properties"]) == {
+        "free", "pro", "team",
+    }
+
+
+def test_docs_page_is_served(client) -> None:
+    response = client.get("/docs")
+
+    assert response.status_code == 200
+    assert "swagger" in response.text.lower()
