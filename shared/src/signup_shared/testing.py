@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from signup_shared import migrations
 from signup_shared.events import Envelope, UserSignedUp
-from signup_shared.messaging.publisher import PublishError
+from signup_shared.messaging.publisher import PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.settings import LOCAL_AMQP_URL, LOCAL_POSTGRES_URL
 
@@ -111,12 +111,22 @@ class FakePublisher:
     def __init__(self) -> None:
         self.batches: list[list[OutgoingMessage]] = []
         self.fail_next: PublishError | None = None
+        self._sent: dict[int, list[OutgoingMessage]] = {}
 
-    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+    def send(self, messages: Sequence[OutgoingMessage]) -> Ticket:
+        ticket = Ticket(0, len(self._sent) + 1, frozenset(m.message_id for m in messages))
+        self._sent[ticket.last_tag] = list(messages)
+        return ticket
+
+    def wait(self, ticket: Ticket) -> None:
+        messages = self._sent.pop(ticket.last_tag)
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
-        self.batches.append(list(messages))
+        self.batches.append(messages)
+
+    def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.wait(self.send(messages))
 
     @property
     def published(self) -> list[OutgoingMessage]:

@@ -1,4 +1,4 @@
-from signup_shared.messaging.publisher import _Confirms
+from signup_shared.messaging.publisher import Ticket, _Confirms
 
 
 def confirms_for(*ids: str) -> _Confirms:
@@ -37,9 +37,21 @@ def test_returned_message_is_not_counted_as_published_when_acked() -> None:
     assert confirms.failed == {"a": "unroutable"}
 
 
-def test_tags_keep_counting_across_batches() -> None:
-    confirms = confirms_for("a")
+def test_a_batch_is_outstanding_until_its_last_tag_settles() -> None:
+    confirms = confirms_for("a", "b", "c")
+    first, second = Ticket(1, 2, frozenset({"a", "b"})), Ticket(1, 3, frozenset({"c"}))
     confirms.settle(1, multiple=False, ok=True)
-    confirms.reset()
-    confirms.sent("b")
-    assert list(confirms.pending) == [2]
+    assert confirms.outstanding(first)
+    confirms.settle(2, multiple=False, ok=True)
+    assert not confirms.outstanding(first)
+    assert confirms.outstanding(second)
+
+
+def test_collect_reports_and_forgets_one_batch() -> None:
+    confirms = confirms_for("a", "b", "c")
+    confirms.returned("b", "unroutable")
+    confirms.settle(3, multiple=True, ok=True)
+    confirmed, refused = confirms.collect(Ticket(1, 2, frozenset({"a", "b"})))
+    assert (confirmed, refused) == (frozenset({"a"}), {"b": "unroutable"})
+    assert confirms.acked == {"c"}
+    assert confirms.failed == {}

@@ -1,13 +1,17 @@
 """Publishing with pipelined publisher confirms.
 
-A batch is written to the socket in one go and then the confirms are awaited together, so a
-batch costs one broker round trip instead of one per message. Messages are persistent and
-``mandatory``; a batch that is not fully confirmed within ``confirm_timeout`` fails and its
-messages count as not published (the caller keeps them and tries again: duplicates, never loss).
+A batch is framed in memory and written to the socket in one go, then its confirms are awaited
+together, so a batch costs one broker round trip instead of one per message. Batches may
+overlap (``send`` the next before ``wait``-ing for the previous). Messages are persistent and
+``mandatory``; a batch not fully confirmed within ``confirm_timeout`` fails and its messages
+count as not published: the caller keeps them and tries again (duplicates, never loss).
 """
 
+import contextlib
+import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -20,6 +24,8 @@ from signup_shared.messaging.wire import OutgoingMessage
 
 log = structlog.get_logger(__name__)
 
+PUBLISH_ARGS = "Bssbb"  # ticket, exchange, routing key, mandatory, immediate
+
 
 class PublishError(Exception):
     """Some messages of a batch were not confirmed; ``confirmed`` lists those that were."""
@@ -29,12 +35,25 @@ class PublishError(Exception):
         self.confirmed = confirmed
 
 
+@dataclass(frozen=True)
+class Ticket:
+    """A batch on its way: its connection, the last delivery tag it used, its message ids."""
+
+    generation: int
+    last_tag: int
+    message_ids: frozenset[str]
+
+
 class Publisher(Protocol):
+    def send(self, messages: Sequence[OutgoingMessage]) -> Ticket: ...
+
+    def wait(self, ticket: Ticket) -> None: ...
+
     def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None: ...
 
 
 class _Confirms:
-    """Book-keeping of delivery tags of the channel in confirm mode."""
+    """Book-keeping of the delivery tags of a channel in confirm mode."""
 
     def __init__(self) -> None:
         self.next_tag = 1
@@ -60,10 +79,15 @@ class _Confirms:
     def returned(self, message_id: str, reason: str) -> None:
         self.failed[message_id] = reason
 
-    def reset(self) -> None:
-        self.pending.clear()
-        self.acked.clear()
-        self.failed.clear()
+    def outstanding(self, ticket: Ticket) -> bool:
+        return bool(self.pending) and next(iter(self.pending)) <= ticket.last_tag
+
+    def collect(self, ticket: Ticket) -> tuple[frozenset[str], dict[str, str]]:
+        """The confirmed and the refused messages of a settled batch (forgotten afterwards)."""
+        confirmed = frozenset(ticket.message_ids & self.acked)
+        refused = {m: self.failed.pop(m) for m in ticket.message_ids if m in self.failed}
+        self.acked -= ticket.message_ids
+        return confirmed, refused
 
 
 class _FrameBuffer:
@@ -76,9 +100,6 @@ class _FrameBuffer:
         self.chunks.append(bytes(data))
 
 
-PUBLISH_ARGS = "Bssbb"  # ticket, exchange, routing key, mandatory, immediate
-
-
 class ConfirmingPublisher:
     """A kombu/py-amqp connection with a channel in confirm mode; reconnects on demand."""
 
@@ -89,6 +110,7 @@ class ConfirmingPublisher:
         self._connection: Connection | None = None
         self._channel: Any = None
         self._confirms = _Confirms()
+        self._generation = 0
 
     @property
     def connected(self) -> bool:
@@ -96,10 +118,10 @@ class ConfirmingPublisher:
 
     def _open(self) -> None:
         self._connection = connect(self.url, self.heartbeat)
+        self._generation += 1
         channel = self._connection.channel()
         channel.confirm_select()
-        self._confirms = _Confirms()
-        confirms = self._confirms
+        self._confirms = confirms = _Confirms()
         channel.events["basic_ack"].add(
             lambda tag, multiple: confirms.settle(tag, multiple, ok=True)
         )
@@ -127,18 +149,50 @@ class ConfirmingPublisher:
 
     def publish_batch(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish all messages and wait for every confirm; raise ``PublishError`` otherwise."""
-        if not messages:
-            return
+        if messages:
+            self.wait(self.send(messages))
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> Ticket:
+        """Write a batch to the broker without waiting; ``wait`` collects its confirms."""
         try:
             if not self.connected:
                 self._open()
-            self._publish_and_wait(messages)
-        except PublishError:
-            raise
+            self._write_batch(messages)
         except Exception as exc:
-            confirmed = frozenset(self._confirms.acked)
             self.close()
+            raise PublishError(f"broker connection failed: {exc!r}") from exc
+        return Ticket(
+            self._generation,
+            self._confirms.next_tag - 1,
+            frozenset(m.message_id for m in messages),
+        )
+
+    def wait(self, ticket: Ticket) -> None:
+        """Wait until every message of the batch is confirmed; ``PublishError`` otherwise."""
+        if ticket.generation != self._generation or self._connection is None:
+            raise PublishError("connection lost before the batch was confirmed")
+        confirms, connection = self._confirms, self._connection
+        deadline = time.monotonic() + self.confirm_timeout
+        try:
+            while confirms.outstanding(ticket):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PublishError(f"batch unconfirmed after {self.confirm_timeout}s")
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    connection.drain_events(timeout=remaining)
+        except Exception as exc:
+            confirmed = confirms.collect(ticket)[0]
+            self.close()
+            if isinstance(exc, PublishError):
+                raise PublishError(str(exc), confirmed) from exc
             raise PublishError(f"broker connection failed: {exc!r}", confirmed) from exc
+        confirmed, refused = confirms.collect(ticket)
+        if refused:
+            raise PublishError(
+                f"{len(refused)} of {len(ticket.message_ids)} messages refused: "
+                f"{next(iter(refused.values()))}",
+                confirmed,
+            )
 
     def _write_batch(self, messages: Sequence[OutgoingMessage]) -> None:
         """Frame every publish into memory, then hand the whole batch to the socket at once.
@@ -165,30 +219,3 @@ class ConfirmingPublisher:
         finally:
             amqp_connection.frame_writer = socket_writer
         amqp_connection.transport.write(b"".join(frames.chunks))
-
-    def _publish_and_wait(self, messages: Sequence[OutgoingMessage]) -> None:
-        assert self._connection is not None
-        confirms = self._confirms
-        confirms.reset()
-        self._write_batch(messages)
-        deadline = time.monotonic() + self.confirm_timeout
-        while confirms.pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                confirmed = frozenset(confirms.acked)
-                self.close()
-                raise PublishError(
-                    f"{len(confirms.pending)} of {len(messages)} messages unconfirmed after "
-                    f"{self.confirm_timeout}s",
-                    confirmed,
-                )
-            try:
-                self._connection.drain_events(timeout=remaining)
-            except TimeoutError:
-                continue
-        if confirms.failed:
-            raise PublishError(
-                f"{len(confirms.failed)} of {len(messages)} messages refused: "
-                f"{next(iter(confirms.failed.values()))}",
-                frozenset(confirms.acked),
-            )

@@ -9,17 +9,35 @@
 
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Row,
+    String,
+    Transaction,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
 from signup_shared.backoff import Backoff
-from signup_shared.messaging.publisher import Publisher, PublishError
+from signup_shared.messaging.publisher import Publisher, PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.outbox.model import OUTBOX_NOTIFY_CHANNEL, OutboxMixin
 
@@ -30,7 +48,7 @@ def _to_message(row: Any) -> OutgoingMessage:
     return OutgoingMessage(
         body=row.payload.encode(),
         routing_key=row.routing_key,
-        message_id=str(row.event_id),
+        message_id=row.event_id,
         type=row.event_type,
         version=row.version,
         correlation_id=row.correlation_id,
@@ -58,48 +76,114 @@ class OutboxRelay:
         self.retention = retention
         self.prune_interval = prune_interval
         self._last_prune = 0.0
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="outbox")
         table: Any = model.__table__  # type: ignore[attr-defined]
         self._pending = (
-            select(table)
+            select(
+                table.c.position,
+                cast(table.c.event_id, String).label("event_id"),
+                table.c.routing_key,
+                table.c.event_type,
+                table.c.version,
+                table.c.producer,
+                table.c.correlation_id,
+                table.c.payload,
+            )
             .where(table.c.sent_at.is_(None))
             .order_by(table.c.position)
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
         self._table = table
+        self._mark_sent_statement = (
+            update(table)
+            .where(table.c.position == any_(bindparam("positions", type_=ARRAY(BigInteger))))
+            .values(sent_at=func.now())
+        )
 
     def publish_batch(self) -> int:
         """Publish one batch of pending rows; returns how many were confirmed and marked sent."""
-        error: PublishError | None = None
-        with self.engine.begin() as connection:
-            rows = connection.execute(self._pending).all()
-            if not rows:
-                return 0
-            messages = [_to_message(row) for row in rows]
-            try:
-                self.publisher.publish_batch(messages)
-                confirmed = {m.message_id for m in messages}
-            except PublishError as exc:
-                error, confirmed = exc, set(exc.confirmed)
-            positions = [row.position for row in rows if str(row.event_id) in confirmed]
-            if positions:
-                connection.execute(
-                    update(self._table)
-                    .where(self._table.c.position.in_(positions))
-                    .values(sent_at=func.now())
-                )
+        claim = self._claim()
+        if claim is None:
+            return 0
+        confirmed, error = self._confirm(self._send(claim))
+        marked = self._mark_sent(claim, confirmed)
         if error is not None:
             raise error
-        return len(positions)
+        return marked
 
     def publish_pending(self) -> int:
-        """Publish batches until the outbox has no more pending rows free to take."""
-        total = 0
-        while True:
-            count = self.publish_batch()
-            total += count
-            if count < self.batch_size:
-                return total
+        """Publish batches until no pending row is free to take; returns how many were sent.
+
+        A pipeline keeps the database and the broker busy at once: while one batch waits for
+        its confirms, the next is already selected (on a helper thread) and written to the
+        broker, and the one before is being marked sent (on another). Each batch is its own
+        transaction, holding its rows' locks until they are marked sent or released.
+        """
+        next_claim: Future[_Claim | None] | None = self._pool.submit(self._claim)
+        in_flight: deque[tuple[_Claim, Ticket]] = deque()
+        marking: list[Future[int]] = []
+        try:
+            while next_claim is not None or in_flight:
+                claim = next_claim.result() if next_claim is not None else None
+                full = claim is not None and len(claim.rows) == self.batch_size
+                next_claim = self._pool.submit(self._claim) if full else None
+                if claim is not None:
+                    in_flight.append((claim, self._send(claim)))
+                while in_flight and (len(in_flight) > 1 or next_claim is None):
+                    done, ticket = in_flight.popleft()
+                    confirmed, error = self._confirm(ticket)
+                    marking.append(self._pool.submit(self._mark_sent, done, confirmed))
+                    if error is not None:
+                        raise error
+        finally:
+            if next_claim is not None and (leftover := next_claim.result()) is not None:
+                leftover.abandon()
+            for claim, _ in in_flight:
+                claim.abandon()
+        return sum(future.result() for future in marking)
+
+    def _claim(self) -> "_Claim | None":
+        connection = self.engine.connect()
+        try:
+            transaction = connection.begin()
+            rows = connection.execute(self._pending).all()
+        except BaseException:
+            connection.close()
+            raise
+        if not rows:
+            transaction.rollback()
+            connection.close()
+            return None
+        return _Claim(connection, transaction, rows)
+
+    def _send(self, claim: "_Claim") -> Ticket:
+        try:
+            return self.publisher.send([_to_message(row) for row in claim.rows])
+        except BaseException:
+            claim.abandon()
+            raise
+
+    def _confirm(self, ticket: Ticket) -> tuple[frozenset[str], PublishError | None]:
+        try:
+            self.publisher.wait(ticket)
+        except PublishError as exc:
+            return exc.confirmed, exc
+        return ticket.message_ids, None
+
+    def _mark_sent(self, claim: "_Claim", confirmed: frozenset[str]) -> int:
+        """Mark the confirmed rows sent and commit, which releases the batch's locks."""
+        positions = [row.position for row in claim.rows if row.event_id in confirmed]
+        try:
+            if positions:
+                claim.connection.execute(self._mark_sent_statement, {"positions": positions})
+            claim.transaction.commit()
+        finally:
+            claim.connection.close()
+        return len(positions)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     def prune(self) -> int:
         with self.engine.begin() as connection:
@@ -136,7 +220,23 @@ class OutboxRelay:
                 wakeups.wait(min(self.poll_interval, 5.0))
         finally:
             wakeups.close()
+            self.close()
             log.info("relay.stopped")
+
+
+@dataclass
+class _Claim:
+    """Pending rows locked by an open transaction of their own."""
+
+    connection: Connection
+    transaction: Transaction
+    rows: Sequence[Row[Any]]
+
+    def abandon(self) -> None:
+        try:
+            self.transaction.rollback()
+        finally:
+            self.connection.close()
 
 
 class NotificationListener:

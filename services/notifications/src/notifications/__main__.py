@@ -1,0 +1,69 @@
+"""notifications command line: ``notifications consume|sweep|migrate|topology``."""
+
+import argparse
+from pathlib import Path
+
+import structlog
+
+from notifications import bootstrap
+from notifications.actions import Outcome
+from notifications.settings import NotificationsSettings
+from signup_shared import migrations
+from signup_shared.logging import configure_logging
+from signup_shared.process import HealthServer, stop_on_signals
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = structlog.get_logger("notifications")
+
+
+def consume(settings: NotificationsSettings) -> None:
+    """Consume ``UserSignedUp`` and, beside it, sweep stale notifications and prune the inbox."""
+    stop = stop_on_signals()
+    worker = bootstrap.worker(settings)
+    runtime = worker.consumer()
+    health = HealthServer(settings.http_host, settings.http_port,
+                          bootstrap.health_checks(worker.engine, runtime)).start()
+    worker.start_background_jobs(stop)
+    try:
+        runtime.run(stop)
+    finally:
+        stop.set()
+        health.stop()
+        worker.close()
+
+
+def sweep(settings: NotificationsSettings) -> None:
+    worker = bootstrap.worker(settings)
+    try:
+        results = worker.sweep()
+    finally:
+        worker.close()
+    log.info("sweep.done", stale=len(results),
+             sent=sum(result.outcome is Outcome.SENT for result in results))
+
+
+def migrate(settings: NotificationsSettings) -> None:
+    created = migrations.ensure_database(settings.database_url)
+    migrations.upgrade(settings.database_url, MIGRATIONS)
+    log.info("database.migrated", created=created)
+
+
+def declare(settings: NotificationsSettings) -> None:
+    bootstrap.declare_topology(settings)
+    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+
+
+COMMANDS = {"consume": consume, "sweep": sweep, "migrate": migrate, "topology": declare}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="notifications", description=__doc__)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    args = parser.parse_args(argv)
+    settings = NotificationsSettings()
+    configure_logging(f"notifications-{args.command}", settings.log_level, settings.log_format)
+    COMMANDS[args.command](settings)
+
+
+if __name__ == "__main__":
+    main()

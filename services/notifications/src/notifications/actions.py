@@ -1,0 +1,184 @@
+"""Business rules of notifications: owe the welcome messages, then deliver each one at most once.
+
+Recording happens in the consumer's transaction (with the inbox claim); sending cannot join a
+transaction, so it happens afterwards, one notification per transaction: the row lock taken by
+``deliver_notification`` keeps any second deliverer away while the provider is being called.
+"""
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from notifications import templates
+from notifications.adapters.email import Email, EmailSender
+from notifications.adapters.sms import Sms, SmsSender
+from notifications.models import Channel, InboxMessage, Notification, NotificationStatus
+from signup_shared import inbox
+from signup_shared.errors import PermanentError, TransientError
+from signup_shared.events import Envelope, UserSignedUp
+
+EVENT_CHANNEL_UNIQUE = "uq_notifications_event_channel"
+
+log = structlog.get_logger(__name__)
+
+
+class NotificationAlreadyRecordedError(PermanentError):
+    """The event already created its notifications (its inbox row must have been pruned)."""
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY_LATER = "retry_later"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    notification_id: uuid.UUID
+    outcome: Outcome
+    error: Exception | None = None
+
+
+def record_welcome_notifications(
+    session: Session, event: Envelope[UserSignedUp], now: datetime | None = None
+) -> list[Notification]:
+    """Owe the new user a welcome email and, if they gave a phone number, a welcome SMS.
+
+    Nothing is sent here: the rows are the intent, written in the caller's transaction.
+    """
+    now = now or datetime.now(UTC)
+    data = event.data
+    template_data = {"full_name": data.full_name, "plan": data.plan}
+    owed = [(Channel.EMAIL, str(data.email), templates.WELCOME_EMAIL)]
+    if data.phone is not None:
+        owed.append((Channel.SMS, data.phone, templates.WELCOME_SMS))
+    notifications = [
+        Notification(
+            id=uuid.uuid4(),
+            user_id=data.user_id,
+            channel=channel,
+            recipient=recipient,
+            template=template,
+            template_data=template_data,
+            status=NotificationStatus.PENDING,
+            attempts=0,
+            causing_event_id=event.id,
+            created_at=now,
+            updated_at=now,
+        )
+        for channel, recipient, template in owed
+    ]
+    session.add_all(notifications)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if _violates(exc, EVENT_CHANNEL_UNIQUE):
+            raise NotificationAlreadyRecordedError(f"event {event.id} already recorded") from exc
+        raise
+    for notification in notifications:
+        log.info("notification.recorded", notification_id=str(notification.id),
+                 channel=notification.channel.value, user_id=str(data.user_id))
+    return notifications
+
+
+def _violates(exc: IntegrityError, constraint: str) -> bool:
+    diag: Any = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == constraint
+
+
+def pending_for_event(session: Session, event_id: uuid.UUID) -> list[uuid.UUID]:
+    """Ids of the event's notifications that still wait to be sent."""
+    return list(
+        session.scalars(
+            select(Notification.id)
+            .where(Notification.causing_event_id == event_id,
+                   Notification.status == NotificationStatus.PENDING)
+            .order_by(Notification.channel)
+        )
+    )
+
+
+def stale_pending(session: Session, older_than: datetime, limit: int) -> list[uuid.UUID]:
+    """Ids of pending notifications nobody touched since ``older_than``, oldest first.
+
+    A crash between recording and delivering, or retries the broker gave up on, leave such rows.
+    """
+    return list(
+        session.scalars(
+            select(Notification.id)
+            .where(Notification.status == NotificationStatus.PENDING,
+                   Notification.updated_at < older_than)
+            .order_by(Notification.updated_at)
+            .limit(limit)
+        )
+    )
+
+
+def deliver_notification(
+    session: Session,
+    notification_id: uuid.UUID,
+    email: EmailSender,
+    sms: SmsSender,
+    now: datetime,
+) -> DeliveryResult:
+    """Send one pending notification and record the outcome; never raises a provider's error.
+
+    The row stays locked until the caller's transaction ends, so a concurrent deliverer skips it,
+    and a row no longer pending once the lock is ours (someone sent it meanwhile) is left alone.
+    The caller commits even when sending failed: the attempt and its error are part of the story.
+    """
+    notification = session.scalar(
+        select(Notification)
+        .where(Notification.id == notification_id,
+               Notification.status == NotificationStatus.PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    if notification is None:
+        log.info("notification.skipped", notification_id=str(notification_id))
+        return DeliveryResult(notification_id, Outcome.SKIPPED)
+    try:
+        provider_message_id = _send(notification, email, sms)
+    except PermanentError as exc:
+        notification.record_attempt(now, str(exc))
+        notification.mark_failed(str(exc))
+        log.warning("notification.failed", notification_id=str(notification_id),
+                    channel=notification.channel.value, attempts=notification.attempts,
+                    error=str(exc))
+        return DeliveryResult(notification_id, Outcome.FAILED, exc)
+    except TransientError as exc:
+        notification.record_attempt(now, str(exc))
+        log.warning("notification.retry_later", notification_id=str(notification_id),
+                    channel=notification.channel.value, attempts=notification.attempts,
+                    error=str(exc))
+        return DeliveryResult(notification_id, Outcome.RETRY_LATER, exc)
+    notification.record_attempt(now)
+    notification.mark_sent(provider_message_id, now)
+    log.info("notification.sent", notification_id=str(notification_id),
+             channel=notification.channel.value, attempts=notification.attempts)
+    return DeliveryResult(notification_id, Outcome.SENT)
+
+
+def _send(notification: Notification, email: EmailSender, sms: SmsSender) -> str:
+    if notification.channel is Channel.EMAIL:
+        content = templates.render_email(notification.template, notification.template_data)
+        return email.send(
+            Email(notification.id, notification.recipient, content.subject, content.text)
+        )
+    body = templates.render_sms(notification.template, notification.template_data)
+    return sms.send(Sms(notification.id, notification.recipient, body))
+
+
+def prune_inbox(session: Session, retention: timedelta) -> int:
+    """Forget handled event ids older than ``retention`` (longer than any redelivery)."""
+    pruned = inbox.prune(session, InboxMessage, retention)
+    if pruned:
+        log.info("inbox.pruned", rows=pruned)
+    return pruned

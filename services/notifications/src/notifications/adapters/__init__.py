@@ -1,0 +1,1 @@
+"""One module per outside system: email (SMTP) and SMS (HTTP gateway)."""

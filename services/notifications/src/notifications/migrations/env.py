@@ -1,0 +1,4 @@
+from notifications.models import Base
+from signup_shared.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,54 @@
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+import notifications.__main__ as cli
+from notifications import bootstrap
+from notifications.settings import NotificationsSettings
+
+
+def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
+    settings = NotificationsSettings(retry_delays=[500, 5_000], delivery_limit=4)
+    queue = bootstrap.user_signed_up_queue(settings)
+    assert (queue.name, queue.routing_key) == ("notifications.user_signed_up",
+                                               "accounts.user_signed_up")
+    assert (queue.retry_delays_ms, queue.delivery_limit) == ((500, 5_000), 4)
+    assert queue.dlq_name == "notifications.user_signed_up.dlq"
+    assert bootstrap.queues(settings) == [queue]
+
+
+def test_the_email_sender_is_configured_from_settings() -> None:
+    settings = NotificationsSettings(smtp_host="smtp.local", smtp_port=587, smtp_username="relay",
+                                     smtp_password=SecretStr("pw"), smtp_timeout=4.0,
+                                     mail_from="Team <hi@signup.local>")
+    sender = bootstrap.email_sender(settings)
+    assert (sender.host, sender.port, sender.timeout) == ("smtp.local", 587, 4.0)
+    assert (sender.username, sender.password, sender.mail_from) == (
+        "relay", "pw", "Team <hi@signup.local>")
+    assert sender.starttls is False and sender.tls_context is None
+
+
+def test_readiness_follows_the_runtime_connection() -> None:
+    runtime: Any = SimpleNamespace(connected=False)
+    checks = bootstrap.health_checks(engine=None, runtime=runtime)  # type: ignore[arg-type]
+    assert set(checks) == {"database", "broker"}
+    assert checks["broker"]() is False
+    runtime.connected = True
+    assert checks["broker"]() is True
+
+
+def test_the_cli_offers_the_service_commands() -> None:
+    assert sorted(cli.COMMANDS) == ["consume", "migrate", "sweep", "topology"]
+    with pytest.raises(SystemExit):
+        cli.main(["publish"])
+
+
+def test_the_cli_runs_the_chosen_command_with_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[tuple[str, Any]] = []
+    monkeypatch.setattr(cli, "configure_logging", lambda *args: ran.append(("logging", args[0])))
+    monkeypatch.setitem(cli.COMMANDS, "sweep", lambda settings: ran.append(("sweep", settings)))
+    cli.main(["sweep"])
+    assert ran[0] == ("logging", "notifications-sweep")
+    assert ran[1][0] == "sweep" and isinstance(ran[1][1], NotificationsSettings)
