@@ -5,18 +5,44 @@ cd "$(dirname "$0")/.."
 source deploy/services.sh
 export PATH="$PWD/.venv/bin:$PATH" LOG_FORMAT=${LOG_FORMAT:-console} PYTHONUNBUFFERED=1
 
-bash deploy/ensure-servers.sh
-mkdir -p var/mail var/sms var/spaces var/log
-for service in "${SERVICES[@]}"; do
-  echo "==> $service: database and migrations"
-  LOG_FORMAT=json "$service" migrate >/dev/null
-  echo "==> $service: broker topology"
-  LOG_FORMAT=json "$service" topology >/dev/null
+busy=()
+for port in 8000 8001 8002 8003 8013 1025 8025; do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && busy+=("$port")
 done
+if ((${#busy[@]})); then
+  echo "Port(s) ${busy[*]} on 127.0.0.1 are already in use: is the platform already running?" >&2
+  echo "Stop it first (Ctrl-C in its terminal), or find the process with: ss -ltnp" >&2
+  exit 1
+fi
+
+bash deploy/ensure-servers.sh
+mkdir -p var/log
+for service in "${SERVICES[@]}"; do
+  echo "==> $service: database, migrations and broker topology"
+  if ! output=$("$service" migrate 2>&1 && "$service" topology 2>&1); then
+    echo "$output" >&2
+    exit 1
+  fi
+done
+
+announce_when_ready() {
+  local urls=(http://127.0.0.1:8000/readyz http://127.0.0.1:8001/readyz http://127.0.0.1:8002/readyz
+              http://127.0.0.1:8003/readyz http://127.0.0.1:8013/readyz)
+  for _ in $(seq 240); do
+    sleep 0.5
+    local ready=1
+    for url in "${urls[@]}"; do curl -fs -o /dev/null "$url" || { ready=0; break; }; done
+    if ((ready)); then
+      printf '\n\033[1m==> Signup Platform is ready: http://127.0.0.1:8000/docs\033[0m\n\n'
+      return
+    fi
+  done
+}
+announce_when_ready &
 
 cat <<'BANNER'
 
-  Signup Platform is starting (Ctrl-C stops everything).
+  Signup Platform is starting (Ctrl-C stops everything); a line says when it is ready.
 
   Accounts API        http://127.0.0.1:8000        docs: http://127.0.0.1:8000/docs
   Stats API           http://127.0.0.1:8003/stats  docs: http://127.0.0.1:8003/docs

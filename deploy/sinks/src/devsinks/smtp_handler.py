@@ -37,6 +37,8 @@ def stored_bytes(envelope: Envelope) -> bytes:
 class MaildirHandler:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        for folder in ("tmp", "new", "cur"):
+            (directory / folder).mkdir(parents=True, exist_ok=True)
         self.maildir = mailbox.Maildir(directory, factory=None, create=True)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
