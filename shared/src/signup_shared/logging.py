@@ -42,6 +42,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
         if console
         else structlog.processors.JSONRenderer()
     )
+
     def add_service(
         _logger: object, _method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:

@@ -1,8 +1,10 @@
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
@@ -58,9 +60,11 @@ def process(
     handler: Recorder, body: bytes, headers: dict[str, Any] | None = None, attempts: int = 3
 ) -> failures.Decision:
     subscription = Subscription(QUEUE, (UserSignedUp,), handler)
-    return MessageProcessor(in_process_attempts=attempts, max_wait=0.0).process(
+    decision = MessageProcessor(in_process_attempts=attempts, max_wait=0.0).process(
         subscription, delivery(body, headers)
     )
+    assert decision is not None
+    return decision
 
 
 def test_a_valid_event_reaches_the_handler_and_is_acked() -> None:
@@ -131,3 +135,29 @@ def test_rerouted_copy_goes_to_the_dead_letter_queue_with_the_reason() -> None:
     assert copy.body == b"junk"
     assert copy.headers[failures.ERROR_MESSAGE] == "bad phone"
     assert copy.headers[failures.SERVICE] == "stats"
+
+
+class DatabaseDown(Exception):
+    sqlstate = None
+
+
+def outage() -> OperationalError:
+    return OperationalError("select 1", {}, DatabaseDown())
+
+
+def test_a_database_outage_holds_the_message_until_the_database_returns() -> None:
+    handler = Recorder(*[outage()] * 4)
+    subscription = Subscription(QUEUE, (UserSignedUp,), handler)
+    processor = MessageProcessor(in_process_attempts=1, max_wait=0.0, outage_backoff_cap=0.001)
+    decision = processor.process(subscription, delivery(envelope().to_json()))
+    assert decision is not None and decision.action is Action.ACK
+    assert len(handler.calls) == 5
+
+
+def test_stopping_during_an_outage_leaves_the_message_unacked() -> None:
+    stopping = threading.Event()
+    stopping.set()
+    handler = Recorder(outage())
+    subscription = Subscription(QUEUE, (UserSignedUp,), handler)
+    processor = MessageProcessor(in_process_attempts=1, max_wait=0.0)
+    assert processor.process(subscription, delivery(envelope().to_json()), stopping) is None

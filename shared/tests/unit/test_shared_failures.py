@@ -72,3 +72,22 @@ def test_failure_headers_keep_the_first_failure_and_origin() -> None:
     assert again[failures.ATTEMPTS] == 2
     assert again[failures.ERROR_TYPE] == "TransientError"
     assert again["x-event-version"] == 1
+
+
+class PgError(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__("pg")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    "sqlstate,outage",
+    [(None, True), ("08006", True), ("57P01", True), ("40001", False), ("40P01", False)],
+)
+def test_outage_is_the_database_being_unreachable(sqlstate: str | None, outage: bool) -> None:
+    assert failures.is_outage(OperationalError("select", {}, PgError(sqlstate))) is outage
+
+
+def test_other_errors_are_not_outages() -> None:
+    assert not failures.is_outage(TransientError("smtp"))
+    assert not failures.is_outage(ConnectionRefusedError())

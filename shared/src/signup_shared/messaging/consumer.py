@@ -13,6 +13,7 @@ through the delay queues, then dead-lettered. Nothing is acked and dropped.
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,14 +71,30 @@ def decode_for(subscription: Subscription, delivery: Delivery) -> Envelope[Any]:
     return envelope
 
 
+class DatabaseOutageError(Exception):
+    """Raised inside the processor when it gives up waiting for the database (shutdown)."""
+
+
 class MessageProcessor:
     """Decides the fate of one delivery; knows nothing of connections or acks."""
 
-    def __init__(self, in_process_attempts: int = 3, max_wait: float = 1.0) -> None:
+    def __init__(
+        self, in_process_attempts: int = 3, max_wait: float = 1.0, outage_backoff_cap: float = 5.0
+    ) -> None:
         self.in_process_attempts = in_process_attempts
         self.max_wait = max_wait
+        self.outage_backoff_cap = outage_backoff_cap
 
-    def process(self, subscription: Subscription, delivery: Delivery) -> failures.Decision:
+    def process(
+        self,
+        subscription: Subscription,
+        delivery: Delivery,
+        stopping: threading.Event | None = None,
+    ) -> failures.Decision | None:
+        """The decision for this delivery, or None to leave it unacked for redelivery.
+
+        None happens only when the process stops while its database is unreachable.
+        """
         previous = failures.attempts_so_far(delivery.headers)
         slots = len(subscription.queue.retry_delays_ms)
         try:
@@ -89,7 +106,9 @@ class MessageProcessor:
             envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
         ):
             try:
-                self._handle(subscription.handler, envelope)
+                self._handle_through_outages(subscription, envelope, stopping or threading.Event())
+            except DatabaseOutageError:
+                return None
             except Exception as exc:
                 decision = failures.decide(exc, previous, slots)
                 log.warning(
@@ -102,6 +121,27 @@ class MessageProcessor:
                 return decision
             log.info("message.handled", queue=subscription.queue.name, attempt=previous + 1)
             return failures.ACK
+
+    def _handle_through_outages(
+        self, subscription: Subscription, envelope: Envelope[Any], stopping: threading.Event
+    ) -> None:
+        backoff = Backoff(base=0.5, cap=self.outage_backoff_cap)
+        while True:
+            try:
+                self._handle(subscription.handler, envelope)
+                return
+            except Exception as exc:
+                if not failures.is_outage(exc):
+                    raise
+                delay = backoff.next()
+                log.warning(
+                    "message.waiting_for_database",
+                    queue=subscription.queue.name,
+                    error=str(exc).splitlines()[0],
+                    retry_in=round(delay, 2),
+                )
+                if stopping.wait(delay):
+                    raise DatabaseOutageError from exc
 
     def _handle(self, handler: Handler, envelope: Envelope[Any]) -> None:
         for attempt in Retrying(
@@ -165,6 +205,7 @@ class ConsumerRuntime:
         self.amqp_url = amqp_url
         self.subscriptions = list(subscriptions)
         self.prefetch = prefetch
+        self.dead_letter_report_interval = 60.0
         self.heartbeat = heartbeat
         self.processor = processor or MessageProcessor()
         self.publisher = publisher or ConfirmingPublisher(amqp_url, confirm_timeout, heartbeat)
@@ -173,6 +214,7 @@ class ConsumerRuntime:
         self._work: queue.Queue[_Work | None] = queue.Queue()
         self._done: queue.Queue[_Done] = queue.Queue()
         self._in_flight = 0
+        self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work_loop, name="handler", daemon=True)
 
     # worker thread -----------------------------------------------------------------------
@@ -181,12 +223,13 @@ class ConsumerRuntime:
             generation, subscription, message = item
             decision: failures.Decision | None = None
             if generation == self._generation:
-                decision = self.processor.process(subscription, _delivery(message))
+                decision = self.processor.process(subscription, _delivery(message), self._stop)
             self._done.put((generation, subscription, message, decision))
 
     # main thread -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; reconnect with backoff whenever the broker goes away."""
+        self._stop = stop
         self._worker.start()
         backoff = Backoff()
         try:
@@ -225,12 +268,28 @@ class ConsumerRuntime:
             self.connected = True
             backoff.reset()
             log.info("consumer.started", queues=[s.queue.name for s in self.subscriptions])
+            next_report = time.monotonic()
             while not stop.is_set():
                 self._pump(connection, 0.005 if self._in_flight else 0.25)
+                if time.monotonic() >= next_report:
+                    self._report_dead_letters(connection)
+                    next_report = time.monotonic() + self.dead_letter_report_interval
             for consumer in consumers:
                 consumer.cancel()
             self._finish_in_flight(connection)
             self.connected = False
+
+    def _report_dead_letters(self, connection: Connection) -> None:
+        """Say in the logs when dead letters wait for an operator (also on the dashboard)."""
+        channel = connection.channel()
+        try:
+            for subscription in self.subscriptions:
+                name = subscription.queue.dlq_name
+                depth = channel.queue_declare(name, passive=True).message_count
+                if depth:
+                    log.warning("dead_letters.waiting", queue=name, count=depth)
+        finally:
+            channel.close()
 
     def _dispatcher(self, subscription: Subscription) -> Callable[[Message], None]:
         def dispatch(message: Message) -> None:

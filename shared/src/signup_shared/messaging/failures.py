@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from signup_shared.errors import PermanentError, TransientError
 
@@ -59,6 +59,21 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TransientError | OperationalError | ConnectionError | TimeoutError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+MESSAGE_LEVEL_SQLSTATES = ("40",)  # serialization failure, deadlock: retry this message
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The service's own database cannot be reached: every message would fail the same way.
+
+    Such failures are not the message's fault, so they must not use up its retries: the
+    consumer holds the message (unacked) and waits for the database to return.
+    """
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate is None or not sqlstate.startswith(MESSAGE_LEVEL_SQLSTATES)
 
 
 def attempts_so_far(headers: Mapping[str, Any] | None) -> int:
