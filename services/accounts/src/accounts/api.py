@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -160,6 +161,13 @@ def create_app(
     @app.exception_handler(actions.EmailAlreadyRegisteredError)
     async def duplicate(_request: Request, exc: Exception) -> JSONResponse:
         return error(409, str(exc), [FieldError(field="email", message="already registered")])
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+        response = error(503, "the database is unavailable; nothing was saved, please retry")
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(actions.UserNotFoundError)
     async def not_found(_request: Request, _exc: Exception) -> JSONResponse:

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from accounts import actions, api
 from accounts.models import Plan, SubscriptionStatus
@@ -48,6 +49,8 @@ def fake_actions(monkeypatch: pytest.MonkeyPatch, state: Calls) -> None:
     def sign_up(_session: Any, signup: actions.NewSignup, *, correlation_id: str) -> Any:
         if signup.email == "taken@example.com":
             raise actions.EmailAlreadyRegisteredError
+        if signup.email == "down@example.com":
+            raise OperationalError("INSERT", {}, ConnectionRefusedError())
         state.signups.append((signup, correlation_id))
         return actions.SignupReceipt(USER_ID, SUB_ID, SubscriptionStatus.PENDING)
 
@@ -170,3 +173,10 @@ def test_not_ready_without_database(client: TestClient, state: Calls) -> None:
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "unavailable"}
+
+
+def test_database_outage_is_503_with_retry_after(client: TestClient, state: Calls) -> None:
+    response = client.post("/signups", json={**VALID, "email": "down@example.com"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert state.sessions[0].rollbacks == 1
