@@ -42,7 +42,7 @@ e2e: install servers
 	$(PYTEST) -m e2e tests
 
 faults: install servers
-	$(PYTEST) -m faults tests --faults=all
+	FAULTS=all $(PYTEST) -s tests/faults
 
 bench: install servers
 	$(VENV)/python tests/bench/bench.py

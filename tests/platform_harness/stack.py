@@ -243,6 +243,17 @@ class Stack:
     def sms(self) -> list[dict[str, Any]]:
         return read_sms(self.root / "var" / "sms")
 
+    def resent_emails(self) -> int:
+        """Re-sends of an already delivered Message-ID that the SMTP sink did not store again."""
+        path = self.root / "var" / "mail" / "duplicates.log"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def sms_faults(self, spec: dict[str, Any] | None) -> None:
+        """Make the SMS gateway sink fail (``{"status": 500, "count": 50}``); None clears."""
+        url = f"http://127.0.0.1:{self.ports['sms']}/_control/faults"
+        response = httpx.request("DELETE" if spec is None else "POST", url, json=spec, timeout=5)
+        response.raise_for_status()
+
     def spaces(self) -> list[str]:
         root = self.root / "var" / "spaces"
         return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
@@ -263,11 +274,11 @@ class Stack:
             )
         )
 
-    def query(self, service: str, sql: str) -> list[Any]:
+    def query(self, service: str, sql: str, **params: Any) -> list[Any]:
         engine = sa.create_engine(self.database_url(service), poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as connection:
-                return list(connection.execute(sa.text(sql)).all())
+                return list(connection.execute(sa.text(sql), params).all())
         finally:
             engine.dispose()
 
