@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pika
-from kombu import Connection
+from kombu.connection import Connection
 from pika.adapters.blocking_connection import BlockingChannel
 from resources import (
     create_schema,
@@ -199,7 +199,7 @@ def measure(
     rows, left = inbox_rows(engine, consumer_queue.name), ready_messages(url, consumer_queue.name)
     if rows != count or left != 0:
         raise RuntimeError(f"{consumer_queue.name}: {rows} inbox rows, {left} messages left")
-    return rate
+    return round(rate, 1)
 
 
 def run(count: int = 5_000, runs: int = 3) -> HandlerFigures:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from baselines import raw_pika_publish_rate
-from kombu import Connection, Queue
+from kombu.connection import Connection
+from kombu.entity import Queue
 from resources import create_schema, private_vhost, purge, ready_messages, truncate, unique, vacuum
 from sqlalchemy import Engine, insert
 from sqlalchemy.orm import DeclarativeBase
@@ -90,7 +91,7 @@ def checked(url: str, queue: str, count: int, rate: float) -> float:
     if held != count:
         raise RuntimeError(f"{queue} holds {held} messages, expected {count}")
     purge(url, queue)
-    return rate
+    return round(rate, 1)
 
 
 def bind_queue(url: str, name: str, routing_key: str) -> None:

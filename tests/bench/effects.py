@@ -1,0 +1,149 @@
+"""When each signup's effects were committed, read back from the four services' databases.
+
+Every timestamp is taken by the service inside the transaction that commits the effect, a moment
+before the commit (PostgreSQL here does not track commit timestamps):
+
+- committed:      accounts ``users.created_at`` (the signup request's transaction)
+- email recorded: notifications ``notifications.created_at`` (welcome email owed, channel email)
+- email sent:     notifications ``notifications.sent_at`` (stamped just before the SMTP call,
+                  committed after the sink accepted it)
+- space:          provisioning ``spaces.created_at``
+- stats:          stats ``inbox.received_at`` for consumer ``stats.user_signed_up`` and the
+                  signup's event id (``now()``: the start of the counting transaction); the event
+                  id comes from accounts ``outbox.event_id`` whose payload names the user
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from platform_harness.stack import Stack
+
+STATS_CONSUMER = "stats.user_signed_up"
+EFFECTS = ("email_sent", "space", "stats")
+
+SIGNUPS = sa.text(
+    "SELECT u.id, u.created_at, o.event_id FROM users u JOIN outbox o"
+    " ON o.event_type = 'UserSignedUp' AND (o.payload::jsonb #>> '{data,user_id}')::uuid = u.id"
+    " WHERE u.id = ANY(:ids)"
+)
+EMAILS = sa.text(
+    "SELECT user_id, created_at, sent_at FROM notifications"
+    " WHERE channel = 'email' AND user_id = ANY(:ids)"
+)
+SPACES = sa.text("SELECT user_id, created_at FROM spaces WHERE user_id = ANY(:ids)")
+COUNTED = sa.text(
+    "SELECT event_id, received_at FROM inbox WHERE consumer = :consumer AND event_id = ANY(:ids)"
+)
+EMAILS_SENT = sa.text(
+    "SELECT count(*) FROM notifications"
+    " WHERE channel = 'email' AND sent_at IS NOT NULL AND user_id = ANY(:ids)"
+)
+SPACES_MADE = sa.text("SELECT count(*) FROM spaces WHERE user_id = ANY(:ids)")
+EVENTS_COUNTED = sa.text(
+    "SELECT count(*) FROM inbox WHERE consumer = :consumer AND event_id = ANY(:ids)"
+)
+PENDING_SUBSCRIPTIONS = sa.text("SELECT count(*) FROM subscriptions WHERE status = 'pending'")
+
+
+@dataclass(frozen=True)
+class SignupTimes:
+    user_id: uuid.UUID
+    event_id: uuid.UUID
+    committed: datetime
+    email_recorded: datetime | None = None
+    email_sent: datetime | None = None
+    space: datetime | None = None
+    stats: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        return all(getattr(self, effect) is not None for effect in EFFECTS)
+
+    def after(self, effect: str) -> float | None:
+        """Milliseconds from the signup's commit to ``effect`` (None while it has not happened)."""
+        moment: datetime | None = getattr(self, effect)
+        return None if moment is None else (moment - self.committed).total_seconds() * 1000
+
+    @property
+    def last_effect(self) -> datetime | None:
+        """When the last of the three effects was committed (None until all three were)."""
+        moments = [getattr(self, effect) for effect in EFFECTS]
+        return None if None in moments else max(moments)
+
+    @property
+    def end_to_end(self) -> float | None:
+        """Milliseconds until the last of the three effects (None until all three happened)."""
+        delays = [self.after(effect) for effect in EFFECTS]
+        return None if None in delays else max(d for d in delays if d is not None)
+
+
+class EffectReader:
+    """Reads the four databases of a running ``Stack`` with bound parameters."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.engines = {
+            service: sa.create_engine(stack.database_url(service), pool_size=1, max_overflow=0)
+            for service in ("accounts", "notifications", "provisioning", "stats")
+        }
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+
+    def _rows(self, service: str, statement: sa.TextClause, **params: Any) -> list[Any]:
+        with self.engines[service].connect() as connection:
+            return list(connection.execute(statement, params).all())
+
+    def _count(self, service: str, statement: sa.TextClause, **params: Any) -> int:
+        with self.engines[service].connect() as connection:
+            return int(connection.execute(statement, params).scalar_one())
+
+    def signups(self, user_ids: Sequence[str]) -> dict[uuid.UUID, SignupTimes]:
+        ids = [uuid.UUID(user_id) for user_id in user_ids]
+        return {
+            row[0]: SignupTimes(row[0], row[2], row[1])
+            for row in self._rows("accounts", SIGNUPS, ids=ids)
+        }
+
+    def missing(self, signups: dict[uuid.UUID, SignupTimes]) -> int:
+        """How many effects of these signups are not committed yet (cheap: counts only)."""
+        users, events = list(signups), [s.event_id for s in signups.values()]
+        done = (
+            self._count("notifications", EMAILS_SENT, ids=users)
+            + self._count("provisioning", SPACES_MADE, ids=users)
+            + self._count("stats", EVENTS_COUNTED, consumer=STATS_CONSUMER, ids=events)
+        )
+        return len(EFFECTS) * len(signups) - done
+
+    def pending_subscriptions(self) -> int:
+        return self._count("accounts", PENDING_SUBSCRIPTIONS)
+
+    def times(self, signups: dict[uuid.UUID, SignupTimes]) -> list[SignupTimes]:
+        users = list(signups)
+        by_event = {s.event_id: s.user_id for s in signups.values()}
+        found: dict[uuid.UUID, dict[str, datetime | None]] = {user: {} for user in users}
+        for user_id, recorded, sent in self._rows("notifications", EMAILS, ids=users):
+            found[user_id].update(email_recorded=recorded, email_sent=sent)
+        for user_id, created in self._rows("provisioning", SPACES, ids=users):
+            found[user_id]["space"] = created
+        counted = self._rows("stats", COUNTED, consumer=STATS_CONSUMER, ids=list(by_event))
+        for event_id, received in counted:
+            found[by_event[event_id]]["stats"] = received
+        return [_with(s, found[s.user_id]) for s in signups.values()]
+
+
+def _with(signup: SignupTimes, found: dict[str, datetime | None]) -> SignupTimes:
+    return SignupTimes(
+        signup.user_id,
+        signup.event_id,
+        signup.committed,
+        email_recorded=found.get("email_recorded"),
+        email_sent=found.get("email_sent"),
+        space=found.get("space"),
+        stats=found.get("stats"),
+    )
