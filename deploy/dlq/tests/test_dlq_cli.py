@@ -74,6 +74,7 @@ def test_refuses_without_yes_when_not_a_tty(
     assert err.count("\n") == 1
 
 
+@pytest.mark.integration  # tries a real (closed) port
 @pytest.mark.parametrize(
     "argv",
     [

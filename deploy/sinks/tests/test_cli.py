@@ -16,6 +16,8 @@ from devsinks.cli import build_parser
 from devsinks.reading import read_mail, read_sms
 from devsinks.signals import StopSignals
 
+pytestmark = pytest.mark.integration  # real servers on loopback, real processes
+
 LISTENING = re.compile(r"listening on (?:http://)?127\.0\.0\.1:(\d+)")
 
 

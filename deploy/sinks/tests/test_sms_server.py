@@ -7,6 +7,8 @@ import pytest
 from devsinks.reading import read_sms
 from devsinks.sms_http import SmsSink
 
+pytestmark = pytest.mark.integration  # real servers on loopback, real processes
+
 TO = "+15551234567"
 
 

@@ -8,6 +8,8 @@ import pytest
 from devsinks.reading import read_mail
 from devsinks.smtp_sink import SmtpSink
 
+pytestmark = pytest.mark.integration  # real servers on loopback, real processes
+
 
 def mail(message_id: str) -> EmailMessage:
     message = EmailMessage()

@@ -8,6 +8,8 @@ import pytest
 from devsinks.reading import read_mail
 from devsinks.smtp_sink import SmtpSink
 
+pytestmark = pytest.mark.integration  # real servers on loopback, real processes
+
 
 def make_message(subject: str = "Welcome") -> EmailMessage:
     message = EmailMessage()
