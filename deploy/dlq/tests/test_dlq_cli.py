@@ -94,6 +94,7 @@ def test_unreachable_broker_is_one_line_exit_1(
     assert "secret" not in captured.err
 
 
+@pytest.mark.integration  # tries a real (closed) port
 def test_unreachable_broker_via_environment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
