@@ -103,6 +103,7 @@ def test_unreachable_broker_via_environment(
     assert "127.0.0.1:1" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # tries a real (closed) port
 def test_management_api_off_is_one_line_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--management-url", CLOSED_HTTP]) == 1
     err = capsys.readouterr().err
