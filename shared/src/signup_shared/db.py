@@ -57,3 +57,9 @@ def transaction(fn: Callable[Concatenate[S, P], R]) -> Callable[..., R]:
         return result
 
     return wrapper
+
+
+def open_database(url: str, pool_size: int = 10) -> tuple[Engine, sessionmaker[Session]]:
+    """The engine of a service's database and the session factory bound to it."""
+    engine = make_engine(url, pool_size)
+    return engine, make_session_factory(engine)

@@ -1,14 +1,12 @@
 """accounts command line: relay, consume, migrate, topology (the API is ``accounts-web``)."""
 
-import argparse
 from pathlib import Path
 
 import structlog
 
 from accounts import bootstrap
 from accounts.settings import AccountsSettings
-from signup_shared import migrations
-from signup_shared.logging import configure_logging
+from signup_shared import cli, migrations
 from signup_shared.process import stop_on_signals
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -38,12 +36,7 @@ COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="accounts", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    args = parser.parse_args(argv)
-    settings = AccountsSettings()
-    configure_logging(f"accounts-{args.command}", settings.log_level, settings.log_format)
-    COMMANDS[args.command](settings)
+    cli.run("accounts", __doc__, AccountsSettings, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import consumers, models
 from accounts.settings import AccountsSettings
-from signup_shared.db import make_engine, make_session_factory
+from signup_shared.db import open_database
 from signup_shared.events import SpaceProvisioned
 from signup_shared.messaging import topology
 from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
@@ -21,11 +21,8 @@ SERVICE = "accounts"
 
 
 def space_provisioned_queue(settings: AccountsSettings) -> ConsumerQueue:
-    return ConsumerQueue(
-        SERVICE,
-        topology.routing_key("provisioning", "space_provisioned"),
-        retry_delays_ms=tuple(settings.retry_delays),
-        delivery_limit=settings.delivery_limit,
+    return topology.consumer_queue(
+        SERVICE, "provisioning", "space_provisioned", settings.retry_delays, settings.delivery_limit
     )
 
 
@@ -34,8 +31,7 @@ def queues(settings: AccountsSettings) -> list[ConsumerQueue]:
 
 
 def database(settings: AccountsSettings) -> tuple[Engine, sessionmaker[Session]]:
-    engine = make_engine(settings.database_url, settings.database_pool_size)
-    return engine, make_session_factory(engine)
+    return open_database(settings.database_url, settings.database_pool_size)
 
 
 def relay(settings: AccountsSettings) -> OutboxRelay:

@@ -1,6 +1,5 @@
 """notifications command line: ``notifications consume|sweep|migrate|topology``."""
 
-import argparse
 from pathlib import Path
 
 import structlog
@@ -8,8 +7,7 @@ import structlog
 from notifications import bootstrap
 from notifications.actions import Outcome
 from notifications.settings import NotificationsSettings
-from signup_shared import migrations
-from signup_shared.logging import configure_logging
+from signup_shared import cli, migrations
 from signup_shared.process import HealthServer, stop_on_signals
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -57,12 +55,7 @@ COMMANDS = {"consume": consume, "sweep": sweep, "migrate": migrate, "topology": 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="notifications", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    args = parser.parse_args(argv)
-    settings = NotificationsSettings()
-    configure_logging(f"notifications-{args.command}", settings.log_level, settings.log_format)
-    COMMANDS[args.command](settings)
+    cli.run("notifications", __doc__, NotificationsSettings, COMMANDS, argv)
 
 
 if __name__ == "__main__":

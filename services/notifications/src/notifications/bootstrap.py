@@ -14,7 +14,7 @@ from notifications.actions import DeliveryResult
 from notifications.adapters.email import EmailSender, SmtpEmailSender
 from notifications.adapters.sms import HttpSmsGateway, SmsSender
 from notifications.settings import NotificationsSettings
-from signup_shared.db import make_engine, make_session_factory
+from signup_shared.db import open_database
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging import topology
 from signup_shared.messaging.consumer import ConsumerRuntime, Handler, Subscription
@@ -27,11 +27,8 @@ SERVICE = "notifications"
 
 
 def user_signed_up_queue(settings: NotificationsSettings) -> ConsumerQueue:
-    return ConsumerQueue(
-        SERVICE,
-        topology.routing_key("accounts", "user_signed_up"),
-        retry_delays_ms=tuple(settings.retry_delays),
-        delivery_limit=settings.delivery_limit,
+    return topology.consumer_queue(
+        SERVICE, "accounts", "user_signed_up", settings.retry_delays, settings.delivery_limit
     )
 
 
@@ -40,8 +37,7 @@ def queues(settings: NotificationsSettings) -> list[ConsumerQueue]:
 
 
 def database(settings: NotificationsSettings) -> tuple[Engine, sessionmaker[Session]]:
-    engine = make_engine(settings.database_url, settings.database_pool_size)
-    return engine, make_session_factory(engine)
+    return open_database(settings.database_url, settings.database_pool_size)
 
 
 def email_sender(settings: NotificationsSettings) -> SmtpEmailSender:

@@ -1,14 +1,12 @@
 """provisioning command line: ``provisioning consume|relay|migrate|topology``."""
 
-import argparse
 from pathlib import Path
 
 import structlog
 
 from provisioning import bootstrap
 from provisioning.settings import ProvisioningSettings
-from signup_shared import migrations
-from signup_shared.logging import configure_logging
+from signup_shared import cli, migrations
 from signup_shared.periodic import every
 from signup_shared.process import stop_on_signals
 
@@ -51,12 +49,7 @@ COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="provisioning", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    args = parser.parse_args(argv)
-    settings = ProvisioningSettings()
-    configure_logging(f"provisioning-{args.command}", settings.log_level, settings.log_format)
-    COMMANDS[args.command](settings)
+    cli.run("provisioning", __doc__, ProvisioningSettings, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from provisioning import consumers, models
 from provisioning.adapters.storage import DirectorySpaceStorage, SpaceStorage
 from provisioning.settings import ProvisioningSettings
 from signup_shared import inbox
-from signup_shared.db import make_engine, make_session_factory, transaction
+from signup_shared.db import open_database, transaction
 from signup_shared.events import UserSignedUp
 from signup_shared.messaging import topology
 from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
@@ -29,11 +29,8 @@ log = structlog.get_logger(__name__)
 
 
 def user_signed_up_queue(settings: ProvisioningSettings) -> ConsumerQueue:
-    return ConsumerQueue(
-        SERVICE,
-        topology.routing_key("accounts", "user_signed_up"),
-        retry_delays_ms=tuple(settings.retry_delays),
-        delivery_limit=settings.delivery_limit,
+    return topology.consumer_queue(
+        SERVICE, "accounts", "user_signed_up", settings.retry_delays, settings.delivery_limit
     )
 
 
@@ -42,8 +39,7 @@ def queues(settings: ProvisioningSettings) -> list[ConsumerQueue]:
 
 
 def database(settings: ProvisioningSettings) -> tuple[Engine, sessionmaker[Session]]:
-    engine = make_engine(settings.database_url, settings.database_pool_size)
-    return engine, make_session_factory(engine)
+    return open_database(settings.database_url, settings.database_pool_size)
 
 
 def storage(settings: ProvisioningSettings) -> DirectorySpaceStorage:

@@ -9,7 +9,7 @@ def test_offers_the_service_commands():
 
 def test_runs_the_chosen_command_with_settings(monkeypatch):
     ran = []
-    monkeypatch.setattr(cli, "configure_logging", lambda *_args: None)
+    monkeypatch.setattr("signup_shared.cli.configure_logging", lambda *_args: None)
     monkeypatch.setitem(cli.COMMANDS, "topology", lambda settings: ran.append(settings))
 
     cli.main(["topology"])

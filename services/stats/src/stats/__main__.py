@@ -1,13 +1,11 @@
 """stats command line: ``stats consume|migrate|topology|web`` (``web`` is also ``stats-web``)."""
 
-import argparse
 import runpy
 from pathlib import Path
 
 import structlog
 
-from signup_shared import migrations
-from signup_shared.logging import configure_logging
+from signup_shared import cli, migrations
 from signup_shared.process import stop_on_signals
 from stats import bootstrap
 from stats.settings import StatsSettings
@@ -41,12 +39,7 @@ COMMANDS = {"web": web, "consume": consume, "migrate": migrate, "topology": decl
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="stats", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    args = parser.parse_args(argv)
-    settings = StatsSettings()
-    configure_logging(f"stats-{args.command}", settings.log_level, settings.log_format)
-    COMMANDS[args.command](settings)
+    cli.run("stats", __doc__, StatsSettings, COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from kombu.connection import Connection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from signup_shared.db import make_engine, make_session_factory
+from signup_shared.db import open_database
 from signup_shared.events import EventData, SpaceProvisioned, UserSignedUp
 from signup_shared.messaging import topology
 from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
@@ -23,11 +23,8 @@ SERVICE = "stats"
 
 
 def _queue(settings: StatsSettings, producer: str, event: str) -> ConsumerQueue:
-    return ConsumerQueue(
-        SERVICE,
-        topology.routing_key(producer, event),
-        retry_delays_ms=tuple(settings.retry_delays),
-        delivery_limit=settings.delivery_limit,
+    return topology.consumer_queue(
+        SERVICE, producer, event, settings.retry_delays, settings.delivery_limit
     )
 
 
@@ -44,8 +41,7 @@ def queues(settings: StatsSettings) -> list[ConsumerQueue]:
 
 
 def database(settings: StatsSettings) -> tuple[Engine, sessionmaker[Session]]:
-    engine = make_engine(settings.database_url, settings.database_pool_size)
-    return engine, make_session_factory(engine)
+    return open_database(settings.database_url, settings.database_pool_size)
 
 
 def _subscription(

@@ -123,3 +123,19 @@ def delete(connection: Connection, queues: Iterable[ConsumerQueue]) -> None:
                 queue(channel).delete()
     finally:
         channel.close()
+
+
+def consumer_queue(
+    service: str,
+    producer: str,
+    event_name: str,
+    retry_delays_ms: Iterable[int],
+    delivery_limit: int,
+) -> ConsumerQueue:
+    """The queue ``service`` keeps for ``producer``'s ``event_name`` events."""
+    return ConsumerQueue(
+        service,
+        routing_key(producer, event_name),
+        retry_delays_ms=tuple(retry_delays_ms),
+        delivery_limit=delivery_limit,
+    )
