@@ -47,7 +47,9 @@ def test_the_cli_offers_the_service_commands() -> None:
 
 def test_the_cli_runs_the_chosen_command_with_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[tuple[str, Any]] = []
-    monkeypatch.setattr("signup_shared.cli.configure_logging", lambda *args: ran.append(("logging", args[0])))
+    monkeypatch.setattr(
+        "signup_shared.cli.configure_logging", lambda *args: ran.append(("logging", args[0]))
+    )
     monkeypatch.setitem(cli.COMMANDS, "sweep", lambda settings: ran.append(("sweep", settings)))
     cli.main(["sweep"])
     assert ran[0] == ("logging", "notifications-sweep")
