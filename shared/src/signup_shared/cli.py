@@ -1,13 +1,21 @@
 """The command line every service shares: ``<service> <command>`` with settings and logging."""
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
+import structlog
+from kombu.connection import Connection
+
+from signup_shared import migrations
 from signup_shared.logging import configure_logging
+from signup_shared.messaging import topology
+from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
+log = structlog.get_logger(__name__)
 
 
 def run(
@@ -23,3 +31,17 @@ def run(
     settings = settings_class()
     configure_logging(f"{prog}-{args.command}", settings.log_level, settings.log_format)
     commands[args.command](settings)
+
+
+def migrate(database_url: str, migrations_dir: Path) -> None:
+    """``<service> migrate``: create the service's database if missing, apply its migrations."""
+    created = migrations.ensure_database(database_url)
+    migrations.upgrade(database_url, migrations_dir)
+    log.info("database.migrated", created=created)
+
+
+def declare_topology(amqp_url: str, queues: Sequence[ConsumerQueue]) -> None:
+    """``<service> topology``: declare the core exchanges and the service's queues."""
+    with Connection(amqp_url) as connection:
+        topology.declare(connection, queues)
+    log.info("topology.declared", queues=[queue.name for queue in queues])

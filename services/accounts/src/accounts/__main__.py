@@ -2,15 +2,12 @@
 
 from pathlib import Path
 
-import structlog
-
 from accounts import bootstrap
 from accounts.settings import AccountsSettings
-from signup_shared import cli, migrations
+from signup_shared import cli
 from signup_shared.process import stop_on_signals
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-log = structlog.get_logger("accounts")
 
 
 def relay(settings: AccountsSettings) -> None:
@@ -22,14 +19,11 @@ def consume(settings: AccountsSettings) -> None:
 
 
 def migrate(settings: AccountsSettings) -> None:
-    created = migrations.ensure_database(settings.database_url)
-    migrations.upgrade(settings.database_url, MIGRATIONS)
-    log.info("database.migrated", created=created)
+    cli.migrate(settings.database_url, MIGRATIONS)
 
 
 def declare(settings: AccountsSettings) -> None:
-    bootstrap.declare_topology(settings)
-    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+    cli.declare_topology(settings.amqp_url, bootstrap.queues(settings))
 
 
 COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": declare}

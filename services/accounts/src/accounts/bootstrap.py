@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from kombu.connection import Connection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,7 +61,3 @@ def consumer(settings: AccountsSettings) -> ConsumerRuntime:
         confirm_timeout=settings.confirm_timeout,
     )
 
-
-def declare_topology(settings: AccountsSettings) -> None:
-    with Connection(settings.amqp_url) as connection:
-        topology.declare(connection, queues(settings))

@@ -7,7 +7,7 @@ import structlog
 from notifications import bootstrap
 from notifications.actions import Outcome
 from notifications.settings import NotificationsSettings
-from signup_shared import cli, migrations
+from signup_shared import cli
 from signup_shared.process import HealthServer, stop_on_signals
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,14 +41,11 @@ def sweep(settings: NotificationsSettings) -> None:
 
 
 def migrate(settings: NotificationsSettings) -> None:
-    created = migrations.ensure_database(settings.database_url)
-    migrations.upgrade(settings.database_url, MIGRATIONS)
-    log.info("database.migrated", created=created)
+    cli.migrate(settings.database_url, MIGRATIONS)
 
 
 def declare(settings: NotificationsSettings) -> None:
-    bootstrap.declare_topology(settings)
-    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+    cli.declare_topology(settings.amqp_url, bootstrap.queues(settings))
 
 
 COMMANDS = {"consume": consume, "sweep": sweep, "migrate": migrate, "topology": declare}

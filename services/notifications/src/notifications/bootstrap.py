@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from kombu import Connection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -138,8 +137,4 @@ def worker(settings: NotificationsSettings) -> Worker:
 def health_checks(engine: Engine, runtime: ConsumerRuntime) -> dict[str, Check]:
     return {"database": database_ready(engine), "broker": lambda: runtime.connected}
 
-
-def declare_topology(settings: NotificationsSettings) -> None:
-    with Connection(settings.amqp_url) as connection:
-        topology.declare(connection, queues(settings))
 

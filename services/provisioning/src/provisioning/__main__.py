@@ -6,7 +6,7 @@ import structlog
 
 from provisioning import bootstrap
 from provisioning.settings import ProvisioningSettings
-from signup_shared import cli, migrations
+from signup_shared import cli
 from signup_shared.periodic import every
 from signup_shared.process import stop_on_signals
 
@@ -35,14 +35,11 @@ def consume(settings: ProvisioningSettings) -> None:
 
 
 def migrate(settings: ProvisioningSettings) -> None:
-    created = migrations.ensure_database(settings.database_url)
-    migrations.upgrade(settings.database_url, MIGRATIONS)
-    log.info("database.migrated", created=created)
+    cli.migrate(settings.database_url, MIGRATIONS)
 
 
 def declare(settings: ProvisioningSettings) -> None:
-    bootstrap.declare_topology(settings)
-    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+    cli.declare_topology(settings.amqp_url, bootstrap.queues(settings))
 
 
 COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": declare}

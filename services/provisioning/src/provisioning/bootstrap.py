@@ -5,7 +5,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
-from kombu import Connection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -109,7 +108,3 @@ def inbox_pruner(
 
     return prune
 
-
-def declare_topology(settings: ProvisioningSettings) -> None:
-    with Connection(settings.amqp_url) as connection:
-        topology.declare(connection, queues(settings))

@@ -3,15 +3,12 @@
 import runpy
 from pathlib import Path
 
-import structlog
-
-from signup_shared import cli, migrations
+from signup_shared import cli
 from signup_shared.process import stop_on_signals
 from stats import bootstrap
 from stats.settings import StatsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-log = structlog.get_logger("stats")
 
 
 def web(_settings: StatsSettings) -> None:
@@ -25,14 +22,11 @@ def consume(settings: StatsSettings) -> None:
 
 
 def migrate(settings: StatsSettings) -> None:
-    created = migrations.ensure_database(settings.database_url)
-    migrations.upgrade(settings.database_url, MIGRATIONS)
-    log.info("database.migrated", created=created)
+    cli.migrate(settings.database_url, MIGRATIONS)
 
 
 def declare(settings: StatsSettings) -> None:
-    bootstrap.declare_topology(settings)
-    log.info("topology.declared", queues=[q.name for q in bootstrap.queues(settings)])
+    cli.declare_topology(settings.amqp_url, bootstrap.queues(settings))
 
 
 COMMANDS = {"web": web, "consume": consume, "migrate": migrate, "topology": declare}

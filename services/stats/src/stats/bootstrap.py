@@ -4,7 +4,6 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from kombu.connection import Connection
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,7 +100,3 @@ def run_consumer(settings: StatsSettings, stop: threading.Event) -> None:
         health.stop()
         engine.dispose()
 
-
-def declare_topology(settings: StatsSettings) -> None:
-    with Connection(settings.amqp_url) as connection:
-        topology.declare(connection, queues(settings))
