@@ -4,13 +4,7 @@ from collections.abc import Iterator
 import pytest
 from kombu import Connection
 
-from signup_shared.testing import amqp_url, server_source
-
-
-@pytest.fixture(scope="session", autouse=True)
-def announce_servers(request: pytest.FixtureRequest) -> None:
-    if any(item.get_closest_marker("integration") for item in request.session.items):
-        print(f"\nintegration servers: {server_source()}")
+from signup_shared.testing import amqp_url
 
 
 @pytest.fixture

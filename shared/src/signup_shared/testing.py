@@ -1,14 +1,12 @@
 """Test kit shared by every service: fakes for unit tests, server URLs for integration tests.
 
-Integration fixtures take servers from ``TEST_DATABASE_URL`` / ``TEST_AMQP_URL`` (default: the
-local PostgreSQL and RabbitMQ). Where neither is set and a Docker engine answers, they may start
-testcontainers instead; ``server_source()`` says which was used so nothing is silently skipped.
+Integration fixtures take servers from ``TEST_DATABASE_URL`` / ``TEST_AMQP_URL``, which the
+``signup_shared.pytest_servers`` plugin sets once per session (environment, else the local servers,
+else testcontainers where Docker answers, else a one-line skip); ``server_source()`` says which.
 """
 
 import contextlib
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -19,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from signup_shared import migrations
+from signup_shared import migrations, pytest_servers
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.publisher import PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
@@ -133,17 +131,9 @@ class FakePublisher:
         return [message for batch in self.batches for message in batch]
 
 
-def docker_available() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    probe = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=10)
-    return probe.returncode == 0
-
-
 def server_source() -> str:
-    if os.environ.get("TEST_DATABASE_URL") or os.environ.get("TEST_AMQP_URL"):
-        return "environment"
-    return "local servers" if not docker_available() else "testcontainers available"
+    """Where this session's servers come from (chosen by ``signup_shared.pytest_servers``)."""
+    return pytest_servers.server_summary()
 
 
 def postgres_server_url() -> str:
