@@ -3,6 +3,7 @@ from collections.abc import Iterator
 
 import pytest
 from kombu import Connection, Queue
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -168,3 +169,28 @@ def test_prune_removes_only_old_sent_rows(outbox: Engine, queue: Queue, producer
         )
     assert r.prune() == 3
     assert pending(outbox) == 2
+
+
+def test_backlog_and_relay_metrics_follow_the_outbox(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:
+    relay_under_test = relay(outbox)
+    assert relay_under_test.backlog() == (0, 0.0)
+    write_events(outbox, producer, 3)
+    with outbox.begin() as connection:
+        connection.execute(text("UPDATE outbox SET created_at = now() - interval '42 seconds'"))
+    count, age = relay_under_test.backlog()
+    assert count == 3 and 42 <= age < 60
+    before = (
+        REGISTRY.get_sample_value(
+            "signup_relay_published_total", {"service": relay_under_test.service}
+        )
+        or 0
+    )
+    assert relay_under_test.publish_pending() == 3
+    after = REGISTRY.get_sample_value(
+        "signup_relay_published_total", {"service": relay_under_test.service}
+    )
+    assert after == before + 3
+    assert relay_under_test.backlog() == (0, 0.0)
+    drain(queue)

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
+from signup_shared import metrics
 from signup_shared.backoff import Backoff
 from signup_shared.messaging.publisher import Publisher, PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
@@ -67,8 +68,10 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         retention: timedelta = timedelta(hours=24),
         prune_interval: float = 600.0,
+        service: str | None = None,
     ) -> None:
         self.engine = engine
+        self.service = service or engine.url.database or "outbox"
         self.model = model
         self.publisher = publisher
         self.batch_size = batch_size
@@ -77,6 +80,7 @@ class OutboxRelay:
         self.prune_interval = prune_interval
         self._last_prune = 0.0
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="outbox")
+        self._sent_at: dict[Ticket, float] = {}
         table: Any = model.__table__  # type: ignore[attr-defined]
         self._pending = (
             select(
@@ -95,6 +99,10 @@ class OutboxRelay:
             .with_for_update(skip_locked=True)
         )
         self._table = table
+        self._backlog = select(
+            func.count(),
+            func.coalesce(func.extract("epoch", func.now() - func.min(table.c.created_at)), 0),
+        ).where(table.c.sent_at.is_(None))
         self._mark_sent_statement = (
             update(table)
             .where(table.c.position == any_(bindparam("positions", type_=ARRAY(BigInteger))))
@@ -159,17 +167,31 @@ class OutboxRelay:
 
     def _send(self, claim: "_Claim") -> Ticket:
         try:
-            return self.publisher.send([_to_message(row) for row in claim.rows])
+            with metrics.timed(metrics.RELAY_PUBLISH_SECONDS, self.service):
+                ticket = self.publisher.send([_to_message(row) for row in claim.rows])
         except BaseException:
             claim.abandon()
             raise
+        self._sent_at[ticket] = time.perf_counter()
+        return ticket
 
     def _confirm(self, ticket: Ticket) -> tuple[frozenset[str], PublishError | None]:
+        sent_at = self._sent_at.pop(ticket, None)
         try:
             self.publisher.wait(ticket)
         except PublishError as exc:
             return exc.confirmed, exc
+        if sent_at is not None:
+            metrics.RELAY_CONFIRM_SECONDS.labels(self.service).observe(
+                time.perf_counter() - sent_at
+            )
         return ticket.message_ids, None
+
+    def backlog(self) -> tuple[int, float]:
+        """Rows waiting to be published and the age in seconds of the oldest (for metrics)."""
+        with self.engine.connect() as connection:
+            count, age = connection.execute(self._backlog).one()
+        return int(count), float(age)
 
     def _mark_sent(self, claim: "_Claim", confirmed: frozenset[str]) -> int:
         """Mark the confirmed rows sent and commit, which releases the batch's locks."""
@@ -180,6 +202,7 @@ class OutboxRelay:
             claim.transaction.commit()
         finally:
             claim.connection.close()
+        metrics.RELAY_PUBLISHED.labels(self.service).inc(len(positions))
         return len(positions)
 
     def close(self) -> None:
@@ -203,6 +226,8 @@ class OutboxRelay:
         """Relay until ``stop`` is set; survives broker and database outages with backoff."""
         backoff = Backoff()
         wakeups = NotificationListener(self.engine)
+        collector = metrics.OutboxCollector(self.service, self.backlog)
+        metrics.register(collector)
         log.info("relay.started", batch_size=self.batch_size)
         try:
             while not stop.is_set():
@@ -219,6 +244,7 @@ class OutboxRelay:
                     continue
                 wakeups.wait(min(self.poll_interval, 5.0))
         finally:
+            metrics.unregister(collector)
             wakeups.close()
             self.close()
             log.info("relay.stopped")
