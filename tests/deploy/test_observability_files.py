@@ -1,0 +1,103 @@
+"""The Prometheus scrape configuration, alert rules and Grafana dashboard under deploy/.
+
+Every platform metric they name must exist in ``signup_shared.metrics`` (a renamed metric
+breaks dashboards and alerts silently otherwise). Where ``promtool`` is installed (Debian
+package ``prometheus``), the configuration is checked and the alert rules run against their
+unit tests (``alerts_test.yml``).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from signup_shared import metrics
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PROMETHEUS = DEPLOY / "prometheus"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "signup-flow.json"
+SIGNUP_METRIC = re.compile(r"\bsignup_[a-z_]+")
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def defined_metric_names() -> set[str]:
+    names = set()
+    for family in metrics.REGISTRY.collect():
+        names.update(sample.name for sample in family.samples)
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+    collector = metrics.OutboxCollector("x", lambda: (0, 0.0))
+    names.update(family.name for family in collector.collect())
+    return names
+
+
+def referenced(text: str) -> set[str]:
+    return set(SIGNUP_METRIC.findall(text))
+
+
+def alert_expressions() -> list[str]:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+@pytest.mark.parametrize("source", ["alerts", "dashboard"])
+def test_every_platform_metric_named_exists(source: str) -> None:
+    expressions = alert_expressions() if source == "alerts" else dashboard_expressions()
+    names = set().union(*(referenced(expr) for expr in expressions))
+    assert names, "no platform metric referenced at all"
+    defined = defined_metric_names()
+    missing = {
+        name
+        for name in names
+        if name not in defined and not any(name.endswith(s) for s in HISTOGRAM_SUFFIXES)
+    }
+    unknown_series = {
+        name
+        for name in names - missing
+        if name.endswith(HISTOGRAM_SUFFIXES) and name.rsplit("_", 1)[0] not in defined
+    }
+    assert not missing and not unknown_series, (missing, unknown_series)
+
+
+def test_the_issue_alerts_are_all_there() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    assert {
+        "DeadLettersWaiting",
+        "OutboxStuck",
+        "QueueWithoutConsumer",
+        "ConsumerRestarting",
+    } <= names
+
+
+def test_scrape_configuration_reaches_rabbitmq_per_queue_metrics() -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["rabbitmq-queues"]["metrics_path"] == "/metrics/detailed"
+    assert "queue_consumer_count" in jobs["rabbitmq-queues"]["params"]["family"]
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed (Debian package 'prometheus'): rules not executed")
+    return subprocess.run(
+        ["promtool", *args], cwd=PROMETHEUS, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_promtool_accepts_the_configuration() -> None:
+    result = promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_pass_their_unit_tests() -> None:
+    result = promtool("test", "rules", "alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
