@@ -1,9 +1,12 @@
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from amqp import Message as AmqpMessage
 from kombu import Connection
 
 from signup_shared.errors import PermanentError, TransientError
@@ -172,3 +175,49 @@ def test_retries_exhausted_or_permanent_end_in_the_dlq(
     assert by_id[str(refused.id)][failures.FAILURE_KIND] == "permanent"
     assert by_id[str(refused.id)][failures.ATTEMPTS] == 1
     assert handler.handled == [str(fine.id)]
+
+
+def publish_raw(broker: Connection, routing_key: str, body: bytes, **properties: Any) -> None:
+    channel = broker.channel()
+    try:
+        channel.basic_publish(AmqpMessage(body, delivery_mode=2, **properties),
+                              exchange="events", routing_key=routing_key)
+    finally:
+        channel.close()
+
+
+def test_hostile_headers_never_stop_the_consumer(
+    running: tuple[Handler, ConsumerRuntime],
+    producer: str,
+    broker: Connection,
+    consumer_queue: ConsumerQueue,
+) -> None:
+    handler, runtime = running
+    key = f"{producer}.user_signed_up"
+    overflowing, negative, after = (user_signed_up(producer) for _ in range(3))
+    handler.fail(overflowing, TransientError("down"))
+    handler.fail(negative, TransientError("down"))
+    publish_raw(broker, key, b"junk", application_headers={"x-event-version": "abc"})
+    publish_raw(broker, key, overflowing.to_json(), message_id=str(overflowing.id),
+                application_headers={failures.ATTEMPTS: 2**63 - 1, "x-event-version": 1})
+    publish_raw(broker, key, negative.to_json(), message_id=str(negative.id),
+                application_headers={failures.ATTEMPTS: -5, "x-event-version": 1.5})
+    publish_raw(broker, key, b"{}", correlation_id="c" * 255, application_headers={
+        failures.ATTEMPTS: 1.5, "x-death": [{"count": 2**62, "reason": b"rejected"}],
+        "x-delivery-count": "many", failures.FIRST_FAILURE_AT: {"a": [b"x", None]},
+        "x-price": Decimal("1.25"), "x-when": datetime(2026, 1, 1, tzinfo=UTC),
+        failures.ORIGINAL_EXCHANGE: 10**300 // 10**282,
+    })
+    publish_raw(broker, key, after.to_json(), message_id=str(after.id))
+
+    wait_for(lambda: str(after.id) in handler.handled and str(negative.id) in handler.handled)
+    wait_for(
+        lambda: broker.default_channel.queue_declare(
+            consumer_queue.dlq_name, passive=True).message_count == 3
+    )
+    assert runtime.connected and runtime.worker_alive
+    by_body = {m.body: m.headers for m in dead_letters(broker, consumer_queue)}
+    assert by_body[b"junk"][failures.FAILURE_KIND] == "permanent"
+    assert by_body[b"{}"][failures.ERROR_TYPE] == "PoisonMessageError"
+    assert by_body[overflowing.to_json()][failures.FAILURE_KIND] == "exhausted"
+    assert by_body[overflowing.to_json()][failures.ATTEMPTS] == 1_000_001

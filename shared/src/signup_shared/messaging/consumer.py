@@ -11,12 +11,14 @@ through the delay queues, then dead-lettered. Nothing is acked and dropped.
 """
 
 import contextlib
+import enum
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from kombu.connection import Connection
@@ -30,13 +32,19 @@ from signup_shared.events import Envelope, EventData
 from signup_shared.logging import correlation_scope
 from signup_shared.messaging import failures, topology
 from signup_shared.messaging.connection import CONNECTION_ERRORS, connect
-from signup_shared.messaging.publisher import ConfirmingPublisher, Publisher, PublishError
+from signup_shared.messaging.publisher import ConfirmingPublisher, Publisher
 from signup_shared.messaging.topology import DEAD_LETTER_EXCHANGE, ConsumerQueue
-from signup_shared.messaging.wire import OutgoingMessage, decode
+from signup_shared.messaging.wire import (
+    OutgoingMessage,
+    decode,
+    header_int,
+    short_text,
+)
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+WORKER_DIED_EXIT_CODE = 70
 Handler = Callable[[Envelope[Any]], None]
 
 
@@ -58,6 +66,46 @@ class Delivery:
     properties: dict[str, Any]
     exchange: str
     routing_key: str
+
+    @classmethod
+    def of(cls, message: Any) -> "Delivery":
+        """Read a broker message defensively: whatever it holds, this never raises."""
+        return cls(
+            body=_body(_attribute(message, "body")),
+            headers=_mapping(_attribute(message, "headers")),
+            properties=_mapping(_attribute(message, "properties")),
+            exchange=short_text(_mapping(_attribute(message, "delivery_info")).get("exchange", "")),
+            routing_key=short_text(
+                _mapping(_attribute(message, "delivery_info")).get("routing_key", "")
+            ),
+        )
+
+
+def _attribute(message: Any, name: str) -> Any:
+    try:
+        return getattr(message, name, None)
+    except Exception:
+        return None
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        return {}
+    try:
+        return {str(key): item for key, item in value.items()}
+    except Exception:
+        return {}
+
+
+def _body(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    try:
+        if isinstance(value, str):
+            return value.encode("utf-8", "surrogatepass")
+        return bytes(value) if isinstance(value, bytearray | memoryview) else b""
+    except Exception:
+        return b""
 
 
 def decode_for(subscription: Subscription, delivery: Delivery) -> Envelope[Any]:
@@ -93,15 +141,39 @@ class MessageProcessor:
     ) -> failures.Decision | None:
         """The decision for this delivery, or None to leave it unacked for redelivery.
 
-        None happens only when the process stops while its database is unreachable.
+        None happens only when the process stops while its database is unreachable. Never
+        raises: a failure of the runtime itself dead-letters the message as unprocessable.
         """
+        try:
+            envelope = self.decode(subscription, delivery)
+            if isinstance(envelope, failures.Decision):
+                return envelope
+            return self.handle(subscription, delivery, envelope, stopping)
+        except Exception as exc:
+            return self.unprocessable(subscription, delivery, exc)
+
+    def decode(
+        self, subscription: Subscription, delivery: Delivery
+    ) -> Envelope[Any] | failures.Decision:
+        """The validated envelope, or the dead-letter decision for poison."""
+        try:
+            return decode_for(subscription, delivery)
+        except PoisonMessageError as exc:
+            log.warning(
+                "message.poison", queue=subscription.queue.name, reason=failures.error_text(exc)
+            )
+            return failures.decide(exc, failures.attempts_so_far(delivery.headers), 0)
+
+    def handle(
+        self,
+        subscription: Subscription,
+        delivery: Delivery,
+        envelope: Envelope[Any],
+        stopping: threading.Event | None = None,
+    ) -> failures.Decision | None:
+        """Run the handler for one decoded event (retries in process, waits through outages)."""
         previous = failures.attempts_so_far(delivery.headers)
         slots = len(subscription.queue.retry_delays_ms)
-        try:
-            envelope = decode_for(subscription, delivery)
-        except PoisonMessageError as exc:
-            log.warning("message.poison", queue=subscription.queue.name, reason=str(exc))
-            return failures.decide(exc, previous, slots)
         with correlation_scope(
             envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
         ):
@@ -114,13 +186,25 @@ class MessageProcessor:
                 log.warning(
                     "message.failed",
                     queue=subscription.queue.name,
-                    error=repr(exc),
+                    error_type=type(exc).__name__,
+                    error=failures.error_text(exc),
                     attempt=decision.attempt,
                     next_step=decision.action.value,
                 )
                 return decision
             log.info("message.handled", queue=subscription.queue.name, attempt=previous + 1)
             return failures.ACK
+
+    def unprocessable(
+        self, subscription: Subscription, delivery: Delivery, exc: BaseException
+    ) -> failures.Decision:
+        log.error(
+            "message.unprocessable",
+            queue=subscription.queue.name,
+            error_type=type(exc).__name__,
+            error=failures.error_text(exc),
+        )
+        return failures.unprocessable(exc, failures.attempts_so_far(delivery.headers))
 
     def _handle_through_outages(
         self, subscription: Subscription, envelope: Envelope[Any], stopping: threading.Event
@@ -137,7 +221,8 @@ class MessageProcessor:
                 log.warning(
                     "message.waiting_for_database",
                     queue=subscription.queue.name,
-                    error=str(exc).splitlines()[0],
+                    error_type=type(exc).__name__,
+                    error=failures.error_text(exc).split("\n", 1)[0],
                     retry_in=round(delay, 2),
                 )
                 if stopping.wait(delay):
@@ -157,31 +242,164 @@ class MessageProcessor:
 def rerouted(
     subscription: Subscription, delivery: Delivery, decision: failures.Decision, service: str
 ) -> OutgoingMessage:
-    """The copy of a failed delivery that goes to a retry queue or the dead-letter queue."""
+    """The copy of a failed delivery that goes to a retry queue or the dead-letter queue.
+
+    Every property and header is copied in a form the broker accepts again.
+    """
     consumer_queue = subscription.queue
-    if decision.action is failures.Action.RETRY:
-        exchange, target = "", consumer_queue.retry_queue_name(decision.attempt)
+    attempt = decision.attempt
+    if decision.action is failures.Action.RETRY and 1 <= attempt <= len(
+        consumer_queue.retry_delays_ms
+    ):
+        exchange, target = "", consumer_queue.retry_queue_name(attempt)
     else:
         exchange, target = DEAD_LETTER_EXCHANGE, consumer_queue.dlq_name
     props = delivery.properties
+    headers = failures.failure_headers(
+        delivery.headers,
+        decision,
+        service=service,
+        queue=consumer_queue.name,
+        exchange=delivery.exchange,
+        routing_key=delivery.routing_key,
+    )
     return OutgoingMessage(
         body=delivery.body,
         routing_key=target,
-        message_id=str(props.get("message_id") or ""),
-        type=str(props.get("type") or ""),
-        version=int(delivery.headers.get("x-event-version", 0) or 0),
-        correlation_id=str(props.get("correlation_id") or ""),
-        producer=str(props.get("app_id") or ""),
+        message_id=short_text(props.get("message_id") or ""),
+        type=short_text(props.get("type") or ""),
+        version=header_int(headers.get("x-event-version"), 0, low=0, high=2**31 - 1),
+        correlation_id=short_text(props.get("correlation_id") or ""),
+        producer=short_text(props.get("app_id") or ""),
         exchange=exchange,
-        headers=failures.failure_headers(
-            delivery.headers,
-            decision,
-            service=service,
-            queue=consumer_queue.name,
-            exchange=delivery.exchange,
-            routing_key=delivery.routing_key,
-        ),
+        headers=headers,
     )
+
+
+def unprocessable_copy(
+    subscription: Subscription, delivery: Delivery, exc: BaseException, service: str
+) -> OutgoingMessage:
+    """The plainest dead-letter copy: the body and our own headers only, every value text."""
+    decision = failures.unprocessable(exc)
+    consumer_queue = subscription.queue
+    headers = failures.failure_headers(
+        {},
+        decision,
+        service=service,
+        queue=consumer_queue.name,
+        exchange=short_text(delivery.exchange),
+        routing_key=short_text(delivery.routing_key),
+    )
+    return OutgoingMessage(
+        body=delivery.body,
+        routing_key=consumer_queue.dlq_name,
+        message_id=short_text(delivery.properties.get("message_id") or ""),
+        type="",
+        version=0,
+        correlation_id="",
+        producer="",
+        exchange=DEAD_LETTER_EXCHANGE,
+        headers=headers,
+    )
+
+
+class Settleable(Protocol):
+    """What settling needs of a broker message (kombu's ``Message`` has it)."""
+
+    def ack(self, multiple: bool = False) -> None: ...
+
+    def reject(self, requeue: bool = False) -> None: ...
+
+
+class Settled(enum.Enum):
+    ACKED = "acked"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+    REJECTED = "rejected"  # into the queue's own dead-letter exchange
+
+
+def settle(
+    message: Settleable,
+    delivery: Delivery,
+    subscription: Subscription,
+    decision: failures.Decision,
+    publisher: Publisher,
+    service: str,
+) -> Settled:
+    """Ack, or re-publish a copy (retry queue / DLQ) and ack, or reject into the queue's DLX.
+
+    Nothing a message holds can make this raise: when the copy cannot be built or published,
+    a plain ``unprocessable`` copy goes to the DLQ; when even that fails the message is rejected
+    without requeue, and the quorum queue dead-letters it itself. Only a lost connection
+    (the ack or reject cannot be sent) escapes, for the reconnect loop to handle.
+    """
+    if decision.action is failures.Action.ACK:
+        _ack(message)
+        return Settled.ACKED
+    try:
+        copy = rerouted(subscription, delivery, decision, service)
+        publisher.publish_batch([copy])
+    except Exception as exc:
+        log.error(
+            "message.reroute_failed",
+            queue=subscription.queue.name,
+            error_type=type(exc).__name__,
+            error=failures.error_text(exc),
+        )
+        return _dead_letter_plainly(message, delivery, subscription, exc, publisher, service)
+    log.warning(
+        "message.rerouted",
+        target=copy.routing_key,
+        kind=decision.kind,
+        attempt=decision.attempt,
+        error_type=type(decision.error).__name__ if decision.error is not None else "",
+    )
+    _ack(message)
+    return Settled.RETRIED if copy.exchange == "" else Settled.DEAD_LETTERED
+
+
+def _dead_letter_plainly(
+    message: Settleable,
+    delivery: Delivery,
+    subscription: Subscription,
+    exc: BaseException,
+    publisher: Publisher,
+    service: str,
+) -> Settled:
+    try:
+        publisher.publish_batch([unprocessable_copy(subscription, delivery, exc, service)])
+    except Exception as again:
+        log.error(
+            "message.rejected_to_dead_letter_exchange",
+            queue=subscription.queue.name,
+            error_type=type(again).__name__,
+            error=failures.error_text(again),
+        )
+        _reject(message)
+        return Settled.REJECTED
+    log.warning("message.rerouted", target=subscription.queue.dlq_name, kind="unprocessable")
+    _ack(message)
+    return Settled.DEAD_LETTERED
+
+
+def _ack(message: Settleable, multiple: bool = False) -> None:
+    try:
+        message.ack(multiple=multiple)
+    except CONNECTION_ERRORS:
+        raise
+    except Exception as exc:
+        log.error("message.ack_failed", error_type=type(exc).__name__,
+                  error=failures.error_text(exc))
+
+
+def _reject(message: Settleable) -> None:
+    try:
+        message.reject(requeue=False)
+    except CONNECTION_ERRORS:
+        raise
+    except Exception as exc:
+        log.error("message.reject_failed", error_type=type(exc).__name__,
+                  error=failures.error_text(exc))
 
 
 _Work = tuple[int, Subscription, Message]
@@ -215,16 +433,41 @@ class ConsumerRuntime:
         self._done: queue.Queue[_Done] = queue.Queue()
         self._in_flight = 0
         self._stop = threading.Event()
+        self._worker_died = False
+        self.on_worker_death: Callable[[int], None] = os._exit
         self._worker = threading.Thread(target=self._work_loop, name="handler", daemon=True)
+
+    @property
+    def worker_alive(self) -> bool:
+        """False once the handler thread died (the process is then on its way out)."""
+        return not self._worker_died and (
+            self._worker.is_alive() or self._worker.ident is None
+        )
 
     # worker thread -----------------------------------------------------------------------
     def _work_loop(self) -> None:
-        while (item := self._work.get()) is not None:
-            generation, subscription, message = item
-            decision: failures.Decision | None = None
-            if generation == self._generation:
-                decision = self.processor.process(subscription, _delivery(message), self._stop)
-            self._done.put((generation, subscription, message, decision))
+        try:
+            while (item := self._work.get()) is not None:
+                generation, subscription, message = item
+                decision: failures.Decision | None = None
+                if generation == self._generation:
+                    delivery = Delivery.of(message)
+                    decision = self.processor.process(subscription, delivery, self._stop)
+                self._done.put((generation, subscription, message, decision))
+        except BaseException as exc:
+            self._die(exc)
+
+    def _die(self, exc: BaseException) -> None:
+        """The handler thread must never vanish silently: say why, then end the process."""
+        self._worker_died = True
+        try:
+            log.critical(
+                "consumer.worker_died",
+                error_type=type(exc).__name__,
+                error=failures.error_text(exc),
+            )
+        finally:
+            self.on_worker_death(WORKER_DIED_EXIT_CODE)
 
     # main thread -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -317,26 +560,19 @@ class ConsumerRuntime:
                 continue
             self._in_flight -= 1
             if decision is not None:
-                self._settle(subscription, message, decision)
+                try:
+                    self._settle(subscription, message, decision)
+                except CONNECTION_ERRORS:
+                    raise
+                except Exception as exc:  # settle never raises; if it does, keep consuming
+                    log.error("message.settle_failed", error_type=type(exc).__name__,
+                              error=failures.error_text(exc))
+                    _reject(message)
 
     def _settle(
         self, subscription: Subscription, message: Message, decision: failures.Decision
     ) -> None:
-        if decision.action is not failures.Action.ACK:
-            copy = rerouted(subscription, _delivery(message), decision, self.service)
-            try:
-                self.publisher.publish_batch([copy])
-            except PublishError as exc:
-                log.error("message.reroute_failed", error=str(exc), target=copy.routing_key)
-                message.reject(requeue=True)
-                return
-            log.warning(
-                "message.rerouted",
-                target=copy.routing_key,
-                kind=decision.kind,
-                attempt=decision.attempt,
-            )
-        message.ack()
+        settle(message, Delivery.of(message), subscription, decision, self.publisher, self.service)
 
     def _finish_in_flight(self, connection: Connection) -> None:
         """On shutdown: skip queued work (the broker requeues it), finish and ack the current."""
@@ -364,13 +600,3 @@ class ConsumerRuntime:
         self._generation += 1
         self._in_flight = 0
 
-
-def _delivery(message: Message) -> Delivery:
-    info = message.delivery_info or {}
-    return Delivery(
-        body=message.body if isinstance(message.body, bytes) else bytes(message.body or b""),
-        headers=dict(message.headers or {}),
-        properties=dict(message.properties or {}),
-        exchange=str(info.get("exchange", "")),
-        routing_key=str(info.get("routing_key", "")),
-    )

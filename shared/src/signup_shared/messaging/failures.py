@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from signup_shared.errors import PermanentError, TransientError
+from signup_shared.messaging.wire import header_int, sanitize_headers, short_text
+from signup_shared.redact import redact
 
 HEADER_PREFIX = "x-signup-"
 ATTEMPTS = "x-signup-attempts"
@@ -29,6 +31,8 @@ ORIGINAL_EXCHANGE = "x-signup-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-signup-original-routing-key"
 ORIGINAL_QUEUE = "x-signup-original-queue"
 MAX_ERROR_MESSAGE = 1_000
+MAX_ATTEMPTS = 1_000_000
+UNPROCESSABLE = "unprocessable"
 
 
 class Action(Enum):
@@ -76,21 +80,42 @@ def is_outage(exc: BaseException) -> bool:
     return sqlstate is None or not sqlstate.startswith(MESSAGE_LEVEL_SQLSTATES)
 
 
-def attempts_so_far(headers: Mapping[str, Any] | None) -> int:
-    try:
-        return int((headers or {}).get(ATTEMPTS, 0))
-    except (TypeError, ValueError):
+def attempts_so_far(headers: object) -> int:
+    """Our own attempt count; whatever type a client put there, a number in [0, MAX_ATTEMPTS]."""
+    if not isinstance(headers, Mapping):
         return 0
+    try:
+        value = headers.get(ATTEMPTS, 0)
+    except Exception:
+        return 0
+    return header_int(value, 0, low=0, high=MAX_ATTEMPTS)
 
 
 def decide(exc: BaseException, previous_attempts: int, retry_slots: int) -> Decision:
     """Retry through the broker while delay slots remain; then, or if permanent, dead-letter."""
-    attempt = previous_attempts + 1
+    attempt = max(0, min(previous_attempts, MAX_ATTEMPTS)) + 1
     if is_permanent(exc):
         return Decision(Action.DEAD_LETTER, attempt, "permanent", exc)
     if attempt <= retry_slots:
         return Decision(Action.RETRY, attempt, "transient", exc)
     return Decision(Action.DEAD_LETTER, attempt, "exhausted", exc)
+
+
+def unprocessable(exc: BaseException, previous_attempts: int = 0) -> Decision:
+    """The runtime itself failed on this message: dead-letter it, whatever the error was."""
+    attempt = max(0, min(previous_attempts, MAX_ATTEMPTS)) + 1
+    return Decision(Action.DEAD_LETTER, attempt, UNPROCESSABLE, exc)
+
+
+def error_text(exc: BaseException | None) -> str:
+    """The error's message, personal data scrubbed, cut to ``MAX_ERROR_MESSAGE``; never raises."""
+    if exc is None:
+        return ""
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<unprintable {type(exc).__name__}>"
+    return redact(text[: MAX_ERROR_MESSAGE * 4])[:MAX_ERROR_MESSAGE]
 
 
 def failure_headers(
@@ -103,20 +128,24 @@ def failure_headers(
     routing_key: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The incoming headers plus what an operator needs to know about this failure."""
+    """The incoming headers (made publishable) plus what an operator needs about this failure.
+
+    Values a client could have put in our own headers are replaced by text we wrote; the error
+    message is scrubbed of personal data and its type kept.
+    """
     stamp = (now or datetime.now(UTC)).isoformat()
-    previous = dict(headers or {})
+    previous = sanitize_headers(headers)
     error = decision.error
     return {
         **previous,
         ATTEMPTS: decision.attempt,
         FAILURE_KIND: decision.kind,
-        ERROR_TYPE: type(error).__name__ if error else "",
-        ERROR_MESSAGE: str(error)[:MAX_ERROR_MESSAGE] if error else "",
+        ERROR_TYPE: type(error).__name__ if error is not None else "",
+        ERROR_MESSAGE: error_text(error),
         SERVICE: service,
-        FIRST_FAILURE_AT: previous.get(FIRST_FAILURE_AT, stamp),
+        FIRST_FAILURE_AT: short_text(previous.get(FIRST_FAILURE_AT, stamp)),
         LAST_FAILURE_AT: stamp,
-        ORIGINAL_EXCHANGE: previous.get(ORIGINAL_EXCHANGE, exchange),
-        ORIGINAL_ROUTING_KEY: previous.get(ORIGINAL_ROUTING_KEY, routing_key),
+        ORIGINAL_EXCHANGE: short_text(previous.get(ORIGINAL_EXCHANGE, exchange)),
+        ORIGINAL_ROUTING_KEY: short_text(previous.get(ORIGINAL_ROUTING_KEY, routing_key)),
         ORIGINAL_QUEUE: queue,
     }
