@@ -1,13 +1,16 @@
 """Event contracts: the public API other services subscribe to.
 
-A contract never changes incompatibly: add a new version (``version=2``) beside the old one.
+They live in the ``signup-contracts`` distribution (``signup_contracts``), which depends on
+pydantic only, so consuming teams can install them without this library. These names stay
+importable from here for existing code.
 """
 
-from signup_shared.events.contracts import SpaceProvisioned, UserSignedUp
-from signup_shared.events.envelope import (
+from signup_contracts import (
     Envelope,
     EventData,
+    SpaceProvisioned,
     UnknownEventError,
+    UserSignedUp,
     event_name,
     parse_envelope,
     registered_events,

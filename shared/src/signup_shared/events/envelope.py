@@ -1,110 +1,24 @@
-"""The envelope every event travels in, and the registry of known (type, version) pairs."""
+"""The envelope and the registry: re-exported from ``signup_contracts.envelope``."""
 
-import re
-import uuid
-from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from pydantic import ValidationError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from signup_contracts.envelope import (
+    Envelope,
+    EventData,
+    UnknownEventError,
+    event_name,
+    parse_envelope,
+    register,
+    registered_events,
+)
 
-_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def event_name(event_type: str) -> str:
-    """``UserSignedUp`` -> ``user_signed_up`` (the last part of a routing key and queue name)."""
-    return _CAMEL_BOUNDARY.sub("_", event_type).lower()
-
-
-class EventData(BaseModel):
-    """Payload of one event type and version. Subclasses set ``event_type`` and ``version``."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    event_type: ClassVar[str]
-    version: ClassVar[int]
-
-
-D = TypeVar("D", bound=EventData)
-
-_REGISTRY: dict[tuple[str, int], type[EventData]] = {}
-
-
-def register(cls: type[D]) -> type[D]:
-    _REGISTRY[(cls.event_type, cls.version)] = cls
-    return cls
-
-
-def registered_events() -> dict[tuple[str, int], type[EventData]]:
-    return dict(_REGISTRY)
-
-
-class UnknownEventError(ValueError):
-    """The message is well formed but names a type or version this code does not know."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Envelope(BaseModel, Generic[D]):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    type: str
-    version: int = Field(ge=1)
-    occurred_at: AwareDatetime = Field(default_factory=_now)
-    producer: str
-    correlation_id: str
-    causation_id: str | None = None
-    data: D
-
-    @classmethod
-    def wrap(
-        cls,
-        data: D,
-        *,
-        producer: str,
-        correlation_id: str,
-        causation_id: str | None = None,
-        event_id: uuid.UUID | None = None,
-        occurred_at: datetime | None = None,
-    ) -> "Envelope[D]":
-        return Envelope[D](
-            id=event_id or uuid.uuid4(),
-            type=data.event_type,
-            version=data.version,
-            occurred_at=occurred_at or _now(),
-            producer=producer,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            data=data,
-        )
-
-    def caused(self, data: EventData, *, producer: str) -> "Envelope[Any]":
-        """A new event caused by this one: same correlation id, causation id = this id."""
-        return Envelope.wrap(
-            data, producer=producer, correlation_id=self.correlation_id, causation_id=str(self.id)
-        )
-
-    @property
-    def routing_key(self) -> str:
-        return f"{self.producer}.{event_name(self.type)}"
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
-
-
-def parse_envelope(body: bytes | str) -> Envelope[Any]:
-    """Decode and validate a JSON envelope and its payload.
-
-    Raises ``pydantic.ValidationError`` for malformed JSON or schema errors and
-    ``UnknownEventError`` for a type/version pair that is not registered.
-    """
-    raw = Envelope[dict[str, Any]].model_validate_json(body)  # type: ignore[type-var]
-    data_cls = _REGISTRY.get((raw.type, raw.version))
-    if data_cls is None:
-        raise UnknownEventError(f"unknown event {raw.type} v{raw.version}")
-    return Envelope[data_cls].model_validate_json(body)  # type: ignore[valid-type]
-
-
-__all__ = ["Envelope", "EventData", "UnknownEventError", "ValidationError", "event_name"]
+__all__ = [
+    "Envelope",
+    "EventData",
+    "UnknownEventError",
+    "ValidationError",
+    "event_name",
+    "parse_envelope",
+    "register",
+    "registered_events",
+]

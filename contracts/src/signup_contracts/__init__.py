@@ -1,0 +1,46 @@
+"""Signup Platform event contracts: the public API other services subscribe to.
+
+A contract never changes incompatibly: add a new version (``version=2``) beside the old one.
+"""
+
+from signup_contracts.amqp import (
+    CONTENT_TYPE,
+    EVENT_VERSION_HEADER,
+    EVENTS_EXCHANGE,
+    EVENTS_EXCHANGE_TYPE,
+    published_routing_key,
+    routing_key,
+    topic_matches,
+)
+from signup_contracts.envelope import (
+    Envelope,
+    EventData,
+    UnknownEventError,
+    event_name,
+    parse_envelope,
+    register,
+    registered_events,
+)
+from signup_contracts.events import E164, PLANS, Plan, SpaceProvisioned, UserSignedUp
+
+__all__ = [
+    "CONTENT_TYPE",
+    "E164",
+    "EVENTS_EXCHANGE",
+    "EVENTS_EXCHANGE_TYPE",
+    "EVENT_VERSION_HEADER",
+    "PLANS",
+    "Envelope",
+    "EventData",
+    "Plan",
+    "SpaceProvisioned",
+    "UnknownEventError",
+    "UserSignedUp",
+    "event_name",
+    "parse_envelope",
+    "published_routing_key",
+    "register",
+    "registered_events",
+    "routing_key",
+    "topic_matches",
+]

@@ -1,0 +1,54 @@
+"""How events travel on RabbitMQ: the exchange, routing keys, AMQP properties and headers.
+
+Every event is published to the durable topic exchange ``events`` with the routing key
+``<producer>.<event_name>`` (``accounts.user_signed_up``), as a persistent JSON message whose
+AMQP properties mirror the envelope. The version is also a header, so a consumer can route or
+refuse by version without parsing the body.
+"""
+
+from typing import Final
+
+from signup_contracts.envelope import EventData, event_name
+
+EVENTS_EXCHANGE: Final = "events"
+EVENTS_EXCHANGE_TYPE: Final = "topic"
+CONTENT_TYPE: Final = "application/json"
+PERSISTENT: Final = 2
+EVENT_VERSION_HEADER: Final = "x-event-version"
+
+AMQP_PROPERTIES: Final[dict[str, str]] = {
+    "content_type": f"always {CONTENT_TYPE}",
+    "delivery_mode": f"{PERSISTENT} (persistent)",
+    "message_id": "the envelope's id (deduplicate on it: delivery is at least once)",
+    "type": "the envelope's type, e.g. UserSignedUp",
+    "correlation_id": "the envelope's correlation_id",
+    "app_id": "the envelope's producer",
+    "timestamp": "when the relay published the message (seconds since the epoch)",
+}
+"""The AMQP basic properties every event carries, and what each holds."""
+
+
+def routing_key(producer: str, event_type: str) -> str:
+    """``routing_key("accounts", "UserSignedUp")`` -> ``accounts.user_signed_up``."""
+    return f"{producer}.{event_name(event_type)}"
+
+
+def published_routing_key(event: type[EventData]) -> str:
+    """The routing key the event's producer publishes it with."""
+    return routing_key(event.producer, event.event_type)
+
+
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more words."""
+    return _match(pattern.split("."), key.split("."))
+
+
+def _match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[skip:]) for skip in range(len(words) + 1))
+    if not words:
+        return False
+    return (head in ("*", words[0])) and _match(rest, words[1:])

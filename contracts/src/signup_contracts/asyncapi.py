@@ -1,0 +1,255 @@
+"""The AsyncAPI 3.0 document of the event catalog, from the contracts and the broker topology.
+
+The contracts give the messages (one per (type, version), with the JSON Schema of the whole
+message, the ``x-event-version`` header and the AMQP properties) and who publishes each on which
+routing key. The topology gives who consumes what: the RabbitMQ definitions file that the
+services' topology code generates (``deploy/rabbitmq/definitions.json``, itself checked against
+the code) binds each consumer queue to the ``events`` exchange with a routing key.
+
+- one channel per routing key, on the ``events`` topic exchange (AMQP binding ``is: routingKey``);
+- one ``send`` operation per routing key (its producer) and one ``receive`` operation per
+  consumer queue (named after the queue, with its retry and dead-letter queues);
+- one message per (type, version).
+
+Regenerate from the repository root (``--check`` exits 1 when the file is out of date):
+
+    .venv/bin/python -m signup_contracts.asyncapi
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from signup_contracts.amqp import (
+    AMQP_PROPERTIES,
+    CONTENT_TYPE,
+    EVENT_VERSION_HEADER,
+    EVENTS_EXCHANGE,
+    EVENTS_EXCHANGE_TYPE,
+    PERSISTENT,
+    published_routing_key,
+    topic_matches,
+)
+from signup_contracts.envelope import EventData, registered_events
+from signup_contracts.schemas import message_schema
+
+DEFINITIONS = Path("deploy/rabbitmq/definitions.json")
+OUTPUT = Path("docs/asyncapi/asyncapi.json")
+COMMAND = "python -m signup_contracts.asyncapi"
+BINDING_VERSION = "0.3.0"
+VHOST = "/"
+
+
+@dataclass(frozen=True)
+class ConsumerQueue:
+    """A queue bound to the events exchange, and the queues that serve it."""
+
+    name: str
+    routing_key: str
+    dead_letter_queue: str | None = None
+    retry_queues: tuple[str, ...] = ()
+
+    @property
+    def service(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+def consumer_queues(definitions: Mapping[str, Any]) -> list[ConsumerQueue]:
+    """The consumer queues in a RabbitMQ definitions document (``export_definitions``)."""
+    names = {queue["name"] for queue in definitions.get("queues", [])}
+    found = []
+    for binding in definitions.get("bindings", []):
+        if binding.get("source") != EVENTS_EXCHANGE or binding.get("destination_type") != "queue":
+            continue
+        queue = binding["destination"]
+        dlq = f"{queue}.dlq"
+        retries = tuple(sorted(name for name in names if name.startswith(f"{queue}.retry.")))
+        found.append(
+            ConsumerQueue(queue, binding["routing_key"], dlq if dlq in names else None, retries)
+        )
+    return sorted(found, key=lambda queue: (queue.routing_key, queue.name))
+
+
+def message_key(event: type[EventData]) -> str:
+    """``UserSignedUp.v1``: the message's name in the document."""
+    return f"{event.event_type}.v{event.version}"
+
+
+def document(queues: Iterable[ConsumerQueue], version: str) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document, as plain JSON data."""
+    events = list(registered_events().values())
+    by_key: dict[str, list[type[EventData]]] = {}
+    for event in events:
+        by_key.setdefault(published_routing_key(event), []).append(event)
+    channels = {key: _channel(key, members) for key, members in sorted(by_key.items())}
+    operations: dict[str, Any] = {}
+    for key, members in sorted(by_key.items()):
+        operations[f"publish.{key}"] = _send(key, members)
+    for queue in queues:
+        for key in sorted(k for k in by_key if topic_matches(queue.routing_key, k)):
+            name = queue.name if queue.routing_key == key else f"{queue.name}.from.{key}"
+            operations[name] = _receive(queue, key, by_key[key])
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Signup Platform events",
+            "version": version,
+            "description": (
+                "Events the Signup Platform publishes on RabbitMQ. Every event is a JSON "
+                f"envelope published to the durable `{EVENTS_EXCHANGE}` {EVENTS_EXCHANGE_TYPE} "
+                "exchange with the routing key `<producer>.<event_name>`. A contract changes "
+                "only compatibly within a version; anything else is a new version, published "
+                "on the same routing key with its own `version` and `x-event-version`. Delivery "
+                "is at least once: deduplicate on the envelope's `id` (AMQP `message_id`). "
+                "Models and a pytest test kit: the `signup-contracts` package."
+            ),
+        },
+        "defaultContentType": CONTENT_TYPE,
+        "servers": {
+            "local": {
+                "host": "localhost:5672",
+                "pathname": VHOST,
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "The development broker that `make run` uses (RabbitMQ).",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": {message_key(e): _message(e) for e in events}},
+    }
+
+
+def _channel(key: str, events: list[type[EventData]]) -> dict[str, Any]:
+    return {
+        "address": key,
+        "title": key,
+        "summary": f"{events[0].event_type} events published by {events[0].producer}.",
+        "messages": {
+            message_key(e): {"$ref": f"#/components/messages/{message_key(e)}"} for e in events
+        },
+        "bindings": {
+            "amqp": {
+                "is": "routingKey",
+                "exchange": {
+                    "name": EVENTS_EXCHANGE,
+                    "type": EVENTS_EXCHANGE_TYPE,
+                    "durable": True,
+                    "autoDelete": False,
+                    "vhost": VHOST,
+                },
+                "bindingVersion": BINDING_VERSION,
+            }
+        },
+    }
+
+
+def _channel_messages(key: str, events: list[type[EventData]]) -> list[dict[str, str]]:
+    return [{"$ref": f"#/channels/{key}/messages/{message_key(e)}"} for e in events]
+
+
+def _send(key: str, events: list[type[EventData]]) -> dict[str, Any]:
+    producer = events[0].producer
+    return {
+        "action": "send",
+        "channel": {"$ref": f"#/channels/{key}"},
+        "title": f"{producer} publishes {events[0].event_type}",
+        "summary": (
+            f"{producer} writes the event to its outbox in the business transaction; its relay "
+            "publishes it with publisher confirms (mandatory, persistent)."
+        ),
+        "messages": _channel_messages(key, events),
+        "bindings": {
+            "amqp": {
+                "deliveryMode": PERSISTENT,
+                "mandatory": True,
+                "timestamp": True,
+                "bindingVersion": BINDING_VERSION,
+            }
+        },
+    }
+
+
+def _receive(queue: ConsumerQueue, key: str, events: list[type[EventData]]) -> dict[str, Any]:
+    return {
+        "action": "receive",
+        "channel": {"$ref": f"#/channels/{key}"},
+        "title": f"{queue.service} consumes {events[0].event_type}",
+        "summary": f"Queue `{queue.name}` bound with `{queue.routing_key}`.",
+        "messages": _channel_messages(key, events),
+        "bindings": {"amqp": {"ack": True, "bindingVersion": BINDING_VERSION}},
+        "x-queue": {
+            "name": queue.name,
+            "service": queue.service,
+            "bindingKey": queue.routing_key,
+            "deadLetterQueue": queue.dead_letter_queue,
+            "retryQueues": list(queue.retry_queues),
+        },
+    }
+
+
+def _message(event: type[EventData]) -> dict[str, Any]:
+    return {
+        "name": event.event_type,
+        "title": f"{event.event_type} v{event.version}",
+        "summary": (event.__doc__ or event.event_type).strip().splitlines()[0],
+        "contentType": CONTENT_TYPE,
+        "headers": {
+            "type": "object",
+            "properties": {
+                EVENT_VERSION_HEADER: {
+                    "type": "integer",
+                    "const": event.version,
+                    "description": "The contract version, the same as the envelope's `version`.",
+                }
+            },
+            "required": [EVENT_VERSION_HEADER],
+        },
+        "payload": message_schema(event),
+        "correlationId": {
+            "description": "Travels unchanged from the HTTP request through every event it causes.",
+            "location": "$message.payload#/correlation_id",
+        },
+        "bindings": {"amqp": {"messageType": event.event_type, "bindingVersion": BINDING_VERSION}},
+        "x-amqp-properties": dict(AMQP_PROPERTIES),
+    }
+
+
+def render(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"
+
+
+def generate(definitions: Path) -> str:
+    """The document's text for the topology in ``definitions``."""
+    queues = consumer_queues(json.loads(definitions.read_text()))
+    return render(document(queues, metadata.version("signup-contracts")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=COMMAND, description="Write the AsyncAPI document.")
+    parser.add_argument("--definitions", type=Path, default=DEFINITIONS,
+                        help=f"RabbitMQ definitions file (default {DEFINITIONS})")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"default {OUTPUT}")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if the output file differs from what would be written")
+    args = parser.parse_args(argv)
+    text = generate(args.definitions)
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            sys.stdout.write(f"{args.output} is out of date: run {COMMAND}\n")
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    sys.stdout.write(f"wrote {args.output}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
