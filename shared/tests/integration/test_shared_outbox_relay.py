@@ -7,6 +7,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from signup_shared import tracing
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
 from signup_shared.messaging.topology import declare, events_exchange
 from signup_shared.outbox import OutboxMixin, outbox_ddl
@@ -194,3 +195,18 @@ def test_backlog_and_relay_metrics_follow_the_outbox(
     assert after == before + 3
     assert relay_under_test.backlog() == (0, 0.0)
     drain(queue)
+
+
+def test_the_trace_of_the_writing_transaction_travels_with_the_event(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with tracing.span("request", parent):
+        write_events(outbox, producer, 1)
+    write_events(outbox, producer, 1)
+    relay(outbox).publish_pending()
+    traced, untraced = queue.get(no_ack=True), queue.get(no_ack=True)
+    assert traced is not None and untraced is not None
+    header = traced.headers[tracing.TRACEPARENT]
+    assert header.split("-")[1] == parent.split("-")[1] and header != parent
+    assert tracing.TRACEPARENT not in untraced.headers

@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Text, func
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from signup_shared.events import Envelope
+from signup_shared.tracing import TRACEPARENT_LENGTH, current_traceparent
 
 OUTBOX_NOTIFY_CHANNEL = "outbox"
 
@@ -31,6 +32,7 @@ class OutboxMixin:
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    traceparent: Mapped[str | None] = mapped_column(String(TRACEPARENT_LENGTH))
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
@@ -50,6 +52,7 @@ class OutboxMixin:
             producer=envelope.producer,
             correlation_id=envelope.correlation_id,
             payload=envelope.to_json().decode(),
+            traceparent=current_traceparent(),
         )
 
 

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
-from signup_shared import metrics
+from signup_shared import metrics, tracing
 from signup_shared.backoff import Backoff
 from signup_shared.messaging.publisher import Publisher, PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
@@ -46,6 +46,15 @@ log = structlog.get_logger(__name__)
 
 
 def _to_message(row: Any) -> OutgoingMessage:
+    headers: dict[str, Any] = {}
+    if row.traceparent:
+        with tracing.span(
+            f"publish {row.routing_key}",
+            row.traceparent,
+            tracing.PRODUCER,
+            {"messaging.system": "rabbitmq", "messaging.message.id": row.event_id},
+        ) as traceparent:
+            headers[tracing.TRACEPARENT] = traceparent
     return OutgoingMessage(
         body=row.payload.encode(),
         routing_key=row.routing_key,
@@ -54,6 +63,7 @@ def _to_message(row: Any) -> OutgoingMessage:
         version=row.version,
         correlation_id=row.correlation_id,
         producer=row.producer,
+        headers=headers,
     )
 
 
@@ -92,6 +102,7 @@ class OutboxRelay:
                 table.c.producer,
                 table.c.correlation_id,
                 table.c.payload,
+                table.c.traceparent,
             )
             .where(table.c.sent_at.is_(None))
             .order_by(table.c.position)

@@ -1,0 +1,149 @@
+"""W3C trace context across HTTP, the outbox and every consumer, with OpenTelemetry spans.
+
+A trace starts at the HTTP request (or continues the caller's ``traceparent``), is stored with
+the outbox row, travels in the AMQP ``traceparent`` header and continues in every consumer and
+in every event it causes. The ids are bound into every log line (``trace_id``, ``span_id``)
+next to the correlation id.
+
+Spans are always recorded in process (cheap); exporting is off by default. It is switched on by
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (OTLP over HTTP) or, for tests and local debugging, by
+``SIGNUP_TRACE_FILE`` (one JSON document per finished span, appended to that file).
+"""
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import IO, Any
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+TRACEPARENT = "traceparent"
+TRACEPARENT_LENGTH = 55
+_VALID = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+_PROPAGATOR = TraceContextTextMapPropagator()
+_current: ContextVar[str | None] = ContextVar("traceparent", default=None)
+_provider: dict[str, TracerProvider] = {}
+
+SERVER, CONSUMER, PRODUCER, INTERNAL = (
+    SpanKind.SERVER,
+    SpanKind.CONSUMER,
+    SpanKind.PRODUCER,
+    SpanKind.INTERNAL,
+)
+
+
+def parse_traceparent(value: object) -> str | None:
+    """A valid version-00 ``traceparent`` string, else None (whatever type ``value`` has)."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or len(value) != TRACEPARENT_LENGTH:
+        return None
+    return value if _VALID.fullmatch(value) else None
+
+
+class JsonLinesExporter(SpanExporter):
+    """Appends each finished span as one JSON line (a test or a developer reads the file)."""
+
+    def __init__(self, path: str) -> None:
+        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 kept open
+
+    def export(self, spans: Any) -> SpanExportResult:
+        for span in spans:
+            self._file.write(_one_line(span) + "\n")
+        self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self._file.close()
+
+
+def _one_line(span: ReadableSpan) -> str:
+    return " ".join(span.to_json().split())
+
+
+def configure_tracing(
+    service: str,
+    environ: Mapping[str, str] | None = None,
+    exporter: SpanExporter | None = None,
+) -> TracerProvider:
+    """Install this process's tracer provider; ``exporter`` (tests) overrides the environment."""
+    env = os.environ if environ is None else environ
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    elif env.get("SIGNUP_TRACE_FILE"):
+        provider.add_span_processor(
+            SimpleSpanProcessor(JsonLinesExporter(env["SIGNUP_TRACE_FILE"]))
+        )
+    elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    old = _provider.get("current")
+    _provider["current"] = provider
+    if old is not None:
+        old.shutdown()
+    return provider
+
+
+def _tracer() -> trace.Tracer:
+    provider = _provider.get("current")
+    if provider is None:
+        provider = configure_tracing("signup", environ={})
+    return provider.get_tracer("signup_shared")
+
+
+def shutdown() -> None:
+    provider = _provider.pop("current", None)
+    if provider is not None:
+        provider.shutdown()
+
+
+@contextlib.contextmanager
+def span(
+    name: str,
+    parent: object = None,
+    kind: SpanKind = INTERNAL,
+    attributes: Mapping[str, str | int] | None = None,
+) -> Iterator[str]:
+    """A span, child of ``parent`` (a traceparent; malformed or missing starts a new trace),
+    or of the current span. Yields this span's own ``traceparent`` for what it causes."""
+    carrier_parent = parse_traceparent(parent) or _current.get()
+    context = _PROPAGATOR.extract({TRACEPARENT: carrier_parent}) if carrier_parent else None
+    with _tracer().start_as_current_span(
+        name, context=context, kind=kind, attributes=dict(attributes or {})
+    ) as current:
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(current))
+        traceparent = carrier.get(TRACEPARENT, "")
+        span_context = current.get_span_context()
+        token = _current.set(traceparent or None)
+        log_tokens = structlog.contextvars.bind_contextvars(
+            trace_id=format(span_context.trace_id, "032x"),
+            span_id=format(span_context.span_id, "016x"),
+        )
+        try:
+            yield traceparent
+        finally:
+            structlog.contextvars.reset_contextvars(**log_tokens)
+            _current.reset(token)
+
+
+def current_traceparent() -> str | None:
+    """The traceparent of the span in progress (stored with outbox rows written inside it)."""
+    return _current.get()
