@@ -1,37 +1,145 @@
-"""Broker connections with bounded, jittered reconnection."""
+"""Broker connections: one or several broker addresses, failover between them, named connections.
 
-from collections.abc import Callable
+``AMQP_URL`` may list several nodes of one cluster separated by ``;``, e.g.
+``amqp://u:p@rabbit-1:5672/%2F;amqp://u:p@rabbit-2:5672/%2F;amqp://u:p@rabbit-3:5672/%2F``.
+Every address is a complete URL (credentials and virtual host included); they must all name the
+same virtual host. ``connect`` tries each address once, in a random order so that the instances
+of a service spread over the nodes, and returns the first connection that opens (kombu's
+failover over ``alternates``). When none answers it raises one of ``CONNECTION_ERRORS``, and the
+caller's reconnect loop waits a jittered, growing delay (``signup_shared.backoff``) before the
+next round. Publisher confirms and consumer acks are per connection, so a failover is a
+reconnect like any other: unconfirmed messages are published again, unacked ones redelivered.
+"""
 
+import os
+import random
+import socket
+import sys
+import urllib.parse
+from collections.abc import Callable, Sequence
+
+import structlog
 from kombu.connection import Connection
+from kombu.exceptions import OperationalError
+from kombu.utils.url import parse_url
+
+log = structlog.get_logger(__name__)
+
+URL_SEPARATOR = ";"
+SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     *Connection().connection_errors,
     *Connection().channel_errors,
+    OperationalError,
     OSError,
 )
 
 
-def connect(url: str, heartbeat: int = 20) -> Connection:
-    """Open a connection now (raises if the broker is unreachable)."""
+def broker_urls(url: str | Sequence[str]) -> list[str]:
+    """The broker addresses in ``url`` (``;``-separated, or already a list), validated.
+
+    Raises ``ValueError`` for an empty list, a scheme that is not AMQP, an address without a
+    host, or addresses that name different virtual hosts.
+    """
+    parts = url.split(URL_SEPARATOR) if isinstance(url, str) else list(url)
+    urls = [part.strip() for part in parts if part.strip()]
+    if not urls:
+        raise ValueError("no broker URL given (AMQP_URL is empty)")
+    vhosts = set()
+    for candidate in urls:
+        split = urllib.parse.urlsplit(candidate)
+        if split.scheme not in SCHEMES:
+            raise ValueError(
+                f"broker URL {address(candidate)!r} must start with amqp:// or amqps://"
+            )
+        if not split.hostname:
+            raise ValueError(f"broker URL {address(candidate)!r} names no host")
+        vhosts.add(parse_url(candidate).get("virtual_host") or "/")
+    if len(vhosts) > 1:
+        raise ValueError(f"the broker URLs name different virtual hosts: {sorted(vhosts)}")
+    return urls
+
+
+def address(url: str) -> str:
+    """``host:port`` of a broker URL, for logs (never the credentials)."""
+    split = urllib.parse.urlsplit(url.strip())
+    try:
+        port = split.port
+    except ValueError:
+        port = None
+    default = 5671 if split.scheme == "amqps" else 5672
+    return f"{split.hostname or '?'}:{port or default}"
+
+
+def default_connection_name() -> str:
+    """Which process this is, for the broker dashboard: ``accounts relay (pid 42 on web-1)``."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    command = [program, *(arg for arg in sys.argv[1:2] if not arg.startswith("-"))]
+    return f"{' '.join(command)} (pid {os.getpid()} on {socket.gethostname()})"
+
+
+def failover_order(urls: Sequence[str], rng: random.Random | None = None) -> list[str]:
+    """The order in which to try the addresses: shuffled, so instances spread over nodes."""
+    return (rng or random).sample(list(urls), len(urls))
+
+
+def connect(
+    url: str | Sequence[str],
+    heartbeat: int = 20,
+    name: str | None = None,
+    *,
+    timeout: float = 5.0,
+) -> Connection:
+    """Open a connection to the first broker that answers (raises if none does).
+
+    ``name`` is shown as the connection's name on the dashboard; by default the program, its
+    command and pid (``default_connection_name``).
+    """
+    urls = failover_order(broker_urls(url))
     connection = Connection(
-        url,
+        urls,
         heartbeat=heartbeat,
-        connect_timeout=5,
-        transport_options={"client_properties": {"connection_name": "signup"}},
+        connect_timeout=timeout,
+        failover_strategy="round-robin",
+        transport_options={
+            "client_properties": {"connection_name": name or default_connection_name()}
+        },
     )
-    connection.connect()
+
+    def unreachable(exc: BaseException, _interval: float) -> None:
+        # kombu calls this before it switches to the next address: .host is the failing one.
+        log.warning("broker.unreachable", broker=connection.host, error=repr(exc))
+
+    try:
+        # One attempt per address, no pause in between: the caller's backoff spaces the rounds.
+        connection.ensure_connection(
+            errback=unreachable,
+            max_retries=len(urls) - 1,
+            interval_start=0,
+            interval_step=0,
+            interval_max=0,
+        )
+    except BaseException:
+        connection.release()
+        raise
+    if len(urls) > 1:
+        log.info("broker.connected", broker=connection.host, nodes=len(urls))
     return connection
 
 
-def broker_ready(url: str, timeout: float = 2.0) -> Callable[[], bool]:
-    """A readiness check that opens (and closes) a connection to the broker."""
+def broker_ready(url: str | Sequence[str], timeout: float = 2.0) -> Callable[[], bool]:
+    """A readiness check: True when at least one of the brokers accepts a connection."""
+    urls = broker_urls(url)
 
     def check() -> bool:
-        try:
-            with Connection(url, connect_timeout=timeout) as connection:
-                connection.connect()
-        except CONNECTION_ERRORS:
-            return False
-        return True
+        for candidate in urls:
+            try:
+                with Connection(candidate, connect_timeout=timeout) as connection:
+                    connection.ensure_connection(max_retries=0)
+            except CONNECTION_ERRORS:
+                continue
+            return True
+        return False
 
     return check
