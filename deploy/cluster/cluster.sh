@@ -5,6 +5,7 @@
 #   deploy/cluster/cluster.sh status   which nodes run, cluster membership, quorum queue leaders
 #   deploy/cluster/cluster.sh stop     stop the three nodes cleanly (data stays in var/cluster)
 #   deploy/cluster/cluster.sh urls     print the AMQP_URL that lists the three nodes
+#   deploy/cluster/cluster.sh start-node|stop-node N   one node alone (used by tests/cluster)
 #
 # Node i (1..3): AMQP 127.0.0.1:568i, management 1568i, Prometheus 1579i, distribution 2568i.
 # Data, logs and config live in var/cluster/rabbit-i (owned by the rabbitmq user). The nodes share
@@ -23,6 +24,13 @@ RABBITMQ_BIN=${RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 SYSTEM_COOKIE=/var/lib/rabbitmq/.erlang.cookie
 INDEXES=(1 2 3)
 FIRST=rabbit-1@localhost
+
+# Quorum queues replicate themselves; the few classic queues (the retry delay queues and
+# events.unrouted) would live on one node only, so a policy mirrors them on every node. (Classic
+# mirroring is deprecated and gone in RabbitMQ 4: there, declare those queues as quorum queues.)
+CLASSIC_POLICY=classic-mirrored
+CLASSIC_PATTERN='(\.retry\.|^events\.unrouted$)'
+CLASSIC_DEFINITION='{"ha-mode":"all","ha-sync-mode":"automatic"}'
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf 'cluster: %s\n' "$*" >&2; exit 1; }
@@ -144,6 +152,9 @@ cluster_up() {
     rmqctl -n "$FIRST" -q import_definitions <"$DEFINITIONS" >/dev/null ||
       die "import_definitions failed for $DEFINITIONS"
   fi
+  say "policy: classic queues (retry delays, unrouted) mirrored on every node"
+  rmqctl -n "$FIRST" -q set_policy -p / --apply-to queues --priority 0 \
+    "$CLASSIC_POLICY" "$CLASSIC_PATTERN" "$CLASSIC_DEFINITION" >/dev/null
   say "three replicas for every quorum queue, then leaders rebalanced"
   for i in "${INDEXES[@]}"; do
     queues_ctl -n "$FIRST" -q grow "$(node "$i")" all >/dev/null 2>&1 || true
@@ -226,10 +237,25 @@ urls() {
   (IFS=';'; echo "${out[*]}")
 }
 
+one_node() { # start-node|stop-node N: one node alone (it rejoins its cluster from its data)
+  preflight
+  local i=${2:-}
+  [[ $i =~ ^[123]$ ]] || die "usage: $0 $1 1|2|3"
+  if [[ $1 == start-node ]]; then
+    running "$i" && return 0
+    write_config "$i"
+    start_node "$i"
+    wait_started "$i"
+  else
+    rmqctl -n "$(node "$i")" -q stop >/dev/null 2>&1 || true
+  fi
+}
+
 case ${1:-} in
   start) cluster_up ;;
+  start-node | stop-node) one_node "$@" ;;
   stop) cluster_down ;;
   status) status ;;
   urls) urls ;;
-  *) echo "usage: $0 start|stop|status|urls" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|urls|start-node N|stop-node N" >&2; exit 2 ;;
 esac
