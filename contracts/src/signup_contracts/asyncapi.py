@@ -61,14 +61,14 @@ class ConsumerQueue:
 
 def consumer_queues(definitions: Mapping[str, Any]) -> list[ConsumerQueue]:
     """The consumer queues in a RabbitMQ definitions document (``export_definitions``)."""
-    names = {queue["name"] for queue in definitions.get("queues", [])}
+    names = [queue["name"] for queue in definitions.get("queues", [])]
     found = []
     for binding in definitions.get("bindings", []):
         if binding.get("source") != EVENTS_EXCHANGE or binding.get("destination_type") != "queue":
             continue
         queue = binding["destination"]
         dlq = f"{queue}.dlq"
-        retries = tuple(sorted(name for name in names if name.startswith(f"{queue}.retry.")))
+        retries = tuple(name for name in names if name.startswith(f"{queue}.retry."))
         found.append(
             ConsumerQueue(queue, binding["routing_key"], dlq if dlq in names else None, retries)
         )

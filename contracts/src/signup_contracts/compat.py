@@ -252,8 +252,9 @@ def _object(inner: JsonSchema, outer: JsonSchema, path: str, direction: Directio
     frozen_required = outer_required if direction is Direction.CONSUMERS else inner_required
     for name in sorted(outer_required - inner_required):
         if direction is Direction.CONSUMERS:
-            rule = "removed-field" if name not in inner_properties else "no-longer-required"
-            detail = "the producer may leave it out"
+            removed = name not in inner_properties
+            rule = "removed-field" if removed else "no-longer-required"
+            detail = "old readers require it" if removed else "the producer may leave it out"
         else:
             rule = "new-required-field"
             detail = ("it is new" if name not in inner_properties
