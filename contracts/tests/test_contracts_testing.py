@@ -1,8 +1,10 @@
 """The test kit for consuming teams: factories, the in-memory broker, run_handler, the fixtures."""
 
 import functools
+import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +190,12 @@ def test_the_plugin_fixtures(event_broker: InMemoryBroker, event_factory: EventF
     event_broker.publish(event_factory.user_signed_up(plan="pro"))
     assert [e.data.plan for e in received] == ["pro"]
     assert isinstance(event_factory.build(SpaceProvisioned).data, SpaceProvisioned)
+
+
+def test_the_readme_consumer_example_runs() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [example] = [block for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+                 if "InMemoryBroker" in block]
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["welcomed"] == ["grace@example.com"]
