@@ -26,7 +26,7 @@ lint: install
 	$(VENV)/ruff check .
 
 typecheck: install
-	$(VENV)/mypy --strict -p signup_shared
+	$(VENV)/mypy --strict -p signup_shared -p signup_contracts
 	$(VENV)/mypy -p accounts -p notifications -p provisioning -p stats -p devsinks -p signup_dlq
 
 architecture: install
