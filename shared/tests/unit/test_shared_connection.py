@@ -81,3 +81,10 @@ def test_default_connection_name_says_which_program_and_command(
 def test_default_connection_name_leaves_options_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connection.sys, "argv", ["/venv/bin/accounts-web", "--port", "8000"])
     assert default_connection_name().startswith("accounts-web (pid ")
+
+
+def test_default_connection_name_of_python_dash_m_is_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connection.sys, "argv", ["/venv/lib/notifications/__main__.py", "consume"])
+    assert default_connection_name().startswith("notifications consume (pid ")

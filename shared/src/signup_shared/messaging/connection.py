@@ -74,7 +74,10 @@ def address(url: str) -> str:
 
 def default_connection_name() -> str:
     """Which process this is, for the broker dashboard: ``accounts relay (pid 42 on web-1)``."""
-    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    path = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    program = os.path.basename(path)
+    if program == "__main__.py":  # python -m package
+        program = os.path.basename(os.path.dirname(path))
     command = [program, *(arg for arg in sys.argv[1:2] if not arg.startswith("-"))]
     return f"{' '.join(command)} (pid {os.getpid()} on {socket.gethostname()})"
 
