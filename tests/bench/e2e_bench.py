@@ -1,64 +1,142 @@
-"""Part 3: the whole system (``platform_harness.stack.Stack``) under open-loop signup load.
+"""The whole system (``platform_harness.stack.Stack``, production logging) under open-loop load.
 
-a. Latency at a fixed rate (100 signups/s for 20 s, after a short warm-up): for each signup, the
-   time from its accounts commit to the last of its three effects (welcome email sent, space
-   created, counted by stats), read from the databases once everything settled; ``effects``
-   says what each timestamp is. If the rate is above what the machine sustains, these figures
-   are mostly queueing delay: compare with the max sustained rate.
-b. Maximum sustained rate: the offered rate is stepped up, 10 s per step. A step passes when
-   the achieved HTTP rate is >= 95% of the offered one, no request failed, and every effect of
-   its signups was committed within 5 s after its last request was due (judged by the rows'
-   own timestamps, see ``effects``, not by when polling noticed). Stepping stops at the
-   first failing step; the max sustained rate is the highest passing one. Before each step the
-   system is let go quiet (no subscription still pending activation).
+One private stack (its own databases, vhost, ports) runs, in this order:
 
-CPU per process (``cpu``) is recorded from the start of sending until the effects were all
-committed (or the 5 s deadline passed): percent of one core, and CPU milliseconds per signup.
+1. a warm-up (60 signups at 20/s);
+2. fixed-rate phases, each followed by a wait until every effect of its signups is committed
+   (``effects``: email sent, SMS sent when owed, space, stats, subscription active; and every
+   space counted by stats):
+   - 20/s x 600 signups: CPU per signup per process;
+   - 50/s x 500: end-to-end latency (10 s, so also judged as a step of part 4);
+   - 100/s x 1000: CPU per signup, latency, and a py-spy profile of the process that is busiest
+     in its first 2 s (10 s, also a step);
+3. a stats backlog drain: the stats consumer is stopped, N ``UserSignedUp`` events are put
+   straight into its queue, it is started again; events/s from its first inbox row to the last;
+4. the maximum sustained rate: 10 s steps of rising offered rate, continuing above the highest
+   fixed phase that passed (``judge.ladder_from``), until one fails. A step passes with >= 95% of
+   the offered rate achieved, no failed request, and every effect committed within 5 s after its
+   last request was due (judged by the rows' own timestamps, not by when polling noticed).
+
+Optionally a second stack with N processes per consuming service repeats the warm-up and the
+100/s phase, to show what scaling out does.
+
+CPU (``cpu``): a /proc snapshot right before a phase's first request and one as soon as all of
+its effects are committed (polled every 0.25 s, up to ``SETTLE_TIMEOUT``); divided by the signups
+accepted. Before each phase the system is let go quiet (earlier effects all done).
 """
 
+import dataclasses
+import inspect
+import os
+import signal
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from cpu import CpuMeter, Usage, usage
-from effects import EffectReader, SignupTimes
+import cpu
+from effects import STATS_CONSUMER, EffectReader, SignupTimes
 from figures import distribution, percentile
+from judge import ladder_from, step_passed
 from loadgen import LoadRun, offer, scheduled_end, scheduled_end_utc
-from resources import unique
+from pyspy import BusiestProfiler, Profile
+from resources import publish_all, ready_messages, unique, wait_for
 
-from platform_harness.stack import Stack
+from platform_harness.stack import AMQP_HOST, Stack
+from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.testing import user_signed_up
 
-WARM_UP = (20.0, 3.0)
-LATENCY_RATE, LATENCY_SECONDS = 100.0, 20.0
-# The brief's 100..800/s ladder, extended downwards: a 2-core machine running all ten
-# processes, PostgreSQL, RabbitMQ and the load generator saturates well below 100 signups/s.
-STEP_RATES = (20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 400, 600, 800)
-STEP_SECONDS = 10.0
-EFFECT_DEADLINE = 5.0
+PRODUCTION_ENV = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+STEP_RATES = (20, 30, 40, 60, 80, 125, 150, 175, 200, 250, 300, 400, 500, 600, 800)
 SETTLE_TIMEOUT = 90.0
+POLL_INTERVAL = 0.25
 POLL_GRACE = 0.5
-UNQUEUED_P99_MS = 1000.0
-QUIET_TIMEOUT = 60.0
-DETAILED_EFFECTS = ("email_recorded", "email_sent", "space", "stats")
+QUIET_TIMEOUT = 90.0
+DETAILED_EFFECTS = ("email_recorded", "email_sent", "sms_sent", "space", "stats", "active")
+STATS_ROLE = "stats"
+DRAIN_TIMEOUT = 120.0
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Plan:
-    latency_rate: float = LATENCY_RATE
-    latency_seconds: float = LATENCY_SECONDS
-    step_rates: tuple[int, ...] = STEP_RATES
-    step_seconds: float = STEP_SECONDS
+class Phase:
+    rate: int
+    signups: int
+    cpu: bool = False
+    latency: bool = False
+    profile: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return self.signups / self.rate
 
 
 @dataclass(frozen=True)
-class LatencyFigures:
-    rate: float
+class Plan:
+    phases: tuple[Phase, ...] = (
+        Phase(20, 600, cpu=True),
+        Phase(50, 500, latency=True),
+        Phase(100, 1000, cpu=True, latency=True, profile=True),
+    )
+    warm_up: Phase = Phase(20, 60)
+    step_seconds: float = 10.0
+    step_rates: tuple[int, ...] = STEP_RATES
+    drain_events: int = 5000
+    consumer_processes: int = 2  # for the scale-out repeat of the profiled phase; <= 1: none
+
+    @classmethod
+    def quick(cls, consumer_processes: int = 1) -> "Plan":
+        """For iterating on the benchmark itself: every phase a few seconds, few steps."""
+        return cls(
+            phases=(
+                Phase(20, 100, cpu=True),
+                Phase(50, 150, latency=True),
+                Phase(100, 300, cpu=True, latency=True, profile=True),
+            ),
+            warm_up=Phase(20, 20),
+            step_seconds=3.0,
+            step_rates=(20, 40, 150, 300),
+            drain_events=1000,
+            consumer_processes=consumer_processes,
+        )
+
+
+# figures ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CpuFigures:
+    """CPU per signup in one phase: per group (role), the counted total, and context."""
+
+    per_signup_ms: dict[str, float]  # group -> ms
+    kinds: dict[str, str]  # group -> cpu kind (platform, postgres, rabbitmq, sink, ...)
+    processes: dict[str, int]  # group -> how many processes did work
+    total_ms: float  # platform + PostgreSQL backends + RabbitMQ
+    percent_of_core: dict[str, float]
+    window_s: float
+    complete: bool  # False: some effect was still missing when CPU was read
+
+    @classmethod
+    def of(cls, used: cpu.Usage, signups: int, complete: bool) -> "CpuFigures":
+        return cls(
+            per_signup_ms=used.per_item_ms(signups),
+            kinds={g.name: g.kind for g in used.groups},
+            processes={g.name: g.processes for g in used.groups},
+            total_ms=used.total_per_item_ms(signups),
+            percent_of_core=used.percent(),
+            window_s=round(used.seconds, 2),
+            complete=complete,
+        )
+
+
+@dataclass(frozen=True)
+class PhaseFigures:
+    rate: int
     seconds: float
     requests: int
+    signups: int
     errors: int
     failures: dict[str, int]
     achieved_rate: float
@@ -67,89 +145,44 @@ class LatencyFigures:
     end_to_end_ms: dict[str, float]
     effects_ms: dict[str, dict[str, float]]
     incomplete: int
-    settled_after_s: float | None
-    cpu_percent: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StepFigures:
-    offered_rate: int
-    requests: int
-    errors: int
-    failures: dict[str, int]
-    achieved_rate: float
-    effects_done_after_s: float | None
-    incomplete: int
-    p50_ms: float
-    p99_ms: float
-    http_p99_ms: float
-    generator_lag_p99_ms: float
-    cpu_percent: dict[str, float] = field(default_factory=dict)
-    cpu_ms_per_signup: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def effects_in_time(self) -> bool:
-        done = self.effects_done_after_s
-        return done is not None and done <= EFFECT_DEADLINE
+    done_after_s: float | None  # last effect's commit, from the moment the last request was due
+    cpu: CpuFigures | None = None
+    profile: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
-        return (
-            self.achieved_rate >= 0.95 * self.offered_rate
-            and self.errors == 0
-            and self.effects_in_time
-        )
+        return step_passed(self.rate, self.achieved_rate, self.errors, self.done_after_s)
 
 
 @dataclass(frozen=True)
-class E2EFigures:
-    latency: LatencyFigures
-    steps: tuple[StepFigures, ...]
-    step_seconds: float
+class DrainFigures:
+    events: int
+    seconds: float
+    rate: float  # events/s from the first event's handling to the last one seen done
+    stats_cpu_ms_per_event: float | None
+
+
+@dataclass(frozen=True)
+class SystemFigures:
+    processes_per_consumer: int
+    phases: tuple[PhaseFigures, ...]
+    steps: tuple[PhaseFigures, ...]  # every 10 s step run, the fixed 50 and 100/s ones included
+    drain: DrainFigures | None
+    scaled: tuple[PhaseFigures, ...] = field(default=())  # the profiled phase, N processes
+    scaled_processes: int = 1
 
     @property
     def max_sustained_rate(self) -> int | None:
-        passed = [step.offered_rate for step in self.steps if step.passed]
+        passed = [s.rate for s in self.steps if s.passed]
         return max(passed) if passed else None
 
-    @property
-    def max_unqueued_rate(self) -> int | None:
-        """The highest passing step whose p99 stayed under ``UNQUEUED_P99_MS``.
-
-        A 10 s step with 5 s of grace passes even when the system runs at only ~2/3 of the
-        offered rate (the backlog drains in the grace period); a p99 in seconds shows that.
-        """
-        calm = [s.offered_rate for s in self.steps if s.passed and s.p99_ms < UNQUEUED_P99_MS]
-        return max(calm) if calm else None
+    def phase(self, rate: int) -> PhaseFigures | None:
+        """The fixed-rate phase at ``rate`` signups/s."""
+        return next((p for p in self.phases if p.rate == rate), None)
 
 
-# waiting for the system ----------------------------------------------------------------------
-def settle(reader: EffectReader, signups: dict[uuid.UUID, SignupTimes], deadline: float) -> bool:
-    """Poll until every effect of ``signups`` is committed (True) or ``deadline`` passes."""
-    while True:
-        if reader.missing(signups) == 0:
-            return True
-        if time.perf_counter() > deadline:
-            return False
-        time.sleep(0.25)
-
-
-def go_quiet(reader: EffectReader) -> None:
-    """Wait (bounded) until every subscription was activated: earlier load's cascade is over."""
-    deadline = time.monotonic() + QUIET_TIMEOUT
-    while reader.pending_subscriptions() and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-def signed_up(reader: EffectReader, run: LoadRun) -> dict[uuid.UUID, SignupTimes]:
-    signups = reader.signups(run.user_ids)
-    if len(signups) != len(run.user_ids):
-        raise RuntimeError(f"{len(run.user_ids) - len(signups)} accepted signups not in accounts")
-    return signups
-
-
-# figures -------------------------------------------------------------------------------------
-def to_ms(values: Sequence[float]) -> list[float]:
+# pure bits --------------------------------------------------------------------------------------
+def to_ms(values: list[float]) -> list[float]:
     return [1000 * value for value in values]
 
 
@@ -165,138 +198,265 @@ def per_effect(times: list[SignupTimes]) -> dict[str, dict[str, float]]:
     return figures
 
 
-def p99(values: Sequence[float]) -> float:
-    return round(percentile(values, 99), 1)
-
-
-def latency_figures(
-    run: LoadRun, times: list[SignupTimes], settled_after: float | None, cpu: Usage
-) -> LatencyFigures:
-    return LatencyFigures(
-        rate=run.rate,
-        seconds=run.duration,
-        requests=len(run.outcomes),
-        errors=run.errors,
-        failures=run.failures,
-        achieved_rate=round(run.achieved_rate, 1),
-        http_ms=distribution(to_ms([o.latency for o in run.ok])),
-        generator_lag_p99_ms=p99(to_ms([o.lag for o in run.outcomes])),
-        end_to_end_ms=distribution(end_to_end(times)),
-        effects_ms=per_effect(times),
-        incomplete=sum(1 for t in times if not t.complete),
-        settled_after_s=None if settled_after is None else round(settled_after, 2),
-        cpu_percent=cpu.percent(),
-    )
-
-
-def step_figures(
-    run: LoadRun, times: list[SignupTimes], done_after: float | None, cpu: Usage
-) -> StepFigures:
-    delays = end_to_end(times)
-    return StepFigures(
-        offered_rate=round(run.rate),
-        requests=len(run.outcomes),
-        errors=run.errors,
-        failures=run.failures,
-        achieved_rate=round(run.achieved_rate, 1),
-        effects_done_after_s=None if done_after is None else round(done_after, 2),
-        incomplete=sum(1 for t in times if not t.complete),
-        p50_ms=round(percentile(delays, 50), 1),
-        p99_ms=p99(delays),
-        http_p99_ms=p99(to_ms([o.latency for o in run.ok])),
-        generator_lag_p99_ms=p99(to_ms([o.lag for o in run.outcomes])),
-        cpu_percent=cpu.percent(),
-        cpu_ms_per_signup=cpu.per_item_ms(len(run.ok)),
-    )
-
-
-# the two measurements --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Observed:
-    """One load run and what became of its signups."""
-
-    run: LoadRun
-    times: list[SignupTimes]
-    done_after: float | None
-    cpu: Usage
-
-
 def done_after(run: LoadRun, times: list[SignupTimes]) -> float | None:
     """Seconds from the run's last due request to the commit of its last effect (None while
     some effect is missing), from the services' own timestamps rather than from polling."""
     moments = [t.last_effect for t in times]
     if not moments or None in moments:
         return None
-    last = max(moment for moment in moments if moment is not None)
-    return (last - scheduled_end_utc(run)).total_seconds()
+    last: datetime = max(moment for moment in moments if moment is not None)
+    return round((last - scheduled_end_utc(run)).total_seconds(), 2)
 
 
-def observe(
-    url: str,
-    reader: EffectReader,
-    meter: CpuMeter,
-    tag: str,
-    rate: float,
-    seconds: float,
-    deadline: float,
-) -> Observed:
-    """Offer load, then wait for its effects: ``deadline`` s after the end (+ a poll's grace),
-    and, when some are late, on (up to ``SETTLE_TIMEOUT``) so latencies can still be read."""
-    go_quiet(reader)
-    before = meter.sample()
-    run = offer(url, tag, rate, seconds)
-    signups = signed_up(reader, run)
-    in_time = settle(reader, signups, scheduled_end(run) + deadline + POLL_GRACE)
-    cpu = usage(before, meter.sample())
-    if not in_time:
-        settle(reader, signups, time.perf_counter() + SETTLE_TIMEOUT)
-    times = reader.times(signups)
-    return Observed(run, times, done_after(run, times), cpu)
+def phase_figures(
+    run: LoadRun,
+    times: list[SignupTimes],
+    cpu_figures: CpuFigures | None,
+    profile: Profile | None,
+) -> PhaseFigures:
+    return PhaseFigures(
+        rate=round(run.rate),
+        seconds=run.duration,
+        requests=len(run.outcomes),
+        signups=len(run.ok),
+        errors=run.errors,
+        failures=run.failures,
+        achieved_rate=round(run.achieved_rate, 1),
+        http_ms=distribution(to_ms([o.latency for o in run.ok])),
+        generator_lag_p99_ms=round(percentile(to_ms([o.lag for o in run.outcomes]), 99), 1),
+        end_to_end_ms=distribution(end_to_end(times)),
+        effects_ms=per_effect(times),
+        incomplete=sum(1 for t in times if not t.complete),
+        done_after_s=done_after(run, times),
+        cpu=cpu_figures,
+        profile=None
+        if profile is None
+        else {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(profile).items()
+        },
+    )
 
 
-def measure_latency(
-    url: str, reader: EffectReader, meter: CpuMeter, rate: float, seconds: float
-) -> LatencyFigures:
-    offer(url, "warmup", *WARM_UP)
-    seen = observe(url, reader, meter, "latency", rate, seconds, deadline=SETTLE_TIMEOUT)
-    return latency_figures(seen.run, seen.times, seen.done_after, seen.cpu)
+# the stack -------------------------------------------------------------------------------------
+def new_stack(processes: int) -> Stack:
+    """A private stack in the production configuration, with ``processes`` per consuming role
+    when the harness supports it (``Stack(consumer_processes=N)``)."""
+    kwargs: dict[str, Any] = {"name": unique("bench"), "extra_env": dict(PRODUCTION_ENV)}
+    if processes > 1:
+        if "consumer_processes" not in inspect.signature(Stack).parameters:
+            raise RuntimeError("this Stack cannot run several processes per consumer")
+        kwargs["consumer_processes"] = processes
+    return Stack(**kwargs)
 
 
-def step_up(
-    url: str, reader: EffectReader, meter: CpuMeter, plan: Plan, log: Log
-) -> list[StepFigures]:
-    steps: list[StepFigures] = []
-    for rate in plan.step_rates:
-        tag = f"step{rate}"
-        seen = observe(url, reader, meter, tag, rate, plan.step_seconds, EFFECT_DEADLINE)
-        step = step_figures(seen.run, seen.times, seen.done_after, seen.cpu)
-        steps.append(step)
-        log(
-            f"  step {rate}/s: achieved {step.achieved_rate:.0f}/s, {step.errors} errors, "
-            f"effects {'in time' if step.effects_in_time else 'LATE'}, p99 {step.p99_ms} ms"
+class Measure:
+    """Load, settle and CPU snapshots against one running stack."""
+
+    def __init__(self, stack: Stack, reader: EffectReader, folder: Path, log: Log) -> None:
+        self.stack, self.reader, self.folder, self.log = stack, reader, folder, log
+        self.url = stack.url("accounts", "/signups")
+        self.broker = cpu.listening_pid(int(AMQP_HOST.rsplit(":", 1)[1]))
+
+    def context(self) -> cpu.Context:
+        return cpu.Context(
+            named={process.pid: name for name, process in self.stack.processes.items()},
+            database_prefix=self.stack.name,
+            bench_pids=frozenset({os.getpid()}),
+            bench_backends=self.reader.bench_backends(),
+            broker_pid=self.broker,
         )
+
+    def platform_pids(self) -> dict[str, int]:
+        context = self.context()
+        return {
+            name: process.pid
+            for name, process in self.stack.processes.items()
+            if cpu.kind_of_stack_process(name, "") == cpu.PLATFORM
+            and context.named.get(process.pid) == name
+        }
+
+    def settle(self, signups: dict[uuid.UUID, SignupTimes], deadline: float) -> bool:
+        """Poll until every effect is committed (True) or ``deadline`` (perf_counter) passes."""
+        while True:
+            if self.reader.missing(signups) == 0:
+                return True
+            if time.perf_counter() > deadline:
+                return False
+            time.sleep(POLL_INTERVAL)
+
+    def quiet(self) -> None:
+        """Wait (bounded) until earlier load is fully handled: every subscription active and
+        every space counted."""
+        deadline = time.monotonic() + QUIET_TIMEOUT
+        while self.reader.pending_subscriptions() or self.reader.uncounted_spaces():
+            if time.monotonic() > deadline:
+                self.log("  (the system did not go quiet in time; measuring anyway)")
+                return
+            time.sleep(POLL_INTERVAL)
+
+    def signed_up(self, run: LoadRun) -> dict[uuid.UUID, SignupTimes]:
+        signups = self.reader.signups(run.user_ids)
+        if len(signups) != len(run.user_ids):
+            raise RuntimeError(f"{len(run.user_ids) - len(signups)} accepted signups missing")
+        return signups
+
+    def phase(self, tag: str, phase: Phase, deadline: float = SETTLE_TIMEOUT) -> PhaseFigures:
+        """Offer ``phase``; CPU is read when its effects are all in (or the deadline passed)."""
+        self.quiet()
+        context = self.context()
+        profiler = None
+        if phase.profile:
+            # picked after 30% of the phase, once the consumers have work queued up too
+            profiler = BusiestProfiler(
+                self.platform_pids(),
+                self.folder,
+                seconds=max(phase.seconds, 3.0),
+                pick_after=0.3 * phase.seconds,
+            ).start()
+        before = cpu.snapshot()
+        run = offer(self.url, tag, phase.rate, phase.seconds)
+        signups = self.signed_up(run)
+        complete = self.settle(signups, scheduled_end(run) + deadline)
+        after = cpu.snapshot()
+        profile = profiler.join() if profiler is not None else None
+        if not complete:
+            self.settle(signups, time.perf_counter() + SETTLE_TIMEOUT)
+        used = cpu.usage(before, after, context)
+        cpu_figures = CpuFigures.of(used, len(run.ok), complete) if phase.cpu else None
+        figures = phase_figures(run, self.reader.times(signups), cpu_figures, profile)
+        self.log(phase_line(tag, figures))
+        return figures
+
+    def step(self, rate: int, seconds: float) -> PhaseFigures:
+        """One step of the ladder: the effects get 5 s after the end (+ a poll's grace)."""
+        return self.phase(f"step{rate}", Phase(rate, round(rate * seconds)), deadline=5.5)
+
+    # the stats backlog drain --------------------------------------------------------------------
+    def drain(self, events: int) -> DrainFigures:
+        stats = {n: p for n, p in self.stack.processes.items() if cpu.role_of(n) == STATS_ROLE}
+        self.quiet()
+        for name in stats:
+            self.stack.signal(name, signal.SIGTERM)
+        url = self.stack.amqp_url
+        messages = [
+            dataclasses.replace(
+                OutgoingMessage.from_envelope(user_signed_up("accounts")),
+                exchange="",
+                routing_key=STATS_CONSUMER,
+            )
+            for _ in range(events)
+        ]
+        publish_all(url, messages)
+        wait_for(lambda: ready_messages(url, STATS_CONSUMER) >= events, 30, 0.1, "backlog")
+        ids = [uuid.UUID(m.message_id) for m in messages]
+        for name in stats:
+            self.stack.restart(name)
+        pids = [self.stack.processes[name].pid for name in stats]
+        started = self._counted_since(ids, DRAIN_TIMEOUT)
+        ticks_at_start = cpu.ticks_of(pids)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while self.reader.counted(ids) < events:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stats did not drain {events} events")
+            time.sleep(0.05)
+        finished = time.time()
+        ticks = cpu.ticks_of(pids)
+        used = sum(ticks[p] - ticks_at_start.get(p, 0) for p in ticks) / cpu.TICKS_PER_SECOND
+        seconds = finished - started
+        figures = DrainFigures(
+            events=events,
+            seconds=round(seconds, 2),
+            rate=round(events / seconds, 1),
+            stats_cpu_ms_per_event=round(1000 * used / events, 3) if ticks else None,
+        )
+        self.log(
+            f"  stats backlog drain: {events:,} events in {figures.seconds:.2f} s = "
+            f"{figures.rate:,.0f}/s"
+        )
+        return figures
+
+    def _counted_since(self, ids: list[uuid.UUID], timeout: float) -> float:
+        """Wall time of the first inbox row for ``ids`` (when handling began)."""
+        first: list[float] = []
+
+        def begun() -> bool:
+            found = self.reader.first_counted(ids)
+            if found is not None:
+                first.append(found)
+            return found is not None
+
+        wait_for(begun, timeout, 0.02, "the stats consumer's first event")
+        return first[0]
+
+
+def phase_line(tag: str, figures: PhaseFigures) -> str:
+    line = (
+        f"  {tag}: {figures.signups} signups at {figures.rate}/s (achieved "
+        f"{figures.achieved_rate:.0f}/s, {figures.errors} errors), e2e p50 "
+        f"{figures.end_to_end_ms['p50']} ms p99 {figures.end_to_end_ms['p99']} ms, done "
+        f"{figures.done_after_s} s after the end: {'pass' if figures.passed else 'FAIL'}"
+    )
+    if figures.cpu is not None:
+        line += f"; CPU {figures.cpu.total_ms:.1f} ms/signup"
+    return line
+
+
+# running ---------------------------------------------------------------------------------------
+def measure_system(
+    measure: Measure, plan: Plan, log: Log
+) -> tuple[list[PhaseFigures], list[PhaseFigures], DrainFigures | None]:
+    offer(measure.url, "warmup", plan.warm_up.rate, plan.warm_up.seconds)
+    phases = [measure.phase(f"phase{p.rate}", p) for p in plan.phases]
+    drain = measure.drain(plan.drain_events) if plan.drain_events else None
+    steps = [p for p in phases if abs(p.seconds - plan.step_seconds) < 0.01]
+    rungs = ladder_from(plan.step_rates, {s.rate: s.passed for s in steps})
+    for rate in rungs:
+        step = measure.step(rate, plan.step_seconds)
+        steps.append(step)
         if not step.passed:
             break
-    return steps
+    log(f"  steps: {', '.join(f'{s.rate}/s ' + ('pass' if s.passed else 'FAIL') for s in steps)}")
+    return phases, sorted(steps, key=lambda s: s.rate), drain
 
 
-def run(plan: Plan, log: Log = print, keep_logs_in: Path | None = None) -> E2EFigures:
-    """Start a private stack, measure, and always tear it down (logs kept on failure)."""
-    stack = Stack(name=unique("bench"))
+def with_stack(processes: int, folder: Path, log: Log, body: Callable[[Measure], Any]) -> Any:
+    """Start a private stack, run ``body``, always tear it down (logs kept on failure)."""
+    stack = new_stack(processes)
     try:
-        log("  starting the stack ...")
+        log(f"  starting a stack ({processes} process(es) per consuming service) ...")
         stack.start()
         reader = EffectReader(stack)
         try:
-            meter = CpuMeter({name: process.pid for name, process in stack.processes.items()})
-            url = stack.url("accounts", "/signups")
-            latency = measure_latency(url, reader, meter, plan.latency_rate, plan.latency_seconds)
-            log(f"  latency run done: {latency.requests} signups at {latency.rate:.0f}/s")
-            steps = step_up(url, reader, meter, plan, log)
+            result = body(Measure(stack, reader, folder, log))
         finally:
             reader.close()
     except BaseException:
-        stack.close(keep_logs_in=keep_logs_in)
+        stack.close(keep_logs_in=folder / "logs")
         raise
     stack.close()
-    return E2EFigures(latency, tuple(steps), plan.step_seconds)
+    return result
+
+
+def run(plan: Plan, folder: Path, log: Log = print) -> SystemFigures:
+    phases, steps, drain = with_stack(1, folder, log, lambda m: measure_system(m, plan, log))
+    scaled: list[PhaseFigures] = []
+    if plan.consumer_processes > 1:
+        profiled = next((p for p in plan.phases if p.profile), plan.phases[-1])
+        repeat = dataclasses.replace(profiled, profile=False)
+
+        def scale_out(measure: Measure) -> list[PhaseFigures]:
+            offer(measure.url, "warmup", plan.warm_up.rate, plan.warm_up.seconds)
+            return [measure.phase(f"phase{repeat.rate}x{plan.consumer_processes}", repeat)]
+
+        try:
+            scaled = with_stack(plan.consumer_processes, folder, log, scale_out)
+        except RuntimeError as exc:
+            log(f"  scale-out run skipped: {exc}")
+    return SystemFigures(
+        processes_per_consumer=1,
+        phases=tuple(phases),
+        steps=tuple(steps),
+        drain=drain,
+        scaled=tuple(scaled),
+        scaled_processes=plan.consumer_processes if scaled else 1,
+    )
