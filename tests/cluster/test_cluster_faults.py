@@ -1,0 +1,95 @@
+"""Cluster fault scenarios: the whole platform on the three-node cluster, two instances of every
+consumer and relay, 1,000 signups while a broker node (or a service instance) fails.
+
+Each scenario then waits for the system to settle and checks every effect of every signup
+against the accounts database (platform_harness.checks.settle: one email, one SMS when a phone
+was given, one space, an active subscription, stats equal to the truth, every service and retry
+queue empty, no dead letter), and prints the same figures line as tests/faults.
+
+    make faults-cluster            (starts the cluster: deploy/cluster/cluster.sh start)
+"""
+
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+
+from platform_harness import stack as stack_module
+from platform_harness.checks import settle
+from platform_harness.load import Load
+from platform_harness.stack import Stack
+
+from .conftest import SECOND_INSTANCES, Cluster
+
+SIGNUPS = int(os.environ.get("CLUSTER_SIGNUPS", "1000"))
+RATE = float(os.environ.get("CLUSTER_RATE", "40"))
+# The first instance of each consumer and relay (the second is "<role>#2").
+FIRST_INSTANCES = tuple(SECOND_INSTANCES)
+
+
+def kill_busiest_leader(cluster: Cluster, stack: Stack, load: Load) -> str:
+    """SIGKILL the node that leads the most quorum queues of the platform, mid-load; restart it."""
+    time.sleep(5.0)
+    node, leads = cluster.busiest_leader(stack.name)
+    cluster.kill(node)
+    time.sleep(10.0)
+    cluster.start_node(node)
+    return f"killed {node} (leader of {leads} queues) for 10 s"
+
+
+def stop_app_30s(cluster: Cluster, stack: Stack, load: Load) -> str:
+    """``rabbitmqctl stop_app`` on one node for 30 s (the Erlang VM stays up)."""
+    time.sleep(5.0)
+    node, _ = cluster.busiest_leader(stack.name)
+    cluster.ctl(node, "stop_app")
+    time.sleep(30.0)
+    cluster.ctl(node, "start_app")
+    cluster.ctl(node, "await_startup")
+    return f"stop_app on {node} for 30 s"
+
+
+def rolling_restart(cluster: Cluster, stack: Stack, load: Load) -> str:
+    """Stop and start each node in turn, the next once the cluster is whole again."""
+    time.sleep(3.0)
+    for node in cluster.nodes:
+        cluster.stop_node(node)
+        time.sleep(2.0)
+        cluster.start_node(node)
+        cluster.wait_healthy(stack.name, timeout=120)
+    return "restarted rabbit-1, -2, -3 one at a time"
+
+
+def kill_one_instance_each(cluster: Cluster, stack: Stack, load: Load) -> str:
+    """SIGKILL the first instance of every consumer and relay; the second carries on alone."""
+    time.sleep(5.0)
+    for role in FIRST_INSTANCES:
+        stack.signal(role)
+        del stack.processes[role]
+    return f"killed {', '.join(FIRST_INSTANCES)}"
+
+
+SCENARIOS: dict[str, Callable[[Cluster, Stack, Load], str]] = {
+    "cluster_leader_killed": kill_busiest_leader,
+    "cluster_node_stopped_30s": stop_app_30s,
+    "cluster_rolling_restart": rolling_restart,
+    "cluster_instance_killed": kill_one_instance_each,
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_nothing_lost_nothing_twice_on_the_cluster(
+    cluster: Cluster, cluster_stack: Stack, scenario: str
+) -> None:
+    stack = cluster_stack
+    load = Load(stack.url("accounts", "/signups"), tag=stack.name, count=SIGNUPS, rate=RATE)
+    load.start()
+    what = SCENARIOS[scenario](cluster, stack, load)
+    load.join()
+    done = time.monotonic()
+    cluster.wait_healthy(stack.name, timeout=180)
+    stack_module.MANAGEMENT = cluster.management_url()
+    print(f"\n{scenario}: {what}; load retries={load.retries}")
+    figures = settle(stack, scenario, done, timeout=420)
+    assert figures.signups == SIGNUPS
+    assert (figures.lost, figures.duplicated, figures.dlq) == (0, 0, 0)
