@@ -1,4 +1,3 @@
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import notifications
+from signup_contracts.testing import user_signed_up
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.testing import migrated_database, rollback_session
 
@@ -23,19 +23,8 @@ def signed_up() -> SignedUpFactory:
     """Builds ``UserSignedUp`` envelopes; ``phone=None`` for a user without a phone number."""
 
     def build(phone: str | None = "+14155550123", **data: Any) -> Envelope[UserSignedUp]:
-        payload = UserSignedUp(
-            **{
-                "user_id": uuid.uuid4(),
-                "subscription_id": uuid.uuid4(),
-                "email": "ada@example.com",
-                "full_name": "Ada Lovelace",
-                "phone": phone,
-                "plan": "pro",
-                "signed_up_at": SIGNED_UP_AT,
-                **data,
-            }
-        )
-        return Envelope.wrap(payload, producer="accounts", correlation_id="corr-1")
+        fields = {"plan": "pro", "signed_up_at": SIGNED_UP_AT, **data}
+        return user_signed_up(phone=phone, correlation_id="corr-1", **fields)
 
     return build
 

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 import provisioning
+from signup_contracts.testing import user_signed_up
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.testing import migrated_database, rollback_session
 
@@ -24,17 +25,13 @@ def signup_event() -> SignupFactory:
         user_id: uuid.UUID | None = None,
         correlation_id: str = "corr-signup-1",
     ) -> Envelope[UserSignedUp]:
-        return Envelope.wrap(
-            UserSignedUp(
-                user_id=user_id or uuid.uuid4(),
-                subscription_id=uuid.uuid4(),
-                email="jane@example.com",
-                full_name="Jane Doe",
-                phone="+15555550100",
-                plan=plan,
-                signed_up_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
-            ),
-            producer="accounts",
+        return user_signed_up(
+            user_id=user_id or uuid.uuid4(),
+            email="jane@example.com",
+            full_name="Jane Doe",
+            phone="+15555550100",
+            plan=plan,
+            signed_up_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
             correlation_id=correlation_id,
         )
 

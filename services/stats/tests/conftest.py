@@ -1,6 +1,5 @@
 """Fixtures shared by the stats tests: event factories, a recording fake session, databases."""
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 import stats
+from signup_contracts.testing import space_provisioned
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.testing import (
     FakeSession,
@@ -45,8 +45,7 @@ def signup_event() -> SignupFactory:
 @pytest.fixture
 def provisioned_event() -> Callable[[], Envelope[SpaceProvisioned]]:
     def make() -> Envelope[SpaceProvisioned]:
-        data = SpaceProvisioned(user_id=uuid.uuid4(), space_id=uuid.uuid4(), quota_bytes=1024)
-        return Envelope.wrap(data, producer="provisioning", correlation_id=str(uuid.uuid4()))
+        return space_provisioned(quota_bytes=1024)
 
     return make
 

@@ -9,7 +9,6 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from signup_contracts import testing as event_factories
 from signup_shared import migrations, pytest_servers
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.publisher import PublishError, Ticket
@@ -25,20 +25,12 @@ from signup_shared.settings import LOCAL_AMQP_URL, LOCAL_POSTGRES_URL
 
 
 def user_signed_up(producer: str = "accounts", **overrides: object) -> Envelope[UserSignedUp]:
-    """A valid ``UserSignedUp`` envelope; any payload field can be overridden."""
-    fields: dict[str, object] = {
-        "user_id": uuid.uuid4(),
-        "subscription_id": uuid.uuid4(),
-        "email": "ada@example.com",
-        "full_name": "Ada Lovelace",
-        "phone": None,
-        "plan": "free",
-        "signed_up_at": datetime.now(UTC),
-    }
-    fields.update(overrides)
-    return Envelope.wrap(
-        UserSignedUp.model_validate(fields), producer=producer, correlation_id=str(uuid.uuid4())
-    )
+    """A valid ``UserSignedUp`` envelope; any payload field can be overridden.
+
+    Built by the contracts' test kit (``signup_contracts.testing``, which also has
+    ``space_provisioned`` and ``build`` for every published version).
+    """
+    return event_factories.user_signed_up(producer=producer, **overrides)
 
 
 class FakeResult:
