@@ -27,6 +27,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
+        # Error text (logged, and copied into dead-letter headers) must not carry bound
+        # parameters: they are recipients' emails, phone numbers and names.
+        hide_parameters=True,
     )
 
 
