@@ -44,6 +44,9 @@ e2e: install servers
 faults: install servers
 	FAULTS=all $(PYTEST) -s tests/faults
 
+# ~7 min; prints one table with the issue-8 targets, writes var/bench/latest.json and a py-spy
+# profile. BENCH_QUICK=1: a ~2 min smoke run; BENCH_CONSUMER_PROCESSES=N: processes per consuming
+# service in the scale-out repeat of the 100/s phase (default 2, 1 skips it).
 bench: install servers
 	$(VENV)/python tests/bench/bench.py
 

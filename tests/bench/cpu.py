@@ -43,9 +43,9 @@ SINK, SUPERVISOR, BENCH, PROFILER, PG_SHARED, OTHER = (
 COUNTED = (PLATFORM, POSTGRES, RABBITMQ)  # the kinds in "platform + PostgreSQL + RabbitMQ"
 KIND_ORDER = (PLATFORM, POSTGRES, RABBITMQ, SINK, SUPERVISOR, BENCH, PROFILER, PG_SHARED, OTHER)
 
-POSTGRES_BACKENDS = "PostgreSQL backends"
+POSTGRES_BACKENDS = "PostgreSQL backends of the stack's databases"
 POSTGRES_SHARED = "PostgreSQL server processes (shared)"
-RABBITMQ_GROUP = "RabbitMQ (beam.smp)"
+RABBITMQ_GROUP = "RabbitMQ (beam.smp; the broker is shared)"
 BENCH_GROUP = "bench (load generator, reads)"
 BENCH_BACKENDS = "bench's PostgreSQL backends"
 PROFILER_GROUP = "py-spy"

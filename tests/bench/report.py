@@ -68,6 +68,11 @@ def number(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def millis(value: float | None) -> str:
+    text = number(value)
+    return text if text == "n/a" else f"{text} ms"
+
+
 def cells(values: Sequence[str]) -> str:
     """Sub-columns of the "measured" column (one per phase), right-aligned."""
     return "".join(v.rjust(CELL) for v in values)
@@ -142,7 +147,7 @@ def latency_rows(figures: Figures) -> list[Row]:
         rows.append(
             judged(
                 f"e2e commit -> last effect p50 @{rate}/s",
-                f"{number(p50)} ms",
+                millis(p50),
                 f"e2e_p50_ms_{rate}",
                 p50,
             )
@@ -150,7 +155,7 @@ def latency_rows(figures: Figures) -> list[Row]:
         rows.append(
             judged(
                 f"e2e commit -> last effect p99 @{rate}/s",
-                f"{number(p99)} ms",
+                millis(p99),
                 f"e2e_p99_ms_{rate}",
                 p99,
             )
