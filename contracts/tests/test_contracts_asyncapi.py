@@ -9,7 +9,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from signup_contracts import EVENT_VERSION_HEADER, EVENTS_EXCHANGE, registered_events
+from signup_contracts import (
+    EVENT_VERSION_HEADER,
+    EVENTS_EXCHANGE,
+    TRACEPARENT_HEADER,
+    registered_events,
+)
 from signup_contracts.asyncapi import (
     COMMAND,
     ConsumerQueue,
@@ -112,6 +117,7 @@ def test_a_message_carries_the_payload_schema_the_version_header_and_the_propert
         assert message["payload"] == message_schema(event)
         assert message["headers"]["properties"][EVENT_VERSION_HEADER]["const"] == event.version
         assert message["headers"]["required"] == [EVENT_VERSION_HEADER]
+        assert TRACEPARENT_HEADER in message["headers"]["properties"]
         assert set(message["x-amqp-properties"]) >= {"message_id", "correlation_id", "app_id"}
         assert message["correlationId"]["location"] == "$message.payload#/correlation_id"
 

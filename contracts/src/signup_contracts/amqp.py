@@ -15,6 +15,9 @@ EVENTS_EXCHANGE_TYPE: Final = "topic"
 CONTENT_TYPE: Final = "application/json"
 PERSISTENT: Final = 2
 EVENT_VERSION_HEADER: Final = "x-event-version"
+TRACEPARENT_HEADER: Final = "traceparent"
+"""Optional W3C trace context of the request behind the event (``00-<trace>-<span>-<flags>``)."""
+TRACEPARENT_PATTERN: Final = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
 AMQP_PROPERTIES: Final[dict[str, str]] = {
     "content_type": f"always {CONTENT_TYPE}",

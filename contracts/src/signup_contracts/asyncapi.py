@@ -32,6 +32,8 @@ from signup_contracts.amqp import (
     EVENTS_EXCHANGE,
     EVENTS_EXCHANGE_TYPE,
     PERSISTENT,
+    TRACEPARENT_HEADER,
+    TRACEPARENT_PATTERN,
     published_routing_key,
     topic_matches,
 )
@@ -206,7 +208,15 @@ def _message(event: type[EventData]) -> dict[str, Any]:
                     "type": "integer",
                     "const": event.version,
                     "description": "The contract version, the same as the envelope's `version`.",
-                }
+                },
+                TRACEPARENT_HEADER: {
+                    "type": "string",
+                    "pattern": TRACEPARENT_PATTERN,
+                    "description": (
+                        "W3C trace context: the trace of the HTTP request the event comes from, "
+                        "continued by every consumer and every event it causes. Optional."
+                    ),
+                },
             },
             "required": [EVENT_VERSION_HEADER],
         },
