@@ -54,4 +54,4 @@ if ! port_open 127.0.0.1 "$MANAGEMENT_PORT" && command -v rabbitmq-plugins >/dev
   rabbitmq-plugins -q enable rabbitmq_management rabbitmq_prometheus >/dev/null
 fi
 wait_port 127.0.0.1 "$MANAGEMENT_PORT" "RabbitMQ management" 60
-say "RabbitMQ dashboard on http://127.0.0.1:$MANAGEMENT_PORT (guest/guest)"
+say "RabbitMQ dashboard on http://127.0.0.1:$MANAGEMENT_PORT (guest/guest: the loopback-only administrator; no service uses it)"

@@ -16,6 +16,7 @@ if ((${#busy[@]})); then
 fi
 
 bash deploy/ensure-servers.sh
+echo "==> credentials: broker users, database roles (least privilege)"; python deploy/credentials/setup.py >/dev/null  # deploy/credentials
 mkdir -p var/log
 for service in "${SERVICES[@]}"; do
   echo "==> $service: database, migrations and broker topology"

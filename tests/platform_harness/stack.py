@@ -6,8 +6,10 @@ drops the databases and deletes the vhost.
 """
 
 import contextlib
+import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,12 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from devsinks.reading import read_mail, read_sms
+from signup_shared import migrations
 from signup_shared.testing import postgres_server_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +52,16 @@ def procfile() -> dict[str, str]:
             name, command = line.split(":", 1)
             entries[name.strip()] = command.strip()
     return entries
+
+
+def credentials_setup() -> ModuleType:
+    """deploy/credentials/setup.py, which ``make run`` runs (users, permissions, roles)."""
+    path = REPO / "deploy" / "credentials" / "setup.py"
+    spec = importlib.util.spec_from_file_location("credentials_setup", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def wait_until(
@@ -86,14 +101,17 @@ class Stack:
             )
         }
         vhost = urllib.parse.quote(self.name, safe="")
+        # Least privilege as in `make run`: each service has its own broker user and database
+        # role, created for this stack only. ``amqp_url`` (the administrator) is for the tests.
         self.amqp_url = f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
+        self.passwords = {service: secrets.token_hex(12) for service in SERVICES}
+        self.broker_users = {service: f"{self.name}-{service}" for service in SERVICES}
         env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICES_PREFIXES)}
         env.update(
             {
                 "PATH": f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}",
                 "PYTHONUNBUFFERED": "1",
                 "LOG_FORMAT": "json",
-                "AMQP_URL": self.amqp_url,
                 "SMTP_SINK_PORT": str(self.ports["smtp"]),
                 "SMS_SINK_PORT": str(self.ports["sms"]),
                 "NOTIFICATIONS_SMTP_PORT": str(self.ports["smtp"]),
@@ -105,17 +123,34 @@ class Stack:
         for service in SERVICES:
             prefix = service.upper()
             env[f"{prefix}_DATABASE_URL"] = self.database_url(service)
+            env[f"{prefix}_AMQP_URL"] = self.service_amqp_url(service)
             env[f"{prefix}_HTTP_PORT"] = str(self.ports[service])
         env.update(self.extra_env)
         self.env = env
 
     # lifecycle -----------------------------------------------------------------------------
     def database_url(self, service: str) -> str:
-        return f"{postgres_server_url()}/{self.name}_{service}"
+        """The service's own role, owner of its database (named alike)."""
+        name = f"{self.name}_{service}"
+        url = make_url(postgres_server_url()).set(
+            username=name, password=self.passwords[service], database=name
+        )
+        return url.render_as_string(hide_password=False)
+
+    def service_amqp_url(self, service: str) -> str:
+        """The broker URL(s) of the stack (``extra_env`` may name others) as the service's user."""
+        vhost = urllib.parse.quote(self.name, safe="")
+        urls = self.extra_env.get("AMQP_URL") or f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
+        login = f"{self.broker_users[service]}:{self.passwords[service]}@"
+        return ";".join(
+            urllib.parse.urlunsplit(parts._replace(netloc=login + parts.netloc.split("@")[-1]))
+            for parts in map(urllib.parse.urlsplit, urls.split(";"))
+        )
 
     def start(self, timeout: float = 60.0) -> "Stack":
         (self.root / "var" / "log").mkdir(parents=True, exist_ok=True)
         self._create_vhost()
+        self._create_databases()
         setups = [
             self._run_async(f"{service} migrate && {service} topology", f"setup-{service}")
             for service in SERVICES
@@ -200,8 +235,11 @@ class Stack:
                 connection.execute(
                     sa.text(f'DROP DATABASE IF EXISTS "{self.name}_{service}" WITH (FORCE)')
                 )
+                connection.execute(sa.text(f'DROP ROLE IF EXISTS "{self.name}_{service}"'))
         admin.dispose()
         self._management("DELETE", f"/api/vhosts/{self.name}", expect=(204, 404))
+        for user in self.broker_users.values():
+            self._management("DELETE", f"/api/users/{user}", expect=(204, 404))
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _create_vhost(self) -> None:
@@ -212,6 +250,20 @@ class Stack:
             {"configure": ".*", "write": ".*", "read": ".*"},
             expect=(201, 204),
         )
+        setup = credentials_setup()
+        logins = {
+            service: (user, self.passwords[service], self.name)
+            for service, user in self.broker_users.items()
+        }
+        logins[setup.OPERATOR_USER] = (f"{self.name}-dlq", secrets.token_hex(12), self.name)
+        self.broker_users[setup.OPERATOR_USER] = f"{self.name}-dlq"
+        self._management("POST", "/api/definitions", setup.broker_definitions(logins, self.name),
+                         expect=(200, 201, 204))
+
+    def _create_databases(self) -> None:
+        admin_url = f"{postgres_server_url()}/postgres"
+        for service in SERVICES:
+            migrations.ensure_role_and_database(admin_url, self.database_url(service))
 
     def _management(
         self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200,)

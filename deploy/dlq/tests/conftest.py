@@ -26,8 +26,23 @@ from signup_dlq.config import (
 from signup_dlq.errors import ManagementApiError
 from signup_dlq.management import ManagementClient
 
-AMQP_URL = resolve_amqp_url(None, os.environ)
-MANAGEMENT_URL = resolve_management_url(None, os.environ)
+# The fixtures declare and delete their own test queues, which the operator user may not do:
+# they (and the CLI under test) run as the broker's administrator unless the environment says
+# otherwise. The operator's own permissions are proven in tests/security.
+ADMIN_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+ADMIN_MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672"
+AMQP_URL = resolve_amqp_url(None, {"AMQP_URL": ADMIN_AMQP_URL, **os.environ})
+MANAGEMENT_URL = resolve_management_url(
+    None, {"RABBITMQ_MANAGEMENT_URL": ADMIN_MANAGEMENT_URL, **os.environ}
+)
+
+
+@pytest.fixture(autouse=True)
+def _broker_admin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIGNUP_DLQ_AMQP_URL", raising=False)
+    monkeypatch.delenv("SIGNUP_DLQ_MANAGEMENT_URL", raising=False)
+    monkeypatch.setenv("AMQP_URL", AMQP_URL)
+    monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", MANAGEMENT_URL)
 
 
 def make_envelope(event_id: str, **data: Any) -> bytes:

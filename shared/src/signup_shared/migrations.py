@@ -11,8 +11,16 @@ from sqlalchemy.engine import make_url
 from signup_shared.outbox import outbox_ddl
 
 
+class SetupError(Exception):
+    """The database setup cannot be done as asked (its message says why and what to do)."""
+
+
 def ensure_database(database_url: str) -> bool:
-    """Create the service's database if it is missing; True if it was created."""
+    """Create the service's database if it is missing; True if it was created.
+
+    A service's own role may not create databases: the credentials setup (``make run`` runs
+    ``deploy/credentials/setup.py``, as the superuser) creates it, owned by that role.
+    """
     url = make_url(database_url)
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
@@ -21,10 +29,107 @@ def ensure_database(database_url: str) -> bool:
                 sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
             )
             if not exists:
-                connection.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+                try:
+                    connection.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+                except sa.exc.ProgrammingError as exc:
+                    raise SetupError(
+                        f"database {url.database!r} does not exist and role {url.username!r} may "
+                        "not create it: run deploy/credentials/setup.py (make run does)"
+                    ) from exc
             return not exists
     finally:
         admin.dispose()
+
+
+def ensure_role_and_database(admin_url: str, database_url: str) -> bool:
+    """As a superuser (``admin_url``): the login role of ``database_url`` with its password, and
+    its database, owned by that role and reachable by no other (CONNECT revoked from PUBLIC).
+
+    Idempotent; True if the database was created. A database that exists already (created by an
+    older setup as the superuser) is handed over to the role, with every object in it.
+    """
+    url = make_url(database_url)
+    role, database = url.username, url.database
+    if not role or not database:
+        raise SetupError(f"{url.render_as_string()} names no user or no database")
+    admin = sa.create_engine(
+        make_url(admin_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as connection:
+            quote = connection.dialect.identifier_preparer.quote
+            superuser = connection.scalar(
+                sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = :role"), {"role": role}
+            )
+            if superuser:
+                raise SetupError(
+                    f"role {role!r} is a superuser: give the service a role of its own "
+                    "(<SERVICE>_DATABASE_URL)"
+                )
+            password = (
+                "NULL"
+                if url.password is None
+                else sa.literal(str(url.password)).compile(
+                    dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+                ).string
+            )
+            verb = "CREATE" if superuser is None else "ALTER"
+            connection.execute(
+                sa.text(
+                    f"{verb} ROLE {quote(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    f"NOREPLICATION NOBYPASSRLS PASSWORD {password}"
+                )
+            )
+            created = not connection.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
+            )
+            db, owner = quote(database), quote(role)
+            if created:
+                connection.execute(sa.text(f"CREATE DATABASE {db} OWNER {owner}"))
+            else:
+                connection.execute(sa.text(f"ALTER DATABASE {db} OWNER TO {owner}"))
+            connection.execute(sa.text(f"REVOKE ALL ON DATABASE {db} FROM PUBLIC"))
+        if not created:
+            _hand_over_objects(make_url(admin_url).set(database=database), role)
+        return created
+    finally:
+        admin.dispose()
+
+
+_FOREIGN_OBJECTS = """
+SELECT format('ALTER TABLE %s OWNER TO %I', c.oid::regclass, CAST(:role AS text))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND c.relowner <> to_regrole(CAST(:role AS text))
+UNION ALL
+SELECT format('ALTER SEQUENCE %s OWNER TO %I', c.oid::regclass, CAST(:role AS text))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relowner <> to_regrole(CAST(:role AS text))
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass
+                      AND d.deptype IN ('a', 'i'))
+UNION ALL
+SELECT format('ALTER FUNCTION %s OWNER TO %I', p.oid::regprocedure, CAST(:role AS text))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'public' AND p.proowner <> to_regrole(CAST(:role AS text))
+UNION ALL
+SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, CAST(:role AS text))
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd')
+   AND t.typowner <> to_regrole(CAST(:role AS text))
+"""
+
+
+def _hand_over_objects(admin_url: sa.URL, role: str) -> None:
+    """Make ``role`` the owner of every object of the public schema (tables first)."""
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            statements = connection.scalars(sa.text(_FOREIGN_OBJECTS), {"role": role}).all()
+            for statement in statements:
+                connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
 
 
 def upgrade(database_url: str, migrations_dir: Path, revision: str = "head") -> None:

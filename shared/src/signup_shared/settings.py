@@ -1,29 +1,59 @@
 """Settings shared by every service, read from environment variables with local defaults."""
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Administrators of the local servers: the credentials setup (deploy/credentials) and the tests
+# use them to create users, roles, vhosts and databases. No service connects with them.
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
+LOCAL_AMQP_SERVER = "127.0.0.1:5672"
+LOCAL_POSTGRES_SERVER = "127.0.0.1:5432"
+
+
+def local_password(user: str) -> str:
+    """The password ``user`` has on a developer machine (``make run``); set real ones by env."""
+    return f"local-dev-{user}"
 
 
 def local_database_url(database: str) -> str:
-    return f"{LOCAL_POSTGRES_URL}/{database}"
+    """The service's own role (named like its database) on the local PostgreSQL."""
+    return (
+        f"postgresql+psycopg://{database}:{local_password(database)}"
+        f"@{LOCAL_POSTGRES_SERVER}/{database}"
+    )
+
+
+def local_amqp_url(user: str) -> str:
+    """The broker user ``user`` on the local RabbitMQ, vhost ``/``."""
+    return f"amqp://{user}:{local_password(user)}@{LOCAL_AMQP_SERVER}//"
+
+
+def amqp_url_field(service: str) -> Any:
+    """``<SERVICE>_AMQP_URL``, else ``AMQP_URL``, else the service's own local broker user."""
+    return Field(
+        default=local_amqp_url(service),
+        validation_alias=AliasChoices(f"{service.upper()}_AMQP_URL", "AMQP_URL"),
+    )
 
 
 class ServiceSettings(BaseSettings):
     """Base settings. A service subclasses it with its own env prefix and database default.
 
     Every field can be set as ``<PREFIX>_<FIELD>``; ``AMQP_URL`` and ``LOG_FORMAT`` are also read
-    unprefixed so one variable configures the whole stack.
+    unprefixed so one variable configures the whole stack. Each service connects as its own
+    broker user and database role (``<PREFIX>_AMQP_URL``, ``<PREFIX>_DATABASE_URL``; the local
+    defaults carry development passwords that only ``make run`` on a developer machine uses).
     """
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     service_name: str = "service"
-    database_url: str = local_database_url("postgres")
+    database_url: str = local_database_url("service")
     database_pool_size: int = 10
-    amqp_url: str = Field(default=LOCAL_AMQP_URL, validation_alias="AMQP_URL")
+    amqp_url: str = amqp_url_field("service")
     amqp_heartbeat: int = 20
     confirm_timeout: float = 10.0
     prefetch_count: int = 50

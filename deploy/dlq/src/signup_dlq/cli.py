@@ -76,15 +76,18 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
         "--amqp-url",
         default=default,
         metavar="URL",
-        help=f"AMQP URL (default: ${AMQP_URL_ENV} or amqp://guest:guest@127.0.0.1:5672/%%2F)",
+        help=(
+            f"AMQP URL (default: $SIGNUP_DLQ_AMQP_URL, ${AMQP_URL_ENV} or the local operator "
+            "user amqp://signup-dlq:...@127.0.0.1:5672/%%2F)"
+        ),
     )
     parser.add_argument(
         "--management-url",
         default=default,
         metavar="URL",
         help=(
-            f"management API URL (default: ${MANAGEMENT_URL_ENV} or "
-            "http://guest:guest@127.0.0.1:15672)"
+            f"management API URL (default: $SIGNUP_DLQ_MANAGEMENT_URL, ${MANAGEMENT_URL_ENV} or "
+            "the local operator user http://signup-dlq:...@127.0.0.1:15672)"
         ),
     )
 

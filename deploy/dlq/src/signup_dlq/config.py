@@ -5,20 +5,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-DEFAULT_MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672"
+# The operator user ``signup-dlq`` (deploy/credentials creates it; its local development
+# password is only for a developer machine): it may read the ``*.dlq`` queues and publish to the
+# default exchange (replay), nothing else. It never defaults to ``guest``.
+OPERATOR_USER = "signup-dlq"
+LOCAL_OPERATOR_PASSWORD = "local-dev-signup-dlq"  # noqa: S105 (local development default)
+DEFAULT_AMQP_URL = f"amqp://{OPERATOR_USER}:{LOCAL_OPERATOR_PASSWORD}@127.0.0.1:5672/%2F"
+DEFAULT_MANAGEMENT_URL = f"http://{OPERATOR_USER}:{LOCAL_OPERATOR_PASSWORD}@127.0.0.1:15672"
+OPERATOR_AMQP_URL_ENV = "SIGNUP_DLQ_AMQP_URL"
+OPERATOR_MANAGEMENT_URL_ENV = "SIGNUP_DLQ_MANAGEMENT_URL"
 AMQP_URL_ENV = "AMQP_URL"
 MANAGEMENT_URL_ENV = "RABBITMQ_MANAGEMENT_URL"
 
 
 def resolve_amqp_url(cli_value: str | None, env: Mapping[str, str]) -> str:
-    """``--amqp-url`` wins over ``$AMQP_URL``, which wins over the default."""
-    return cli_value or env.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
+    """``--amqp-url``, else ``$SIGNUP_DLQ_AMQP_URL``, else ``$AMQP_URL``, else the default."""
+    return (
+        cli_value or env.get(OPERATOR_AMQP_URL_ENV) or env.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
+    )
 
 
 def resolve_management_url(cli_value: str | None, env: Mapping[str, str]) -> str:
-    """``--management-url`` wins over ``$RABBITMQ_MANAGEMENT_URL``, then the default."""
-    return cli_value or env.get(MANAGEMENT_URL_ENV) or DEFAULT_MANAGEMENT_URL
+    """``--management-url``, else ``$SIGNUP_DLQ_MANAGEMENT_URL``, else
+    ``$RABBITMQ_MANAGEMENT_URL``, else the default."""
+    return (
+        cli_value
+        or env.get(OPERATOR_MANAGEMENT_URL_ENV)
+        or env.get(MANAGEMENT_URL_ENV)
+        or DEFAULT_MANAGEMENT_URL
+    )
 
 
 def vhost_from_amqp_url(url: str) -> str:

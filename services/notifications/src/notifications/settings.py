@@ -1,7 +1,7 @@
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from signup_shared.settings import ServiceSettings, local_database_url
+from signup_shared.settings import ServiceSettings, amqp_url_field, local_database_url
 
 
 class NotificationsSettings(ServiceSettings):
@@ -9,6 +9,7 @@ class NotificationsSettings(ServiceSettings):
 
     service_name: str = "notifications"
     database_url: str = local_database_url("notifications")
+    amqp_url: str = amqp_url_field("notifications")
     http_port: int = 8001
 
     smtp_host: str = "127.0.0.1"
@@ -27,3 +28,4 @@ class NotificationsSettings(ServiceSettings):
     sweep_grace: float = 30.0
     sweep_batch_size: int = 100
     inbox_prune_interval: float = 3600.0
+    delivery_concurrency: int = 4

@@ -7,7 +7,8 @@ def test_defaults_work_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -
     for name in ("AMQP_URL", "NOTIFICATIONS_SMTP_PORT", "NOTIFICATIONS_SMS_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     settings = NotificationsSettings()
-    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/notifications"
+    assert settings.database_url == (
+        "postgresql+psycopg://notifications:local-dev-notifications@127.0.0.1:5432/notifications")
     assert settings.http_port == 8001
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == (
         "127.0.0.1", 1025, False)

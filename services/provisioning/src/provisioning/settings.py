@@ -2,7 +2,7 @@ from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
 
-from signup_shared.settings import ServiceSettings, local_database_url
+from signup_shared.settings import ServiceSettings, amqp_url_field, local_database_url
 
 
 class ProvisioningSettings(ServiceSettings):
@@ -10,6 +10,7 @@ class ProvisioningSettings(ServiceSettings):
 
     service_name: str = "provisioning"
     database_url: str = local_database_url("provisioning")
+    amqp_url: str = amqp_url_field("provisioning")
     http_port: int = 8002
     spaces_root: Path = Path("var/spaces")
     relay_batch_size: int = 500

@@ -16,7 +16,8 @@ def test_defaults_work_on_a_developer_machine():
     settings = ProvisioningSettings()
 
     assert settings.service_name == "provisioning"
-    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/provisioning"
+    assert settings.database_url == (
+        "postgresql+psycopg://provisioning:local-dev-provisioning@127.0.0.1:5432/provisioning")
     assert settings.http_port == 8002
     assert settings.spaces_root == Path("var/spaces")
     assert (settings.relay_batch_size, settings.relay_poll_interval) == (500, 1.0)

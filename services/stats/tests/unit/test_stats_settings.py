@@ -4,17 +4,21 @@ from stats.settings import StatsSettings
 
 
 def test_defaults_work_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AMQP_URL", "STATS_DATABASE_URL", "STATS_HTTP_PORT", "STATS_CONSUMER_HTTP_PORT"):
+    for name in (
+        "AMQP_URL", "STATS_AMQP_URL", "STATS_DATABASE_URL", "STATS_HTTP_PORT",
+        "STATS_CONSUMER_HTTP_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
     settings = StatsSettings()
 
     assert settings.service_name == "stats"
-    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/stats"
+    assert settings.database_url == (
+        "postgresql+psycopg://stats:local-dev-stats@127.0.0.1:5432/stats")
     assert settings.http_port == 8003
     assert settings.consumer_http_port == 8013
     assert settings.inbox_prune_interval_seconds == 3600.0
-    assert settings.amqp_url == "amqp://guest:guest@127.0.0.1:5672//"
+    assert settings.amqp_url == "amqp://stats:local-dev-stats@127.0.0.1:5672//"
 
 
 def test_settings_come_from_prefixed_environment_variables(
