@@ -285,10 +285,10 @@ class Measure:
             time.sleep(POLL_INTERVAL)
 
     def quiet(self) -> None:
-        """Wait (bounded) until earlier load is fully handled: every subscription active and
-        every space counted."""
+        """Wait (bounded) until earlier load is fully handled: every effect of every signup so
+        far committed, so that a phase's CPU window holds only its own work."""
         deadline = time.monotonic() + QUIET_TIMEOUT
-        while self.reader.pending_subscriptions() or self.reader.uncounted_spaces():
+        while self.reader.backlog():
             if time.monotonic() > deadline:
                 self.log("  (the system did not go quiet in time; measuring anyway)")
                 return

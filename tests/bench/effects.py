@@ -75,6 +75,14 @@ EVENTS_COUNTED = sa.text(
 FIRST_COUNTED = sa.text(
     "SELECT min(received_at) FROM inbox WHERE consumer = :consumer AND event_id = ANY(:ids)"
 )
+USERS = sa.text(
+    "SELECT count(*), count(u.phone), count(s.activated_at) FROM users u"
+    " LEFT JOIN subscriptions s ON s.user_id = u.id"
+)
+ALL_SENT = sa.text(
+    "SELECT count(*) FILTER (WHERE channel = 'email'), count(*) FILTER (WHERE channel = 'sms')"
+    " FROM notifications WHERE sent_at IS NOT NULL"
+)
 PENDING_SUBSCRIPTIONS = sa.text("SELECT count(*) FROM subscriptions WHERE status = 'pending'")
 
 
@@ -188,6 +196,16 @@ class EffectReader:
 
     def pending_subscriptions(self) -> int:
         return self._count("accounts", PENDING_SUBSCRIPTIONS)
+
+    def backlog(self) -> int:
+        """Effects owed to any signup of the stack so far that are not committed yet (counts
+        only; stats may have counted more signups than accounts has: the backlog drain)."""
+        users, phones, active = self._rows("accounts", USERS)[0]
+        emails, texts = self._rows("notifications", ALL_SENT)[0]
+        spaces = self._count("provisioning", ALL_SPACES)
+        counted = self._count("stats", ALL_ACTIVATIONS_COUNTED, consumer=STATS_CONSUMER)
+        owed = (users - emails) + (phones - texts) + (users - spaces) + (users - active)
+        return max(owed, 0) + max(users - counted, 0) + self.uncounted_spaces()
 
     def times(self, signups: dict[uuid.UUID, SignupTimes]) -> list[SignupTimes]:
         users = list(signups)

@@ -1,12 +1,17 @@
 """A py-spy profile of the busiest platform process while a load phase runs.
 
 ``BusiestProfiler`` is started together with the load: it watches the CPU ticks of the stack's
-platform processes for ``pick_after`` seconds, attaches ``py-spy record --nonblocking`` (reads the
-target's memory without pausing it, so the target's own CPU figures are not disturbed; py-spy's
-CPU is reported apart) to the one that used the most, and records for ``seconds``. The raw output
-(collapsed stacks, one ``frame;frame;... count`` line per stack: open it in speedscope.app or feed
-it to flamegraph.pl) is kept, and ``top_functions`` turns it into a short text of where the time
-goes (self time and inclusive time per function).
+platform processes for ``pick_after`` seconds, then attaches ``py-spy record`` to the one that
+used the most and records for ``seconds``:
+
+- ``--nonblocking``: reads the target's memory without pausing it, so the target's own CPU
+  figures are not disturbed (py-spy's CPU is reported apart);
+- ``--gil``: only the thread holding the GIL is sampled, so threads waiting on a socket or a
+  condition do not show up as busy (without it they do, on a loaded machine).
+
+The raw output (collapsed stacks, one ``frame;frame;... count`` line per stack: open it in
+speedscope.app or feed it to flamegraph.pl) is kept, and ``top_functions`` turns it into a short
+text of where the time goes (self time and inclusive time per function).
 """
 
 import re
@@ -80,7 +85,7 @@ def top_text(name: str, seconds: float, stacks: list[tuple[list[str], int]]) -> 
     total, own, inclusive = top_functions(stacks)
     lines = [
         f"py-spy profile of {name}: {total} samples over {seconds:.0f} s at {RATE}/s "
-        "(non-idle samples only)",
+        "(the thread holding the GIL only: Python CPU time)",
         "",
     ]
     for title, rows in (("self", own), ("inclusive", inclusive)):
@@ -143,6 +148,7 @@ def record(
         "--rate",
         str(RATE),
         "--nonblocking",
+        "--gil",
         "--format",
         "raw",
         "--output",
