@@ -1,6 +1,7 @@
 """The idempotent consumer: every handled event id is recorded with the handler's effects."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, String, delete, func
@@ -32,6 +33,26 @@ def claim(session: Session, model: type[InboxMixin], consumer: str, event_id: uu
         .returning(model.event_id)
     )
     return session.execute(statement).first() is not None
+
+
+def claim_many(
+    session: Session, model: type[InboxMixin], consumer: str, event_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Record all events in one statement; returns the ids that were new (the rest are duplicates).
+
+    Ids are inserted in sorted order so that two consumers claiming overlapping batches take the
+    index locks in the same order and cannot deadlock each other.
+    """
+    ids = sorted(set(event_ids))
+    if not ids:
+        return set()
+    statement = (
+        insert(model)
+        .values([{"consumer": consumer, "event_id": event_id} for event_id in ids])
+        .on_conflict_do_nothing()
+        .returning(model.event_id)
+    )
+    return {row[0] for row in session.execute(statement).all()}
 
 
 def prune(session: Session, model: type[InboxMixin], retention: timedelta) -> int:

@@ -57,6 +57,9 @@ class ServiceSettings(BaseSettings):
     amqp_heartbeat: int = 20
     confirm_timeout: float = 10.0
     prefetch_count: int = 50
+    # A consumer handles up to this many already-delivered messages in one transaction (never
+    # waiting for more); 1 turns batching off.
+    consumer_batch_size: int = Field(default=100, ge=1)
     retry_delays: list[int] = Field(default=[1_000, 10_000, 60_000])
     delivery_limit: int = 10
     inbox_retention_days: int = 7

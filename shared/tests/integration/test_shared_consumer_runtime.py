@@ -221,3 +221,52 @@ def test_hostile_headers_never_stop_the_consumer(
     assert by_body[b"{}"][failures.ERROR_TYPE] == "PoisonMessageError"
     assert by_body[overflowing.to_json()][failures.FAILURE_KIND] == "exhausted"
     assert by_body[overflowing.to_json()][failures.ATTEMPTS] == 1_000_001
+
+
+class BatchHandler(Handler):
+    """Records each batch; a batch holding a planned failure fails as a whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def handle_batch(self, events: Any) -> dict[Any, BaseException]:
+        ids = [str(event.id) for event in events]
+        if any(self.plans.get(event_id) for event_id in ids):
+            raise RuntimeError("one of the batch failed")
+        self.batches.append(ids)
+        self.handled.extend(ids)
+        return {}
+
+
+def test_a_backlog_is_handled_in_batches_acked_together_and_a_bad_batch_one_by_one(
+    broker: Connection, consumer_queue: ConsumerQueue, producer: str
+) -> None:
+    handler = BatchHandler()
+    events = [user_signed_up(producer) for _ in range(60)]
+    refused = events[30]
+    handler.fail(refused, PermanentError("no"))
+    publish(*events)
+    wait_for(lambda: broker.default_channel.queue_declare(
+        consumer_queue.name, passive=True).message_count == 60)
+    runtime = ConsumerRuntime(
+        "it", amqp_url(),
+        [Subscription(consumer_queue, (UserSignedUp,), handler, handler.handle_batch)],
+        processor=MessageProcessor(in_process_attempts=1), prefetch=100, batch_size=25,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=runtime.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: len(set(handler.handled)) == 59)
+        wait_for(lambda: broker.default_channel.queue_declare(
+            consumer_queue.dlq_name, passive=True).message_count == 1)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert max(len(batch) for batch in handler.batches) > 1
+    assert all(len(batch) <= 25 for batch in handler.batches)
+    assert sorted(set(handler.handled)) == sorted(str(e.id) for e in events if e is not refused)
+    with Connection(amqp_url()) as fresh:
+        queue_state = fresh.default_channel.queue_declare(consumer_queue.name, passive=True)
+        assert queue_state.message_count == 0  # everything acked, nothing redelivered

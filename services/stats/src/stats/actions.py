@@ -1,7 +1,9 @@
 """Business rules of stats: counting signups and activations, reading the figures back."""
 
+from collections import Counter as Tally
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any, get_args
 
 import structlog
@@ -28,37 +30,68 @@ class Stats:
     activated_subscriptions: int
 
 
-def increment(counted: InstrumentedAttribute[int], **key: Any) -> Insert:
-    """``INSERT key, 1 ON CONFLICT (key) DO UPDATE SET counted = table.counted + 1``.
+def increment(counted: InstrumentedAttribute[int], by: int = 1, **key: Any) -> Insert:
+    """``INSERT key, by ON CONFLICT (key) DO UPDATE SET counted = table.counted + by``.
 
     One atomic statement: concurrent increments of the same row queue on its row lock and each
-    adds one to the value the previous one committed (a read-modify-write would lose updates).
+    adds to the value the previous one committed (a read-modify-write would lose updates).
     """
     return (
         insert(counted.class_)
-        .values({**key, counted.key: 1})
-        .on_conflict_do_update(index_elements=list(key), set_={counted.key: counted + 1})
+        .values({**key, counted.key: by})
+        .on_conflict_do_update(index_elements=list(key), set_={counted.key: counted + by})
+    )
+
+
+def increments(counted: InstrumentedAttribute[int], key: str, amounts: Mapping[Any, int]) -> Insert:
+    """One upsert adding ``amounts[k]`` to the row of every key ``k``, in sorted key order.
+
+    Sorted rows lock in the same order in every transaction, so concurrent batches cannot
+    deadlock each other.
+    """
+    table = counted.class_
+    statement = insert(table).values(
+        [{key: name, counted.key: amount} for name, amount in sorted(amounts.items())]
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[key], set_={counted.key: counted + statement.excluded[counted.key]}
     )
 
 
 def record_signup(session: Session, event: Envelope[UserSignedUp]) -> None:
-    """One more user, on their plan and on the UTC day they signed up.
+    """One more user, on their plan and on the UTC day they signed up."""
+    record_signups(session, [event])
 
-    Rows are always locked in the same order (counter, plan, day) so that concurrent
+
+def record_signups(session: Session, events: Sequence[Envelope[UserSignedUp]]) -> None:
+    """More users, counted per plan and per UTC day they signed up: one upsert per table.
+
+    Rows are always locked in the same order (counter, plans, days) so that concurrent
     handlers cannot deadlock each other.
     """
-    signup = event.data
-    day = signup.signed_up_at.astimezone(UTC).date()
-    session.execute(increment(Counter.value, name=CounterName.TOTAL_USERS.value))
-    session.execute(increment(PlanSignups.count, plan=signup.plan))
-    session.execute(increment(DailySignups.count, day=day))
-    log.info("stats.signup_recorded", plan=signup.plan, day=day.isoformat())
+    if not events:
+        return
+    plans: Tally[str] = Tally(event.data.plan for event in events)
+    days: Tally[date] = Tally(event.data.signed_up_at.astimezone(UTC).date() for event in events)
+    session.execute(increment(Counter.value, len(events), name=CounterName.TOTAL_USERS.value))
+    session.execute(increments(PlanSignups.count, "plan", plans))
+    session.execute(increments(DailySignups.count, "day", days))
+    log.debug("stats.signups_recorded", count=len(events), plans=dict(plans))
 
 
 def record_activation(session: Session, event: Envelope[SpaceProvisioned]) -> None:
     """A provisioned space means one more activated subscription."""
-    session.execute(increment(Counter.value, name=CounterName.ACTIVATED_SUBSCRIPTIONS.value))
-    log.info("stats.activation_recorded", user_id=str(event.data.user_id))
+    record_activations(session, [event])
+
+
+def record_activations(session: Session, events: Sequence[Envelope[SpaceProvisioned]]) -> None:
+    """Each provisioned space means one more activated subscription: one upsert for all."""
+    if not events:
+        return
+    session.execute(
+        increment(Counter.value, len(events), name=CounterName.ACTIVATED_SUBSCRIPTIONS.value)
+    )
+    log.debug("stats.activations_recorded", count=len(events))
 
 
 def snapshot_query() -> CompoundSelect[Any]:
@@ -92,5 +125,6 @@ def read_stats(session: Session) -> Stats:
 def forget_handled_events(session: Session, retention: timedelta) -> int:
     """Drop inbox ids older than ``retention`` (longer than any redelivery can take)."""
     pruned = inbox.prune(session, InboxMessage, retention)
-    log.info("inbox.pruned", rows=pruned, retention_days=retention.days)
+    if pruned:
+        log.info("inbox.pruned", rows=pruned, retention_days=retention.days)
     return pruned

@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,15 +47,24 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 WORKER_DIED_EXIT_CODE = 70
 Handler = Callable[[Envelope[Any]], None]
+BatchHandler = Callable[[Sequence[Envelope[Any]]], Mapping[uuid.UUID, BaseException]]
+"""Handles many events in one transaction. Raises if the transaction failed (the runtime then
+handles the batch one message at a time); returns, by event id, the errors of events whose
+after-commit work failed (those messages alone are retried or dead-lettered)."""
 
 
 @dataclass(frozen=True)
 class Subscription:
-    """One queue of a service, the event payloads it accepts and the handler that takes them."""
+    """One queue of a service, the event payloads it accepts and the handlers that take them.
+
+    ``handler`` takes one event (and is what a failed batch falls back to); ``batch_handler``,
+    if given, takes every event of a batch at once.
+    """
 
     queue: ConsumerQueue
     events: tuple[type[EventData], ...]
     handler: Handler
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +204,83 @@ class MessageProcessor:
                 return decision
             log.info("message.handled", queue=subscription.queue.name, attempt=previous + 1)
             return failures.ACK
+
+    def process_batch(
+        self,
+        subscription: Subscription,
+        deliveries: Sequence[Delivery],
+        stopping: threading.Event | None = None,
+    ) -> list[failures.Decision | None]:
+        """Decisions for several deliveries of one queue, aligned with them; never raises.
+
+        Poison is decided on its own; the valid events go to the batch handler in one
+        transaction. If that fails, each event is handled alone as ``process`` would.
+        """
+        if subscription.batch_handler is None or len(deliveries) < 2:
+            return [self.process(subscription, delivery, stopping) for delivery in deliveries]
+        decisions: list[failures.Decision | None] = [None] * len(deliveries)
+        decoded: list[tuple[int, Envelope[Any]]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                envelope = self.decode(subscription, delivery)
+            except Exception as exc:
+                envelope = self.unprocessable(subscription, delivery, exc)
+            if isinstance(envelope, failures.Decision):
+                decisions[index] = envelope
+            else:
+                decoded.append((index, envelope))
+        if not decoded:
+            return decisions
+        try:
+            errors = subscription.batch_handler([envelope for _, envelope in decoded])
+        except Exception as exc:
+            log.warning(
+                "batch.failed",
+                queue=subscription.queue.name,
+                count=len(decoded),
+                error_type=type(exc).__name__,
+                error=failures.error_text(exc),
+            )
+            errors = None
+        for index, envelope in decoded:
+            delivery = deliveries[index]
+            try:
+                if errors is None:
+                    decisions[index] = self.handle(subscription, delivery, envelope, stopping)
+                elif envelope.id in errors:
+                    decisions[index] = self._after_commit_failed(
+                        subscription, delivery, envelope, errors[envelope.id], stopping
+                    )
+                else:
+                    decisions[index] = failures.ACK
+                    log.debug("message.handled", queue=subscription.queue.name,
+                              event_id=str(envelope.id))
+            except Exception as exc:
+                decisions[index] = self.unprocessable(subscription, delivery, exc)
+        if errors is not None:
+            log.info("batch.handled", queue=subscription.queue.name, count=len(decoded),
+                     failed=len(errors))
+        return decisions
+
+    def _after_commit_failed(
+        self,
+        subscription: Subscription,
+        delivery: Delivery,
+        envelope: Envelope[Any],
+        error: BaseException,
+        stopping: threading.Event | None,
+    ) -> failures.Decision | None:
+        """A permanent failure is decided at once; anything else gets the one-message path
+        (retries in process, waiting through a database outage) as if the batch had not been."""
+        if not failures.is_permanent(error):
+            return self.handle(subscription, delivery, envelope, stopping)
+        previous = failures.attempts_so_far(delivery.headers)
+        decision = failures.decide(error, previous, len(subscription.queue.retry_delays_ms))
+        with correlation_scope(envelope.correlation_id, event_id=str(envelope.id)):
+            log.warning("message.failed", queue=subscription.queue.name,
+                        error_type=type(error).__name__, error=failures.error_text(error),
+                        attempt=decision.attempt, next_step=decision.action.value)
+        return decision
 
     def unprocessable(
         self, subscription: Subscription, delivery: Delivery, exc: BaseException
@@ -403,10 +490,19 @@ def _reject(message: Settleable) -> None:
 
 
 _Work = tuple[int, Subscription, Message]
-_Done = tuple[int, Subscription, Message, failures.Decision | None]
+_Result = tuple[Subscription, Message, Delivery, failures.Decision | None]
+_Done = tuple[int, list[_Result]]
 
 
 class ConsumerRuntime:
+    """Consumes the subscriptions' queues on one connection; handles batches on a worker thread.
+
+    The worker takes what is already delivered (up to ``batch_size``, never waiting for more),
+    hands each queue's share to its batch handler, and gives the decisions back to the
+    connection thread, which re-publishes and acks: the batch's acks go as one ``multiple`` ack
+    of its highest delivery tag, after every message of it that needed more was settled alone.
+    """
+
     def __init__(
         self,
         service: str,
@@ -416,6 +512,7 @@ class ConsumerRuntime:
         prefetch: int = 50,
         heartbeat: int = 20,
         confirm_timeout: float = 10.0,
+        batch_size: int = 100,
         processor: MessageProcessor | None = None,
         publisher: Publisher | None = None,
     ) -> None:
@@ -423,6 +520,7 @@ class ConsumerRuntime:
         self.amqp_url = amqp_url
         self.subscriptions = list(subscriptions)
         self.prefetch = prefetch
+        self.batch_size = max(1, batch_size)
         self.dead_letter_report_interval = 60.0
         self.heartbeat = heartbeat
         self.processor = processor or MessageProcessor()
@@ -432,6 +530,7 @@ class ConsumerRuntime:
         self._work: queue.Queue[_Work | None] = queue.Queue()
         self._done: queue.Queue[_Done] = queue.Queue()
         self._in_flight = 0
+        self._ack_multiple = True
         self._stop = threading.Event()
         self._worker_died = False
         self.on_worker_death: Callable[[int], None] = os._exit
@@ -447,15 +546,52 @@ class ConsumerRuntime:
     # worker thread -----------------------------------------------------------------------
     def _work_loop(self) -> None:
         try:
-            while (item := self._work.get()) is not None:
-                generation, subscription, message = item
-                decision: failures.Decision | None = None
-                if generation == self._generation:
-                    delivery = Delivery.of(message)
-                    decision = self.processor.process(subscription, delivery, self._stop)
-                self._done.put((generation, subscription, message, decision))
+            while (first := self._work.get()) is not None:
+                batch, last = self._take_batch(first)
+                self._done.put(self._process(batch))
+                if last:
+                    return
         except BaseException as exc:
             self._die(exc)
+
+    def _take_batch(self, first: _Work) -> tuple[list[_Work], bool]:
+        """``first`` and whatever else is already waiting, up to ``batch_size``."""
+        batch = [first]
+        while len(batch) < self.batch_size:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                return batch, False
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _process(self, batch: list[_Work]) -> _Done:
+        """Decisions for one batch, each queue's share handled together; never raises."""
+        generation = self._generation
+        by_queue: dict[str, list[tuple[Subscription, Message, Delivery]]] = {}
+        for item_generation, subscription, message in batch:
+            if item_generation == generation:  # older ones died with their channel
+                by_queue.setdefault(subscription.queue.name, []).append(
+                    (subscription, message, Delivery.of(message))
+                )
+        results: list[_Result] = []
+        for items in by_queue.values():
+            subscription = items[0][0]
+            deliveries = [delivery for _, _, delivery in items]
+            try:
+                decisions = self.processor.process_batch(subscription, deliveries, self._stop)
+                if len(decisions) != len(items):
+                    raise RuntimeError("the processor lost track of a batch")
+            except Exception as exc:
+                decisions = [
+                    self.processor.unprocessable(subscription, delivery, exc)
+                    for delivery in deliveries
+                ]
+            for (_, message, delivery), decision in zip(items, decisions, strict=True):
+                results.append((subscription, message, delivery, decision))
+        return generation, results
 
     def _die(self, exc: BaseException) -> None:
         """The handler thread must never vanish silently: say why, then end the process."""
@@ -550,7 +686,7 @@ class ConsumerRuntime:
     def _apply_done(self, block_for: float | None = None) -> None:
         while True:
             try:
-                generation, subscription, message, decision = (
+                generation, results = (
                     self._done.get(timeout=block_for) if block_for else self._done.get_nowait()
                 )
             except queue.Empty:
@@ -558,21 +694,42 @@ class ConsumerRuntime:
             block_for = None
             if generation != self._generation:
                 continue
-            self._in_flight -= 1
-            if decision is not None:
-                try:
-                    self._settle(subscription, message, decision)
-                except CONNECTION_ERRORS:
-                    raise
-                except Exception as exc:  # settle never raises; if it does, keep consuming
-                    log.error("message.settle_failed", error_type=type(exc).__name__,
-                              error=failures.error_text(exc))
-                    _reject(message)
+            self._in_flight -= len(results)
+            self._settle_batch(results)
+
+    def _settle_batch(self, results: list[_Result]) -> None:
+        """Settle what needs a copy (or is held) one by one, then ack the rest together."""
+        acks: list[Message] = []
+        for subscription, message, delivery, decision in results:
+            if decision is None:
+                self._ack_multiple = False  # left unacked: a later multiple ack must not cover it
+            elif decision.action is failures.Action.ACK:
+                acks.append(message)
+            else:
+                self._settle(subscription, message, delivery, decision)
+        if not acks:
+            return
+        if self._ack_multiple:
+            _ack(max(acks, key=_delivery_tag), multiple=len(acks) > 1)
+        else:
+            for message in acks:
+                _ack(message)
 
     def _settle(
-        self, subscription: Subscription, message: Message, decision: failures.Decision
+        self,
+        subscription: Subscription,
+        message: Message,
+        delivery: Delivery,
+        decision: failures.Decision,
     ) -> None:
-        settle(message, Delivery.of(message), subscription, decision, self.publisher, self.service)
+        try:
+            settle(message, delivery, subscription, decision, self.publisher, self.service)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:  # settle never raises; if it does, keep consuming
+            log.error("message.settle_failed", error_type=type(exc).__name__,
+                      error=failures.error_text(exc))
+            _reject(message)
 
     def _finish_in_flight(self, connection: Connection) -> None:
         """On shutdown: skip queued work (the broker requeues it), finish and ack the current."""
@@ -592,6 +749,7 @@ class ConsumerRuntime:
                 skipped += 1
                 self._in_flight -= 1
         if skipped:
+            self._ack_multiple = False  # the skipped stay unacked: acknowledge one by one now
             log.info("consumer.requeued_unstarted", count=skipped)
 
     def _lost_connection(self) -> None:
@@ -599,4 +757,10 @@ class ConsumerRuntime:
         self.connected = False
         self._generation += 1
         self._in_flight = 0
+        self._ack_multiple = True
+
+
+def _delivery_tag(message: Message) -> int:
+    tag = getattr(message, "delivery_tag", 0)
+    return tag if isinstance(tag, int) else 0
 
