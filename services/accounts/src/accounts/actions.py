@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
@@ -15,6 +15,7 @@ from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 
 PRODUCER = "accounts"
 EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
+CONSTRAINT_FIELDS = {EMAIL_UNIQUE_INDEX: "email"}
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +27,14 @@ class EmailAlreadyRegisteredError(Exception):
 
 class UserNotFoundError(Exception):
     pass
+
+
+class SignupRejectedError(Exception):
+    """The database refused a value of the signup (callers should have caught it earlier)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
 
 
 @dataclass(frozen=True)
@@ -98,8 +107,27 @@ def sign_up(
         if _violates(exc, EMAIL_UNIQUE_INDEX):
             raise EmailAlreadyRegisteredError from exc
         raise
-    log.info("user.signed_up", user_id=str(user.id), plan=signup.plan.value, event_id=str(event.id))
+    except DataError as exc:
+        field, reason = _unstorable(signup)
+        raise SignupRejectedError(field, reason) from exc
+    log.debug(
+        "user.signed_up", user_id=str(user.id), plan=signup.plan.value, event_id=str(event.id)
+    )
     return SignupReceipt(user.id, subscription.id, subscription.status)
+
+
+def _unstorable(signup: NewSignup) -> tuple[str, str]:
+    """Which value of the signup its column cannot hold (the database does not say)."""
+    values = {"email": signup.email, "full_name": signup.full_name, "phone": signup.phone}
+    for field, value in values.items():
+        if value is None:
+            continue
+        limit = getattr(User.__table__.c[field].type, "length", None)
+        if limit is not None and len(value) > limit:
+            return field, f"longer than {limit} characters"
+        if "\x00" in value:
+            return field, "contains a NUL character"
+    return "body", "cannot be stored"
 
 
 def _violates(exc: IntegrityError, constraint: str) -> bool:

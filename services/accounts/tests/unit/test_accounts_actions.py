@@ -1,9 +1,10 @@
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from accounts import actions
 from accounts.actions import EmailAlreadyRegisteredError, NewSignup
@@ -85,6 +86,36 @@ def test_other_integrity_errors_are_not_hidden() -> None:
             ADA,  # type: ignore[arg-type]
             correlation_id="c",
         )
+
+
+class RefusedOnFlush(FakeSession):
+    def flush(self) -> None:
+        raise DataError("INSERT", {}, Exception("value refused"))
+
+
+@pytest.mark.parametrize(
+    ("full_name", "field", "reason"),
+    [
+        ("Ada\x00Lovelace", "full_name", "contains a NUL character"),
+        ("Ada Lovelace", "body", "cannot be stored"),
+    ],
+)
+def test_a_value_the_database_refuses_becomes_a_domain_error_naming_it(
+    full_name: str, field: str, reason: str
+) -> None:
+    signup = NewSignup(email=ADA.email, full_name=full_name, plan=ADA.plan, phone=ADA.phone)
+    with pytest.raises(actions.SignupRejectedError) as refused:
+        actions.sign_up(RefusedOnFlush(), signup, correlation_id="c")  # type: ignore[arg-type]
+    assert (refused.value.field, refused.value.reason) == (field, reason)
+    assert isinstance(refused.value.__cause__, DataError)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"full_name": "A" * 201}, "full_name"), ({"phone": "+1" + "5" * 15}, "phone")],
+)
+def test_values_longer_than_their_column_are_named(change: dict[str, str], field: str) -> None:
+    assert actions._unstorable(dataclasses.replace(ADA, **change))[0] == field
 
 
 def space_provisioned(user_id: uuid.UUID) -> Envelope[Any]:

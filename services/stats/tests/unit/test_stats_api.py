@@ -1,9 +1,12 @@
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from stats import actions, api
 
@@ -22,6 +25,7 @@ class Backend:
         self.session: Any = None
         self.ready = {"database": True, "broker": True}
         self.sessions_read: list[Any] = []
+        self.failure: Exception | None = None
 
     @contextlib.contextmanager
     def sessions(self) -> Iterator[Any]:
@@ -29,6 +33,8 @@ class Backend:
 
     def read_stats(self, session: Any) -> actions.Stats:
         self.sessions_read.append(session)
+        if self.failure is not None:
+            raise self.failure
         return STATS
 
 
@@ -46,6 +52,7 @@ def client() -> Iterator[TestClient]:
 def backend(fake_session, monkeypatch: pytest.MonkeyPatch) -> Backend:
     BACKEND.session, BACKEND.sessions_read = fake_session, []
     BACKEND.ready = {"database": True, "broker": True}
+    BACKEND.failure = None
     monkeypatch.setattr(actions, "read_stats", BACKEND.read_stats)
     return BACKEND
 
@@ -107,7 +114,9 @@ def test_openapi_documents_the_stats_endpoint(client) -> None:
 
     assert set(schema["paths"]) == {"/stats", "/healthz", "/readyz"}
     assert set(schema["components"]["schemas"]["PlanCounts"]["properties"]) == {
-        "free", "pro", "team",
+        "free",
+        "pro",
+        "team",
     }
 
 
@@ -116,3 +125,55 @@ def test_docs_page_is_served(client) -> None:
 
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+@pytest.mark.parametrize("supplied", ["x" * 65, "has space", "<b>", "", "caf\u00e9"])
+def test_an_unsafe_correlation_id_is_replaced(client, backend, supplied: str) -> None:
+    response = client.get("/stats", headers={"X-Correlation-ID": supplied.encode()})
+
+    used = response.headers["X-Correlation-ID"]
+    assert used != supplied and re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", used)
+
+
+def test_a_database_outage_is_503_with_retry_after(client, backend) -> None:
+    backend.failure = OperationalError("SELECT", {}, ConnectionRefusedError())
+
+    response = client.get("/stats", headers={"X-Correlation-ID": "t-1"})
+
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+    assert response.headers["X-Correlation-ID"] == "t-1"
+
+
+def test_an_unexpected_error_is_a_logged_500_with_the_correlation_id(client, backend) -> None:
+    backend.failure = RuntimeError("a bug")
+
+    with structlog.testing.capture_logs() as logs:
+        response = client.get("/stats", headers={"X-Correlation-ID": "t-2"})
+
+    assert (response.status_code, response.json()) == (500, {"detail": "internal error"})
+    assert response.headers["X-Correlation-ID"] == "t-2"
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
+        "http.unhandled_error"
+    ]
+
+
+def test_one_info_line_per_request(client, backend) -> None:
+    with structlog.testing.capture_logs() as logs:
+        client.get("/stats")
+
+    [line] = [entry for entry in logs if entry["log_level"] == "info"]
+    assert (line["event"], line["method"], line["route"], line["status"]) == (
+        "http.request",
+        "GET",
+        "/stats",
+        200,
+    )
+    assert isinstance(line["duration_ms"], float)
+
+
+def test_openapi_documents_the_correlation_header_and_the_outage_answer(client) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/stats"]["get"]
+
+    assert set(operation["responses"]) == {"200", "503"}
+    assert "X-Correlation-ID" in operation["responses"]["200"]["headers"]
+    assert [parameter["name"] for parameter in operation["parameters"]] == ["X-Correlation-ID"]
