@@ -1,0 +1,395 @@
+"""Least privilege against the real servers: every refusal the issue names, and that each service
+can still do all it needs (declare and consume its queues, publish retries, dead letters and its
+own events).
+
+The broker users are those of ``deploy/credentials/setup.py`` (the definitions ``make run``
+applies), created under names of this test in a vhost of this test; the database roles and
+databases likewise. Everything is removed afterwards.
+"""
+
+import importlib.util
+import os
+import secrets
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import amqp
+import httpx
+import pytest
+import sqlalchemy as sa
+from kombu.connection import Connection
+from sqlalchemy.engine import make_url
+
+import accounts
+from accounts.bootstrap import queues as accounts_queues
+from accounts.settings import AccountsSettings
+from notifications.bootstrap import queues as notifications_queues
+from notifications.settings import NotificationsSettings
+from provisioning.bootstrap import queues as provisioning_queues
+from provisioning.settings import ProvisioningSettings
+from signup_shared import migrations
+from signup_shared.messaging import topology
+from signup_shared.messaging.publisher import ConfirmingPublisher
+from signup_shared.messaging.topology import ConsumerQueue
+from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.testing import amqp_url, postgres_server_url
+from stats.bootstrap import queues as stats_queues
+from stats.settings import StatsSettings
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+MANAGEMENT = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
+OPERATOR = "signup-dlq"
+QUEUES: dict[str, list[ConsumerQueue]] = {
+    "accounts": accounts_queues(AccountsSettings()),
+    "notifications": notifications_queues(NotificationsSettings()),
+    "provisioning": provisioning_queues(ProvisioningSettings()),
+    "stats": stats_queues(StatsSettings()),
+}
+SIGNED_UP, PROVISIONED = "accounts.user_signed_up", "provisioning.space_provisioned"
+
+
+def credentials_setup() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "credentials_setup", REPO / "deploy" / "credentials" / "setup.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def management(method: str, path: str, body: Any = None, auth: tuple[str, str] | None = None
+               ) -> httpx.Response:
+    url = urllib.parse.urlsplit(MANAGEMENT)
+    return httpx.request(
+        method, f"{url.scheme}://{url.hostname}:{url.port}{path}", json=body, timeout=60,
+        auth=auth or (url.username or "guest", url.password or "guest"),
+    )
+
+
+class Broker:
+    """A vhost of this test with the platform's users (named ``<vhost>-<role>``)."""
+
+    def __init__(self) -> None:
+        self.vhost = f"lp{uuid.uuid4().hex[:10]}"
+        self.logins = {
+            role: (f"{self.vhost}-{role}", secrets.token_hex(12), self.vhost)
+            for role in (*QUEUES, OPERATOR)
+        }
+        admin = urllib.parse.urlsplit(amqp_url())
+        self.host = f"{admin.hostname}:{admin.port or 5672}"
+
+    def create(self) -> None:
+        assert management("PUT", f"/api/vhosts/{self.vhost}").status_code in (201, 204)
+        everything = {"configure": ".*", "write": ".*", "read": ".*"}
+        response = management("PUT", f"/api/permissions/{self.vhost}/guest", everything)
+        assert response.status_code in (201, 204)
+        definitions = credentials_setup().broker_definitions(self.logins, self.vhost)
+        response = management("POST", "/api/definitions", definitions)
+        assert response.status_code in (200, 201, 204), response.text
+
+    def remove(self) -> None:
+        management("DELETE", f"/api/vhosts/{self.vhost}")
+        for user, _, _ in self.logins.values():
+            management("DELETE", f"/api/users/{user}")
+
+    def url(self, role: str) -> str:
+        user, password, vhost = self.logins[role]
+        return f"amqp://{user}:{password}@{self.host}/{vhost}"
+
+    def connect(self, role: str) -> amqp.Connection:
+        user, password, vhost = self.logins[role]
+        connection = amqp.Connection(self.host, userid=user, password=password,
+                                     virtual_host=vhost, connect_timeout=5)
+        connection.connect()
+        return connection
+
+    def depth(self, queue: str) -> int:
+        connection = amqp.Connection(self.host, userid="guest", password="guest",
+                                     virtual_host=self.vhost, connect_timeout=5)
+        connection.connect()
+        try:
+            return int(connection.channel().queue_declare(queue, passive=True).message_count)
+        finally:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    broker = Broker()
+    try:
+        broker.create()
+        yield broker
+    finally:
+        broker.remove()
+
+
+def refused(operation: Any, *args: Any, **kwargs: Any) -> str:
+    """Run a channel operation that the broker must refuse; the refusal's text."""
+    with pytest.raises(amqp.exceptions.AccessRefused) as refusal:
+        operation(*args, **kwargs)
+    assert "ACCESS_REFUSED" in str(refusal.value)
+    return str(refusal.value)
+
+
+def event(routing_key: str) -> amqp.Message:
+    return amqp.Message(b'{"forged": true}', content_type="application/json", delivery_mode=2,
+                        message_id=str(uuid.uuid4()))
+
+
+def publish(broker: Broker, role: str, exchange: str, routing_key: str) -> None:
+    connection = broker.connect(role)
+    try:
+        channel = connection.channel()
+        channel.confirm_select()
+        channel.basic_publish_confirm(event(routing_key), exchange=exchange,
+                                      routing_key=routing_key)
+    finally:
+        connection.collect()
+
+
+# --- what each service needs keeps working ------------------------------------------------------
+@pytest.mark.parametrize("service", sorted(QUEUES))
+def test_a_service_declares_its_topology_and_consumes_its_own_queues(
+    broker: Broker, service: str
+) -> None:
+    with Connection(broker.url(service)) as connection:
+        topology.declare(connection, QUEUES[service])  # what `<service> topology` and start do
+    connection = broker.connect(service)
+    try:
+        channel = connection.channel()
+        for queue in QUEUES[service]:
+            tag = channel.basic_consume(queue.name, callback=lambda _message: None)
+            channel.basic_cancel(tag)
+            assert channel.queue_declare(queue.dlq_name, passive=True).message_count == 0
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("service", sorted(QUEUES))
+def test_a_service_publishes_its_retries_and_dead_letters(broker: Broker, service: str) -> None:
+    """The runtime's re-publishes: to the default exchange (retry queue) and to events.dlx."""
+    queue = QUEUES[service][0]
+    with Connection(broker.url(service)) as connection:
+        topology.declare(connection, [queue])
+    copies = [
+        OutgoingMessage(body=b"{}", routing_key=target, message_id=str(uuid.uuid4()),
+                        type="user_signed_up", version=1, correlation_id="c", producer="accounts",
+                        exchange=exchange)
+        for exchange, target in (("", queue.retry_queue_name(len(queue.retry_delays_ms))),
+                                 (topology.DEAD_LETTER_EXCHANGE, queue.dlq_name))
+    ]
+    publisher = ConfirmingPublisher(broker.url(service), confirm_timeout=10)
+    try:
+        before = broker.depth(queue.dlq_name)
+        publisher.publish_batch(copies)
+    finally:
+        publisher.close()
+    assert broker.depth(queue.dlq_name) == before + 1
+
+
+@pytest.mark.parametrize(("service", "routing_key"),
+                         [("accounts", SIGNED_UP), ("provisioning", PROVISIONED)])
+def test_a_producer_publishes_its_own_events(
+    broker: Broker, service: str, routing_key: str
+) -> None:
+    with Connection(broker.url("stats")) as connection:
+        topology.declare(connection, QUEUES["stats"])
+    subscriber = {SIGNED_UP: "stats.user_signed_up", PROVISIONED: "stats.space_provisioned"}
+    before = broker.depth(subscriber[routing_key])
+    publish(broker, service, topology.EVENTS_EXCHANGE, routing_key)
+    assert broker.depth(subscriber[routing_key]) == before + 1
+
+
+# --- refusals ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("role", "routing_key"),
+    [
+        ("stats", SIGNED_UP),  # no write on events at all
+        ("stats", PROVISIONED),
+        ("notifications", SIGNED_UP),
+        ("provisioning", SIGNED_UP),  # write on events, refused by its topic permission
+        ("accounts", PROVISIONED),
+        (OPERATOR, SIGNED_UP),
+    ],
+)
+def test_publishing_a_foreign_routing_key_on_events_is_refused(
+    broker: Broker, role: str, routing_key: str
+) -> None:
+    with Connection(broker.url("stats")) as connection:
+        topology.declare(connection, QUEUES["stats"])
+    subscriber = {SIGNED_UP: "stats.user_signed_up", PROVISIONED: "stats.space_provisioned"}
+    before = broker.depth(subscriber[routing_key])
+    refused(publish, broker, role, topology.EVENTS_EXCHANGE, routing_key)
+    assert broker.depth(subscriber[routing_key]) == before
+
+
+def test_a_service_cannot_consume_or_purge_another_services_queue(broker: Broker) -> None:
+    with Connection(broker.url("notifications")) as connection:
+        topology.declare(connection, QUEUES["notifications"])
+    publish(broker, "accounts", topology.EVENTS_EXCHANGE, SIGNED_UP)
+    before = broker.depth("notifications.user_signed_up")
+    assert before > 0
+    for operation in ("basic_consume", "basic_get", "queue_purge", "queue_delete"):
+        connection = broker.connect("provisioning")
+        try:
+            channel = connection.channel()
+            refused(getattr(channel, operation), "notifications.user_signed_up")
+        finally:
+            connection.collect()
+    assert broker.depth("notifications.user_signed_up") == before  # not taken, purged, deleted
+
+
+@pytest.mark.parametrize("binding_key", [SIGNED_UP, "#", "accounts.*"])
+def test_a_service_cannot_bind_its_queue_to_events_it_does_not_subscribe_to(
+    broker: Broker, binding_key: str
+) -> None:
+    with Connection(broker.url("accounts")) as connection:
+        topology.declare(connection, QUEUES["accounts"])
+    connection = broker.connect("accounts")
+    try:
+        refused(connection.channel().queue_bind, "accounts.space_provisioned",
+                topology.EVENTS_EXCHANGE, binding_key)
+    finally:
+        connection.collect()
+
+
+def test_a_service_cannot_declare_a_queue_outside_its_own_names(broker: Broker) -> None:
+    connection = broker.connect("stats")
+    try:
+        refused(connection.channel().queue_declare, "accounts.snoop", durable=True)
+    finally:
+        connection.collect()
+
+
+def test_the_operator_reads_and_replays_dead_letters_and_nothing_else(broker: Broker) -> None:
+    queue = QUEUES["notifications"][0]
+    with Connection(broker.url("notifications")) as connection:
+        topology.declare(connection, [queue])
+    main_before, dead_before = broker.depth(queue.name), broker.depth(queue.dlq_name)
+    publish(broker, "notifications", topology.DEAD_LETTER_EXCHANGE, queue.dlq_name)
+    connection = broker.connect(OPERATOR)
+    try:
+        channel = connection.channel()
+        message = channel.basic_get(queue.dlq_name, no_ack=False)
+        assert message is not None
+        channel.confirm_select()
+        channel.basic_publish_confirm(message, exchange="", routing_key=queue.name, mandatory=True)
+        channel.basic_ack(message.delivery_tag)
+    finally:
+        connection.close()
+    assert (broker.depth(queue.name), broker.depth(queue.dlq_name)) == (main_before + 1,
+                                                                         dead_before)
+    for operation, args in (("basic_get", (queue.name,)), ("queue_declare", ("mine.dlq",))):
+        connection = broker.connect(OPERATOR)
+        try:
+            refused(getattr(connection.channel(), operation), *args)
+        finally:
+            connection.collect()
+    user, password, _ = broker.logins[OPERATOR]
+    listed = management("GET", f"/api/queues/{broker.vhost}?columns=name", auth=(user, password))
+    assert listed.status_code == 200
+    assert queue.dlq_name in {row["name"] for row in listed.json()}
+    assert management("GET", "/api/users", auth=(user, password)).status_code in (401, 403)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+class Databases:
+    def __init__(self) -> None:
+        self.prefix = f"lp{uuid.uuid4().hex[:10]}"
+        self.admin = f"{postgres_server_url()}/postgres"
+        self.passwords = {service: secrets.token_hex(12) for service in ("accounts", "stats")}
+
+    def url(self, role: str, database: str | None = None) -> str:
+        name = f"{self.prefix}_{role}"
+        url = make_url(postgres_server_url()).set(
+            username=name, password=self.passwords[role],
+            database=f"{self.prefix}_{database or role}",
+        )
+        return url.render_as_string(hide_password=False)
+
+    def remove(self) -> None:
+        engine = sa.create_engine(self.admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for role in self.passwords:
+                name = f"{self.prefix}_{role}"
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                connection.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def databases() -> Iterator[Databases]:
+    databases = Databases()
+    try:
+        for role in databases.passwords:
+            assert migrations.ensure_role_and_database(databases.admin, databases.url(role))
+        yield databases
+    finally:
+        databases.remove()
+
+
+def scalar(url: str, sql: str, **params: Any) -> Any:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(sa.text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def test_the_stats_role_cannot_connect_to_the_accounts_database(databases: Databases) -> None:
+    assert scalar(databases.url("stats"), "SELECT current_user") == f"{databases.prefix}_stats"
+    with pytest.raises(sa.exc.OperationalError, match="permission denied for database"):
+        scalar(databases.url("stats", database="accounts"), "SELECT 1")
+
+
+def test_a_role_owns_its_database_with_no_more_than_login(databases: Databases) -> None:
+    role, database = f"{databases.prefix}_accounts", f"{databases.prefix}_accounts"
+    attributes = scalar(
+        databases.admin,
+        "SELECT (rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin)"
+        "::text FROM pg_roles WHERE rolname = :role", role=role,
+    )
+    assert attributes == "(f,f,f,f,f,t)"
+    assert scalar(databases.admin, "SELECT pg_get_userbyid(datdba) FROM pg_database "
+                  "WHERE datname = :db", db=database) == role
+    assert scalar(databases.admin, "SELECT has_database_privilege(:other, :db, 'CONNECT')",
+                  other=f"{databases.prefix}_stats", db=database) is False
+
+
+def test_a_service_role_migrates_its_own_database(databases: Databases) -> None:
+    migrations.upgrade(databases.url("accounts"), Path(accounts.__file__).parent / "migrations")
+    assert scalar(databases.url("accounts"), "SELECT count(*) FROM outbox") == 0
+
+
+def test_a_service_role_may_not_create_databases(databases: Databases) -> None:
+    with pytest.raises(migrations.SetupError, match="may not create it"):
+        migrations.ensure_database(databases.url("stats", database="nope"))
+
+
+def test_setup_hands_an_existing_database_and_its_tables_to_the_role() -> None:
+    databases = Databases()
+    name = f"{databases.prefix}_stats"
+    engine = sa.create_engine(databases.admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        scalar_admin = make_url(databases.admin).set(database=name)
+        table = sa.create_engine(scalar_admin, isolation_level="AUTOCOMMIT")
+        with table.connect() as connection:
+            connection.execute(sa.text("CREATE TABLE old (id bigint GENERATED ALWAYS AS IDENTITY)"))
+        table.dispose()
+        assert migrations.ensure_role_and_database(databases.admin, databases.url("stats")) is False
+        assert scalar(databases.url("stats"), "INSERT INTO old DEFAULT VALUES RETURNING id") == 1
+        with pytest.raises(migrations.SetupError, match="superuser"):
+            migrations.ensure_role_and_database(databases.admin, databases.admin)
+    finally:
+        engine.dispose()
+        databases.remove()
