@@ -6,7 +6,9 @@ or the management plugin's ``load_definitions``); ``make run`` applies the same 
 through ``deploy/credentials/setup.py`` (with the passwords of the environment), and the
 services declare the same topology at start. A test checks that the committed file matches the
 code. Its users carry the hashes of the local development passwords (``local-dev-<user>``), not
-of any real secret: a deployment sets real passwords through the environment.
+of any real secret: a deployment sets real passwords through the environment (the setup script
+hashes them with fresh salts). The file holds no administrator; RabbitMQ does not create
+``guest`` when definitions are loaded at boot, so such a deployment adds its own.
 
 Access (RabbitMQ permission regexes match queue and exchange names alike; the default exchange
 is written ``amq.default``):
