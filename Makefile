@@ -5,12 +5,13 @@ export UV_PYTHON := 3.11
 VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest -p no:cacheprovider
 
-.PHONY: help install servers run test lint typecheck architecture unit integration e2e faults bench clean
+.PHONY: help install servers run test lint typecheck architecture unit integration e2e faults bench clean cluster-up cluster-down faults-cluster
 
 help:
 	@echo "make run    start the whole system (servers, databases, topology, all services)"
 	@echo "make test   lint, type checks, architecture contracts, unit, integration and e2e tests"
 	@echo "make unit | integration | e2e | faults | bench | lint | typecheck | architecture"
+	@echo "make cluster-up | cluster-down | faults-cluster   local three-node RabbitMQ cluster"
 
 install:
 	@command -v uv >/dev/null || python3 -m pip install -q uv
@@ -43,6 +44,15 @@ e2e: install servers
 
 faults: install servers
 	FAULTS=all $(PYTEST) -s tests/faults
+
+cluster-up: install servers
+	@bash deploy/cluster/cluster.sh start
+
+cluster-down:
+	@bash deploy/cluster/cluster.sh stop
+
+faults-cluster: cluster-up
+	CLUSTER_TESTS=1 $(PYTEST) -s tests/cluster
 
 # ~7 min; prints one table with the issue-8 targets, writes var/bench/latest.json and a py-spy
 # profile. BENCH_QUICK=1: a ~2 min smoke run; BENCH_CONSUMER_PROCESSES=N: processes per consuming
