@@ -4,7 +4,9 @@
 #   deploy/cluster/cluster.sh start    start rabbit-1..3@localhost, cluster them, load definitions
 #   deploy/cluster/cluster.sh status   which nodes run, cluster membership, quorum queue leaders
 #   deploy/cluster/cluster.sh stop     stop the three nodes cleanly (data stays in var/cluster)
-#   deploy/cluster/cluster.sh urls     print the AMQP_URL that lists the three nodes
+#   deploy/cluster/cluster.sh urls     print the AMQP_URL that lists the three nodes (as guest)
+#   deploy/cluster/cluster.sh env      export lines for `make run` on the cluster, each service as
+#                                      its own user:  eval "$(deploy/cluster/cluster.sh env)"
 #   deploy/cluster/cluster.sh start-node|stop-node N   one node alone (used by tests/cluster)
 #
 # Node i (1..3): AMQP 127.0.0.1:568i, management 1568i, Prometheus 1579i, distribution 2568i.
@@ -14,7 +16,7 @@
 # definitions are imported), then leaders are rebalanced over the nodes.
 #
 # Needs root (it starts the nodes as the rabbitmq user) and the RabbitMQ 3.10+ package.
-# Point the services at the cluster with:  export AMQP_URL="$(deploy/cluster/cluster.sh urls)"
+# Point `make run` at the cluster with:  eval "$(deploy/cluster/cluster.sh env)" && make run
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -162,7 +164,7 @@ cluster_up() {
   rebalance
   status
   echo
-  echo "Point the platform at it:  export AMQP_URL=\"$(urls)\""
+  echo "Point make run at it:  eval \"\$(deploy/cluster/cluster.sh env)\" && make run"
 }
 
 cluster_down() {
@@ -237,6 +239,25 @@ urls() {
   (IFS=';'; echo "${out[*]}")
 }
 
+environment() { # export lines that point `make run` (each service as its own user) at the cluster
+  local service upper i urls
+  for service in accounts notifications provisioning stats; do
+    upper=$(tr '[:lower:]' '[:upper:]' <<<"$service")
+    urls=()
+    for i in "${INDEXES[@]}"; do
+      urls+=("amqp://$service:local-dev-$service@127.0.0.1:$(amqp_port "$i")//")
+    done
+    (IFS=';'; echo "export ${upper}_AMQP_URL='${urls[*]}'")
+  done
+  urls=()
+  for i in "${INDEXES[@]}"; do
+    urls+=("amqp://signup-dlq:local-dev-signup-dlq@127.0.0.1:$(amqp_port "$i")//")
+  done
+  echo "export SIGNUP_DLQ_AMQP_URL='${urls[0]}'"
+  echo "export SIGNUP_DLQ_MANAGEMENT_URL='http://signup-dlq:local-dev-signup-dlq@127.0.0.1:$(management_port 1)'"
+  echo "export RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$(management_port 1)'"
+}
+
 one_node() { # start-node|stop-node N: one node alone (it rejoins its cluster from its data)
   preflight
   local i=${2:-}
@@ -257,5 +278,6 @@ case ${1:-} in
   stop) cluster_down ;;
   status) status ;;
   urls) urls ;;
-  *) echo "usage: $0 start|stop|status|urls|start-node N|stop-node N" >&2; exit 2 ;;
+  env) environment ;;
+  *) echo "usage: $0 start|stop|status|urls|env|start-node N|stop-node N" >&2; exit 2 ;;
 esac
