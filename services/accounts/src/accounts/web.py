@@ -25,6 +25,7 @@ def main() -> None:
         port=settings.http_port,
         log_level="warning",
         access_log=False,
+        log_config=None,  # keep configure_logging's masking handler for uvicorn's own lines
     )
 
 
