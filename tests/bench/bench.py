@@ -96,15 +96,18 @@ def relative(path: str | None) -> str | None:
     return str(Path(path).relative_to(REPO))
 
 
-def profile_lines(path: str | None, count: int = 5) -> list[str]:
-    """The first ``count`` self-time lines of a top-functions file."""
+def profile_lines(path: str | None, count: int = 4, width: int = 48) -> list[str]:
+    """The first ``count`` self-time lines of a top-functions file, cut to ``width``."""
     if path is None or not Path(path).exists():
         return []
     lines = Path(path).read_text().splitlines()
     start = next(
         (i for i, line in enumerate(lines) if line.startswith("top functions by self")), None
     )
-    return [] if start is None else [f"self {line.strip()}" for line in lines[start + 1 :][:count]]
+    if start is None:
+        return []
+    found = [f"self {line.strip()}" for line in lines[start + 1 :][:count] if line.strip()]
+    return [line if len(line) <= width else line[: width - 3] + "..." for line in found]
 
 
 def figures_of(
@@ -141,7 +144,10 @@ def figures_of(
         drain=(system.drain.events, system.drain.rate) if system.drain is not None else None,
         profile=None
         if profiled is None
-        else (profiled["name"], relative(profiled["top"]) or f"failed: {profiled['error']}"),
+        else (
+            f"{profiled['name']} ({profiled['samples']} samples)",
+            relative(profiled["top"]) or f"failed: {profiled['error']}",
+        ),
         profile_top=profile_lines(profiled["top"]) if profiled is not None else [],
     )
 

@@ -83,7 +83,6 @@ ALL_SENT = sa.text(
     "SELECT count(*) FILTER (WHERE channel = 'email'), count(*) FILTER (WHERE channel = 'sms')"
     " FROM notifications WHERE sent_at IS NOT NULL"
 )
-PENDING_SUBSCRIPTIONS = sa.text("SELECT count(*) FROM subscriptions WHERE status = 'pending'")
 
 
 @dataclass(frozen=True)
@@ -194,9 +193,6 @@ class EffectReader:
             int(row[0]) for row in self._rows("accounts", BENCH_BACKENDS, name=APPLICATION_NAME)
         )
 
-    def pending_subscriptions(self) -> int:
-        return self._count("accounts", PENDING_SUBSCRIPTIONS)
-
     def backlog(self) -> int:
         """Effects owed to any signup of the stack so far that are not committed yet (counts
         only; stats may have counted more signups than accounts has: the backlog drain)."""
@@ -204,8 +200,14 @@ class EffectReader:
         emails, texts = self._rows("notifications", ALL_SENT)[0]
         spaces = self._count("provisioning", ALL_SPACES)
         counted = self._count("stats", ALL_ACTIVATIONS_COUNTED, consumer=STATS_CONSUMER)
-        owed = (users - emails) + (phones - texts) + (users - spaces) + (users - active)
-        return max(owed, 0) + max(users - counted, 0) + self.uncounted_spaces()
+        shortfalls = (
+            users - emails,
+            phones - texts,
+            users - spaces,
+            users - active,
+            users - counted,
+        )
+        return sum(max(int(n), 0) for n in shortfalls) + self.uncounted_spaces()
 
     def times(self, signups: dict[uuid.UUID, SignupTimes]) -> list[SignupTimes]:
         users = list(signups)
