@@ -96,6 +96,7 @@ class Stack:
                 "provisioning",
                 "stats",
                 "stats_consumer",
+                "accounts_consumer",
                 "smtp",
                 "sms",
             )
@@ -117,6 +118,7 @@ class Stack:
                 "NOTIFICATIONS_SMTP_PORT": str(self.ports["smtp"]),
                 "NOTIFICATIONS_SMS_BASE_URL": f"http://127.0.0.1:{self.ports['sms']}",
                 "STATS_CONSUMER_HTTP_PORT": str(self.ports["stats_consumer"]),
+                "ACCOUNTS_CONSUMER_HTTP_PORT": str(self.ports["accounts_consumer"]),
                 "PROVISIONING_SPACES_ROOT": str(self.root / "var" / "spaces"),
             }
         )
@@ -180,7 +182,8 @@ class Stack:
     def wait_ready(self, timeout: float = 60.0) -> None:
         urls = [
             f"http://127.0.0.1:{self.ports[key]}/readyz"
-            for key in ("accounts", "notifications", "provisioning", "stats", "stats_consumer")
+            for key in ("accounts", "notifications", "provisioning", "stats", "stats_consumer",
+                        "accounts_consumer")
         ]
         urls.append(f"http://127.0.0.1:{self.ports['sms']}/healthz")
 

@@ -6,6 +6,7 @@ from accounts import bootstrap
 from accounts.settings import AccountsSettings
 from signup_shared import cli
 from signup_shared.process import stop_on_signals
+from signup_shared.worker import run_worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -15,7 +16,7 @@ def relay(settings: AccountsSettings) -> None:
 
 
 def consume(settings: AccountsSettings) -> None:
-    bootstrap.consumer(settings).run(stop_on_signals())
+    run_worker(bootstrap.consumer_worker(settings))
 
 
 def migrate(settings: AccountsSettings) -> None:

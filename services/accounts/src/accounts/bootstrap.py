@@ -7,11 +7,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import consumers, models
 from accounts.settings import AccountsSettings
+from signup_shared import worker
 from signup_shared.db import open_database
-from signup_shared.events import SpaceProvisioned
-from signup_shared.messaging import topology
-from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
-from signup_shared.messaging.handlers import exactly_once, session_handler
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox.relay import OutboxRelay
@@ -19,14 +16,8 @@ from signup_shared.outbox.relay import OutboxRelay
 SERVICE = "accounts"
 
 
-def space_provisioned_queue(settings: AccountsSettings) -> ConsumerQueue:
-    return topology.consumer_queue(
-        SERVICE, "provisioning", "space_provisioned", settings.retry_delays, settings.delivery_limit
-    )
-
-
 def queues(settings: AccountsSettings) -> list[ConsumerQueue]:
-    return [space_provisioned_queue(settings)]
+    return worker.queues(SERVICE, settings, consumers.SUBSCRIPTIONS)
 
 
 def database(settings: AccountsSettings) -> tuple[Engine, sessionmaker[Session]]:
@@ -48,16 +39,14 @@ def relay(settings: AccountsSettings) -> OutboxRelay:
     )
 
 
-def consumer(settings: AccountsSettings) -> ConsumerRuntime:
-    _, sessions = database(settings)
-    queue = space_provisioned_queue(settings)
-    handle = exactly_once(queue.name, models.InboxMessage, consumers.on_space_provisioned)
-    return ConsumerRuntime(
+def consumer_worker(settings: AccountsSettings) -> worker.ConsumerWorker:
+    engine, sessions = database(settings)
+    return worker.ConsumerWorker(
         SERVICE,
-        settings.amqp_url,
-        [Subscription(queue, (SpaceProvisioned,), session_handler(sessions, handle))],
-        prefetch=settings.prefetch_count,
-        heartbeat=settings.amqp_heartbeat,
-        confirm_timeout=settings.confirm_timeout,
+        settings,
+        consumers.SUBSCRIPTIONS,
+        engine,
+        sessions,
+        models.InboxMessage,
+        health_port=settings.consumer_http_port,
     )
-

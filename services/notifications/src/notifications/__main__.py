@@ -8,7 +8,7 @@ from notifications import bootstrap
 from notifications.actions import Outcome
 from notifications.settings import NotificationsSettings
 from signup_shared import cli
-from signup_shared.process import HealthServer, stop_on_signals
+from signup_shared.worker import run_worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = structlog.get_logger("notifications")
@@ -16,26 +16,16 @@ log = structlog.get_logger("notifications")
 
 def consume(settings: NotificationsSettings) -> None:
     """Consume ``UserSignedUp`` and, beside it, sweep stale notifications and prune the inbox."""
-    stop = stop_on_signals()
-    worker = bootstrap.worker(settings)
-    runtime = worker.consumer()
-    health = HealthServer(settings.http_host, settings.http_port,
-                          bootstrap.health_checks(worker.engine, runtime)).start()
-    worker.start_background_jobs(stop)
-    try:
-        runtime.run(stop)
-    finally:
-        stop.set()
-        health.stop()
-        worker.close()
+    run_worker(bootstrap.consumer_worker(settings))
 
 
 def sweep(settings: NotificationsSettings) -> None:
-    worker = bootstrap.worker(settings)
+    parts = bootstrap.deliverers(settings)
     try:
-        results = worker.sweep()
+        results = parts.sweep()
     finally:
-        worker.close()
+        parts.close()
+        parts.engine.dispose()
     log.info("sweep.done", stale=len(results),
              sent=sum(result.outcome is Outcome.SENT for result in results))
 

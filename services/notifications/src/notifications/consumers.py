@@ -1,11 +1,14 @@
 """Glue between the broker runtime (and the sweeper) and the actions of notifications.
 
-Recording runs in the exactly-once transaction; delivering runs after it committed, one
-notification per transaction, so a row lock is held only while that one message is sent.
+The subscription owes the welcome messages in the exactly-once transaction (for a whole batch
+of events at once), and delivers what the events still owe after that commit: one notification
+per transaction, so a row lock is held only while that one message is sent, several at a time
+on a small thread pool so that a slow provider does not serialise everything.
 """
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,13 +21,52 @@ from notifications.adapters.email import EmailSender
 from notifications.adapters.sms import SmsSender
 from signup_shared.db import transaction
 from signup_shared.errors import PermanentError
-from signup_shared.events import Envelope
+from signup_shared.events import Envelope, UserSignedUp
+from signup_shared.messaging.handlers import event_handler
 
 log = structlog.get_logger(__name__)
 
 
+@event_handler("accounts", UserSignedUp)
 def on_user_signed_up(session: Session, event: Envelope[Any]) -> None:
     actions.record_welcome_notifications(session, event)
+
+
+@on_user_signed_up.after_commit
+def deliver_welcome(
+    events: Sequence[Envelope[Any]],
+    *,
+    sessions: sessionmaker[Session],
+    email: EmailSender,
+    sms: SmsSender,
+    pool: Executor,
+) -> dict[uuid.UUID, Exception]:
+    """Deliver what the events still owe (also on a redelivery: that is how the broker's retries
+    reach a notification whose first sending failed); the error each event's message must
+    answer for, by event id."""
+    with sessions() as session:
+        owed = _pending_for_events(session, [event.id for event in events], persist=False)
+    pending = [(event_id, notification) for event_id, ids in owed.items() for notification in ids]
+    results = pool.map(lambda item: deliver_one(sessions, email, sms, item[1]), pending)
+    by_event: dict[uuid.UUID, list[DeliveryResult]] = {}
+    for (event_id, _), result in zip(pending, results, strict=True):
+        by_event.setdefault(event_id, []).append(result)
+    errors = {}
+    for event_id, event_results in by_event.items():
+        error = first_error(event_results)
+        if error is not None:
+            errors[event_id] = error
+    return errors
+
+
+SUBSCRIPTIONS = (on_user_signed_up,)
+
+
+@transaction
+def _pending_for_events(
+    session: Session, event_ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, list[uuid.UUID]]:
+    return {event_id: actions.pending_for_event(session, event_id) for event_id in event_ids}
 
 
 @transaction
@@ -49,6 +91,21 @@ def _prune_inbox(session: Session, retention: timedelta) -> int:
     return actions.prune_inbox(session, retention)
 
 
+def deliver_one(
+    sessions: sessionmaker[Session],
+    email: EmailSender,
+    sms: SmsSender,
+    notification_id: uuid.UUID,
+) -> DeliveryResult:
+    """Deliver one notification in its own transaction; a crash is a result, never raised."""
+    try:
+        with sessions() as session:
+            return _deliver(session, notification_id, email, sms)
+    except Exception as exc:
+        log.exception("notification.delivery_crashed", notification_id=str(notification_id))
+        return DeliveryResult(notification_id, Outcome.RETRY_LATER, exc)
+
+
 def deliver_each(
     sessions: sessionmaker[Session],
     email: EmailSender,
@@ -56,16 +113,8 @@ def deliver_each(
     notification_ids: Iterable[uuid.UUID],
 ) -> list[DeliveryResult]:
     """Deliver every notification, each in its own transaction; one failure stops none other."""
-    results = []
-    for notification_id in notification_ids:
-        try:
-            with sessions() as session:
-                result = _deliver(session, notification_id, email, sms)
-        except Exception as exc:
-            log.exception("notification.delivery_crashed", notification_id=str(notification_id))
-            result = DeliveryResult(notification_id, Outcome.RETRY_LATER, exc)
-        results.append(result)
-    return results
+    return [deliver_one(sessions, email, sms, notification_id)
+            for notification_id in notification_ids]
 
 
 def first_error(results: Iterable[DeliveryResult]) -> Exception | None:

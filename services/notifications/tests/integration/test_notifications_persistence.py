@@ -1,6 +1,8 @@
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, func, insert, select, text
@@ -12,7 +14,9 @@ from notifications.actions import NotificationAlreadyRecordedError, Outcome
 from notifications.adapters.email import Email, FakeEmailSender
 from notifications.adapters.sms import FakeSmsSender, SmsRejectedError, SmsTransientError
 from notifications.models import Channel, InboxMessage, Notification, NotificationStatus
+from notifications.settings import NotificationsSettings
 from signup_shared.events import Envelope, UserSignedUp
+from signup_shared.messaging.consumer import Subscription
 from signup_shared.messaging.handlers import exactly_once
 
 pytestmark = pytest.mark.integration
@@ -20,6 +24,16 @@ pytestmark = pytest.mark.integration
 CONSUMER = "notifications.user_signed_up"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SignedUp = Callable[..., Envelope[UserSignedUp]]
+
+
+def subscription(sessions: sessionmaker[Session], email: Any, sms: Any) -> Subscription:
+    """The runtime's subscription as the worker builds it, with these senders."""
+    [queue] = bootstrap.queues(NotificationsSettings())
+    return consumers.on_user_signed_up.subscription(
+        queue, sessions, InboxMessage,
+        # The fixture's sessions share one connection: deliver one at a time.
+        {"sessions": sessions, "email": email, "sms": sms, "pool": ThreadPoolExecutor(1)},
+    )
 
 
 def notifications_of(session: Session, event_id: uuid.UUID) -> dict[Channel, Notification]:
@@ -113,7 +127,7 @@ def test_the_consumer_handler_records_then_delivers_and_a_redelivery_sends_nothi
     sessions: sessionmaker[Session], signed_up: SignedUp
 ) -> None:
     email, sms = FakeEmailSender(), FakeSmsSender()
-    handle = bootstrap.user_signed_up_handler(sessions, CONSUMER, email, sms)
+    handle = subscription(sessions, email, sms).handler
     event = signed_up()
     handle(event)
     handle(event)
@@ -129,7 +143,7 @@ def test_a_redelivery_delivers_what_a_transient_failure_left_pending(
     sessions: sessionmaker[Session], signed_up: SignedUp
 ) -> None:
     email, sms = FakeEmailSender(), FakeSmsSender(SmsTransientError("SMS gateway answered 503"))
-    handle = bootstrap.user_signed_up_handler(sessions, CONSUMER, email, sms)
+    handle = subscription(sessions, email, sms).handler
     event = signed_up()
     with pytest.raises(SmsTransientError):
         handle(event)
@@ -151,7 +165,7 @@ def test_a_refused_sms_fails_for_good_and_is_raised_after_the_email_went_out(
     sessions: sessionmaker[Session], signed_up: SignedUp
 ) -> None:
     email, sms = FakeEmailSender(), FakeSmsSender(SmsRejectedError("SMS gateway answered 400"))
-    handle = bootstrap.user_signed_up_handler(sessions, CONSUMER, email, sms)
+    handle = subscription(sessions, email, sms).handler
     event = signed_up()
     with pytest.raises(SmsRejectedError):
         handle(event)
@@ -160,6 +174,29 @@ def test_a_refused_sms_fails_for_good_and_is_raised_after_the_email_went_out(
     assert rows[Channel.EMAIL].status is NotificationStatus.SENT
     assert rows[Channel.SMS].status is NotificationStatus.FAILED
     assert len(email.sent) == 1
+
+
+def test_a_batch_owes_in_one_transaction_then_delivers_and_reports_each_events_error(
+    sessions: sessionmaker[Session], signed_up: SignedUp
+) -> None:
+    email, sms = FakeEmailSender(), FakeSmsSender(SmsRejectedError("SMS gateway answered 400"))
+    batch_handler = subscription(sessions, email, sms).batch_handler
+    assert batch_handler is not None
+    with_phone, without_phone = signed_up(), signed_up(phone=None)
+
+    errors = batch_handler([with_phone, without_phone, with_phone])
+
+    assert list(errors) == [with_phone.id]
+    assert isinstance(errors[with_phone.id], SmsRejectedError)
+    with sessions() as session:
+        assert {c: r.status for c, r in notifications_of(session, with_phone.id).items()} == {
+            Channel.EMAIL: NotificationStatus.SENT, Channel.SMS: NotificationStatus.FAILED}
+        assert {c: r.status for c, r in notifications_of(session, without_phone.id).items()} == {
+            Channel.EMAIL: NotificationStatus.SENT}
+    assert sorted(m.to for m in email.sent) == sorted(
+        [with_phone.data.email, without_phone.data.email])
+    assert batch_handler([with_phone, without_phone]) == {}
+    assert len(email.sent) == 2 and sms.sent == []  # refused for good: not tried again
 
 
 def test_the_sweeper_delivers_what_a_crash_left_behind(

@@ -1,4 +1,3 @@
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -7,16 +6,33 @@ from pydantic import SecretStr
 import notifications.__main__ as cli
 from notifications import bootstrap
 from notifications.settings import NotificationsSettings
+from signup_shared.events import UserSignedUp
 
 
 def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
     settings = NotificationsSettings(retry_delays=[500, 5_000], delivery_limit=4)
-    queue = bootstrap.user_signed_up_queue(settings)
+    [queue] = bootstrap.queues(settings)
     assert (queue.name, queue.routing_key) == ("notifications.user_signed_up",
                                                "accounts.user_signed_up")
     assert (queue.retry_delays_ms, queue.delivery_limit) == ((500, 5_000), 4)
     assert queue.dlq_name == "notifications.user_signed_up.dlq"
-    assert bootstrap.queues(settings) == [queue]
+
+
+def test_the_worker_delivers_on_a_bounded_pool_and_sweeps_beside_consuming() -> None:
+    settings = NotificationsSettings(delivery_concurrency=3, sweep_interval=7.0, http_port=9001)
+    worker = bootstrap.consumer_worker(settings)
+    try:
+        [subscription] = worker.subscriptions()
+        assert subscription.events == (UserSignedUp,)
+        assert subscription.batch_handler is not None
+        assert set(worker.dependencies) == {"sessions", "email", "sms", "pool"}
+        assert worker.dependencies["pool"]._max_workers == 3  # type: ignore[attr-defined]
+        assert [(job.name, job.interval) for job in worker.jobs] == [("notifications.sweep", 7.0)]
+        assert worker.health_port == 9001
+    finally:
+        assert worker.on_close is not None
+        worker.on_close()
+        worker.engine.dispose()
 
 
 def test_the_email_sender_is_configured_from_settings() -> None:
@@ -28,15 +44,6 @@ def test_the_email_sender_is_configured_from_settings() -> None:
     assert (sender.username, sender.password, sender.mail_from) == (
         "relay", "pw", "Team <hi@signup.local>")
     assert sender.starttls is False and sender.tls_context is None
-
-
-def test_readiness_follows_the_runtime_connection() -> None:
-    runtime: Any = SimpleNamespace(connected=False)
-    checks = bootstrap.health_checks(engine=None, runtime=runtime)  # type: ignore[arg-type]
-    assert set(checks) == {"database", "broker"}
-    assert checks["broker"]() is False
-    runtime.connected = True
-    assert checks["broker"]() is True
 
 
 def test_the_cli_offers_the_service_commands() -> None:

@@ -2,16 +2,13 @@
 
 from pathlib import Path
 
-import structlog
-
 from provisioning import bootstrap
 from provisioning.settings import ProvisioningSettings
 from signup_shared import cli
-from signup_shared.periodic import every
 from signup_shared.process import stop_on_signals
+from signup_shared.worker import run_worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-log = structlog.get_logger("provisioning")
 
 
 def relay(settings: ProvisioningSettings) -> None:
@@ -19,19 +16,7 @@ def relay(settings: ProvisioningSettings) -> None:
 
 
 def consume(settings: ProvisioningSettings) -> None:
-    engine, sessions = bootstrap.database(settings)
-    storage = bootstrap.storage(settings)
-    runtime = bootstrap.consumer(settings, sessions, storage)
-    stop = stop_on_signals()
-    health = bootstrap.health_server(settings, engine, runtime).start()
-    every(settings.inbox_prune_interval_seconds, bootstrap.inbox_pruner(settings, sessions), stop,
-          name="inbox-prune")
-    log.info("consumer.configured", spaces_root=str(storage.root), health_port=health.port)
-    try:
-        runtime.run(stop)
-    finally:
-        health.stop()
-        engine.dispose()
+    run_worker(bootstrap.consumer_worker(settings))
 
 
 def migrate(settings: ProvisioningSettings) -> None:

@@ -1,4 +1,4 @@
-"""Message handlers of provisioning: glue between the broker runtime and one action each."""
+"""Message handlers of provisioning: each subscription declared next to the action it calls."""
 
 from typing import Any
 
@@ -6,8 +6,13 @@ from sqlalchemy.orm import Session
 
 from provisioning import actions
 from provisioning.adapters.storage import SpaceStorage
-from signup_shared.events import Envelope
+from signup_shared.events import Envelope, UserSignedUp
+from signup_shared.messaging.handlers import event_handler
 
 
+@event_handler("accounts", UserSignedUp)
 def on_user_signed_up(session: Session, event: Envelope[Any], *, storage: SpaceStorage) -> None:
     actions.provision_space(session, storage, event)
+
+
+SUBSCRIPTIONS = (on_user_signed_up,)

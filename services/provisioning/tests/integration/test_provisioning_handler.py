@@ -1,3 +1,4 @@
+import functools
 import json
 import uuid
 from datetime import timedelta
@@ -5,15 +6,22 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from provisioning import bootstrap
+from provisioning import bootstrap, consumers
 from provisioning.adapters.storage import DirectorySpaceStorage
 from provisioning.models import InboxMessage, OutboxMessage, Space
 from provisioning.settings import ProvisioningSettings
 from signup_shared.events import SpaceProvisioned, parse_envelope
+from signup_shared.messaging.handlers import batch_exactly_once, exactly_once
+from signup_shared.worker import _prune
 
 pytestmark = pytest.mark.integration
 
-QUEUE = bootstrap.user_signed_up_queue(ProvisioningSettings())
+[QUEUE] = bootstrap.queues(ProvisioningSettings())
+
+
+def user_signed_up_handler(storage):
+    step = functools.partial(consumers.on_user_signed_up, storage=storage)
+    return exactly_once(QUEUE.name, InboxMessage, step)
 
 
 def count(session, model) -> int:
@@ -21,7 +29,7 @@ def count(session, model) -> int:
 
 
 def test_handler_provisions_once_and_records_event_and_inbox(session, signup_event, tmp_path):
-    handle = bootstrap.user_signed_up_handler(QUEUE, DirectorySpaceStorage(tmp_path))
+    handle = user_signed_up_handler(DirectorySpaceStorage(tmp_path))
     event = signup_event(plan="pro")
 
     handle(session, event, persist=None)
@@ -48,7 +56,7 @@ def test_handler_provisions_once_and_records_event_and_inbox(session, signup_eve
 def test_same_user_republished_under_a_new_event_id_emits_nothing_new(
     session, signup_event, tmp_path
 ):
-    handle = bootstrap.user_signed_up_handler(QUEUE, DirectorySpaceStorage(tmp_path))
+    handle = user_signed_up_handler(DirectorySpaceStorage(tmp_path))
     user_id = uuid.uuid4()
 
     handle(session, signup_event(user_id=user_id), persist=None)
@@ -64,7 +72,21 @@ def test_prune_inbox_forgets_only_events_older_than_the_retention(session):
         consumer=QUEUE.name, event_id=old, received_at=func.now() - timedelta(days=8)))
     session.execute(insert(InboxMessage).values(consumer=QUEUE.name, event_id=recent))
 
-    pruned = bootstrap.prune_inbox(session, timedelta(days=7), persist=None)
+    pruned = _prune(session, InboxMessage, timedelta(days=7), persist=None)
 
     assert pruned == 1
     assert session.scalars(select(InboxMessage.event_id)).all() == [recent]
+
+
+def test_a_batch_provisions_each_user_once_even_with_the_same_event_twice(
+    session, signup_event, tmp_path
+):
+    step = functools.partial(consumers.on_user_signed_up, storage=DirectorySpaceStorage(tmp_path))
+    handle = batch_exactly_once(QUEUE.name, InboxMessage, step)
+    first, second = signup_event(), signup_event()
+
+    assert handle(session, [first, second, first], persist=None) == [first, second]
+    assert handle(session, [second], persist=None) == []
+
+    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) \
+        == (2, 2, 2)

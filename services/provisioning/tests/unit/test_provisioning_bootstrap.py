@@ -1,7 +1,6 @@
-from sqlalchemy.orm import sessionmaker
-
 from provisioning import bootstrap
 from provisioning.adapters.storage import FakeSpaceStorage
+from provisioning.models import InboxMessage
 from provisioning.settings import ProvisioningSettings
 from signup_shared.events import UserSignedUp
 
@@ -9,19 +8,24 @@ from signup_shared.events import UserSignedUp
 def test_consumes_user_signed_up_from_accounts_on_its_own_queue():
     settings = ProvisioningSettings(retry_delays=[500, 5_000], delivery_limit=4)
 
-    queue = bootstrap.user_signed_up_queue(settings)
+    [queue] = bootstrap.queues(settings)
 
     assert queue.name == "provisioning.user_signed_up"
     assert queue.routing_key == "accounts.user_signed_up"
     assert (queue.retry_delays_ms, queue.delivery_limit) == ((500, 5_000), 4)
 
 
-def test_runtime_subscribes_that_queue_to_user_signed_up_only():
-    settings = ProvisioningSettings()
+def test_the_worker_subscribes_that_queue_to_user_signed_up_with_the_storage():
+    settings = ProvisioningSettings(http_port=9002)
+    storage = FakeSpaceStorage()
 
-    runtime = bootstrap.consumer(settings, sessionmaker(), FakeSpaceStorage())
+    worker = bootstrap.consumer_worker(settings, storage)
+    runtime = worker.runtime()
 
     [subscription] = runtime.subscriptions
-    assert subscription.queue == bootstrap.user_signed_up_queue(settings)
+    assert subscription.queue == bootstrap.queues(settings)[0]
     assert subscription.events == (UserSignedUp,)
     assert runtime.service == "provisioning"
+    assert worker.dependencies == {"storage": storage}
+    assert (worker.health_port, worker.inbox_model) == (9002, InboxMessage)
+    worker.engine.dispose()

@@ -4,7 +4,7 @@ import runpy
 from pathlib import Path
 
 from signup_shared import cli
-from signup_shared.process import stop_on_signals
+from signup_shared.worker import run_worker
 from stats import bootstrap
 from stats.settings import StatsSettings
 
@@ -18,7 +18,7 @@ def web(_settings: StatsSettings) -> None:
 
 
 def consume(settings: StatsSettings) -> None:
-    bootstrap.run_consumer(settings, stop_on_signals())
+    run_worker(bootstrap.consumer_worker(settings))
 
 
 def migrate(settings: StatsSettings) -> None:

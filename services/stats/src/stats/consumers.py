@@ -1,24 +1,36 @@
-"""Message handlers of stats: glue between the broker runtime and one action each."""
+"""Message handlers of stats: each subscription declared next to the action it calls.
 
-from datetime import timedelta
+Counting aggregates: a batch of events becomes one upsert per counter row.
+"""
+
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from signup_shared.db import transaction
-from signup_shared.events import Envelope
+from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
+from signup_shared.messaging.handlers import event_handler
 from stats import actions
 
 
+@event_handler("accounts", UserSignedUp)
 def on_user_signed_up(session: Session, event: Envelope[Any]) -> None:
     actions.record_signup(session, event)
 
 
+@on_user_signed_up.batch
+def on_users_signed_up(session: Session, events: Sequence[Envelope[Any]]) -> None:
+    actions.record_signups(session, events)
+
+
+@event_handler("provisioning", SpaceProvisioned)
 def on_space_provisioned(session: Session, event: Envelope[Any]) -> None:
     actions.record_activation(session, event)
 
 
-@transaction
-def prune_inbox(session: Session, retention: timedelta) -> int:
-    """The consumer process's periodic housekeeping job, one transaction per run."""
-    return actions.forget_handled_events(session, retention)
+@on_space_provisioned.batch
+def on_spaces_provisioned(session: Session, events: Sequence[Envelope[Any]]) -> None:
+    actions.record_activations(session, events)
+
+
+SUBSCRIPTIONS = (on_user_signed_up, on_space_provisioned)

@@ -1,18 +1,16 @@
-import contextlib
-from collections.abc import Iterator
-from datetime import timedelta
-from typing import Any
-
 import pytest
 
 from signup_shared.events import SpaceProvisioned, UserSignedUp
-from stats import bootstrap, consumers
+from signup_shared.testing import FakeSession
+from stats import bootstrap
+from stats.models import InboxMessage
 from stats.settings import StatsSettings
 
 
 @pytest.fixture
 def settings() -> StatsSettings:
-    return StatsSettings(retry_delays=[1_000, 5_000], delivery_limit=4)
+    return StatsSettings(retry_delays=[1_000, 5_000], delivery_limit=4, consumer_batch_size=7,
+                         consumer_http_port=9013, inbox_prune_interval_seconds=60.0)
 
 
 def test_queues_are_named_after_the_service_and_bound_to_the_producers_events(settings) -> None:
@@ -25,26 +23,36 @@ def test_queues_are_named_after_the_service_and_bound_to_the_producers_events(se
     assert all(q.retry_delays_ms == (1_000, 5_000) and q.delivery_limit == 4 for q in queues)
 
 
-def test_each_queue_accepts_only_its_event(settings) -> None:
-    subscriptions = bootstrap.subscriptions(settings, sessions=None)  # type: ignore[arg-type]
+def test_the_worker_consumes_each_queue_with_its_event_in_batches(settings) -> None:
+    worker = bootstrap.consumer_worker(settings)
+    runtime = worker.runtime()
 
-    assert [(s.queue.name, s.events) for s in subscriptions] == [
+    assert [(s.queue.name, s.events) for s in runtime.subscriptions] == [
         ("stats.user_signed_up", (UserSignedUp,)),
         ("stats.space_provisioned", (SpaceProvisioned,)),
     ]
+    assert all(s.batch_handler is not None for s in runtime.subscriptions)
+    assert (runtime.service, runtime.batch_size) == ("stats", 7)
+    assert (worker.health_port, worker.inbox_model) == (9013, InboxMessage)
+    assert [job.interval for job in worker.all_jobs()] == [60.0]
+    worker.engine.dispose()
 
 
-def test_inbox_pruner_prunes_with_the_configured_retention(
-    settings, fake_session, monkeypatch: pytest.MonkeyPatch
+def test_the_batch_handler_claims_all_events_then_counts_the_new_ones_once(
+    settings, signup_event
 ) -> None:
-    seen: list[tuple[Any, timedelta]] = []
-    monkeypatch.setattr(consumers, "prune_inbox", lambda s, r: seen.append((s, r)) or 2)
+    session = FakeSession()
+    first, second = signup_event(), signup_event()
+    session.rows = [(first.id,), (second.id,)]
+    worker = bootstrap.consumer_worker(settings)
+    worker.sessions = lambda: session  # type: ignore[assignment, misc, method-assign]
+    [signups, _] = worker.subscriptions()
 
-    @contextlib.contextmanager
-    def sessions() -> Iterator[Any]:
-        yield fake_session
+    assert signups.batch_handler is not None
+    assert signups.batch_handler([first, second, first]) == {}
 
-    pruned = bootstrap.inbox_pruner(settings, sessions)()  # type: ignore[arg-type]
-
-    assert pruned == 2
-    assert seen == [(fake_session, timedelta(days=settings.inbox_retention_days))]
+    claim, total, _plans, _days = session.executed
+    assert claim.table.name == "inbox"
+    assert (total.table.name, total.compile().params["value"]) == ("counters", 2)
+    assert session.commits == 1
+    worker.engine.dispose()

@@ -1,20 +1,16 @@
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from signup_shared.events import SpaceProvisioned, UserSignedUp
 from stats import actions, consumers
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
     recorded: list[tuple[str, tuple[Any, ...]]] = []
-    for name in ("record_signup", "record_activation"):
+    for name in ("record_signup", "record_activation", "record_signups", "record_activations"):
         monkeypatch.setattr(actions, name, lambda *args, _n=name: recorded.append((_n, args)))
-    monkeypatch.setattr(
-        actions, "forget_handled_events",
-        lambda *args: recorded.append(("forget_handled_events", args)) or 4,
-    )
     return recorded
 
 
@@ -38,11 +34,20 @@ def test_space_provisioned_is_recorded_as_an_activation(
     assert fake_session.commits == 0
 
 
-def test_prune_inbox_runs_the_action_in_its_own_committed_transaction(
-    calls, fake_session
+def test_batches_go_to_the_aggregating_actions(
+    calls, fake_session, signup_event, provisioned_event
 ) -> None:
-    pruned = consumers.prune_inbox(fake_session, timedelta(days=7))
+    signups, spaces = [signup_event(), signup_event()], [provisioned_event()]
 
-    assert pruned == 4
-    assert calls == [("forget_handled_events", (fake_session, timedelta(days=7)))]
-    assert fake_session.commits == 1
+    consumers.on_user_signed_up.batch_step(fake_session, signups)
+    consumers.on_space_provisioned.batch_step(fake_session, spaces)
+
+    assert calls == [("record_signups", (fake_session, signups)),
+                     ("record_activations", (fake_session, spaces))]
+
+
+def test_each_subscription_names_its_producer_and_event() -> None:
+    assert [(h.producer, h.event_name, h.events) for h in consumers.SUBSCRIPTIONS] == [
+        ("accounts", "user_signed_up", (UserSignedUp,)),
+        ("provisioning", "space_provisioned", (SpaceProvisioned,)),
+    ]
