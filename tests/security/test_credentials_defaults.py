@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -107,7 +108,7 @@ def test_the_committed_definitions_hold_users_permissions_and_topic_permissions(
     }
 
 
-def grants(generate: ModuleType) -> dict[str, object]:
+def grants(generate: ModuleType) -> dict[str, Any]:
     return {grant.user: grant for grant in generate.access()}
 
 
