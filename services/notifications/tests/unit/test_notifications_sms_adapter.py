@@ -1,4 +1,5 @@
 import json
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -20,8 +21,9 @@ WELCOME = Sms(KEY, "+14155550123", "Welcome to Signup Platform, Ada!")
 
 
 def gateway(respond: Callable[[httpx.Request], httpx.Response]) -> HttpSmsGateway:
-    return HttpSmsGateway("http://sms.local:8025", "tok-123", timeout=2.0,
-                          transport=httpx.MockTransport(respond))
+    return HttpSmsGateway(
+        "http://sms.local:8025", "tok-123", timeout=2.0, transport=httpx.MockTransport(respond)
+    )
 
 
 def answer(status: int, body: object = None, text: str | None = None) -> HttpSmsGateway:
@@ -42,8 +44,10 @@ def test_posts_the_message_with_bearer_token_and_idempotency_key() -> None:
     assert (request.method, str(request.url)) == ("POST", "http://sms.local:8025/messages")
     assert request.headers["Authorization"] == "Bearer tok-123"
     assert request.headers["Idempotency-Key"] == str(KEY)
-    assert json.loads(request.content) == {"to": "+14155550123",
-                                           "body": "Welcome to Signup Platform, Ada!"}
+    assert json.loads(request.content) == {
+        "to": "+14155550123",
+        "body": "Welcome to Signup Platform, Ada!",
+    }
 
 
 def test_a_repeated_key_answered_200_returns_the_same_id() -> None:
@@ -76,8 +80,12 @@ def test_long_responses_are_truncated_and_phone_numbers_masked() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [httpx.ConnectError("Connection refused"), httpx.ReadTimeout("timed out"),
-     httpx.ConnectTimeout("timed out"), httpx.RemoteProtocolError("peer closed connection")],
+    [
+        httpx.ConnectError("Connection refused"),
+        httpx.ReadTimeout("timed out"),
+        httpx.ConnectTimeout("timed out"),
+        httpx.RemoteProtocolError("peer closed connection"),
+    ],
 )
 def test_timeouts_and_connection_errors_are_transient(error: Exception) -> None:
     def fail(_request: httpx.Request) -> httpx.Response:
@@ -109,9 +117,44 @@ def test_one_client_serves_every_send() -> None:
     assert client.is_closed
 
 
+def test_connection_limits_match_the_sending_threads() -> None:
+    sms = HttpSmsGateway("http://sms.local:8025", "tok", max_connections=3, keepalive_expiry=9.0)
+    assert (sms.limits.max_connections, sms.limits.max_keepalive_connections) == (3, 3)
+    assert sms.limits.keepalive_expiry == 9.0
+    sms.close()
+
+
+def test_threads_share_one_client_and_each_sms_keeps_its_idempotency_key() -> None:
+    keys: list[str] = []
+    lock = threading.Lock()
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        with lock:
+            keys.append(request.headers["Idempotency-Key"])
+        return httpx.Response(201, json={"id": f"sms_{request.headers['Idempotency-Key']}"})
+
+    sms = gateway(respond)
+    messages = [Sms(uuid.UUID(int=n), "+14155550123", "Hi") for n in range(24)]
+    answers: dict[uuid.UUID, str] = {}
+
+    def send(batch: list[Sms]) -> None:
+        for message in batch:
+            answers[message.idempotency_key] = sms.send(message)
+
+    threads = [threading.Thread(target=send, args=(messages[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(keys) == sorted(str(m.idempotency_key) for m in messages)
+    assert all(answers[key] == f"sms_{key}" for key in answers) and len(answers) == 24
+
+
 def test_the_fake_records_sends_and_raises_queued_failures() -> None:
     fake = FakeSmsSender(SmsRejectedError("400"))
     with pytest.raises(SmsRejectedError):
         fake.send(WELCOME)
     assert fake.send(WELCOME) == f"fake-sms-{KEY}"
     assert fake.sent == [WELCOME]
+    fake.close()
+    assert fake.closed

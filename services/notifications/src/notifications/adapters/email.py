@@ -4,15 +4,22 @@ The notification id is the idempotency key: it becomes the ``Message-ID``, so a 
 twice after a crash is recognisable as one by the receiving side.
 """
 
+import collections
+import contextlib
+import io
 import re
 import smtplib
 import ssl
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.utils import formatdate
-from typing import Protocol
+from email.policy import SMTPUTF8
+from email.utils import formatdate, parseaddr
+from typing import NoReturn, Protocol
 
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.logging import mask
@@ -39,7 +46,11 @@ class Email:
 
 class EmailSender(Protocol):
     def send(self, email: Email) -> str:
-        """Hand the email over; returns the provider's message id."""
+        """Hand the email over; returns the provider's message id. Safe from several threads."""
+        ...
+
+    def close(self) -> None:
+        """Let go of every connection."""
         ...
 
 
@@ -85,11 +96,77 @@ def classify(exc: Exception) -> TransientError | PermanentError:
     return EmailTransientError(f"SMTP unreachable: {type(exc).__name__}: {_redacted(str(exc))}")
 
 
+@dataclass(frozen=True)
+class SmtpEnvelope:
+    """What one SMTP transaction carries: computed once per email, whatever the session."""
+
+    sender: str
+    recipient: str
+    content: bytes
+    international: bool
+
+    @classmethod
+    def of(cls, message: EmailMessage) -> "SmtpEnvelope":
+        sender, recipient = parseaddr(str(message["From"]))[1], str(message["To"])
+        international = not (sender + recipient).isascii()
+        # As ``send_message`` does: UTF-8 headers only for an international address.
+        policy = SMTPUTF8 if international else None
+        with io.BytesIO() as flat:
+            BytesGenerator(flat, policy=policy).flatten(message, linesep="\r\n")
+            return cls(sender, recipient, flat.getvalue(), international)
+
+
+class NotSentError(Exception):
+    """The session failed before DATA: the server certainly does not have the message."""
+
+
+def transmit(smtp: smtplib.SMTP, envelope: SmtpEnvelope) -> None:
+    """One mail transaction with smtplib's public MAIL, RCPT and DATA commands.
+
+    Unlike ``send_message`` it tells a failure before DATA (raised as ``NotSentError``: sending
+    again cannot duplicate) from one during or after it (the server may have the message).
+    """
+    try:
+        smtp.ehlo_or_helo_if_needed()
+        options: list[str] = []
+        if envelope.international:
+            if not smtp.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError(
+                    "the address needs SMTPUTF8, which the server does not offer"
+                )
+            options += ["SMTPUTF8", "BODY=8BITMIME"]
+        if smtp.does_esmtp and smtp.has_extn("size"):
+            options.append(f"SIZE={len(envelope.content)}")
+        code, reply = smtp.mail(envelope.sender, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, envelope.sender)
+        code, reply = smtp.rcpt(envelope.recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({envelope.recipient: (code, reply)})
+    except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+        raise NotSentError from exc
+    code, reply = smtp.data(envelope.content)
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+
+
 SmtpFactory = Callable[..., smtplib.SMTP]
 
 
+@dataclass
+class _Session:
+    smtp: smtplib.SMTP
+    last_used: float
+
+
 class SmtpEmailSender:
-    """One SMTP connection per email; a welcome email is rare enough not to pool them."""
+    """Sends over at most ``pool_size`` kept SMTP sessions, shared safely by several threads.
+
+    A session idle for more than ``check_after`` seconds answers a NOOP before it is used again.
+    A session found dead, or one that fails before DATA, is replaced once and the email sent on
+    the new one (the server cannot have it). A failure during or after DATA is not retried here:
+    the caller retries later with the same Message-ID, which the receiving side deduplicates.
+    """
 
     def __init__(
         self,
@@ -103,19 +180,70 @@ class SmtpEmailSender:
         timeout: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
         smtp_factory: SmtpFactory = smtplib.SMTP,
+        pool_size: int = 4,
+        check_after: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host, self.port = host, port
         self.mail_from = mail_from
         self.starttls = starttls
-        # Loading the CA certificates is slow: once per sender, not once per email.
+        # Loading the CA certificates is slow: once per sender, not once per connection.
         self.tls_context = tls_context or (ssl.create_default_context() if starttls else None)
         self.username, self.password = username, password
         self.timeout = timeout
+        self.check_after = check_after
         self._smtp_factory = smtp_factory
+        self._clock = clock
+        self._slots = threading.BoundedSemaphore(max(1, pool_size))
+        self._lock = threading.Lock()
+        self._idle: collections.deque[_Session] = collections.deque()
+        self._closed = False
 
     def send(self, email: Email) -> str:
         message = build_message(email, self.mail_from)
-        # smtplib.SMTPException, timeouts and socket errors are all OSErrors.
+        envelope = SmtpEnvelope.of(message)
+        with self._slots:
+            session = self._checkout()
+            try:
+                transmit(session.smtp, envelope)
+            except NotSentError:  # the server cannot have it: once more, on a new session
+                _close(session.smtp)
+                session = self._connect()
+                _transmit_or_close(session.smtp, envelope)
+            except BaseException as exc:
+                _close(session.smtp)
+                _raise_classified(exc)
+            self._checkin(session)
+        return str(message["Message-ID"])
+
+    def close(self) -> None:
+        """Say goodbye on every idle session; sessions in use close when their send ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = list(self._idle), collections.deque()
+        for session in idle:
+            _quit(session.smtp)
+
+    def _checkout(self) -> _Session:
+        """The most recently used idle session that still answers, else a new one."""
+        while True:
+            with self._lock:
+                session = self._idle.pop() if self._idle else None
+            if session is None:
+                return self._connect()
+            if self._clock() - session.last_used <= self.check_after or _answers(session.smtp):
+                return session
+            _close(session.smtp)
+
+    def _checkin(self, session: _Session) -> None:
+        session.last_used = self._clock()
+        with self._lock:
+            if not self._closed:
+                self._idle.append(session)
+                return
+        _quit(session.smtp)
+
+    def _connect(self) -> _Session:
         try:
             smtp = self._smtp_factory(self.host, self.port, timeout=self.timeout)
         except OSError as exc:
@@ -125,20 +253,48 @@ class SmtpEmailSender:
                 smtp.starttls(context=self.tls_context)
             if self.username:
                 smtp.login(self.username, self.password or "")
-            smtp.send_message(message)
         except OSError as exc:
+            _close(smtp)
             raise classify(exc) from exc
-        finally:
-            _quit(smtp)
-        return str(message["Message-ID"])
+        return _Session(smtp, self._clock())
+
+
+def _transmit_or_close(smtp: smtplib.SMTP, envelope: SmtpEnvelope) -> None:
+    try:
+        transmit(smtp, envelope)
+    except BaseException as exc:
+        _close(smtp)
+        _raise_classified(exc)
+
+
+def _raise_classified(exc: BaseException) -> NoReturn:
+    """smtplib errors, timeouts and socket errors (all OSErrors) as retry-later or give-up."""
+    cause = exc.__cause__ if isinstance(exc, NotSentError) else exc
+    if isinstance(cause, OSError):
+        raise classify(cause) from cause
+    raise exc
+
+
+def _answers(smtp: smtplib.SMTP) -> bool:
+    try:
+        code, _ = smtp.noop()
+    except OSError:
+        return False
+    return code == 250
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    """Drop a session that failed or is no longer trusted (no QUIT: it may hang)."""
+    with contextlib.suppress(OSError):
+        smtp.close()
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
-    """Say goodbye; once the message was accepted, a failing QUIT must not make it a failure."""
+    """Say goodbye; a failing QUIT only means the server left first."""
     try:
         smtp.quit()
     except OSError:
-        smtp.close()
+        _close(smtp)
 
 
 class FakeEmailSender:
@@ -147,9 +303,13 @@ class FakeEmailSender:
     def __init__(self, *failures: Exception) -> None:
         self.sent: list[Email] = []
         self.failures = list(failures)
+        self.closed = False
 
     def send(self, email: Email) -> str:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(email)
         return message_id(email.idempotency_key)
+
+    def close(self) -> None:
+        self.closed = True

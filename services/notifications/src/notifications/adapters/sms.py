@@ -35,7 +35,11 @@ class Sms:
 
 class SmsSender(Protocol):
     def send(self, sms: Sms) -> str:
-        """Hand the SMS over; returns the gateway's message id."""
+        """Hand the SMS over; returns the gateway's message id. Safe from several threads."""
+        ...
+
+    def close(self) -> None:
+        """Let go of every connection."""
         ...
 
 
@@ -66,7 +70,11 @@ def outcome(response: httpx.Response) -> str:
 
 
 class HttpSmsGateway:
-    """One httpx client per instance, so connections to the gateway are reused."""
+    """One keep-alive httpx client shared by every sending thread (httpx clients are thread-safe).
+
+    ``max_connections`` should match the number of threads that send at once: fewer makes
+    them queue for a connection (up to ``timeout``), more keeps sockets nobody uses.
+    """
 
     def __init__(
         self,
@@ -74,12 +82,20 @@ class HttpSmsGateway:
         token: str,
         *,
         timeout: float = 5.0,
+        max_connections: int = 4,
+        keepalive_expiry: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self.limits = httpx.Limits(
+            max_connections=max(1, max_connections),
+            max_keepalive_connections=max(1, max_connections),
+            keepalive_expiry=keepalive_expiry,
+        )
         self._client = httpx.Client(
             base_url=base_url,
             timeout=timeout,
             headers={"Authorization": f"Bearer {token}"},
+            limits=self.limits,
             transport=transport,
         )
 
@@ -104,9 +120,13 @@ class FakeSmsSender:
     def __init__(self, *failures: Exception) -> None:
         self.sent: list[Sms] = []
         self.failures = list(failures)
+        self.closed = False
 
     def send(self, sms: Sms) -> str:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(sms)
         return f"fake-sms-{sms.idempotency_key}"
+
+    def close(self) -> None:
+        self.closed = True
