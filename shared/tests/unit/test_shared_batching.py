@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase
+from structlog.testing import capture_logs
 
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
@@ -284,3 +285,14 @@ def test_readiness_needs_the_database_the_broker_and_a_living_worker() -> None:
     assert checks["worker"]() is True
     runtime.worker_alive = False
     assert checks["worker"]() is False
+
+
+def test_exactly_one_info_line_per_handled_message_with_its_correlation_id() -> None:
+    recorder = Recorder()
+    events = [user_signed_up(), user_signed_up()]
+    with capture_logs() as logs:
+        processor().process_batch(recorder.subscription(), [delivery(e.to_json()) for e in events])
+        processor().process(recorder.subscription(), delivery(events[0].to_json()))
+    info = [line for line in logs if line["log_level"] == "info"]
+    assert [line["event"] for line in info] == ["message.handled"] * 3
+    assert [line["correlation_id"] for line in info[:2]] == [e.correlation_id for e in events]

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from signup_shared.errors import PermanentError, PoisonMessageError, TransientError
 from signup_shared.messaging import failures
@@ -91,3 +91,22 @@ def test_outage_is_the_database_being_unreachable(sqlstate: str | None, outage: 
 def test_other_errors_are_not_outages() -> None:
     assert not failures.is_outage(TransientError("smtp"))
     assert not failures.is_outage(ConnectionRefusedError())
+
+
+def test_error_text_keeps_only_the_primary_message_of_a_database_error() -> None:
+    orig = Exception(
+        'unsupported Unicode escape sequence\nDETAIL:  \\u0000 cannot be converted to text.\n'
+        'CONTEXT:  JSON data, line 1: {"full_name": "Ada Lovelace", "email": "ada@example.com"}'
+    )
+    error = DataError("INSERT INTO notifications ... %(full_name)s", {"full_name": "Ada"}, orig)
+    assert failures.error_text(error) == "unsupported Unicode escape sequence"
+
+
+def test_error_text_scrubs_contact_details_and_survives_unprintable_errors() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError
+
+    assert failures.error_text(PermanentError("refused ada@example.com")) == "refused <email>"
+    assert failures.error_text(Unprintable()) == "<unprintable Unprintable>"
+    assert len(failures.error_text(RuntimeError("x" * 5000))) == failures.MAX_ERROR_MESSAGE

@@ -162,7 +162,7 @@ def activate_subscription(session: Session, event: Envelope[SpaceProvisioned]) -
     if subscription is None:
         raise UserNotFoundError(str(event.data.user_id))
     activated = subscription.activate(event.occurred_at)
-    log.info(
+    log.debug(
         "subscription.activated" if activated else "subscription.already_active",
         user_id=str(event.data.user_id),
     )

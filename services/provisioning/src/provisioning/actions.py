@@ -59,7 +59,7 @@ def provision_space(
     signup = event.data
     existing = session.scalar(select(Space).where(Space.user_id == signup.user_id))
     if existing is not None:
-        log.info("space.already_provisioned", user_id=str(signup.user_id),
+        log.debug("space.already_provisioned", user_id=str(signup.user_id),
                  space_id=str(existing.id))
         return existing
     now = now or datetime.now(UTC)
@@ -93,7 +93,7 @@ def provision_space(
         if _violates(exc, SPACE_USER_UNIQUE):
             raise SpaceBeingProvisionedError(signup.user_id) from exc
         raise
-    log.info("space.provisioned", user_id=str(space.user_id), space_id=str(space.id),
+    log.debug("space.provisioned", user_id=str(space.user_id), space_id=str(space.id),
              plan=plan.value, quota_bytes=space.quota_bytes, event_id=str(provisioned.id))
     return space
 

@@ -253,12 +253,13 @@ class MessageProcessor:
                     )
                 else:
                     decisions[index] = failures.ACK
-                    log.debug("message.handled", queue=subscription.queue.name,
-                              event_id=str(envelope.id))
+                    log.info("message.handled", queue=subscription.queue.name,
+                             event_id=str(envelope.id), event_type=envelope.type,
+                             correlation_id=envelope.correlation_id, batch=len(decoded))
             except Exception as exc:
                 decisions[index] = self.unprocessable(subscription, delivery, exc)
         if errors is not None:
-            log.info("batch.handled", queue=subscription.queue.name, count=len(decoded),
+            log.debug("batch.handled", queue=subscription.queue.name, count=len(decoded),
                      failed=len(errors))
         return decisions
 

@@ -112,7 +112,10 @@ def error_text(exc: BaseException | None) -> str:
     if exc is None:
         return ""
     try:
-        text = str(exc)
+        # A database error's text carries the statement, its parameters and PostgreSQL's
+        # DETAIL/CONTEXT lines (row values): keep only the server's primary message.
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else None
+        text = str(cause).split("\n", 1)[0] if cause is not None else str(exc)
     except Exception:
         text = f"<unprintable {type(exc).__name__}>"
     return redact(text[: MAX_ERROR_MESSAGE * 4])[:MAX_ERROR_MESSAGE]
