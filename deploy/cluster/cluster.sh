@@ -50,6 +50,12 @@ rmqctl() { as_rabbitmq "$RABBITMQ_BIN/rabbitmqctl" "$@"; }
 queues_ctl() { as_rabbitmq "$RABBITMQ_BIN/rabbitmq-queues" "$@"; }
 running() { rmqctl -n "$(node "$1")" -q ping >/dev/null 2>&1; }
 node_pid() { cat "$BASE/rabbit-$1/rabbit.pid" 2>/dev/null || true; }
+vm_alive() { # the Erlang VM of node $1 still exists (its pid file may be stale)
+  local pid
+  pid=$(node_pid "$1")
+  [[ -n $pid && -r /proc/$pid/environ ]] &&
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$(node "$1")"
+}
 
 preflight() {
   ((EUID == 0)) || die "run as root: the nodes are started as the rabbitmq user"
@@ -169,22 +175,19 @@ cluster_up() {
 
 cluster_down() {
   preflight
-  local i pid stopped=0
+  local i stopped=0
   for i in 3 2 1; do
     if running "$i"; then
       say "stopping $(node "$i")"
-      rmqctl -n "$(node "$i")" -q stop >/dev/null 2>&1 || true
       stopped=1
     fi
+    stop_one "$i"
   done
-  for i in "${INDEXES[@]}"; do
-    pid=$(node_pid "$i")
-    [[ -n $pid ]] || continue
-    for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && die "$(node "$i") (pid $pid) did not stop within 60 s"
-  done
-  ((stopped)) && say "cluster stopped (data kept in $BASE; remove it for a fresh cluster)" ||
+  if ((stopped)); then
+    say "cluster stopped (data kept in $BASE; remove it for a fresh cluster)"
+  else
     say "no cluster node was running"
+  fi
 }
 
 leaders_balanced() { # every node leads its share of the quorum queues of every vhost (±1)
@@ -264,12 +267,20 @@ one_node() { # start-node|stop-node N: one node alone (it rejoins its cluster fr
   [[ $i =~ ^[123]$ ]] || die "usage: $0 $1 1|2|3"
   if [[ $1 == start-node ]]; then
     running "$i" && return 0
+    for _ in $(seq 120); do vm_alive "$i" || break; sleep 0.5; done  # still shutting down
     write_config "$i"
     start_node "$i"
     wait_started "$i"
   else
-    rmqctl -n "$(node "$i")" -q stop >/dev/null 2>&1 || true
+    stop_one "$i"
   fi
+}
+
+stop_one() { # stop the node and wait until its VM has exited (rabbitmqctl stop returns earlier)
+  local i=$1
+  running "$i" && { rmqctl -n "$(node "$i")" -q stop >/dev/null 2>&1 || true; }
+  for _ in $(seq 120); do vm_alive "$i" || return 0; sleep 0.5; done
+  die "$(node "$i") (pid $(node_pid "$i")) did not stop within 60 s"
 }
 
 case ${1:-} in

@@ -9,7 +9,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 import urllib.parse
 import uuid
 from collections import Counter
@@ -93,11 +92,19 @@ class Cluster:
         return done.stdout
 
     def script(self, *args: str) -> None:
-        subprocess.run([str(SCRIPT), *args], check=True, capture_output=True, timeout=300)
+        done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
+                              check=False)
+        if done.returncode:
+            raise RuntimeError(f"cluster.sh {' '.join(args)}: {done.stdout}{done.stderr}")
 
     def running_nodes(self) -> list[str]:
         rows = self.api("GET", "/api/nodes?columns=name,running")
         return sorted(row["name"] for row in rows if row.get("running"))
+
+    def consumers(self, vhost: str) -> dict[str, int]:
+        quoted = urllib.parse.quote(vhost, safe="")
+        rows = self.api("GET", f"/api/queues/{quoted}?columns=name,consumers")
+        return {row["name"]: int(row.get("consumers") or 0) for row in rows}
 
     def quorum_queues(self, vhost: str) -> list[dict[str, Any]]:
         quoted = urllib.parse.quote(vhost, safe="")
@@ -186,6 +193,24 @@ def start_second_instance(stack: Stack, role: str) -> str:
     return name
 
 
+def wait_for_second_instances(cluster: Cluster, stack: Stack, timeout: float = 120) -> None:
+    """Every service queue has two consumers and every second relay has started."""
+    service_queues = [f"{s}.{e}" for s, e in (
+        ("accounts", "space_provisioned"), ("notifications", "user_signed_up"),
+        ("provisioning", "user_signed_up"), ("stats", "user_signed_up"),
+        ("stats", "space_provisioned"))]
+
+    # The management API's consumer counts lag a few seconds behind.
+    def ready() -> bool:
+        stack.assert_running()
+        counts = cluster.consumers(stack.name)
+        relays = all("relay.started" in stack.log(f"{role}#2")
+                     for role in ("accounts-relay", "provisioning-relay"))
+        return relays and all(counts.get(queue, 0) >= 2 for queue in service_queues)
+
+    wait_until(ready, timeout, 1.0, "two consumers on every service queue, two relays")
+
+
 @pytest.fixture
 def cluster_stack(cluster: Cluster) -> Iterator[Stack]:
     """The whole platform on the cluster, two instances of every consumer and relay."""
@@ -202,8 +227,7 @@ def cluster_stack(cluster: Cluster) -> Iterator[Stack]:
         stack.start(timeout=120)
         for role in SECOND_INSTANCES:
             start_second_instance(stack, role)
-        time.sleep(3.0)
-        stack.assert_running()
+        wait_for_second_instances(cluster, stack)
         yield stack
     except BaseException:
         stack.close(keep_logs_in=REPO / "var" / "test-logs")
