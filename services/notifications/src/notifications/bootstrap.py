@@ -37,12 +37,16 @@ def email_sender(settings: NotificationsSettings) -> SmtpEmailSender:
         username=settings.smtp_username,
         password=password,
         timeout=settings.smtp_timeout,
+        pool_size=settings.delivery_concurrency,
     )
 
 
 def sms_sender(settings: NotificationsSettings) -> HttpSmsGateway:
     return HttpSmsGateway(
-        settings.sms_base_url, settings.sms_token.get_secret_value(), timeout=settings.sms_timeout
+        settings.sms_base_url,
+        settings.sms_token.get_secret_value(),
+        timeout=settings.sms_timeout,
+        max_connections=settings.delivery_concurrency,
     )
 
 
@@ -79,6 +83,7 @@ class Deliverers:
     def close(self) -> None:
         """Let running sends finish before their clients go away."""
         self.pool.shutdown(wait=True)
+        self.email.close()
         self.sms.close()
 
 

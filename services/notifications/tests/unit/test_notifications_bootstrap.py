@@ -61,3 +61,14 @@ def test_the_cli_runs_the_chosen_command_with_settings(monkeypatch: pytest.Monke
     cli.main(["sweep"])
     assert ran[0] == ("logging", "notifications-sweep")
     assert ran[1][0] == "sweep" and isinstance(ran[1][1], NotificationsSettings)
+
+
+def test_the_senders_keep_as_many_connections_as_deliveries_run_at_once() -> None:
+    settings = NotificationsSettings(delivery_concurrency=6)
+    email, sms = bootstrap.email_sender(settings), bootstrap.sms_sender(settings)
+    try:
+        assert sms.limits.max_connections == 6
+        assert email._slots._value == 6  # type: ignore[attr-defined]
+    finally:
+        email.close()
+        sms.close()

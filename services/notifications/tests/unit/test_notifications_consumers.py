@@ -195,3 +195,39 @@ def test_prune_inbox_commits_what_the_action_pruned(monkeypatch: pytest.MonkeyPa
     sessions = FakeSessions()
     assert consumers.prune_inbox(sessions, timedelta(days=7)) == 7  # type: ignore[arg-type]
     assert sessions.opened[0].commits == 1
+
+
+def test_deliver_welcome_sends_what_each_event_owes_on_the_pool_and_reports_errors_by_event(
+    monkeypatch: pytest.MonkeyPatch, signed_up: SignedUp
+) -> None:
+    fine, refused = signed_up(), signed_up()
+    owed = {fine.id: [EMAIL_ID], refused.id: [SMS_ID]}
+    refusal = SmsRejectedError("SMS gateway answered 400")
+    monkeypatch.setattr(actions, "pending_for_event", lambda _s, event_id: owed[event_id])
+    monkeypatch.setattr(
+        actions, "deliver_notification",
+        lambda _s, nid, *_: failed(nid, refusal) if nid == SMS_ID else sent(nid))
+    mapped: list[list[Any]] = []
+
+    class Pool:
+        def map(self, fn: Any, items: Any) -> Any:
+            items = list(items)
+            mapped.append(items)
+            return [fn(item) for item in items]
+
+    sessions = FakeSessions()
+    errors = consumers.deliver_welcome(
+        [fine, refused], sessions=sessions, email=FakeEmailSender(),  # type: ignore[arg-type]
+        sms=FakeSmsSender(), pool=Pool())  # type: ignore[arg-type]
+
+    assert errors == {refused.id: refusal}
+    assert mapped == [[(fine.id, EMAIL_ID), (refused.id, SMS_ID)]]
+    lookup, *deliveries = sessions.opened
+    assert (lookup.rollbacks, [s.commits for s in deliveries]) == (1, [1, 1])
+
+
+def test_the_subscription_owes_user_signed_up_from_accounts() -> None:
+    assert (consumers.on_user_signed_up,) == consumers.SUBSCRIPTIONS
+    assert (consumers.on_user_signed_up.producer, consumers.on_user_signed_up.events) == (
+        "accounts", (UserSignedUp,))
+    assert consumers.on_user_signed_up.after_commit_step is consumers.deliver_welcome
