@@ -42,8 +42,17 @@ def database_ready(engine: Engine) -> Check:
 
 
 def readiness(checks: Mapping[str, Check]) -> tuple[bool, dict[str, str]]:
-    results = {name: "ok" if check() else "unavailable" for name, check in checks.items()}
+    """Every check's verdict; a check that raises counts as unavailable."""
+    results = {name: "ok" if _passes(check) else "unavailable" for name, check in checks.items()}
     return all(value == "ok" for value in results.values()), results
+
+
+def _passes(check: Check) -> bool:
+    try:
+        return bool(check())
+    except Exception:
+        log.debug("readiness.check_failed", exc_info=True)
+        return False
 
 
 class HealthServer:

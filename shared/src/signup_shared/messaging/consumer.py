@@ -735,7 +735,7 @@ class ConsumerRuntime:
     def _finish_in_flight(self, connection: Connection) -> None:
         """On shutdown: skip queued work (the broker requeues it), finish and ack the current."""
         self._generation_skip_queued()
-        while self._in_flight > 0:
+        while self._in_flight > 0 and self.worker_alive:
             self._apply_done(block_for=0.1)
             connection.heartbeat_check()
 
