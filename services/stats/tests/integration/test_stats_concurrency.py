@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from signup_shared.db import make_engine, make_session_factory
 from signup_shared.messaging.handlers import exactly_once, session_handler
 from signup_shared.testing import migrated_database
-from stats import actions, consumers
+from stats import actions, bootstrap, consumers
 from stats.models import InboxMessage
+from stats.settings import StatsSettings
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +75,28 @@ def test_concurrent_duplicates_are_counted_once(committing_sessions, signup_even
 
 def events_of(events: list[Any], plan: str) -> int:
     return sum(1 for event in events if event.data.plan == plan)
+
+
+def test_competing_batches_overlapping_in_any_order_count_each_event_once(
+    committing_sessions, signup_event
+) -> None:
+    [queue, _] = bootstrap.queues(StatsSettings())
+    handle_batch = consumers.on_user_signed_up.subscription(
+        queue, committing_sessions, InboxMessage).batch_handler
+    assert handle_batch is not None
+    events = [signup_event(plan=PLANS[i % 3]) for i in range(N)]
+    batches = [events[: N * 3 // 4], list(reversed(events[N // 4:])), events[::2], events[1::2]]
+    start_together = threading.Barrier(len(batches), timeout=30)
+
+    def deliver(batch: list[Any]) -> None:
+        start_together.wait()
+        handle_batch(batch)
+
+    with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+        list(pool.map(deliver, batches))
+
+    with committing_sessions() as session:
+        stats = actions.read_stats(session)
+        handled = session.scalar(select(func.count()).select_from(InboxMessage))
+    assert (stats.total_users, handled) == (N, N)
+    assert stats.signups_per_plan == {plan: events_of(events, plan) for plan in PLANS}
