@@ -31,6 +31,7 @@ from notifications.bootstrap import queues as notifications_queues
 from notifications.settings import NotificationsSettings
 from provisioning.bootstrap import queues as provisioning_queues
 from provisioning.settings import ProvisioningSettings
+from signup_dlq.cli import main as signup_dlq
 from signup_shared import migrations
 from signup_shared.messaging import topology
 from signup_shared.messaging.publisher import ConfirmingPublisher
@@ -297,6 +298,24 @@ def test_the_operator_reads_and_replays_dead_letters_and_nothing_else(broker: Br
     assert listed.status_code == 200
     assert queue.dlq_name in {row["name"] for row in listed.json()}
     assert management("GET", "/api/users", auth=(user, password)).status_code in (401, 403)
+
+
+def test_the_signup_dlq_tool_lists_replays_and_purges_as_the_operator(broker: Broker) -> None:
+    queue = QUEUES["provisioning"][0]
+    with Connection(broker.url("provisioning")) as connection:
+        topology.declare(connection, [queue])
+    for _ in range(3):
+        publish(broker, "provisioning", topology.DEAD_LETTER_EXCHANGE, queue.dlq_name)
+    before = broker.depth(queue.name)
+    user, password, _ = broker.logins[OPERATOR]
+    management_url = urllib.parse.urlsplit(MANAGEMENT)
+    urls = ["--amqp-url", broker.url(OPERATOR), "--management-url",
+            f"http://{user}:{password}@{management_url.hostname}:{management_url.port}"]
+    assert signup_dlq(["list", *urls]) == 0
+    assert signup_dlq(["replay", queue.dlq_name, "--limit", "2", "--yes", *urls]) == 0
+    assert broker.depth(queue.name) == before + 2
+    assert signup_dlq(["purge", queue.dlq_name, "--yes", *urls]) == 0
+    assert broker.depth(queue.dlq_name) == 0
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
