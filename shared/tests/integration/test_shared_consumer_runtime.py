@@ -208,12 +208,14 @@ def test_hostile_headers_never_stop_the_consumer(
         "x-price": Decimal("1.25"), "x-when": datetime(2026, 1, 1, tzinfo=UTC),
         failures.ORIGINAL_EXCHANGE: 10**300 // 10**282,
     })
+    publish_raw(broker, key, b"not zlib", application_headers={"compression": "application/x-gzip"})
+    publish_raw(broker, key, b"x", application_headers={"compression": {"a": [1]}})
     publish_raw(broker, key, after.to_json(), message_id=str(after.id))
 
     wait_for(lambda: str(after.id) in handler.handled and str(negative.id) in handler.handled)
     wait_for(
         lambda: broker.default_channel.queue_declare(
-            consumer_queue.dlq_name, passive=True).message_count == 3
+            consumer_queue.dlq_name, passive=True).message_count == 5
     )
     assert runtime.connected and runtime.worker_alive
     by_body = {m.body: m.headers for m in dead_letters(broker, consumer_queue)}

@@ -638,6 +638,7 @@ class ConsumerRuntime:
                     channel,
                     queues=[subscription.queue.main_queue()],
                     on_message=self._dispatcher(subscription),
+                    on_decode_error=self._undecodable(subscription),
                     no_ack=False,
                     tag_prefix=f"{self.service}.",
                 )
@@ -677,6 +678,18 @@ class ConsumerRuntime:
             self._work.put((self._generation, subscription, message))
 
         return dispatch
+
+    def _undecodable(self, subscription: Subscription) -> Callable[[Message, Exception], None]:
+        """kombu could not prepare the message (e.g. a ``compression`` header it cannot undo):
+        it goes down the same path as any other, where it is dead-lettered as poison."""
+        dispatch = self._dispatcher(subscription)
+
+        def undecodable(message: Message, exc: Exception) -> None:
+            log.warning("message.client_decode_failed", queue=subscription.queue.name,
+                        error_type=type(exc).__name__, error=failures.error_text(exc))
+            dispatch(message)
+
+        return undecodable
 
     def _pump(self, connection: Connection, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
