@@ -1,5 +1,6 @@
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -210,12 +211,14 @@ def test_hostile_headers_never_stop_the_consumer(
     })
     publish_raw(broker, key, b"not zlib", application_headers={"compression": "application/x-gzip"})
     publish_raw(broker, key, b"x", application_headers={"compression": {"a": [1]}})
+    publish_raw(broker, key, zlib.compress(b"{" * 100_000), application_headers={
+        "compression": "zlib"})
     publish_raw(broker, key, after.to_json(), message_id=str(after.id))
 
     wait_for(lambda: str(after.id) in handler.handled and str(negative.id) in handler.handled)
     wait_for(
         lambda: broker.default_channel.queue_declare(
-            consumer_queue.dlq_name, passive=True).message_count == 5
+            consumer_queue.dlq_name, passive=True).message_count == 6
     )
     assert runtime.connected and runtime.worker_alive
     by_body = {m.body: m.headers for m in dead_letters(broker, consumer_queue)}

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import kombu.compression
 import structlog
 from kombu.connection import Connection
 from kombu.message import Message
@@ -127,6 +128,22 @@ def decode_for(subscription: Subscription, delivery: Delivery) -> Envelope[Any]:
             f"{subscription.queue.name} does not handle {envelope.type} v{envelope.version}"
         )
     return envelope
+
+
+class CompressedBodyError(PoisonMessageError):
+    """Our events are never compressed; a body claiming to be is not inflated (zip bombs)."""
+
+
+def _refuse_decompression(_body: bytes) -> bytes:
+    raise CompressedBodyError("compressed bodies are not accepted")
+
+
+def refuse_compressed_bodies() -> None:
+    """kombu inflates any body whose ``compression`` header names a codec it knows, before our
+    size limit can look at it. No service compresses its events, so every codec refuses."""
+    for content_type in kombu.compression.encoders():
+        encoder, _ = kombu.compression.get_encoder(content_type)
+        kombu.compression.register(encoder, _refuse_decompression, content_type)
 
 
 class DatabaseOutageError(Exception):
@@ -517,6 +534,7 @@ class ConsumerRuntime:
         processor: MessageProcessor | None = None,
         publisher: Publisher | None = None,
     ) -> None:
+        refuse_compressed_bodies()
         self.service = service
         self.amqp_url = amqp_url
         self.subscriptions = list(subscriptions)
