@@ -1,41 +1,79 @@
 #!/usr/bin/env bash
-# Start the whole Signup Platform in the foreground: servers, databases, topology, every process.
+# Start the whole Signup Platform in the foreground: servers, databases, topology, then every
+# process of deploy/Procfile under supervisord (why supervisord: deploy/supervisor/config.py).
+#
+#   make run                          one process per program
+#   CONSUMER_PROCESSES=2 make run     two competing processes per consuming role
+#
+# A crashed process is restarted with a growing delay and its exit is logged while the others
+# keep serving; Ctrl-C or SIGTERM stops everything; if supervisord itself is killed, every
+# process gets SIGTERM from the kernel (parent-death signal) and the next `make run` starts
+# cleanly. Operators: .venv/bin/supervisorctl -c var/run/supervisord.conf status|restart <name>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/services.sh
 export PATH="$PWD/.venv/bin:$PATH" LOG_FORMAT=${LOG_FORMAT:-console} PYTHONUNBUFFERED=1
+CONFIG=var/run/supervisord.conf
+PIDFILE=var/run/supervisord.pid
 
-busy=()
-for port in 8000 8001 8002 8003 8013 1025 8025; do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && busy+=("$port")
-done
-if ((${#busy[@]})); then
+# --- preflight: no platform still running, ports free -----------------------------------------
+if [[ -s $PIDFILE ]] && pid=$(<"$PIDFILE") && [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] \
+   && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q supervisord; then
+  echo "The platform is already running (supervisord pid $pid)." >&2
+  echo "Stop it first: Ctrl-C in its terminal, or kill $pid" >&2
+  exit 1
+fi
+consumer_ports=$(python deploy/supervisor/config.py --print-ports)
+ports=(8000 8003 1025 8025 $consumer_ports)
+busy_ports() {
+  busy=()
+  for port in "${ports[@]}"; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && busy+=("$port")
+  done
+  ((${#busy[@]} == 0))
+}
+# Processes of a platform whose supervisor was just killed are still stopping: give them time.
+for _ in $(seq 40); do busy_ports && break; sleep 0.25; done
+if ! busy_ports; then
   echo "Port(s) ${busy[*]} on 127.0.0.1 are already in use: is the platform already running?" >&2
   echo "Stop it first (Ctrl-C in its terminal), or find the process with: ss -ltnp" >&2
   exit 1
 fi
 
+# --- setup: servers, then each service's database, migrations and broker topology --------------
 bash deploy/ensure-servers.sh
 echo "==> credentials: broker users, database roles (least privilege)"; python deploy/credentials/setup.py >/dev/null  # deploy/credentials
-mkdir -p var/log
-for service in "${SERVICES[@]}"; do
+mkdir -p var/log var/run
+setup_service() {
+  local service=$1 output
   echo "==> $service: database, migrations and broker topology"
   if ! output=$("$service" migrate 2>&1 && "$service" topology 2>&1); then
     echo "$output" >&2
-    exit 1
+    return 1
   fi
+}
+for service in "${SERVICES[@]}"; do
+  setup_service "$service"
 done
 
+# --- supervision ------------------------------------------------------------------------------
+python deploy/supervisor/config.py --out "$CONFIG"
+
+# Prints one line once every process answers /readyz. It watches this shell's pid, which
+# becomes supervisord's below (exec keeps the pid), and gives up as soon as that is gone.
 announce_when_ready() {
-  local urls=(http://127.0.0.1:8000/readyz http://127.0.0.1:8001/readyz http://127.0.0.1:8002/readyz
-              http://127.0.0.1:8003/readyz http://127.0.0.1:8013/readyz)
+  local supervisor=$$ urls=(http://127.0.0.1:8000/readyz http://127.0.0.1:8003/readyz)
+  for port in $consumer_ports; do
+    urls+=("http://127.0.0.1:$port/readyz")
+  done
   for _ in $(seq 240); do
     sleep 0.5
+    kill -0 "$supervisor" 2>/dev/null || return 0
     local ready=1
-    for url in "${urls[@]}"; do curl -fs -o /dev/null "$url" || { ready=0; break; }; done
+    for url in "${urls[@]}"; do curl -fs -m 1 -o /dev/null "$url" || { ready=0; break; }; done
     if ((ready)); then
       printf '\n\033[1m==> Signup Platform is ready: http://127.0.0.1:8000/docs\033[0m\n\n'
-      return
+      return 0
     fi
   done
 }
@@ -49,6 +87,7 @@ cat <<'BANNER'
   Stats API           http://127.0.0.1:8003/stats  docs: http://127.0.0.1:8003/docs
   Health              :8000 accounts, :8001 notifications, :8002 provisioning, :8003 stats (/healthz, /readyz)
   RabbitMQ dashboard  http://127.0.0.1:15672  (guest/guest): Queues tab for queues, rates and *.dlq
+  Processes           .venv/bin/supervisorctl -c var/run/supervisord.conf status
 
   Try it:
     curl -i -X POST http://127.0.0.1:8000/signups -H 'Content-Type: application/json' \
@@ -60,4 +99,6 @@ cat <<'BANNER'
                  var/spaces/<user_id>/ (the space)    signup-dlq list (dead letters)
 
 BANNER
-exec honcho -f deploy/Procfile -d . start
+# Every program checks that its parent is still this pid (the parent-death signal's race).
+export SIGNUP_PARENT_PID=$$
+exec supervisord -c "$CONFIG"

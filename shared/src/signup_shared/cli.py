@@ -8,7 +8,7 @@ from typing import TypeVar
 import structlog
 from kombu.connection import Connection
 
-from signup_shared import migrations
+from signup_shared import lifecycle, migrations
 from signup_shared.logging import configure_logging
 from signup_shared.messaging import topology
 from signup_shared.messaging.topology import ConsumerQueue
@@ -25,6 +25,7 @@ def run(
     commands: Mapping[str, Callable[[S], None]],
     argv: list[str] | None = None,
 ) -> None:
+    lifecycle.die_with_parent()  # first: this process must not outlive its supervisor
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("command", choices=sorted(commands))
     args = parser.parse_args(argv)

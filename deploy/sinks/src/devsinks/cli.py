@@ -1,7 +1,11 @@
 """Command line: `python -m devsinks smtp|sms [options]`, each running in the foreground."""
 
 import argparse
+import ctypes
+import ctypes.util
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,7 +90,24 @@ def run(sink: Sink) -> int:
     return 0
 
 
+def die_with_parent() -> None:
+    """SIGTERM when our parent (supervisord, the test harness) dies, so no sink outlives it.
+
+    The same as ``signup_shared.lifecycle.die_with_parent``, kept here so the sinks stay a
+    standalone package: Linux only, and exit at once if ``SIGNUP_PARENT_PID`` names a parent
+    that is already gone (it died before the prctl call).
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(1, int(signal.SIGTERM)) != 0:  # 1 = PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    expected = os.environ.pop("SIGNUP_PARENT_PID", "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        raise SystemExit(f"parent process {expected} is gone: not starting")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    die_with_parent()  # first: the sink must not outlive the platform's supervisor
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     return run(build_sink(args))
