@@ -24,6 +24,8 @@ from .conftest import SECOND_INSTANCES, Cluster
 
 SIGNUPS = int(os.environ.get("CLUSTER_SIGNUPS", "1000"))
 RATE = float(os.environ.get("CLUSTER_RATE", "40"))
+# A rolling restart takes about a minute here: a slower load spans all three restarts.
+RATES = {"cluster_rolling_restart": 12.0}
 # The first instance of each consumer and relay (the second is "<role>#2").
 FIRST_INSTANCES = tuple(SECOND_INSTANCES)
 
@@ -82,14 +84,19 @@ def test_nothing_lost_nothing_twice_on_the_cluster(
     cluster: Cluster, cluster_stack: Stack, scenario: str
 ) -> None:
     stack = cluster_stack
-    load = Load(stack.url("accounts", "/signups"), tag=stack.name, count=SIGNUPS, rate=RATE)
+    load = Load(stack.url("accounts", "/signups"), tag=stack.name, count=SIGNUPS,
+                rate=RATES.get(scenario, RATE))
+    started = time.monotonic()
     load.start()
     what = SCENARIOS[scenario](cluster, stack, load)
+    fault_seconds = time.monotonic() - started
     load.join()
     done = time.monotonic()
+    load_seconds = done - started
     cluster.wait_healthy(stack.name, timeout=180)
     stack_module.MANAGEMENT = cluster.management_url()
-    print(f"\n{scenario}: {what}; load retries={load.retries}")
+    print(f"\n{scenario}: {what}; load {load_seconds:.0f} s, fault {fault_seconds:.0f} s, "
+          f"retries={load.retries}")
     figures = settle(stack, scenario, done, timeout=420)
     assert figures.signups == SIGNUPS
     assert (figures.lost, figures.duplicated, figures.dlq) == (0, 0, 0)
