@@ -10,6 +10,8 @@ databases likewise. Everything is removed afterwards.
 import importlib.util
 import os
 import secrets
+import subprocess
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -412,3 +414,60 @@ def test_setup_hands_an_existing_database_and_its_tables_to_the_role() -> None:
     finally:
         engine.dispose()
         databases.remove()
+
+
+# --- the setup step of `make run`, on a fresh vhost and fresh databases ---------------------------
+def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_declare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``deploy/credentials/setup.py``'s ``main`` as ``make run`` runs it (twice: idempotent),
+    then the real ``stats migrate`` and ``stats topology`` as the stats role and user."""
+    prefix = f"lp{uuid.uuid4().hex[:10]}"
+    admin = urllib.parse.urlsplit(amqp_url())
+    host = f"{admin.hostname}:{admin.port or 5672}"
+    passwords = {role: secrets.token_hex(12) for role in (*QUEUES, OPERATOR)}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ACCOUNTS_", "NOTIFICATIONS_", "PROVISIONING_", "STATS_",
+                                "SIGNUP_DLQ_", "AMQP_URL"))}
+    for role, password in passwords.items():
+        prefix_env = "SIGNUP_DLQ" if role == OPERATOR else role.upper()
+        env[f"{prefix_env}_AMQP_URL"] = f"amqp://{prefix}-{role}:{password}@{host}/{prefix}"
+        if role != OPERATOR:
+            env[f"{prefix_env}_DATABASE_URL"] = make_url(postgres_server_url()).set(
+                username=f"{prefix}_{role}", password=password, database=f"{prefix}_{role}"
+            ).render_as_string(hide_password=False)
+    env["POSTGRES_ADMIN_URL"] = f"{postgres_server_url()}/postgres"
+    env["RABBITMQ_MANAGEMENT_URL"] = MANAGEMENT
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in set(os.environ) - set(env):
+        monkeypatch.delenv(name)
+    setup = credentials_setup()
+    stats = str(Path(sys.executable).with_name("stats"))
+    try:
+        assert setup.main() == 0
+        assert setup.main() == 0
+        for command in ("migrate", "topology"):
+            done = subprocess.run([stats, command], env=env, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, done.stdout + done.stderr
+        users = {row["name"]: row for row in management("GET", "/api/users").json()}
+        assert {f"{prefix}-{role}" for role in passwords} <= set(users)
+        queues = management("GET", f"/api/queues/{prefix}?columns=name").json()
+        assert "stats.user_signed_up.retry.1s" in {row["name"] for row in queues}
+        assert scalar(env["STATS_DATABASE_URL"], "SELECT count(*) FROM inbox") == 0
+        with pytest.raises(sa.exc.OperationalError, match="permission denied for database"):
+            foreign = make_url(env["STATS_DATABASE_URL"]).set(database=f"{prefix}_accounts")
+            scalar(foreign.render_as_string(hide_password=False), "SELECT 1")
+        monkeypatch.setenv("STATS_AMQP_URL", f"amqp://guest:guest@{host}/{prefix}")
+        assert setup.main() == 1
+    finally:
+        management("DELETE", f"/api/vhosts/{prefix}")
+        for role in passwords:
+            management("DELETE", f"/api/users/{prefix}-{role}")
+        engine = sa.create_engine(f"{postgres_server_url()}/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for name in (f"{prefix}_{role}" for role in QUEUES):
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                connection.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
+        engine.dispose()
