@@ -147,3 +147,8 @@ def span(
 def current_traceparent() -> str | None:
     """The traceparent of the span in progress (stored with outbox rows written inside it)."""
     return _current.get()
+
+
+def rename_current(name: str) -> None:
+    """Name the span in progress once its name is known (an HTTP route after routing)."""
+    trace.get_current_span().update_name(name)

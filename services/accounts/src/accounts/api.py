@@ -5,8 +5,6 @@ Everything framework-specific lives in this module, so replacing FastAPI touches
 
 import functools
 import itertools
-import re
-import time
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -21,18 +19,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts import actions
 from accounts.actions import NewSignup
+from signup_shared.asgi import RequestGuard, document_correlation_id
 from signup_shared.db import transaction
-from signup_shared.logging import correlation_scope, current_correlation_id, new_correlation_id
+from signup_shared.logging import current_correlation_id, new_correlation_id
 from signup_shared.process import Check, readiness
 
-CORRELATION_HEADER = "X-Correlation-ID"
-_CORRELATION_HEADER_KEY = CORRELATION_HEADER.lower().encode()
-# Short enough for every correlation_id column, and safe to echo into headers and logs.
-SAFE_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 EMAIL_MAX_LENGTH = 320
 FULL_NAME_MAX_LENGTH = 200
 # ``+`` and 8 to 15 ASCII digits, the first not 0: ``\d`` would also accept non-ASCII digits.
@@ -190,140 +184,11 @@ def json_response(model: BaseModel, status_code: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code, media_type="application/json")
 
 
-def safe_correlation_id(value: str | None) -> str:
-    """The caller's id when it is a short safe token, else a fresh one."""
-    if value is not None and SAFE_CORRELATION_ID.fullmatch(value):
-        return value
-    return new_correlation_id()
-
-
-def document_correlation_id(schema: dict[str, Any]) -> dict[str, Any]:
-    """Every operation takes an optional ``X-Correlation-ID`` and every answer carries one."""
-    parameter = {
-        "name": CORRELATION_HEADER,
-        "in": "header",
-        "required": False,
-        "description": "Kept when it matches ^[A-Za-z0-9._:-]{1,64}$, otherwise replaced",
-        "schema": {"type": "string"},
-    }
-    header = {
-        "description": "The correlation id used for this request",
-        "required": True,
-        "schema": {"type": "string", "pattern": f"^{SAFE_CORRELATION_ID.pattern}$"},
-    }
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            operation.setdefault("parameters", []).append(parameter)
-            for response in operation.get("responses", {}).values():
-                response.setdefault("headers", {})[CORRELATION_HEADER] = header
-    return schema
-
-
 def _database_field(exc: IntegrityError | DataError) -> str:
     diag: Any = getattr(exc.orig, "diag", None)
     constraint = str(getattr(diag, "constraint_name", None))
     column = getattr(diag, "column_name", None)
     return actions.CONSTRAINT_FIELDS.get(constraint) or (str(column) if column else "body")
-
-
-def _route(scope: Scope) -> str:
-    """The matched path template, never the raw path (it may hold ids or arbitrary text)."""
-    route = scope.get("route")
-    if route is not None:
-        return str(route.path)
-    return str(scope["path"]) if "endpoint" in scope else "unmatched"
-
-
-class _Answer:
-    """What the application has answered so far."""
-
-    def __init__(self) -> None:
-        self.status, self.started, self.too_large = 500, False, False
-
-
-class RequestGuard:
-    """Outermost layer of every request, as plain ASGI (no extra task, no body copy).
-
-    Binds a safe correlation id (echoed in the response), answers 413 to bodies over ``limit``
-    bytes whether declared or streamed, turns an unexpected exception into a logged 500 and
-    writes one INFO line per request.
-    """
-
-    class TooLarge(Exception):
-        pass
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        headers = dict(scope["headers"])
-        supplied = headers.get(_CORRELATION_HEADER_KEY)
-        correlation_id = safe_correlation_id(supplied.decode("latin-1") if supplied else None)
-        answer = _Answer()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer.status, answer.started = message["status"], True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (_CORRELATION_HEADER_KEY, correlation_id.encode()),
-                ]
-            await send(message)
-
-        async def replaced_when_too_large(message: Message) -> None:
-            # The framework turns a failing body read into its own 400: answer 413 instead.
-            if not answer.too_large:
-                await send_with_id(message)
-            elif message["type"] == "http.response.start":
-                await self._too_large(scope, receive, send_with_id)
-
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                answer.too_large = True
-                raise RequestGuard.TooLarge
-            return message
-
-        with correlation_scope(correlation_id):
-            try:
-                declared = headers.get(b"content-length", b"")
-                if declared.isdigit() and (len(declared) > 18 or int(declared) > self.limit):
-                    await self._too_large(scope, receive, send_with_id)
-                else:
-                    await self.app(scope, limited, replaced_when_too_large)
-            except RequestGuard.TooLarge:
-                if answer.started:
-                    raise
-                await self._too_large(scope, receive, send_with_id)
-            except Exception:
-                log.exception("http.unhandled_error")
-                if answer.started:
-                    raise
-                await error(500, "internal error")(scope, receive, send_with_id)
-            finally:
-                log.info(
-                    "http.request",
-                    method=scope["method"],
-                    route=_route(scope),
-                    status=answer.status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error(
-            413,
-            f"request body larger than {self.limit} bytes",
-            [FieldError(field="body", message="too large")],
-        )
-        await response(scope, receive, send)
 
 
 def create_app(

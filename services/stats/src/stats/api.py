@@ -3,8 +3,6 @@
 Everything framework-specific lives in this module, so replacing FastAPI touches only it.
 """
 
-import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,17 +13,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from signup_shared.asgi import RequestGuard, document_correlation_id
 from signup_shared.db import transaction
-from signup_shared.logging import correlation_scope, new_correlation_id
 from signup_shared.process import Check, readiness
 from stats import actions
-
-CORRELATION_HEADER = "X-Correlation-ID"
-_CORRELATION_HEADER_KEY = CORRELATION_HEADER.lower().encode()
-# Short enough for every correlation_id column, and safe to echo into headers and logs.
-SAFE_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 log = structlog.get_logger(__name__)
 
@@ -48,8 +40,14 @@ class ReadinessResponse(BaseModel):
     checks: dict[str, str]
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
 class ErrorResponse(BaseModel):
     detail: str
+    errors: list[FieldError] = []
 
 
 @transaction
@@ -58,87 +56,7 @@ def _read_stats(session: Session) -> actions.Stats:
 
 
 def error(status_code: int, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": detail})
-
-
-def safe_correlation_id(value: str | None) -> str:
-    """The caller's id when it is a short safe token, else a fresh one."""
-    if value is not None and SAFE_CORRELATION_ID.fullmatch(value):
-        return value
-    return new_correlation_id()
-
-
-def _route(scope: Scope) -> str:
-    """The matched path template, never the raw path (it may hold arbitrary text)."""
-    route = scope.get("route")
-    if route is not None:
-        return str(route.path)
-    return str(scope["path"]) if "endpoint" in scope else "unmatched"
-
-
-class RequestGuard:
-    """Plain ASGI outermost layer: a safe correlation id (echoed in the response), a logged 500
-    for an unexpected exception, and one INFO line per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        supplied = dict(scope["headers"]).get(_CORRELATION_HEADER_KEY)
-        correlation_id = safe_correlation_id(supplied.decode("latin-1") if supplied else None)
-        answered: list[int] = []
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answered.append(message["status"])
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (_CORRELATION_HEADER_KEY, correlation_id.encode()),
-                ]
-            await send(message)
-
-        with correlation_scope(correlation_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                log.exception("http.unhandled_error")
-                if answered:
-                    raise
-                await error(500, "internal error")(scope, receive, send_with_id)
-            finally:
-                log.info(
-                    "http.request",
-                    method=scope["method"],
-                    route=_route(scope),
-                    status=answered[0] if answered else 500,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
-
-
-def document_correlation_id(schema: dict[str, Any]) -> dict[str, Any]:
-    """Every operation takes an optional ``X-Correlation-ID`` and every answer carries one."""
-    parameter = {
-        "name": CORRELATION_HEADER,
-        "in": "header",
-        "required": False,
-        "description": "Kept when it matches ^[A-Za-z0-9._:-]{1,64}$, otherwise replaced",
-        "schema": {"type": "string"},
-    }
-    header = {
-        "description": "The correlation id used for this request",
-        "required": True,
-        "schema": {"type": "string", "pattern": f"^{SAFE_CORRELATION_ID.pattern}$"},
-    }
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            operation.setdefault("parameters", []).append(parameter)
-            for response in operation.get("responses", {}).values():
-                response.setdefault("headers", {})[CORRELATION_HEADER] = header
-    return schema
+    return JSONResponse(status_code=status_code, content={"detail": detail, "errors": []})
 
 
 def create_app(sessions: sessionmaker[Session], checks: Mapping[str, Check]) -> FastAPI:

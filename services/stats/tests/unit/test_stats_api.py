@@ -150,7 +150,10 @@ def test_an_unexpected_error_is_a_logged_500_with_the_correlation_id(client, bac
     with structlog.testing.capture_logs() as logs:
         response = client.get("/stats", headers={"X-Correlation-ID": "t-2"})
 
-    assert (response.status_code, response.json()) == (500, {"detail": "internal error"})
+    assert (response.status_code, response.json()) == (
+        500,
+        {"detail": "internal error", "errors": []},
+    )
     assert response.headers["X-Correlation-ID"] == "t-2"
     assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
         "http.unhandled_error"
