@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accounts import actions
 from accounts.actions import NewSignup
+from signup_shared import metrics
 from signup_shared.asgi import RequestGuard, document_correlation_id
 from signup_shared.db import transaction
 from signup_shared.logging import current_correlation_id, new_correlation_id
@@ -295,6 +296,11 @@ def create_app(
                 created_at=profile.created_at,
             )
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from signup_shared import metrics
 from signup_shared.asgi import RequestGuard, document_correlation_id
 from signup_shared.db import transaction
 from signup_shared.process import Check, readiness
@@ -101,6 +102,11 @@ def create_app(sessions: sessionmaker[Session], checks: Mapping[str, Check]) -> 
         )
         # Serialise once: FastAPI would validate a returned model again, in another thread hop.
         return Response(response.model_dump_json(), media_type="application/json")
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

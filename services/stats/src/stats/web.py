@@ -3,6 +3,7 @@
 import uvicorn
 from fastapi import FastAPI
 
+from signup_shared import tracing
 from signup_shared.logging import configure_logging
 from signup_shared.messaging.connection import broker_ready
 from signup_shared.process import database_ready
@@ -19,6 +20,7 @@ def app(settings: StatsSettings) -> FastAPI:
 def main() -> None:
     settings = StatsSettings()
     configure_logging("stats-web", settings.log_level, settings.log_format)
+    tracing.configure_tracing("stats-web")
     uvicorn.run(
         app(settings),
         host=settings.http_host,
