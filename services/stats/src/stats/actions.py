@@ -1,7 +1,7 @@
 """Business rules of stats: counting signups and activations, reading the figures back."""
 
 from collections import Counter as Tally
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from typing import Any, get_args
@@ -43,39 +43,26 @@ def increment(counted: InstrumentedAttribute[int], by: int = 1, **key: Any) -> I
     )
 
 
-def increments(counted: InstrumentedAttribute[int], key: str, amounts: Mapping[Any, int]) -> Insert:
-    """One upsert adding ``amounts[k]`` to the row of every key ``k``, in sorted key order.
-
-    Sorted rows lock in the same order in every transaction, so concurrent batches cannot
-    deadlock each other.
-    """
-    table = counted.class_
-    statement = insert(table).values(
-        [{key: name, counted.key: amount} for name, amount in sorted(amounts.items())]
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[key], set_={counted.key: counted + statement.excluded[counted.key]}
-    )
-
-
 def record_signup(session: Session, event: Envelope[UserSignedUp]) -> None:
     """One more user, on their plan and on the UTC day they signed up."""
     record_signups(session, [event])
 
 
 def record_signups(session: Session, events: Sequence[Envelope[UserSignedUp]]) -> None:
-    """More users, counted per plan and per UTC day they signed up: one upsert per table.
+    """More users, counted per plan and per UTC day they signed up: one upsert per row.
 
-    Rows are always locked in the same order (counter, plans, days) so that concurrent
-    handlers cannot deadlock each other.
+    Rows are always locked in the same order (counter, plans, days, each sorted) so that
+    concurrent handlers cannot deadlock each other.
     """
     if not events:
         return
     plans: Tally[str] = Tally(event.data.plan for event in events)
     days: Tally[date] = Tally(event.data.signed_up_at.astimezone(UTC).date() for event in events)
     session.execute(increment(Counter.value, len(events), name=CounterName.TOTAL_USERS.value))
-    session.execute(increments(PlanSignups.count, "plan", plans))
-    session.execute(increments(DailySignups.count, "day", days))
+    for plan, count in sorted(plans.items()):
+        session.execute(increment(PlanSignups.count, count, plan=plan))
+    for day, count in sorted(days.items()):
+        session.execute(increment(DailySignups.count, count, day=day))
     log.debug("stats.signups_recorded", count=len(events), plans=dict(plans))
 
 
