@@ -9,6 +9,7 @@ PYTEST := $(VENV)/python -m pytest -p no:cacheprovider
 
 help:
 	@echo "make run    start the whole system (servers, databases, topology, all services)"
+	@echo "           under supervisord; CONSUMER_PROCESSES=N make run: N processes per consumer"
 	@echo "make test   lint, type checks, architecture contracts, unit, integration and e2e tests"
 	@echo "make unit | integration | e2e | faults | bench | lint | typecheck | architecture"
 	@echo "make cluster-up | cluster-down | faults-cluster   local three-node RabbitMQ cluster"

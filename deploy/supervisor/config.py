@@ -49,8 +49,8 @@ CONSUMERS: dict[str, tuple[str, int]] = {
     "provisioning": ("PROVISIONING_HTTP_PORT", 8002),
     "stats": ("STATS_CONSUMER_HTTP_PORT", 8013),
 }
-# Roles whose processes answer /readyz on that port today (accounts' consumer has none yet).
-HEALTH_ENDPOINT = ("notifications", "provisioning", "stats")
+# Roles whose processes answer /readyz on that port.
+HEALTH_ENDPOINT = ("accounts-consumer", "notifications", "provisioning", "stats")
 PORT_STRIDE = 100
 CONSUMER_PROCESSES_ENV = "CONSUMER_PROCESSES"
 

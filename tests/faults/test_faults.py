@@ -6,13 +6,21 @@ subscription, stats equal to the truth, every service and retry queue empty, and
 letter but the deliberately injected ones. Each prints one line of figures.
 
 `make faults` runs every scenario; `make test` runs the subset in conftest.CI_SCENARIOS.
+Scenarios listed in conftest.STACK_SHAPES run the platform under supervisord (as `make run`
+does) and/or with several processes per consuming role.
 """
 
+import json
 import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
+import amqp
 import pytest
 
 from platform_harness.checks import settle
@@ -128,6 +136,132 @@ def publish_duplicates(stack: Stack, load: Load) -> int:
     return 0
 
 
+# Headers a hostile or broken internal client may send, of every AMQP field type. (2**70 cannot
+# be sent: AMQP integers have 64 bits; 2**63 - 1 overflows as soon as the runtime adds one.)
+HOSTILE_HEADERS: list[dict[str, Any]] = [
+    {"x-event-version": "abc"},
+    {"x-event-version": -1},
+    {"x-event-version": 2**63 - 1},
+    {"x-event-version": 1.5},
+    {"x-event-version": float("nan"), "x-signup-attempts": float("inf")},
+    {"x-signup-attempts": 2**63 - 1},
+    {"x-signup-attempts": -(2**63)},
+    {"x-signup-attempts": -1},
+    {"x-signup-attempts": 2.5},
+    {"x-signup-attempts": float("nan")},
+    {"x-signup-attempts": "2"},
+    {"x-signup-attempts": {"nested": {"deeper": [1, "two", None, {"x": b"\xff"}]}}},
+    {"x-signup-attempts": [1, 2, 3], "x-event-version": [1]},
+    {"x-signup-attempts": b"\xff\xfe", "x-event-version": b"\x00\x01"},
+    {"x-signup-attempts": Decimal("1.5"), "x-event-version": True},
+    {"x-signup-attempts": None, "x-event-version": datetime(1970, 1, 1, tzinfo=UTC)},
+    {"x-death": "not a list", "x-signup-first-failure-at": 12},
+    {"x-death": [{"count": "many", "queue": 7}, 3], "x-signup-original-queue": ["x"]},
+    {"compression": "application/x-gzip", "x-signup-error-message": "\x00é" * 500},
+    {"x-signup-attempts": 3, "x-signup-failure-kind": {"a": 1}, "x-signup-service": 0.0},
+]
+
+
+def hostile_bodies(stack: Stack) -> list[bytes]:
+    """Bodies no consumer may act on: malformed, of no known event, of an unknown version."""
+    real = json.loads(_published_event(stack))
+    unknown_type = {**real, "id": str(uuid.uuid4()), "type": "NoSuchEvent"}
+    unknown_version = {**real, "id": str(uuid.uuid4()), "version": 7}
+    return [
+        b"not json at all",
+        b"",
+        b"[1, 2, 3]",
+        b'{"id": 5, "type": ["x"], "version": "abc", "data": null}',
+        b"\xff\xfe\x00 not utf-8",
+        json.dumps(unknown_type).encode(),
+        json.dumps(unknown_version).encode(),
+        b'{"a": ' * 2000,
+    ]
+
+
+def publish_raw(stack: Stack, messages: list[tuple[str, bytes, dict[str, Any]]]) -> None:
+    """Publish (queue, body, headers) through the default exchange, confirmed, as is."""
+    url = urllib.parse.urlsplit(stack.amqp_url)
+    connection = amqp.Connection(
+        host=f"{url.hostname}:{url.port or 5672}", userid=url.username, password=url.password,
+        virtual_host=urllib.parse.unquote(url.path[1:]),
+    )
+    connection.connect()
+    try:
+        channel = connection.channel()
+        channel.confirm_select()
+        for n, (queue, body, headers) in enumerate(messages):
+            properties: dict[str, Any] = {"application_headers": headers, "delivery_mode": 2}
+            if n % 3 == 0:  # some without any property; others with odd ones
+                properties.update(message_id="\x00" * 3, correlation_id="é" * 200,
+                                  type="NoSuchEvent", content_type="text/x-garbage")
+            channel.basic_publish(amqp.Message(body, **properties), exchange="",
+                                  routing_key=queue)
+    finally:
+        connection.close()
+
+
+def service_queues(stack: Stack) -> list[str]:
+    return sorted(q for q in stack.queues()
+                  if not q.endswith(".dlq") and ".retry." not in q and q != "events.unrouted")
+
+
+def inject_hostile_headers(stack: Stack, load: Load) -> int:
+    """Every hostile header, on an unusable body, into every service queue, twice mid-load."""
+    bodies = hostile_bodies(stack)
+    queues = service_queues(stack)
+    messages = [
+        (queue, bodies[(n + q) % len(bodies)], headers)
+        for q, queue in enumerate(queues)
+        for n, headers in enumerate(HOSTILE_HEADERS)
+    ]
+    half = len(messages) // 2
+    publish_raw(stack, messages[:half])
+    during(load, 1.0, lambda _n: stack.assert_running(), 2)
+    publish_raw(stack, messages[half:])
+    during(load, 1.0, lambda _n: stack.assert_running(), 5)
+    load.join()
+    stack.assert_running()  # no message stopped any process
+    return len(messages)  # each one dead-lettered, once
+
+
+def kill_supervisor(stack: Stack, load: Load) -> int:
+    """SIGKILL supervisord mid-load: every process must be gone within 5 s; then start again."""
+    time.sleep(3.0)
+    running = stack.platform_pids()
+    assert len(running) >= len(stack.programs), running
+    stack.kill_supervisor()
+    killed_at = time.monotonic()
+    wait_until(lambda: not stack.platform_pids(), 5.0, 0.05,
+               f"no platform process left (of {sorted(running.values())})")
+    print(f"supervisor_killed: {len(running)} processes gone "
+          f"{time.monotonic() - killed_at:.1f}s after SIGKILL to supervisord")
+    time.sleep(2.0)  # the load keeps retrying against a platform that is down
+    stack.start_supervisor()
+    stack.wait_ready(180)
+    return 0
+
+
+def kill_one_consumer_instance_at_a_time(stack: Stack, load: Load) -> int:
+    """Two processes per consuming role under supervisord; SIGKILL one instance at a time."""
+    queues = service_queues(stack)
+    wait_until(lambda: all(n >= 2 for n in stack.queue_consumers(queues).values()), 60, 0.5,
+               "two consumers on every service queue")
+    instances = [f"{role}-{i}" for i in (1, 2) for role in CONSUMERS]
+
+    def kill(n: int) -> None:
+        pid = stack.program_pid(instances[n % len(instances)])
+        assert pid is not None, instances[n % len(instances)]
+        stack.kill_pid(pid)  # supervisord restarts it; the other instance keeps consuming
+
+    during(load, 1.0, kill, len(instances))
+    load.join()
+    stack.wait_ready(120)
+    restarts = stack.log("supervisord").count("(terminated by SIGKILL; not expected)")
+    assert restarts == len(instances), f"supervisord saw {restarts} kills"
+    return 0
+
+
 def _published_event(stack: Stack) -> bytes:
     [(payload,)] = wait_until(lambda: stack.query("accounts", "SELECT payload FROM outbox LIMIT 1"),
                               30, message="a first event")
@@ -148,6 +282,9 @@ SCENARIOS: dict[str, Callable[[Stack, Load], int]] = {
     "sms_gateway_failing": sms_failing,
     "poison": inject_poison,
     "duplicates": publish_duplicates,
+    "hostile_headers": inject_hostile_headers,
+    "supervisor_killed": kill_supervisor,
+    "consumers_killed_2_each": kill_one_consumer_instance_at_a_time,
 }
 
 
@@ -165,6 +302,10 @@ def test_nothing_lost_nothing_twice(stack: Stack, scenario: str) -> None:
     figures = settle(stack, scenario, done, expected_dlq=expected_dlq, sms_refused=refused)
     assert figures.signups == SIGNUPS
     assert (figures.lost, figures.duplicated) == (0, 0)
+    if scenario == "hostile_headers":  # each queue's hostile messages in its own DLQ
+        queues = stack.queues()
+        assert {q: queues[f"{q}.dlq"] for q in service_queues(stack)} == {
+            q: len(HOSTILE_HEADERS) for q in service_queues(stack)}
     for phone in refused:
         statuses = stack.query(
             "notifications", "SELECT status FROM notifications WHERE recipient = :phone",

@@ -1,8 +1,15 @@
 """A private copy of the platform: its own databases, RabbitMQ vhost, ports and working folder.
 
-The processes are the ones ``make run`` starts (read from ``deploy/Procfile``), so the tests
-exercise exactly what operators run. Nothing is left behind: ``close()`` stops the processes,
-drops the databases and deletes the vhost.
+The processes are the ones ``make run`` starts (read from ``deploy/Procfile`` through
+``deploy/supervisor/config.py``), so the tests exercise exactly what operators run:
+``consumer_processes=N`` runs N competing instances of each consuming role (``notifications-1``
+.. ``notifications-N``), and ``supervised=True`` runs them all under supervisord, as ``make run``
+does (one log file per program instead of the console). Nothing is left behind: ``close()``
+stops the processes, drops the databases and deletes the vhost.
+
+Every process of a stack carries ``SIGNUP_STACK=<name>`` in its environment (``platform_pids``
+finds them). The processes die with the thread that started them (``signup_shared.lifecycle``):
+start and restart them from the test's main thread.
 """
 
 import contextlib
@@ -54,6 +61,16 @@ def procfile() -> dict[str, str]:
     return entries
 
 
+def supervisor_config() -> ModuleType:
+    """deploy/supervisor/config.py: the programs ``make run`` runs and their supervisord file."""
+    path = REPO / "deploy" / "supervisor" / "config.py"
+    spec = importlib.util.spec_from_file_location("supervisor_config", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def credentials_setup() -> ModuleType:
     """deploy/credentials/setup.py, which ``make run`` runs (users, permissions, roles)."""
     path = REPO / "deploy" / "credentials" / "setup.py"
@@ -81,6 +98,8 @@ def wait_until(
 class Stack:
     name: str = field(default_factory=lambda: f"e2e{uuid.uuid4().hex[:8]}")
     extra_env: dict[str, str] = field(default_factory=dict)
+    consumer_processes: int = 1
+    supervised: bool = False
     root: Path = field(init=False)
     env: dict[str, str] = field(init=False)
     ports: dict[str, int] = field(init=False)
@@ -127,8 +146,30 @@ class Stack:
             env[f"{prefix}_DATABASE_URL"] = self.database_url(service)
             env[f"{prefix}_AMQP_URL"] = self.service_amqp_url(service)
             env[f"{prefix}_HTTP_PORT"] = str(self.ports[service])
+        env["SIGNUP_STACK"] = self.name
         env.update(self.extra_env)
         self.env = env
+        self.programs = self._programs()
+        self.supervisor: subprocess.Popen[bytes] | None = None
+
+    def _programs(self) -> dict[str, Any]:
+        """Procfile name (or ``<role>-<i>``) -> ``Program``; further instances get free ports."""
+        config = supervisor_config()
+        programs = {}
+        for program in config.programs(procfile(), self.env, self.consumer_processes):
+            if program.env.get("SIGNUP_INSTANCE", "1") != "1":
+                program.env[config.CONSUMERS[program.role][0]] = str(free_port())
+            programs[program.name] = program
+        return programs
+
+    def health_ports(self) -> dict[str, int]:
+        """Program name -> the port where it answers /readyz (consumers and web processes)."""
+        config = supervisor_config()
+        ports = {"accounts-web": self.ports["accounts"], "stats-web": self.ports["stats"]}
+        for name, program in self.programs.items():
+            if program.role in config.HEALTH_ENDPOINT:
+                ports[name] = int(program.env[config.CONSUMERS[program.role][0]])
+        return ports
 
     # lifecycle -----------------------------------------------------------------------------
     def database_url(self, service: str) -> str:
@@ -160,13 +201,86 @@ class Stack:
         for service, setup in zip(SERVICES, setups, strict=True):
             if setup.wait(timeout=120) != 0:
                 raise RuntimeError(f"{service} setup failed: {self.log(f'setup-{service}')}")
-        for name in procfile():
-            self.start_process(name)
+        if self.supervised:
+            self.start_supervisor()
+        else:
+            for name in self.programs:
+                self.start_process(name)
         self.wait_ready(timeout)
         return self
 
     def start_process(self, name: str) -> None:
-        self.processes[name] = self._run_async(procfile()[name], name)
+        program = self.programs[name]
+        log = (self.root / "var" / "log" / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            list(program.argv),
+            cwd=self.root,
+            env={**self.env, **program.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start_supervisor(self) -> None:
+        """Run every program under supervisord, as ``make run`` does (logs: one file each)."""
+        config = supervisor_config()
+        run_dir = self.root / "var" / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "supervisord.conf"
+        path.write_text(
+            config.render(
+                list(self.programs.values()),
+                root=self.root,
+                run_dir=run_dir,
+                log_dir=self.root / "var" / "log",
+                console=False,
+                wrapper=config.parent_death_wrapper(),
+                password=secrets.token_hex(12),
+            )
+        )
+        log = (self.root / "var" / "log" / "supervisord-console.log").open("ab")
+        self.supervisor = subprocess.Popen(
+            # Like deploy/run.sh: the programs check that their parent is this very process.
+            ["bash", "-c", 'SIGNUP_PARENT_PID=$$ exec supervisord -c "$0"', str(path)],
+            cwd=self.root,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill_supervisor(self) -> None:
+        """SIGKILL supervisord (and nothing else): its programs must now die on their own."""
+        assert self.supervisor is not None
+        self.supervisor.kill()
+        self.supervisor.wait(timeout=10)
+        self.supervisor = None
+
+    def platform_pids(self) -> dict[int, str]:
+        """Every live process of this stack: pid -> program name (or command line)."""
+        marker = f"SIGNUP_STACK={self.name}".encode()
+        found: dict[int, str] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().rsplit(") ", 1)[1][:1]
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except (OSError, IndexError):
+                continue
+            if marker in environ and state not in ("Z", "X"):
+                names = [v.split(b"=", 1)[1] for v in environ
+                         if v.startswith(b"SUPERVISOR_PROCESS_NAME=")]
+                found[int(entry.name)] = (names[0] if names else command).decode(errors="replace")
+        return found
+
+    def program_pid(self, name: str) -> int | None:
+        """The pid of a running program (started by supervisord or by the harness)."""
+        if name in self.processes:
+            return self.processes[name].pid
+        pids = [pid for pid, program in self.platform_pids().items() if program == name]
+        return pids[0] if pids else None
 
     def _run_async(self, command: str, log_name: str) -> subprocess.Popen[bytes]:
         log = (self.root / "var" / "log" / f"{log_name}.log").open("ab")
@@ -180,11 +294,7 @@ class Stack:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        urls = [
-            f"http://127.0.0.1:{self.ports[key]}/readyz"
-            for key in ("accounts", "notifications", "provisioning", "stats", "stats_consumer",
-                        "accounts_consumer")
-        ]
+        urls = [f"http://127.0.0.1:{port}/readyz" for port in self.health_ports().values()]
         urls.append(f"http://127.0.0.1:{self.ports['sms']}/healthz")
 
         def ready() -> bool:
@@ -200,6 +310,8 @@ class Stack:
         wait_until(ready, timeout, 0.2, "every process ready")
 
     def assert_running(self) -> None:
+        if self.supervised and (self.supervisor is None or self.supervisor.poll() is not None):
+            raise RuntimeError(f"supervisord is not running:\n{self.log('supervisord')[-3000:]}")
         for name, process in self.processes.items():
             if process.poll() is not None:
                 raise RuntimeError(
@@ -216,6 +328,14 @@ class Stack:
         self.start_process(name)
 
     def stop(self) -> None:
+        if self.supervisor is not None:  # it stops its programs (SIGTERM, SIGKILL after 20 s)
+            self.supervisor.terminate()
+            try:
+                self.supervisor.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.supervisor.pid, signal.SIGKILL)
+                self.supervisor.wait()
+            self.supervisor = None
         for process in self.processes.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -320,6 +440,17 @@ class Stack:
         rows = self._management("GET", f"/api/queues/{self.name}?columns=name,messages")
         return {row["name"]: int(row.get("messages") or 0) for row in rows}
 
+    def queue_consumers(self, queues: list[str]) -> dict[str, int]:
+        rows = self._management("GET", f"/api/queues/{self.name}?columns=name,consumers")
+        return {row["name"]: int(row.get("consumers") or 0) for row in rows
+                if row["name"] in queues}
+
+    def kill_pid(self, pid: int) -> None:
+        """SIGKILL one process of this stack (refuses a pid that is not one of its own)."""
+        if pid not in self.platform_pids():
+            raise ValueError(f"{pid} is not a process of stack {self.name}")
+        os.kill(pid, signal.SIGKILL)
+
     def dead_letters(self, queue: str, count: int = 100) -> list[dict[str, Any]]:
         return list(
             self._management(
@@ -363,10 +494,14 @@ SERVICES_PREFIXES = (*tuple(f"{s.upper()}_" for s in SERVICES), "AMQP_URL", "LOG
 
 
 @contextlib.contextmanager
-def running_stack(**extra_env: str) -> Iterator[Stack]:
-    stack = Stack(extra_env=extra_env)
+def running_stack(
+    *, consumer_processes: int = 1, supervised: bool = False, start_timeout: float = 60.0,
+    **extra_env: str,
+) -> Iterator[Stack]:
+    stack = Stack(extra_env=extra_env, consumer_processes=consumer_processes,
+                  supervised=supervised)
     try:
-        yield stack.start()
+        yield stack.start(start_timeout)
     except BaseException:
         stack.close(keep_logs_in=REPO / "var" / "test-logs")
         raise

@@ -18,7 +18,8 @@ A graceful stop after the parent's death is bounded: our output usually went int
 dead parent read, so every log line would now fail with EPIPE (in the middle of the stop), and
 on a busy machine a consumer's stop plus interpreter teardown took over 10 s. A watcher thread
 (blocked on a pidfd of the parent, no polling) therefore points stdout/stderr at /dev/null the
-moment the parent is gone and SIGKILLs the process if it is still there ``GRACE_SECONDS`` later.
+moment the parent is gone and has the kernel end the process (SIGALRM) if it is still there
+``GRACE_SECONDS`` later.
 That is safe: every process is built to survive SIGKILL (unacked messages are redelivered and
 the inbox drops repeats; unmarked outbox rows are republished; a cut request is retried).
 """
@@ -30,7 +31,6 @@ import select
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, MutableMapping
 
 PARENT_ENV = "SIGNUP_PARENT_PID"
@@ -69,9 +69,11 @@ def _silence_output() -> None:
 
 def _after_parent_death(pidfd: int, grace: float) -> None:
     select.select([pidfd], [], [])  # a pidfd becomes readable when its process has exited
+    # The kernel ends the process with SIGALRM (default action) when the timer expires: no
+    # Python code has to run then, which matters because a slow stop is mostly interpreter
+    # teardown, during which this thread could never take the GIL again.
+    signal.setitimer(signal.ITIMER_REAL, grace)
     _silence_output()
-    time.sleep(grace)
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def watch_parent(parent: int, grace: float) -> threading.Thread | None:
