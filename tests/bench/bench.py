@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 import e2e_bench
 import handler_bench
+import pyspy
 import relay_bench
 import report
 from e2e_bench import PhaseFigures, Plan, SystemFigures
@@ -96,18 +97,11 @@ def relative(path: str | None) -> str | None:
     return str(Path(path).relative_to(REPO))
 
 
-def profile_lines(path: str | None, count: int = 4, width: int = 48) -> list[str]:
-    """The first ``count`` self-time lines of a top-functions file, cut to ``width``."""
+def profile_lines(path: str | None) -> list[str]:
+    """A few self-time lines of a top-functions file, short enough for the table."""
     if path is None or not Path(path).exists():
         return []
-    lines = Path(path).read_text().splitlines()
-    start = next(
-        (i for i, line in enumerate(lines) if line.startswith("top functions by self")), None
-    )
-    if start is None:
-        return []
-    found = [f"self {line.strip()}" for line in lines[start + 1 :][:count] if line.strip()]
-    return [line if len(line) <= width else line[: width - 3] + "..." for line in found]
+    return pyspy.self_lines(Path(path).read_text())
 
 
 def figures_of(

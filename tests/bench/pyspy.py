@@ -95,6 +95,20 @@ def top_text(name: str, seconds: float, stacks: list[tuple[list[str], int]]) -> 
     return "\n".join(lines)
 
 
+def self_lines(text: str, count: int = 4, width: int = 48) -> list[str]:
+    """The first ``count`` lines of the self-time block of ``top_text``, cut to ``width``."""
+    lines = text.splitlines()
+    start = next(
+        (i for i, line in enumerate(lines) if line.startswith("top functions by self")), None
+    )
+    if start is None:
+        return []
+    block = lines[start + 1 :]
+    block = block[: block.index("")] if "" in block else block
+    found = [f"self {line.strip()}" for line in block[:count]]
+    return [line if len(line) <= width else line[: width - 3] + "..." for line in found]
+
+
 def busiest(before: Mapping[int, int], after: Mapping[int, int]) -> int | None:
     """The pid whose ticks grew the most (None when nothing ran)."""
     grown = {pid: after[pid] - before.get(pid, 0) for pid in after}

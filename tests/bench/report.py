@@ -21,7 +21,7 @@ KIND_LABELS = {
     "postgres-shared": "apart: ",
     "other": "apart: ",
 }
-CELL = 9
+CELL = 11
 
 
 @dataclass(frozen=True)
@@ -95,13 +95,12 @@ def cpu_rows(figures: Figures) -> list[Row]:
     kinds: dict[str, str] = {}
     for column in columns:
         kinds.update(column.kinds)
-    rows = [Row("CPU ms per signup, per process", cells([c.title for c in columns]))]
+    rows = [
+        Row("CPU ms per signup, per role (xN: N processes each)", cells([c.title for c in columns]))
+    ]
     for group in group_order(columns):
         kind = kinds[group]
-        count = max(c.processes.get(group, 0) for c in columns)
-        label = group if kind != PLATFORM or count <= 1 else f"{group} (x{count})"
-        if kind == PLATFORM:
-            label = f"platform: {label}"
+        label = f"platform: {group}" if kind == PLATFORM else group
         rows.append(
             Row(
                 f"  {KIND_LABELS.get(kind, '')}{label}",

@@ -1,6 +1,6 @@
 """Unit tests of reading py-spy's collapsed stacks into a top-functions summary."""
 
-from pyspy import busiest, parse_collapsed, short_frame, top_functions, top_text
+from pyspy import busiest, parse_collapsed, self_lines, short_frame, top_functions, top_text
 
 SITE = "/r/.venv/lib/python3.11/site-packages"
 MAIN = "<module> (/r/.venv/bin/stats:8)"
@@ -50,3 +50,14 @@ def test_the_text_shows_shares_of_all_samples() -> None:
 def test_busiest_is_the_pid_whose_ticks_grew_most() -> None:
     assert busiest({1: 100, 2: 5}, {1: 110, 2: 50, 3: 20}) == 2
     assert busiest({}, {}) is None
+
+
+def test_the_table_gets_a_few_short_self_time_lines_and_nothing_after_them() -> None:
+    text = top_text("stats", 8.0, parse_collapsed(RAW))
+    assert self_lines(text, count=10) == [
+        "self 60.0%  run (x/loop.py)",
+        "self 30.0%  execute (sqlalchemy/engine.py)",
+        "self 10.0%  handle (stats/actions.py)",
+    ]
+    assert self_lines(text, count=1, width=15) == ["self 60.0%  ..."]
+    assert self_lines("no profile") == []

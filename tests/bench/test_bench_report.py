@@ -42,7 +42,7 @@ def figures(**overrides: object) -> Figures:
 
 def test_cpu_rows_list_platform_first_then_the_counted_total_then_what_is_apart() -> None:
     labels = [row.figure.strip() for row in rows(figures())]
-    assert labels.index("platform: notifications (x2)") < labels.index("platform: accounts-web")
+    assert labels.index("platform: notifications") < labels.index("platform: accounts-web")
     total = labels.index("= platform + PostgreSQL + RabbitMQ")
     assert labels.index("RabbitMQ (beam.smp)") < total < labels.index("apart (dev sink): smtp-sink")
 
