@@ -227,6 +227,17 @@ def main() -> int:
             "load_average_before": load_before,
             "load_average_after": load_after,
         },
+        "accounting": {
+            "cpu": "utime+stime from /proc/<pid>/stat before a phase and once all its effects "
+            "are committed, divided by the signups accepted",
+            "total": "platform processes (by role) + PostgreSQL backends of the stack's own "
+            "databases (not all backends: the server is shared) + RabbitMQ beam.smp of the "
+            "node on the AMQP port (shared by every vhost on the machine)",
+            "apart": "dev sinks, supervisor, the bench itself and its PostgreSQL backends, "
+            "py-spy, PostgreSQL's shared server processes, every other process",
+            "end_to_end": "users.created_at to the last of email sent, SMS sent (when owed), "
+            "space, stats counted, subscription active (see tests/bench/effects.py)",
+        },
         "targets": report.verdicts(rows),
         "table": [asdict(row) for row in rows],
         **as_json(results),
