@@ -346,11 +346,13 @@ class Measure:
             )
             for _ in range(events)
         ]
-        publish_all(url, messages)
-        wait_for(lambda: ready_messages(url, STATS_CONSUMER) >= events, 30, 0.1, "backlog")
+        try:
+            publish_all(url, messages)
+            wait_for(lambda: ready_messages(url, STATS_CONSUMER) >= events, 30, 0.1, "backlog")
+        finally:
+            for name in stats:
+                self.stack.restart(name)
         ids = [uuid.UUID(m.message_id) for m in messages]
-        for name in stats:
-            self.stack.restart(name)
         pids = [self.stack.processes[name].pid for name in stats]
         started = self._counted_since(ids, DRAIN_TIMEOUT)
         ticks_at_start = cpu.ticks_of(pids)
