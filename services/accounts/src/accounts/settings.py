@@ -11,7 +11,6 @@ class AccountsSettings(ServiceSettings):
     amqp_url: str = amqp_url_field("accounts")
     http_port: int = 8000
     consumer_http_port: int = 8010
-    consumer_http_port: int = 8010
     max_body_bytes: int = 16 * 1024
     relay_batch_size: int = 500
     relay_poll_interval: float = 1.0

@@ -29,4 +29,3 @@ class NotificationsSettings(ServiceSettings):
     sweep_batch_size: int = 100
     inbox_prune_interval: float = 3600.0
     delivery_concurrency: int = 4
-    delivery_concurrency: int = 4
