@@ -9,7 +9,8 @@ vhost, a private copy of the whole system) and removes them afterwards.
 1. relay vs raw pika (``relay_bench``): 20,000 outbox rows published by ``OutboxRelay`` with
    confirms, against raw pika keeping 1,000 publishes unconfirmed; best of 3, same run.
 2. handler vs bare loop (``handler_bench``): 5,000 messages, one small transaction each, the
-   consumer runtime against a hand-written pika loop; best of 3.
+   consumer runtime against a hand-written pika loop; best of 3. Beside it (no target), the
+   runtime given a batch handler (one transaction and one ack per batch).
 3. the whole system in the production configuration (``e2e_bench``): CPU per signup per process
    at 20 and 100 signups/s (``cpu``), end-to-end latency at 50 and 100/s (``effects``), a py-spy
    profile of the busiest process at 100/s (``pyspy``, saved under ``var/bench/``), a stats
@@ -110,6 +111,7 @@ def figures_of(
     figures = report.Figures(
         relay=(relay.relay, relay.raw) if relay is not None else None,
         handler=(handler.platform, handler.bare) if handler is not None else None,
+        handler_batched=handler.batched if handler is not None else None,
     )
     if system is None:
         return figures
@@ -135,6 +137,7 @@ def figures_of(
         else (system.scaled_processes, scaled.end_to_end_ms["p50"], scaled.end_to_end_ms["p99"]),
         relay=figures.relay,
         handler=figures.handler,
+        handler_batched=figures.handler_batched,
         drain=(system.drain.events, system.drain.rate) if system.drain is not None else None,
         profile=None
         if profiled is None
@@ -199,7 +202,9 @@ def main() -> int:
         results["handler"] = attempt("handler", errors, lambda: handler_bench.run(count, runs))
         if (handler := results["handler"]) is not None:
             print(
-                f"  runtime {handler.platform_runs} vs bare {handler.bare_runs} msg/s", flush=True
+                f"  runtime {handler.platform_runs} vs bare {handler.bare_runs} msg/s; "
+                f"runtime with a batch handler {handler.batched_runs}",
+                flush=True,
             )
     if "e2e" in parts:
         print("\n[3/3] the whole system, production logging ...", flush=True)

@@ -9,6 +9,10 @@ inbox row (``INSERT ... ON CONFLICT DO NOTHING RETURNING``), upsert a counter
 - platform: ``ConsumerRuntime`` with one ``Subscription`` whose handler is
   ``session_handler(sessions, exactly_once(name, Inbox, step))``: broker thread + handler thread,
   tenacity retry wrapper, correlation-id log context, ack handed back to the broker thread.
+- batched (shown beside, no target): the same runtime given a batch handler as well
+  (``session_batch_handler(sessions, batch_exactly_once(name, Inbox, step))``): what is already
+  delivered is claimed in one statement and committed in one transaction, acked with one
+  ``multiple`` ack; the counter is still upserted once per event.
 
 Timed from the moment the consumer is started (connection included) until all M transactions are
 committed: the bare loop knows when its M-th commit returned; for the runtime the benchmark polls
@@ -41,7 +45,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from signup_shared.events import Envelope, UserSignedUp, parse_envelope
 from signup_shared.inbox import InboxMixin
 from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
-from signup_shared.messaging.handlers import exactly_once, session_handler
+from signup_shared.messaging.handlers import (
+    batch_exactly_once,
+    exactly_once,
+    session_batch_handler,
+    session_handler,
+)
 from signup_shared.messaging.topology import ConsumerQueue, declare
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.testing import scratch_database, user_signed_up
@@ -70,6 +79,11 @@ class HandlerFigures:
     count: int
     bare_runs: tuple[float, ...]
     platform_runs: tuple[float, ...]
+    batched_runs: tuple[float, ...] = ()
+
+    @property
+    def batched(self) -> float | None:
+        return max(self.batched_runs) if self.batched_runs else None
 
     @property
     def bare(self) -> float:
@@ -140,18 +154,26 @@ def bare_loop(url: str, queue: str, sessions: sessionmaker[Session], count: int)
 
 # the platform ------------------------------------------------------------------------------
 def platform_runtime(
-    url: str, consumer_queue: ConsumerQueue, sessions: sessionmaker[Session]
+    url: str, consumer_queue: ConsumerQueue, sessions: sessionmaker[Session], batched: bool = False
 ) -> ConsumerRuntime:
     def step(session: Session, _envelope: Envelope[Any]) -> None:
         session.execute(increment(consumer_queue.name))
 
     handler = session_handler(sessions, exactly_once(consumer_queue.name, Inbox, step))
-    subscription = Subscription(consumer_queue, (UserSignedUp,), handler)
+    batch_handler = (
+        session_batch_handler(sessions, batch_exactly_once(consumer_queue.name, Inbox, step))
+        if batched
+        else None
+    )
+    subscription = Subscription(consumer_queue, (UserSignedUp,), handler, batch_handler)
     return ConsumerRuntime(consumer_queue.service, url, [subscription], prefetch=PREFETCH)
 
 
-def platform(url: str, consumer_queue: ConsumerQueue, engine: Engine, count: int) -> float:
-    runtime = platform_runtime(url, consumer_queue, sessionmaker(engine, expire_on_commit=False))
+def platform(
+    url: str, consumer_queue: ConsumerQueue, engine: Engine, count: int, batched: bool = False
+) -> float:
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    runtime = platform_runtime(url, consumer_queue, sessions, batched)
     stop = threading.Event()
     thread = threading.Thread(target=runtime.run, args=(stop,), name="runtime")
     started = time.perf_counter()
@@ -172,6 +194,10 @@ def platform(url: str, consumer_queue: ConsumerQueue, engine: Engine, count: int
 
 # one run -----------------------------------------------------------------------------------
 Runner = Callable[[str, ConsumerQueue, Engine, int], float]
+
+
+def batched(url: str, consumer_queue: ConsumerQueue, engine: Engine, count: int) -> float:
+    return platform(url, consumer_queue, engine, count, batched=True)
 
 
 def bare(url: str, consumer_queue: ConsumerQueue, engine: Engine, count: int) -> float:
@@ -206,10 +232,10 @@ def run(count: int = 5_000, runs: int = 3) -> HandlerFigures:
     run_id = unique("bench")
     queues = {
         kind: ConsumerQueue(f"{run_id}{kind}", f"{run_id}{kind}.user_signed_up")
-        for kind in ("bare", "platform")
+        for kind in ("bare", "platform", "batched")
     }
-    results: dict[str, list[float]] = {"bare": [], "platform": []}
-    runners: dict[str, Runner] = {"bare": bare, "platform": platform}
+    results: dict[str, list[float]] = {"bare": [], "platform": [], "batched": []}
+    runners: dict[str, Runner] = {"bare": bare, "platform": platform, "batched": batched}
     with private_vhost() as url, scratch_database("bench") as engine:
         create_schema(engine, Base)
         with Connection(url) as connection:
@@ -217,4 +243,6 @@ def run(count: int = 5_000, runs: int = 3) -> HandlerFigures:
         for _ in range(runs):
             for kind, consumer_queue in queues.items():
                 results[kind].append(measure(runners[kind], url, consumer_queue, engine, count))
-    return HandlerFigures(count, tuple(results["bare"]), tuple(results["platform"]))
+    return HandlerFigures(
+        count, tuple(results["bare"]), tuple(results["platform"]), tuple(results["batched"])
+    )

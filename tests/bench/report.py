@@ -49,6 +49,7 @@ class Figures:
     scaled_latency: tuple[int, float, float] | None = None  # (processes, p50, p99) @100/s
     relay: tuple[float, float] | None = None  # best relay, best raw (msg/s)
     handler: tuple[float, float] | None = None  # best runtime, best bare loop (msg/s)
+    handler_batched: float | None = None  # best runtime with a batch handler (msg/s)
     drain: tuple[int, float] | None = None  # events, events/s
     profile: tuple[str, str] | None = None  # process name, top-functions file
     profile_top: list[str] = field(default_factory=list)  # a few "12.3%  function" lines
@@ -214,6 +215,15 @@ def rows(figures: Figures) -> list[Row]:
             "runtime vs bare",
         )
     )
+    if figures.handler_batched is not None and figures.handler is not None:
+        bare = figures.handler[1]
+        result.append(
+            Row(
+                "  the runtime with a batch handler",
+                f"{figures.handler_batched:,.0f} msg/s = {figures.handler_batched / bare:.2f}x "
+                "the bare loop",
+            )
+        )
     if figures.drain is None:
         result.append(judged("stats backlog drain", "n/a", "stats_drain_rate", None))
     else:

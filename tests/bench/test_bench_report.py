@@ -33,6 +33,7 @@ def figures(**overrides: object) -> Figures:
         "latency": {50: (9.0, 20.0), 100: (10.0, 30.0)},
         "relay": (14_000.0, 20_000.0),
         "handler": (900.0, 1_000.0),
+        "handler_batched": 3_000.0,
         "drain": (5000, 3100.0),
         "profile": ("notifications", "var/bench/profile-notifications-top.txt"),
     }
@@ -75,3 +76,8 @@ def test_no_passing_step_is_judged_as_not_met() -> None:
     report = rows(figures(max_sustained_rate=None, steps=[(50, False)]))
     sustained = next(r for r in report if r.figure.startswith("max sustained"))
     assert (sustained.measured, sustained.verdict) == ("below the lowest step", "NOT met")
+
+
+def test_the_batched_runtime_is_shown_against_the_bare_loop_without_a_target() -> None:
+    row = next(r for r in rows(figures()) if "batch handler" in r.figure)
+    assert (row.measured, row.target) == ("3,000 msg/s = 3.00x the bare loop", "")
