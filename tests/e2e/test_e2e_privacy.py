@@ -27,10 +27,7 @@ from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.testing import user_signed_up
 
 # Short broker retry delays so that retried failures reach their dead-letter queue quickly.
-FAST_RETRIES = {
-    f"{service}_RETRY_DELAYS": "[300, 600]"
-    for service in ("ACCOUNTS", "NOTIFICATIONS", "PROVISIONING", "STATS")
-}
+FAST_RETRIES = "[300, 600]"
 CONSUMER_QUEUES = (
     "notifications.user_signed_up",
     "provisioning.user_signed_up",
@@ -70,7 +67,12 @@ class Person:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     with running_stack(
-        **FAST_RETRIES, NOTIFICATIONS_SWEEP_INTERVAL="2", NOTIFICATIONS_SWEEP_GRACE="3"
+        ACCOUNTS_RETRY_DELAYS=FAST_RETRIES,
+        NOTIFICATIONS_RETRY_DELAYS=FAST_RETRIES,
+        PROVISIONING_RETRY_DELAYS=FAST_RETRIES,
+        STATS_RETRY_DELAYS=FAST_RETRIES,
+        NOTIFICATIONS_SWEEP_INTERVAL="2",
+        NOTIFICATIONS_SWEEP_GRACE="3",
     ) as running:
         yield running
 

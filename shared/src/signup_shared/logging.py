@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, MutableMapping
 from datetime import date, datetime
@@ -141,13 +142,34 @@ def _foreign_record(_logger: object, _method: str, event_dict: EventDict) -> Eve
 _LEVEL_OF_METHOD = {"exception": "error", "warn": "warning"}
 
 
-def _prepare(service: str) -> Processor:
-    """Traceback formatted, personal data masked, service and level added: one call per line.
+class _Clock:
+    """ISO 8601 UTC timestamps with microseconds, the date and time formatted once a second.
 
-    The same as ``format_exc_info``, ``mask_personal_data`` and ``add_log_level`` in a row, with
-    the traceback formatted first so that the masking sees it.
+    ``2026-11-25T10:16:04.123456Z``, as ``TimeStamper(fmt="iso", utc=True)`` writes them, at
+    about a third of its cost.
+    """
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (0, "")
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        cached = self._second  # one tuple, swapped whole: safe across threads
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._second = cached
+        return f"{cached[1]}.{int((now - second) * 1_000_000):06d}Z"
+
+
+def _prepare(service: str) -> Processor:
+    """Traceback formatted, personal data masked, service, level and time added: one call.
+
+    The same as ``format_exc_info``, ``mask_personal_data``, ``add_log_level`` and a
+    ``TimeStamper`` in a row, with the traceback formatted first so that the masking sees it.
     """
     format_exc_info = structlog.processors.format_exc_info
+    clock = _Clock()
 
     def prepare(logger: Any, method: str, event_dict: EventDict) -> EventDict:
         if "exc_info" in event_dict:
@@ -155,6 +177,7 @@ def _prepare(service: str) -> Processor:
         mask_personal_data(logger, method, event_dict)
         event_dict.setdefault("service", service)
         event_dict["level"] = _LEVEL_OF_METHOD.get(method, method)
+        event_dict["timestamp"] = clock.now()
         return event_dict
 
     return prepare
@@ -183,7 +206,6 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         _prepare(service),
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
     logger_factory: Any

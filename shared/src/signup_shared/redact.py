@@ -63,7 +63,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # so a hit is always right.
 _CLEAN: set[str] = set()
 _CLEAN_MAX_ENTRIES = 4096
-_CLEAN_MAX_LENGTH = 80
+_CLEAN_MAX_LENGTH = 120
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 _GROUPS = re.compile(r"[0-9]+")
 
@@ -94,8 +94,10 @@ def redact(text: str) -> str:
         redacted = text
     else:
         redacted = _PHONE.sub(_phone, _EMAIL.sub(EMAIL_MASK, text) if "@" in text else text)
-    if redacted is text and len(text) <= _CLEAN_MAX_LENGTH:
+    if redacted != text:
+        return redacted
+    if len(text) <= _CLEAN_MAX_LENGTH:
         if len(_CLEAN) >= _CLEAN_MAX_ENTRIES:
             _CLEAN.clear()
         _CLEAN.add(text)
-    return redacted
+    return text

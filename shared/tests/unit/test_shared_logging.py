@@ -1,7 +1,9 @@
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -132,7 +134,9 @@ def test_json_lines_with_service_level_timestamp_and_correlation_id(
     assert line["level"] == "info"
     assert line["correlation_id"] == "c-1"
     assert line["email"] == "a***@example.com"
-    assert line["timestamp"].endswith("Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", line["timestamp"])
+    stamped = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - stamped).total_seconds()) < 5
 
 
 def test_exception_text_and_traceback_are_scrubbed(logs: pytest.CaptureFixture[str]) -> None:
