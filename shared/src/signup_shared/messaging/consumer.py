@@ -14,6 +14,7 @@ import contextlib
 import enum
 import os
 import queue
+import random
 import threading
 import time
 import uuid
@@ -314,7 +315,7 @@ class MessageProcessor:
     def _handle_through_outages(
         self, subscription: Subscription, envelope: Envelope[Any], stopping: threading.Event
     ) -> None:
-        backoff = Backoff(base=0.5, cap=self.outage_backoff_cap)
+        backoff: Backoff | None = None  # built only when the database is away
         while True:
             try:
                 self._handle(subscription.handler, envelope)
@@ -322,6 +323,7 @@ class MessageProcessor:
             except Exception as exc:
                 if not failures.is_outage(exc):
                     raise
+                backoff = backoff or Backoff(base=0.5, cap=self.outage_backoff_cap)
                 delay = backoff.next()
                 log.warning(
                     "message.waiting_for_database",
@@ -334,9 +336,17 @@ class MessageProcessor:
                     raise DatabaseOutageError from exc
 
     def _handle(self, handler: Handler, envelope: Envelope[Any]) -> None:
+        """The handler, retried in process on transient errors (the retrier is built only then)."""
+        try:
+            handler(envelope)
+            return
+        except Exception as exc:
+            if self.in_process_attempts <= 1 or not failures.is_transient(exc):
+                raise
+        time.sleep(random.uniform(0, min(0.05, self.max_wait)))
         for attempt in Retrying(
             retry=retry_if_exception(failures.is_transient),
-            stop=stop_after_attempt(self.in_process_attempts),
+            stop=stop_after_attempt(self.in_process_attempts - 1),
             wait=wait_exponential_jitter(multiplier=0.05, max=self.max_wait),
             reraise=True,
         ):
