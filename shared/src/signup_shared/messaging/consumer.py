@@ -2,12 +2,22 @@
 
 Shaped like a view: decode -> handler (which opens the transaction, calls one action and
 commits) -> ack. The connection lives on the main thread, which keeps heartbeats flowing and
-does every ack; handlers run on a worker thread, one message at a time, so a slow handler never
-starves the heartbeat. Acks are sent only after the handler returned, i.e. after its commit.
+does every ack; handlers run on a worker thread, so a slow handler never starves the heartbeat.
+Acks are sent only after the handler returned, i.e. after its commit.
+
+Batches: the worker takes what is already delivered (up to ``batch_size``, never waiting for
+more) and gives each queue's share to its batch handler: one transaction, then one ``multiple``
+ack. A batch that fails is handled again one message at a time, so each message keeps its own
+retry and dead-letter path.
 
 Failures: poison (undecodable, invalid, unknown type/version, oversized) goes to ``<queue>.dlq``
 at once with the reason in headers; transient errors are retried in process (tenacity), then
 through the delay queues, then dead-lettered. Nothing is acked and dropped.
+
+Containment: every value read from a message is read defensively; any error of the runtime
+itself dead-letters that one message as ``unprocessable`` (rejected into the queue's own
+dead-letter exchange if even that copy cannot be published), and the consumer carries on. If the
+worker thread dies anyway, the process logs why and exits at once (readiness says 503 meanwhile).
 """
 
 import contextlib
