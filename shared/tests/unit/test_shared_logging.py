@@ -1,6 +1,8 @@
+import io
 import json
 import logging
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -197,6 +199,19 @@ def test_unrenderable_values_never_break_the_caller(logs: pytest.CaptureFixture[
     [line] = json_lines(logs)
     assert line["attempts"] == str(2**70)
     assert line["name"] == "\ud800"
+
+
+def test_a_text_only_stderr_gets_the_same_json(
+    logs: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text_only = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", text_only)
+    configure_logging("stats-web", "INFO", "json")
+    structlog.get_logger().info("x.y", error=f"for {PHONE}")
+    logging.getLogger("kombu").error("lost %s", ADA)
+    first, second = (json.loads(line) for line in text_only.getvalue().splitlines())
+    assert (first["event"], first["error"]) == ("x.y", "for <phone>")
+    assert (second["event"], second["logger"]) == ("lost <email>", "kombu")
 
 
 def test_correlation_scope_binds_and_restores() -> None:
