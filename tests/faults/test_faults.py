@@ -136,19 +136,21 @@ def publish_duplicates(stack: Stack, load: Load) -> int:
     return 0
 
 
-# Headers a hostile or broken internal client may send, of every AMQP field type. (2**70 cannot
-# be sent: AMQP integers have 64 bits; 2**63 - 1 overflows as soon as the runtime adds one.)
+# Headers a hostile or broken internal client may send, of every AMQP field type. Not sendable:
+# 2**70 (AMQP integers have 64 bits; 2**63 - 1 overflows as soon as the runtime adds one) and
+# NaN/infinity (RabbitMQ 3.10 closes the publishing channel with 541 INTERNAL_ERROR: its table
+# parser has no clause for them, so no consumer can ever receive one).
 HOSTILE_HEADERS: list[dict[str, Any]] = [
     {"x-event-version": "abc"},
     {"x-event-version": -1},
     {"x-event-version": 2**63 - 1},
     {"x-event-version": 1.5},
-    {"x-event-version": float("nan"), "x-signup-attempts": float("inf")},
+    {"x-event-version": 1e308, "x-signup-attempts": -0.0},
     {"x-signup-attempts": 2**63 - 1},
     {"x-signup-attempts": -(2**63)},
     {"x-signup-attempts": -1},
     {"x-signup-attempts": 2.5},
-    {"x-signup-attempts": float("nan")},
+    {"x-signup-attempts": 1e300},
     {"x-signup-attempts": "2"},
     {"x-signup-attempts": {"nested": {"deeper": [1, "two", None, {"x": b"\xff"}]}}},
     {"x-signup-attempts": [1, 2, 3], "x-event-version": [1]},
@@ -193,7 +195,7 @@ def publish_raw(stack: Stack, messages: list[tuple[str, bytes, dict[str, Any]]])
         for n, (queue, body, headers) in enumerate(messages):
             properties: dict[str, Any] = {"application_headers": headers, "delivery_mode": 2}
             if n % 3 == 0:  # some without any property; others with odd ones
-                properties.update(message_id="\x00" * 3, correlation_id="é" * 200,
+                properties.update(message_id="\x00" * 3, correlation_id="é" * 120,
                                   type="NoSuchEvent", content_type="text/x-garbage")
             channel.basic_publish(amqp.Message(body, **properties), exchange="",
                                   routing_key=queue)
