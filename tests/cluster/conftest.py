@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from platform_harness import stack as stack_module
-from platform_harness.stack import REPO, Stack, free_port, procfile, wait_until
+from platform_harness.stack import REPO, Stack, wait_until
 
 SCRIPT = REPO / "deploy" / "cluster" / "cluster.sh"
 CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", REPO / "var" / "cluster"))
@@ -32,15 +32,9 @@ CLASSIC_POLICY = {
     "definition": {"ha-mode": "all", "ha-sync-mode": "automatic"},
     "priority": 0,
 }
-# Consuming roles and the variable holding each one's health port; relays have none.
-SECOND_INSTANCES: dict[str, str | None] = {
-    "accounts-consumer": "ACCOUNTS_CONSUMER_HTTP_PORT",
-    "notifications": "NOTIFICATIONS_HTTP_PORT",
-    "provisioning": "PROVISIONING_HTTP_PORT",
-    "stats": "STATS_CONSUMER_HTTP_PORT",
-    "accounts-relay": None,
-    "provisioning-relay": None,
-}
+# The harness runs two instances of each consuming role (Stack(consumer_processes=2), named
+# ``<role>-1`` and ``<role>-2``); the second relay of each service is started here.
+RELAYS = ("accounts-relay", "provisioning-relay")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -179,16 +173,13 @@ def cluster_vhost(cluster: Cluster) -> Iterator[str]:
     cluster.delete_vhost(vhost)
 
 
-def start_second_instance(stack: Stack, role: str) -> str:
-    """Another process of ``role`` beside the first, with a health port of its own."""
+def start_second_relay(stack: Stack, role: str) -> str:
+    """Another relay of ``role`` beside the first (relays have no port of their own)."""
     name = f"{role}#2"
-    env = dict(stack.env)
-    variable = SECOND_INSTANCES[role]
-    if variable:
-        env[variable] = str(free_port())
+    program = stack.programs[role]
     log = (stack.root / "var" / "log" / f"{name}.log").open("ab")
     stack.processes[name] = subprocess.Popen(
-        ["bash", "-c", f"exec {procfile()[role]}"], cwd=stack.root, env=env, stdout=log,
+        list(program.argv), cwd=stack.root, env={**stack.env, **program.env}, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True)
     return name
 
@@ -204,8 +195,7 @@ def wait_for_second_instances(cluster: Cluster, stack: Stack, timeout: float = 1
     def ready() -> bool:
         stack.assert_running()
         counts = cluster.consumers(stack.name)
-        relays = all("relay.started" in stack.log(f"{role}#2")
-                     for role in ("accounts-relay", "provisioning-relay"))
+        relays = all("relay.started" in stack.log(f"{role}#2") for role in RELAYS)
         return relays and all(counts.get(queue, 0) >= 2 for queue in service_queues)
 
     wait_until(ready, timeout, 1.0, "two consumers on every service queue, two relays")
@@ -217,7 +207,7 @@ def cluster_stack(cluster: Cluster) -> Iterator[Stack]:
     name = f"cl{uuid.uuid4().hex[:8]}"
     stack_module.MANAGEMENT = cluster.management_url()
     cluster.add_vhost(name)
-    stack = Stack(name=name, extra_env={
+    stack = Stack(name=name, consumer_processes=2, extra_env={
         "AMQP_URL": cluster.urls(name),
         "NOTIFICATIONS_SWEEP_INTERVAL": "5",
         "NOTIFICATIONS_SWEEP_GRACE": "10",
@@ -225,8 +215,8 @@ def cluster_stack(cluster: Cluster) -> Iterator[Stack]:
     stack.amqp_url = cluster.urls(name)
     try:
         stack.start(timeout=120)
-        for role in SECOND_INSTANCES:
-            start_second_instance(stack, role)
+        for role in RELAYS:
+            start_second_relay(stack, role)
         wait_for_second_instances(cluster, stack)
         yield stack
     except BaseException:
