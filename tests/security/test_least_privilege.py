@@ -7,6 +7,7 @@ applies), created under names of this test in a vhost of this test; the database
 databases likewise. Everything is removed afterwards.
 """
 
+import base64
 import importlib.util
 import os
 import secrets
@@ -471,3 +472,15 @@ def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_d
                 connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 connection.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
         engine.dispose()
+
+
+def test_role_passwords_reach_the_server_only_as_scram_verifiers(databases: Databases) -> None:
+    """The server kept the verifier we computed: it was never given the password in clear."""
+    stored = scalar(
+        databases.admin,
+        "SELECT rolpassword FROM pg_authid WHERE rolname = :role",
+        role=f"{databases.prefix}_accounts",
+    )
+    assert stored.startswith(f"SCRAM-SHA-256${migrations.SCRAM_ITERATIONS}:")
+    salt = base64.b64decode(stored.split("$")[1].split(":")[1])
+    assert stored == migrations.scram_verifier(databases.passwords["accounts"], salt)

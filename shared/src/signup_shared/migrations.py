@@ -1,5 +1,9 @@
 """Alembic helpers: every service keeps its own migrations and its own database."""
 
+import base64
+import hashlib
+import hmac
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -66,20 +70,18 @@ def ensure_role_and_database(admin_url: str, database_url: str) -> bool:
                     f"role {role!r} is a superuser: give the service a role of its own "
                     "(<SERVICE>_DATABASE_URL)"
                 )
-            password = (
-                "NULL"
-                if url.password is None
-                else sa.literal(str(url.password)).compile(
-                    dialect=connection.dialect, compile_kwargs={"literal_binds": True}
-                ).string
-            )
+            # The password travels only as a SCRAM verifier: never in clear in the statement,
+            # so neither an error text nor the server's statement log can show it.
+            password = "NULL" if url.password is None else f"'{scram_verifier(url.password)}'"
             verb = "CREATE" if superuser is None else "ALTER"
-            connection.execute(
-                sa.text(
-                    f"{verb} ROLE {quote(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                    f"NOREPLICATION NOBYPASSRLS PASSWORD {password}"
+            try:
+                connection.exec_driver_sql(
+                    f"{verb} ROLE {quote(role)} WITH LOGIN NOSUPERUSER NOCREATEDB "
+                    f"NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {password}"
                 )
-            )
+            except sa.exc.DBAPIError as exc:
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                raise SetupError(f"could not {verb.lower()} role {role!r} ({sqlstate})") from None
             created = not connection.scalar(
                 sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
             )
@@ -94,6 +96,24 @@ def ensure_role_and_database(admin_url: str, database_url: str) -> bool:
         return created
     finally:
         admin.dispose()
+
+
+SCRAM_ITERATIONS = 4096
+
+
+def scram_verifier(password: str, salt: bytes | None = None) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of ``password`` (RFC 5802/7677), as the server
+    stores it: ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``."""
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
 
 
 _FOREIGN_OBJECTS = """
