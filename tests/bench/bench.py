@@ -208,6 +208,8 @@ def main() -> int:
             )
     if "e2e" in parts:
         print("\n[3/3] the whole system, production logging ...", flush=True)
+        for old in FOLDER.glob("profile-*.txt"):  # an earlier run's profile of another process
+            old.unlink()
         plan = Plan.quick(processes) if quick else Plan(consumer_processes=processes)
         results["e2e"] = attempt(
             "e2e", errors, lambda: e2e_bench.run(plan, FOLDER, lambda line: print(line, flush=True))
