@@ -1,4 +1,5 @@
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
+def trace_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every process of the session's stack appends its finished spans here (JSON lines)."""
+    return tmp_path_factory.mktemp("traces") / "spans.jsonl"
+
+
+@pytest.fixture(scope="session")
+def stack(trace_file: Path) -> Iterator[Stack]:
+    with running_stack(SIGNUP_TRACE_FILE=str(trace_file)) as running:
         yield running

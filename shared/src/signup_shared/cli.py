@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
-from kombu.connection import Connection
 
-from signup_shared import lifecycle, migrations
+from signup_shared import lifecycle, migrations, tracing
 from signup_shared.logging import configure_logging
 from signup_shared.messaging import topology
+from signup_shared.messaging.connection import connect
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.settings import ServiceSettings
 
@@ -31,7 +31,11 @@ def run(
     args = parser.parse_args(argv)
     settings = settings_class()
     configure_logging(f"{prog}-{args.command}", settings.log_level, settings.log_format)
-    commands[args.command](settings)
+    tracing.configure_tracing(f"{prog}-{args.command}")
+    try:
+        commands[args.command](settings)
+    finally:
+        tracing.shutdown()  # hands finished spans to the exporter before the process ends
 
 
 def migrate(database_url: str, migrations_dir: Path) -> None:
@@ -43,6 +47,6 @@ def migrate(database_url: str, migrations_dir: Path) -> None:
 
 def declare_topology(amqp_url: str, queues: Sequence[ConsumerQueue]) -> None:
     """``<service> topology``: declare the core exchanges and the service's queues."""
-    with Connection(amqp_url) as connection:
+    with connect(amqp_url, name="topology") as connection:
         topology.declare(connection, queues)
     log.info("topology.declared", queues=[queue.name for queue in queues])

@@ -36,6 +36,7 @@ TRACEPARENT_LENGTH = 55
 _VALID = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _current: ContextVar[str | None] = ContextVar("traceparent", default=None)
+_consumed: ContextVar[dict[Any, str] | None] = ContextVar("consumed", default=None)
 _provider: dict[str, TracerProvider] = {}
 
 SERVER, CONSUMER, PRODUCER, INTERNAL = (
@@ -152,3 +153,29 @@ def current_traceparent() -> str | None:
 def rename_current(name: str) -> None:
     """Name the span in progress once its name is known (an HTTP route after routing)."""
     trace.get_current_span().update_name(name)
+
+
+def consumed(queue: str, event_id: Any, header: object) -> None:
+    """A ``consume`` span for one delivery, child of its ``traceparent`` header; remembered so
+    that the handling of that event (``handling``) continues the same trace."""
+    with span(f"consume {queue}", header, CONSUMER, {"messaging.destination.name": queue}) as tp:
+        remembered = _consumed.get()
+        if remembered is None:
+            remembered = {}
+            _consumed.set(remembered)
+        remembered[event_id] = tp
+
+
+def forget_consumed() -> None:
+    """Drop what the previous batch remembered (called once per batch by the runtime)."""
+    remembered = _consumed.get()
+    if remembered:
+        remembered.clear()
+
+
+@contextlib.contextmanager
+def handling(event_id: Any, name: str) -> Iterator[str]:
+    """The span of handling one consumed event; outbox rows written inside carry its trace."""
+    remembered = _consumed.get() or {}
+    with span(name, remembered.get(event_id)) as traceparent:
+        yield traceparent

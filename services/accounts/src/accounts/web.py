@@ -21,14 +21,17 @@ def main() -> None:
     settings = AccountsSettings()
     configure_logging("accounts-web", settings.log_level, settings.log_format)
     tracing.configure_tracing("accounts-web")
-    uvicorn.run(
-        app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level="warning",
-        access_log=False,
-        log_config=None,  # keep configure_logging's masking handler for uvicorn's own lines
-    )
+    try:
+        uvicorn.run(
+            app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # keep configure_logging's masking handler for uvicorn's own lines
+        )
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

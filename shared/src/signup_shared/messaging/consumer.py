@@ -39,6 +39,7 @@ from kombu.message import Message
 from kombu.messaging import Consumer
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from signup_shared import tracing
 from signup_shared.backoff import Backoff
 from signup_shared.errors import PoisonMessageError
 from signup_shared.events import Envelope, EventData
@@ -101,6 +102,11 @@ class Delivery:
                 _mapping(_attribute(message, "delivery_info")).get("routing_key", "")
             ),
         )
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C trace context the sender attached, if it is a valid one."""
+        return tracing.parse_traceparent(self.headers.get(tracing.TRACEPARENT))
 
 
 def _attribute(message: Any, name: str) -> Any:
@@ -186,6 +192,7 @@ class MessageProcessor:
             envelope = self.decode(subscription, delivery)
             if isinstance(envelope, failures.Decision):
                 return envelope
+            tracing.consumed(subscription.queue.name, envelope.id, delivery.traceparent)
             return self.handle(subscription, delivery, envelope, stopping)
         except Exception as exc:
             return self.unprocessable(subscription, delivery, exc)
@@ -216,7 +223,10 @@ class MessageProcessor:
             envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
         ):
             try:
-                self._handle_through_outages(subscription, envelope, stopping or threading.Event())
+                with tracing.handling(envelope.id, f"handle {envelope.type}"):
+                    self._handle_through_outages(
+                        subscription, envelope, stopping or threading.Event()
+                    )
             except DatabaseOutageError:
                 return None
             except Exception as exc:
@@ -255,8 +265,13 @@ class MessageProcessor:
                 envelope = self.unprocessable(subscription, delivery, exc)
             if isinstance(envelope, failures.Decision):
                 decisions[index] = envelope
-            else:
-                decoded.append((index, envelope))
+                continue
+            try:
+                tracing.consumed(subscription.queue.name, envelope.id, delivery.traceparent)
+            except Exception as exc:
+                decisions[index] = self.unprocessable(subscription, delivery, exc)
+                continue
+            decoded.append((index, envelope))
         if not decoded:
             return decisions
         try:
@@ -609,6 +624,7 @@ class ConsumerRuntime:
     def _process(self, batch: list[_Work]) -> _Done:
         """Decisions for one batch, each queue's share handled together; never raises."""
         generation = self._generation
+        tracing.forget_consumed()
         by_queue: dict[str, list[tuple[Subscription, Message, Delivery]]] = {}
         for item_generation, subscription, message in batch:
             if item_generation == generation:  # older ones died with their channel

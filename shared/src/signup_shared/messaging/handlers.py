@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from signup_shared import inbox
+from signup_shared import inbox, tracing
 from signup_shared.db import transaction
 from signup_shared.events import Envelope, EventData, event_name
 from signup_shared.messaging import topology
@@ -81,7 +81,8 @@ def batch_exactly_once(
             batch_step(session, new)
         elif new:
             for event in new:
-                step(session, event)
+                with tracing.handling(event.id, f"handle {event.type}"):
+                    step(session, event)
         if len(new) < len(envelopes):
             log.debug("batch.duplicates", consumer=consumer, count=len(envelopes) - len(new))
         return new
