@@ -24,7 +24,7 @@ if [[ -s $PIDFILE ]] && pid=$(<"$PIDFILE") && [[ $pid =~ ^[0-9]+$ && -r /proc/$p
   exit 1
 fi
 consumer_ports=$(python deploy/supervisor/config.py --print-ports)
-ports=(8000 8003 1025 8025 $consumer_ports)
+ports=(8000 8003 8020 8022 1025 8025 $consumer_ports)  # consumers: 8010 8001 8002 8013
 busy_ports() {
   busy=()
   for port in "${ports[@]}"; do

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from platform_harness import stack as stack_module
-from platform_harness.stack import REPO, Stack, wait_until
+from platform_harness.stack import REPO, Stack, free_port, wait_until
 
 SCRIPT = REPO / "deploy" / "cluster" / "cluster.sh"
 CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", REPO / "var" / "cluster"))
@@ -174,12 +174,13 @@ def cluster_vhost(cluster: Cluster) -> Iterator[str]:
 
 
 def start_second_relay(stack: Stack, role: str) -> str:
-    """Another relay of ``role`` beside the first (relays have no port of their own)."""
+    """Another relay of ``role`` beside the first, with a health port of its own."""
     name = f"{role}#2"
     program = stack.programs[role]
+    port = {f"{role.split('-')[0].upper()}_RELAY_HTTP_PORT": str(free_port())}
     log = (stack.root / "var" / "log" / f"{name}.log").open("ab")
     stack.processes[name] = subprocess.Popen(
-        list(program.argv), cwd=stack.root, env={**stack.env, **program.env}, stdout=log,
+        list(program.argv), cwd=stack.root, env={**stack.env, **program.env, **port}, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True)
     return name
 

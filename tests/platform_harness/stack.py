@@ -116,6 +116,8 @@ class Stack:
                 "stats",
                 "stats_consumer",
                 "accounts_consumer",
+                "accounts_relay",
+                "provisioning_relay",
                 "smtp",
                 "sms",
             )
@@ -138,6 +140,8 @@ class Stack:
                 "NOTIFICATIONS_SMS_BASE_URL": f"http://127.0.0.1:{self.ports['sms']}",
                 "STATS_CONSUMER_HTTP_PORT": str(self.ports["stats_consumer"]),
                 "ACCOUNTS_CONSUMER_HTTP_PORT": str(self.ports["accounts_consumer"]),
+                "ACCOUNTS_RELAY_HTTP_PORT": str(self.ports["accounts_relay"]),
+                "PROVISIONING_RELAY_HTTP_PORT": str(self.ports["provisioning_relay"]),
                 "PROVISIONING_SPACES_ROOT": str(self.root / "var" / "spaces"),
             }
         )
@@ -163,9 +167,14 @@ class Stack:
         return programs
 
     def health_ports(self) -> dict[str, int]:
-        """Program name -> the port where it answers /readyz (consumers and web processes)."""
+        """Program name -> the port where it answers /readyz (web, relay, consumer processes)."""
         config = supervisor_config()
-        ports = {"accounts-web": self.ports["accounts"], "stats-web": self.ports["stats"]}
+        ports = {
+            "accounts-web": self.ports["accounts"],
+            "stats-web": self.ports["stats"],
+            "accounts-relay": self.ports["accounts_relay"],
+            "provisioning-relay": self.ports["provisioning_relay"],
+        }
         for name, program in self.programs.items():
             if program.role in config.HEALTH_ENDPOINT:
                 ports[name] = int(program.env[config.CONSUMERS[program.role][0]])

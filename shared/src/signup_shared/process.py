@@ -10,6 +10,8 @@ from types import FrameType
 import structlog
 from sqlalchemy import Engine, text
 
+from signup_shared import metrics
+
 log = structlog.get_logger(__name__)
 
 Check = Callable[[], bool]
@@ -56,7 +58,8 @@ def _passes(check: Check) -> bool:
 
 
 class HealthServer:
-    """``GET /healthz`` (the process answers) and ``GET /readyz`` (every check passes, else 503)."""
+    """``GET /healthz`` (the process answers), ``GET /readyz`` (every check passes, else 503)
+    and ``GET /metrics`` (the process's Prometheus metrics)."""
 
     def __init__(self, host: str, port: int, checks: Mapping[str, Check]) -> None:
         self.checks = dict(checks)
@@ -81,13 +84,18 @@ class HealthServer:
                         200 if ok else 503,
                         {"status": "ok" if ok else "unavailable", "checks": results},
                     )
+                elif self.path == "/metrics":
+                    body, content_type = metrics.exposition()
+                    self._send(200, body, content_type)
                 else:
                     self._reply(404, {"detail": "not found"})
 
             def _reply(self, status: int, body: dict[str, object]) -> None:
-                payload = json.dumps(body).encode()
+                self._send(status, json.dumps(body).encode(), "application/json")
+
+            def _send(self, status: int, payload: bytes, content_type: str) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

@@ -12,5 +12,6 @@ class AccountsSettings(ServiceSettings):
     http_port: int = 8000
     consumer_http_port: int = 8010
     max_body_bytes: int = 16 * 1024
+    relay_http_port: int = 8020
     relay_batch_size: int = 500
     relay_poll_interval: float = 1.0

@@ -5,14 +5,16 @@ from pathlib import Path
 from provisioning import bootstrap
 from provisioning.settings import ProvisioningSettings
 from signup_shared import cli
-from signup_shared.process import stop_on_signals
+from signup_shared.outbox.runner import run_relay
 from signup_shared.worker import run_worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def relay(settings: ProvisioningSettings) -> None:
-    bootstrap.relay(settings).run(stop_on_signals())
+    run_relay(
+        bootstrap.relay(settings), settings.amqp_url, settings.http_host, settings.relay_http_port
+    )
 
 
 def consume(settings: ProvisioningSettings) -> None:

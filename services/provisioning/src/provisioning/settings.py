@@ -13,6 +13,7 @@ class ProvisioningSettings(ServiceSettings):
     amqp_url: str = amqp_url_field("provisioning")
     http_port: int = 8002
     spaces_root: Path = Path("var/spaces")
+    relay_http_port: int = 8022
     relay_batch_size: int = 500
     relay_poll_interval: float = 1.0
     inbox_prune_interval_seconds: float = 3600.0

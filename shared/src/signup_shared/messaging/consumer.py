@@ -47,6 +47,7 @@ from signup_shared.logging import correlation_scope
 from signup_shared.messaging import failures, topology
 from signup_shared.messaging.connection import CONNECTION_ERRORS, connect
 from signup_shared.messaging.publisher import ConfirmingPublisher, Publisher
+from signup_shared.messaging.queue_metrics import REJECTED, for_queue
 from signup_shared.messaging.topology import DEAD_LETTER_EXCHANGE, ConsumerQueue
 from signup_shared.messaging.wire import (
     OutgoingMessage,
@@ -495,7 +496,12 @@ def settle(
         error_type=type(decision.error).__name__ if decision.error is not None else "",
     )
     _ack(message)
-    return Settled.RETRIED if copy.exchange == "" else Settled.DEAD_LETTERED
+    if copy.exchange != DEAD_LETTER_EXCHANGE:  # a retry queue's
+        delay = topology.delay_label(subscription.queue.retry_delays_ms[decision.attempt - 1])
+        for_queue(subscription.queue.name).retried(delay).inc()
+        return Settled.RETRIED
+    for_queue(subscription.queue.name).dead_lettered(decision.kind).inc()
+    return Settled.DEAD_LETTERED
 
 
 def _dead_letter_plainly(
@@ -516,9 +522,11 @@ def _dead_letter_plainly(
             error=failures.error_text(again),
         )
         _reject(message)
+        for_queue(subscription.queue.name).dead_lettered(REJECTED).inc()
         return Settled.REJECTED
     log.warning("message.rerouted", target=subscription.queue.dlq_name, kind="unprocessable")
     _ack(message)
+    for_queue(subscription.queue.name).dead_lettered(failures.UNPROCESSABLE).inc()
     return Settled.DEAD_LETTERED
 
 
@@ -635,8 +643,12 @@ class ConsumerRuntime:
         for items in by_queue.values():
             subscription = items[0][0]
             deliveries = [delivery for _, _, delivery in items]
+            counted = for_queue(subscription.queue.name)
+            counted.batch_size.observe(len(deliveries))
+            started = time.perf_counter()
             try:
                 decisions = self.processor.process_batch(subscription, deliveries, self._stop)
+                counted.duration.observe(time.perf_counter() - started)
                 if len(decisions) != len(items):
                     raise RuntimeError("the processor lost track of a batch")
             except Exception as exc:
@@ -727,7 +739,10 @@ class ConsumerRuntime:
             channel.close()
 
     def _dispatcher(self, subscription: Subscription) -> Callable[[Message], None]:
+        received = for_queue(subscription.queue.name).received
+
         def dispatch(message: Message) -> None:
+            received.inc()
             self._in_flight += 1
             self._work.put((self._generation, subscription, message))
 
@@ -768,11 +783,13 @@ class ConsumerRuntime:
     def _settle_batch(self, results: list[_Result]) -> None:
         """Settle what needs a copy (or is held) one by one, then ack the rest together."""
         acks: list[Message] = []
+        acked: dict[str, int] = {}
         for subscription, message, delivery, decision in results:
             if decision is None:
                 self._ack_multiple = False  # left unacked: a later multiple ack must not cover it
             elif decision.action is failures.Action.ACK:
                 acks.append(message)
+                acked[subscription.queue.name] = acked.get(subscription.queue.name, 0) + 1
             else:
                 self._settle(subscription, message, delivery, decision)
         if not acks:
@@ -782,6 +799,8 @@ class ConsumerRuntime:
         else:
             for message in acks:
                 _ack(message)
+        for name, count in acked.items():
+            for_queue(name).handled.inc(count)
 
     def _settle(
         self,
@@ -798,6 +817,7 @@ class ConsumerRuntime:
             log.error("message.settle_failed", error_type=type(exc).__name__,
                       error=failures.error_text(exc))
             _reject(message)
+            for_queue(subscription.queue.name).dead_lettered(REJECTED).inc()
 
     def _finish_in_flight(self, connection: Connection) -> None:
         """On shutdown: skip queued work (the broker requeues it), finish and ack the current."""

@@ -21,6 +21,7 @@ from signup_shared.db import transaction
 from signup_shared.events import Envelope, EventData, event_name
 from signup_shared.messaging import topology
 from signup_shared.messaging.consumer import BatchHandler, Handler, Subscription
+from signup_shared.messaging.queue_metrics import for_queue
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.settings import ServiceSettings
 
@@ -42,11 +43,13 @@ def exactly_once(
     The returned function is transactional: ``persist`` (see ``signup_shared.db.transaction``)
     decides whether it commits, rolls back or leaves the transaction open.
     """
+    duplicates = for_queue(consumer).duplicates
 
     @transaction
     def handle(session: Session, envelope: Envelope[Any]) -> None:
         if not inbox.claim(session, inbox_model, consumer, envelope.id):
             log.debug("message.duplicate", consumer=consumer)
+            duplicates.inc()  # nothing else happens in this transaction: counted already
             return
         step(session, envelope)
 
@@ -87,7 +90,20 @@ def batch_exactly_once(
             log.debug("batch.duplicates", consumer=consumer, count=len(envelopes) - len(new))
         return new
 
-    return handle
+    duplicates = for_queue(consumer).duplicates
+
+    @functools.wraps(handle)
+    def counted(
+        session: Session, envelopes: Sequence[Envelope[Any]], **options: Any
+    ) -> list[Envelope[Any]]:
+        """Duplicates are counted once the batch committed (a batch that fails is handled
+        again one message at a time, which counts them then)."""
+        new = handle(session, envelopes, **options)
+        if len(new) < len(envelopes):
+            duplicates.inc(len(envelopes) - len(new))
+        return new
+
+    return counted
 
 
 def session_handler(
