@@ -1,5 +1,6 @@
 """The envelope every event travels in, and the registry of known (type, version) pairs."""
 
+import functools
 import re
 import uuid
 from datetime import UTC, datetime
@@ -111,8 +112,19 @@ def parse_envelope(body: bytes | str) -> Envelope[Any]:
     Raises ``pydantic.ValidationError`` for malformed JSON or schema errors and
     ``UnknownEventError`` for a type/version pair that is not registered.
     """
-    raw = Envelope[dict[str, Any]].model_validate_json(body)  # type: ignore[type-var]
+    raw = _RawEnvelope.model_validate_json(body)
     data_cls = _REGISTRY.get((raw.type, raw.version))
     if data_cls is None:
         raise UnknownEventError(f"unknown event {raw.type} v{raw.version}")
-    return Envelope[data_cls].model_validate_json(body)  # type: ignore[valid-type]
+    # The JSON was parsed once (above); the typed envelope validates the parsed fields in
+    # Python mode, which checks the payload against its class and leaves the rest as parsed.
+    fields = {name: raw.__dict__[name] for name in raw.model_fields_set}
+    return _typed(data_cls).model_validate(fields)
+
+
+_RawEnvelope: type[Envelope[Any]] = Envelope[dict[str, Any]]  # type: ignore[type-var]
+
+
+@functools.cache
+def _typed(data_cls: type[EventData]) -> type[Envelope[Any]]:
+    return Envelope[data_cls]  # type: ignore[valid-type]
