@@ -45,6 +45,7 @@ MANAGEMENT_URL_ENV = "RABBITMQ_MANAGEMENT_URL"
 POSTGRES_ADMIN_URL_ENV = "POSTGRES_ADMIN_URL"
 LOCAL_MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672"
 ADMINISTRATORS = frozenset({"guest", "postgres"})
+RETRY_QUEUE_MARK = ".retry."
 
 
 class CredentialsError(Exception):
@@ -147,7 +148,40 @@ class Management:
     def apply(self, definitions: Mapping[str, Any]) -> None:
         for vhost in definitions.get("vhosts", []):
             self.request("PUT", f"/api/vhosts/{quote(vhost['name'])}", {})
+        self.migrate(definitions)
         self.request("POST", "/api/definitions", dict(definitions))
+
+    def migrate(self, definitions: Mapping[str, Any]) -> None:
+        """Make room for what changed since an older version declared it.
+
+        Importing definitions keeps an existing exchange or queue as it is, whatever its type or
+        arguments. An exchange of another type (``events.dlx`` was direct) is deleted (its
+        bindings, every service's, come back with the import); a retry queue of other arguments
+        (they dead-lettered through the default exchange) is deleted if empty, refused if not.
+        """
+        for wanted in definitions.get("exchanges", []):
+            path = f"/api/exchanges/{quote(wanted['vhost'])}/{quote(wanted['name'])}"
+            found = self.lookup(path)
+            if found is not None and found.get("type") != wanted["type"]:
+                self.request("DELETE", path, expect=(204, 404))
+        for wanted in definitions.get("queues", []):
+            if RETRY_QUEUE_MARK not in wanted["name"]:
+                continue
+            path = f"/api/queues/{quote(wanted['vhost'])}/{quote(wanted['name'])}"
+            found = self.lookup(path)
+            if found is None or found.get("arguments") == wanted["arguments"]:
+                continue
+            if found.get("messages"):
+                raise CredentialsError(
+                    f"retry queue {wanted['name']!r} (vhost {wanted['vhost']!r}) was declared "
+                    f"with other arguments by an older version and holds {found['messages']} "
+                    f"message(s): let them flow back to their queue, then run the setup again"
+                )
+            self.request("DELETE", f"{path}?if-empty=true", expect=(204, 404))
+
+    def lookup(self, path: str) -> dict[str, Any] | None:
+        found = self.request("GET", path, expect=(200, 404))
+        return found if isinstance(found, dict) and "name" in found else None
 
     def delete_users(self, users: list[str]) -> None:
         for user in users:

@@ -14,13 +14,17 @@ Access (RabbitMQ permission regexes match queue and exchange names alike; the de
 is written ``amq.default``):
 
 - each service: configure its own queues (``<service>.*``) and the core exchanges it declares at
-  start (``events``, ``events.dlx``, ``events.unrouted`` and its queue); write to the default
-  exchange (retries) and ``events.dlx`` (dead letters), and to ``events`` only if it publishes;
-  read its own queues and the exchanges it binds them to. Topic permissions on ``events`` limit
-  publishing to ``<service>.*`` (nothing for services that publish nothing) and binding to the
-  routing keys the service subscribes to.
-- ``signup-dlq`` (operator): read the ``*.dlq`` queues, write to the default exchange (replay),
-  configure nothing, tag ``management`` (queue list through the management API).
+  start (``events``, ``events.dlx``, ``events.retry``, ``events.unrouted`` and its queue); write
+  to ``events.retry`` (retries) and ``events.dlx`` (dead letters), and to ``events`` only if it
+  publishes; never to the default exchange (a direct exchange: no topic permission could limit
+  it, and it reaches every queue by name). Read its own queues and the exchanges it binds them
+  to. Topic permissions on ``events`` limit publishing to ``<service>.*`` (nothing for services
+  that publish nothing) and binding to the routing keys the service subscribes to; on
+  ``events.retry`` and ``events.dlx`` (topic exchanges, every queue bound by its own name)
+  publishing and binding to ``<service>.*``, i.e. its own queues only.
+- ``signup-dlq`` (operator): read the ``*.dlq`` queues, write to the default exchange (replay to
+  the original queue by name: the operator may write into any queue, that is its job), configure
+  nothing, tag ``management`` (queue list through the management API).
 
     .venv/bin/python deploy/rabbitmq/generate.py
 """
@@ -82,6 +86,8 @@ class Access:
     topic_write: str
     topic_read: str
     tags: tuple[str, ...] = ()
+    own_topic_write: str = NOTHING  # on events.retry and events.dlx: the user's own queues
+    own_topic_read: str = NOTHING
 
 
 def one_of(*patterns: str) -> str:
@@ -90,19 +96,21 @@ def one_of(*patterns: str) -> str:
 
 def service_access(service: str, user: str, queues: Sequence[topology.ConsumerQueue]) -> Access:
     own = re.escape(f"{service}.") + ".+"
-    core = [re.escape(name) for name in (topology.EVENTS_EXCHANGE,
-                                          topology.DEAD_LETTER_EXCHANGE, topology.UNROUTED)]
-    events, dlx, unrouted = core
+    core = [re.escape(name) for name in (topology.EVENTS_EXCHANGE, topology.DEAD_LETTER_EXCHANGE,
+                                          topology.RETRY_EXCHANGE, topology.UNROUTED)]
+    events, dlx, retry, unrouted = core
     publishes = service in PUBLISHERS
+    own_keys = f"^{re.escape(service + '.')}"
     return Access(
         user=user,
         configure=one_of(own, *core),
-        write=one_of(own, dlx, unrouted, re.escape("amq.default"),
-                     *([events] if publishes else [])),
+        write=one_of(own, dlx, retry, unrouted, *([events] if publishes else [])),
         read=one_of(own, *core),
-        topic_write=f"^{re.escape(service + '.')}" if publishes else NOTHING,
+        topic_write=own_keys if publishes else NOTHING,
         topic_read=one_of(*sorted(re.escape(queue.routing_key) for queue in queues))
         if queues else NOTHING,
+        own_topic_write=own_keys,
+        own_topic_read=own_keys,
     )
 
 
@@ -136,9 +144,22 @@ def permission(grant: Access, vhost: str) -> dict[str, Any]:
             "write": grant.write, "read": grant.read}
 
 
-def topic_permission(grant: Access, vhost: str) -> dict[str, Any]:
-    return {"user": grant.user, "vhost": vhost, "exchange": topology.EVENTS_EXCHANGE,
-            "write": grant.topic_write, "read": grant.topic_read}
+OWN_QUEUE_EXCHANGES = (topology.DEAD_LETTER_EXCHANGE, topology.RETRY_EXCHANGE)
+
+
+def topic_permissions(grant: Access, vhost: str) -> list[dict[str, Any]]:
+    """On ``events``: the user's events; on ``events.dlx``/``events.retry``: its own queues.
+
+    Every user gets one on each topic exchange: RabbitMQ allows every routing key on an exchange
+    for which a user has no topic permission at all.
+    """
+    return [
+        {"user": grant.user, "vhost": vhost, "exchange": topology.EVENTS_EXCHANGE,
+         "write": grant.topic_write, "read": grant.topic_read},
+        *({"user": grant.user, "vhost": vhost, "exchange": exchange,
+           "write": grant.own_topic_write, "read": grant.own_topic_read}
+          for exchange in OWN_QUEUE_EXCHANGES),
+    ]
 
 
 def access_definitions(
@@ -150,7 +171,7 @@ def access_definitions(
                        hashlib.sha256(g.user.encode()).digest()[:4] if fixed_salt else None)
                   for g in grants],
         "permissions": [permission(g, vhost) for g in grants],
-        "topic_permissions": [topic_permission(g, vhost) for g in grants],
+        "topic_permissions": [p for g in grants for p in topic_permissions(g, vhost)],
     }
 
 
@@ -166,14 +187,13 @@ def queue(entity: Queue) -> dict[str, Any]:
             "arguments": dict(getattr(entity, "queue_arguments", None) or {})}
 
 
-def binding(entity: Queue) -> dict[str, Any]:
-    return {"source": entity.exchange.name, "vhost": VHOST, "destination": entity.name,
-            "destination_type": "queue", "routing_key": entity.routing_key, "arguments": {}}
+def binding(entity: Queue, source: str, routing_key: str) -> dict[str, Any]:
+    return {"source": source, "vhost": VHOST, "destination": entity.name,
+            "destination_type": "queue", "routing_key": routing_key, "arguments": {}}
 
 
 def topology_definitions() -> dict[str, Any]:
-    exchanges = [topology.unrouted_exchange, topology.events_exchange,
-                 topology.dead_letter_exchange]
+    exchanges = list(topology.CORE_EXCHANGES)
     queues = [topology.unrouted_queue]
     for consumer_queue in consumer_queues():
         queues.extend(consumer_queue.all_queues())
@@ -181,7 +201,12 @@ def topology_definitions() -> dict[str, Any]:
         "vhosts": [{"name": VHOST}],
         "exchanges": [exchange(e) for e in exchanges],
         "queues": [queue(q) for q in queues],
-        "bindings": [binding(q) for q in queues if q.exchange is not None and q.exchange.name],
+        "bindings": sorted(  # a queue's kombu bindings are a set: sorted, to be reproducible
+            [*(binding(q, q.exchange.name, q.routing_key)
+               for q in queues if q.exchange is not None and q.exchange.name),
+             *(binding(q, b.exchange.name, b.routing_key) for q in queues for b in q.bindings)],
+            key=lambda item: (item["source"], item["destination"], item["routing_key"]),
+        ),
     }
 
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -34,3 +35,24 @@ def test_every_service_queue_has_its_dead_letter_queue_and_retries() -> None:
     for name in services:
         assert f"{name}.dlq" in queues
         assert f"{name}.retry.1s" in queues
+
+
+def test_retries_and_dead_letters_route_through_topic_exchanges_by_queue_name() -> None:
+    definitions = json.loads(generator().render())
+    exchanges = {e["name"]: e["type"] for e in definitions["exchanges"]}
+    assert exchanges["events.retry"] == exchanges["events.dlx"] == "topic"
+    queues = {q["name"]: q for q in definitions["queues"]}
+    bindings = {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
+    for name, queue in queues.items():
+        if ".retry." in name:
+            main = name.split(".retry.")[0]
+            assert queue["arguments"]["x-dead-letter-exchange"] == "events.retry"
+            assert queue["arguments"]["x-dead-letter-routing-key"] == main
+            assert ("events.retry", name, name) in bindings
+            assert ("events.retry", main, main) in bindings
+        if name.endswith(".dlq"):
+            assert ("events.dlx", name, name) in bindings
+        assert queue["arguments"].get("x-dead-letter-exchange") != ""  # never the default one
+    writers = {p["user"] for p in definitions["permissions"]
+               if re.search(p["write"], "amq.default")}
+    assert writers == {"signup-dlq"}  # the operator's replay, nobody else

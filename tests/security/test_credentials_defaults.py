@@ -104,7 +104,7 @@ def test_the_committed_definitions_hold_users_permissions_and_topic_permissions(
     assert users["signup-dlq"]["tags"] == ["management"]
     assert {p["user"] for p in definitions["permissions"]} == set(users)
     assert {(t["user"], t["exchange"]) for t in definitions["topic_permissions"]} == {
-        (user, "events") for user in users
+        (user, exchange) for user in users for exchange in ("events", "events.dlx", "events.retry")
     }
 
 
@@ -129,10 +129,27 @@ def test_each_service_configures_and_reads_only_its_own_queues(generate: ModuleT
                 expected = other == service
                 assert allowed(grant.configure, name) is expected, (service, name)
                 assert allowed(grant.read, name) is expected, (service, name)
-        for exchange in ("events", "events.dlx", "events.unrouted"):
+        for exchange in ("events", "events.dlx", "events.retry", "events.unrouted"):
             assert allowed(grant.configure, exchange) and allowed(grant.read, exchange)
-        assert allowed(grant.write, "amq.default") and allowed(grant.write, "events.dlx")
+        assert allowed(grant.write, "events.retry") and allowed(grant.write, "events.dlx")
+        assert not allowed(grant.write, "amq.default")  # it reaches every queue by name
         assert not allowed(grant.configure, "amq.default")
+
+
+def test_retries_and_dead_letters_are_limited_to_the_services_own_queues(
+    generate: ModuleType,
+) -> None:
+    access = grants(generate)
+    topic = {(p["user"], p["exchange"]): p
+             for g in access.values() for p in generate.topic_permissions(g, "/")}
+    targets = ("stats.user_signed_up", "stats.user_signed_up.retry.1s",
+               "stats.user_signed_up.dlq", "accounts.space_provisioned",
+               "accounts.space_provisioned.retry.1s", "accounts.space_provisioned.dlq")
+    for exchange in ("events.retry", "events.dlx"):
+        assert {t for t in targets if allowed(topic["stats", exchange]["write"], t)} == set(
+            targets[:3])
+        assert not any(allowed(topic["signup-dlq", exchange]["write"], t) for t in targets)
+        assert {user for user, _ in topic} == set(access)  # none without: all keys allowed
 
 
 def test_only_producers_may_publish_on_events_and_only_their_own_keys(

@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -178,7 +179,8 @@ def test_a_service_declares_its_topology_and_consumes_its_own_queues(
 
 @pytest.mark.parametrize("service", sorted(QUEUES))
 def test_a_service_publishes_its_retries_and_dead_letters(broker: Broker, service: str) -> None:
-    """The runtime's re-publishes: to the default exchange (retry queue) and to events.dlx."""
+    """The runtime's re-publishes: to events.retry (retry queue) and to events.dlx (DLQ), and
+    a retry comes back to its queue after its delay, through events.retry."""
     queue = QUEUES[service][0]
     with Connection(broker.url(service)) as connection:
         topology.declare(connection, [queue])
@@ -186,16 +188,20 @@ def test_a_service_publishes_its_retries_and_dead_letters(broker: Broker, servic
         OutgoingMessage(body=b"{}", routing_key=target, message_id=str(uuid.uuid4()),
                         type="user_signed_up", version=1, correlation_id="c", producer="accounts",
                         exchange=exchange)
-        for exchange, target in (("", queue.retry_queue_name(len(queue.retry_delays_ms))),
+        for exchange, target in ((topology.RETRY_EXCHANGE, queue.retry_queue_name(1)),
                                  (topology.DEAD_LETTER_EXCHANGE, queue.dlq_name))
     ]
     publisher = ConfirmingPublisher(broker.url(service), confirm_timeout=10)
     try:
-        before = broker.depth(queue.dlq_name)
-        publisher.publish_batch(copies)
+        before = broker.depth(queue.name), broker.depth(queue.dlq_name)
+        publisher.publish_batch(copies)  # mandatory and confirmed: both were routed
     finally:
         publisher.close()
-    assert broker.depth(queue.dlq_name) == before + 1
+    assert broker.depth(queue.dlq_name) == before[1] + 1
+    deadline = time.monotonic() + 15
+    while broker.depth(queue.name) < before[0] + 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert broker.depth(queue.name) == before[0] + 1  # back from its retry queue
 
 
 @pytest.mark.parametrize(("service", "routing_key"),
@@ -232,6 +238,42 @@ def test_publishing_a_foreign_routing_key_on_events_is_refused(
     before = broker.depth(subscriber[routing_key])
     refused(publish, broker, role, topology.EVENTS_EXCHANGE, routing_key)
     assert broker.depth(subscriber[routing_key]) == before
+
+
+def test_a_service_cannot_publish_into_a_queue_through_the_default_exchange(
+    broker: Broker,
+) -> None:
+    """The default exchange reaches every queue by name and knows no topic permissions: no
+    service may write to it (stats would otherwise activate subscriptions)."""
+    with Connection(broker.url("accounts")) as connection:
+        topology.declare(connection, QUEUES["accounts"])
+    target = "accounts.space_provisioned"
+    before = broker.depth(target)
+    for role, routing_key in (("stats", target), ("notifications", target),
+                              ("stats", "stats.user_signed_up")):  # not even into its own
+        text = refused(publish, broker, role, "", routing_key)
+        assert "amq.default" in text
+    assert broker.depth(target) == before
+
+
+@pytest.mark.parametrize(
+    ("exchange", "target"),
+    [
+        (topology.RETRY_EXCHANGE, "accounts.space_provisioned"),  # into the main queue
+        (topology.RETRY_EXCHANGE, "accounts.space_provisioned.retry.1s"),
+        (topology.DEAD_LETTER_EXCHANGE, "accounts.space_provisioned.dlq"),
+        (topology.DEAD_LETTER_EXCHANGE, "accounts.space_provisioned"),
+    ],
+)
+def test_a_service_cannot_publish_retries_or_dead_letters_for_another_service(
+    broker: Broker, exchange: str, target: str
+) -> None:
+    with Connection(broker.url("accounts")) as connection:
+        topology.declare(connection, QUEUES["accounts"])
+    before = broker.depth(target)
+    text = refused(publish, broker, "stats", exchange, target)
+    assert "topic" in text  # stats may write to the exchange, not with that routing key
+    assert broker.depth(target) == before
 
 
 def test_a_service_cannot_consume_or_purge_another_services_queue(broker: Broker) -> None:

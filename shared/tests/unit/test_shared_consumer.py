@@ -122,7 +122,7 @@ def test_rerouted_copy_goes_to_the_delay_queue_of_its_attempt() -> None:
     subscription = Subscription(QUEUE, (UserSignedUp,), Recorder())
     decision = failures.decide(TransientError("x"), 1, 3)
     copy = rerouted(subscription, delivery(b"{}"), decision, "stats")
-    assert (copy.exchange, copy.routing_key) == ("", "stats.user_signed_up.retry.10s")
+    assert (copy.exchange, copy.routing_key) == ("events.retry", "stats.user_signed_up.retry.10s")
     assert copy.headers[failures.ATTEMPTS] == 2
     assert copy.headers[failures.ORIGINAL_QUEUE] == "stats.user_signed_up"
 

@@ -1,3 +1,4 @@
+from signup_shared.messaging import topology
 from signup_shared.messaging.topology import ConsumerQueue, delay_label
 
 
@@ -23,6 +24,10 @@ def test_main_queue_is_quorum_with_delivery_limit_and_dead_letters() -> None:
         "x-overflow": "reject-publish",
     }
     assert queue.routing_key == "accounts.user_signed_up"
+    assert {(b.exchange.name, b.routing_key) for b in queue.bindings} == {
+        ("events", "accounts.user_signed_up"),
+        ("events.retry", "stats.user_signed_up"),  # where its retry queues dead-letter to
+    }
 
 
 def test_retry_queues_dead_letter_back_to_the_main_queue() -> None:
@@ -30,8 +35,24 @@ def test_retry_queues_dead_letter_back_to_the_main_queue() -> None:
     assert retry[0].name == "stats.user_signed_up.retry.500ms"
     assert retry[0].queue_arguments == {
         "x-message-ttl": 500,
-        "x-dead-letter-exchange": "",
+        "x-dead-letter-exchange": "events.retry",  # not the default exchange: see generate.py
         "x-dead-letter-routing-key": "stats.user_signed_up",
+    }
+    assert (retry[0].exchange.name, retry[0].routing_key) == (
+        "events.retry", "stats.user_signed_up.retry.500ms"
+    )
+
+
+def test_dead_letter_queue_is_bound_to_the_topic_dead_letter_exchange_by_its_name() -> None:
+    dlq = ConsumerQueue("stats", "accounts.user_signed_up").dead_letter_queue()
+    assert (dlq.exchange.name, dlq.routing_key) == ("events.dlx", "stats.user_signed_up.dlq")
+
+
+def test_retries_and_dead_letters_go_through_topic_exchanges() -> None:
+    """Topic permissions apply to topic exchanges only (never to the default exchange)."""
+    assert {e.name: e.type for e in topology.CORE_EXCHANGES} == {
+        "events": "topic", "events.dlx": "topic", "events.retry": "topic",
+        "events.unrouted": "fanout",
     }
 
 

@@ -48,7 +48,11 @@ from signup_shared.messaging import failures, topology
 from signup_shared.messaging.connection import CONNECTION_ERRORS, connect
 from signup_shared.messaging.publisher import ConfirmingPublisher, Publisher
 from signup_shared.messaging.queue_metrics import REJECTED, for_queue
-from signup_shared.messaging.topology import DEAD_LETTER_EXCHANGE, ConsumerQueue
+from signup_shared.messaging.topology import (
+    DEAD_LETTER_EXCHANGE,
+    RETRY_EXCHANGE,
+    ConsumerQueue,
+)
 from signup_shared.messaging.wire import (
     OutgoingMessage,
     decode,
@@ -392,7 +396,7 @@ def rerouted(
     if decision.action is failures.Action.RETRY and 1 <= attempt <= len(
         consumer_queue.retry_delays_ms
     ):
-        exchange, target = "", consumer_queue.retry_queue_name(attempt)
+        exchange, target = RETRY_EXCHANGE, consumer_queue.retry_queue_name(attempt)
     else:
         exchange, target = DEAD_LETTER_EXCHANGE, consumer_queue.dlq_name
     props = delivery.properties

@@ -4,19 +4,32 @@
   exchange keeps events no queue is bound for in ``events.unrouted`` instead of dropping them.
 - Per (service, event): quorum queue ``<service>.<event_name>`` with a delivery limit, retry
   queues ``<queue>.retry.<delay>`` whose TTL dead-letters back to it, and ``<queue>.dlq`` fed
-  through the ``events.dlx`` direct exchange.
+  through the ``events.dlx`` topic exchange.
+- ``events.retry``: topic exchange of the retries. Each retry queue is bound to it by its own name
+  (the runtime publishes retry copies there) and dead-letters through it back to the main queue,
+  which is bound to it by its own name too. Nothing of a service goes through the default
+  exchange, and ``events.retry`` and ``events.dlx`` being topic exchanges, topic permissions
+  limit each service to routing keys of its own queues (``deploy/rabbitmq/generate.py``).
+
+Brokers declared by an older version (``events.dlx`` a direct exchange, retry queues
+dead-lettering through the default exchange) are migrated by :func:`declare`: the exchange is
+re-created, an empty retry queue re-declared; a retry queue that still holds messages is refused
+with a message saying what to do.
 """
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from amqp.exceptions import PreconditionFailed
 from kombu.connection import Connection
-from kombu.entity import Exchange, Queue
+from kombu.entity import Exchange, Queue, binding
 
 EVENTS_EXCHANGE = "events"
 UNROUTED = "events.unrouted"
 DEAD_LETTER_EXCHANGE = "events.dlx"
+RETRY_EXCHANGE = "events.retry"
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
 
 events_exchange = Exchange(
@@ -24,7 +37,13 @@ events_exchange = Exchange(
 )
 unrouted_exchange = Exchange(UNROUTED, "fanout", durable=True)
 unrouted_queue = Queue(UNROUTED, unrouted_exchange, durable=True)
-dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, "direct", durable=True)
+dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, "topic", durable=True)
+retry_exchange = Exchange(RETRY_EXCHANGE, "topic", durable=True)
+CORE_EXCHANGES = (unrouted_exchange, events_exchange, dead_letter_exchange, retry_exchange)
+
+
+class TopologyError(Exception):
+    """The broker holds an older topology that cannot be migrated safely (the message says why)."""
 
 
 def routing_key(producer: str, event_name: str) -> str:
@@ -67,10 +86,13 @@ class ConsumerQueue:
         }
         return Queue(
             self.name,
-            events_exchange,
             routing_key=self.routing_key,
             durable=True,
             queue_arguments=arguments,
+            bindings=[
+                binding(events_exchange, routing_key=self.routing_key),
+                binding(retry_exchange, routing_key=self.name),  # back from its retry queues
+            ],
         )
 
     def dead_letter_queue(self) -> Queue:
@@ -86,10 +108,12 @@ class ConsumerQueue:
         return [
             Queue(
                 self.retry_queue_name(attempt),
+                retry_exchange,
+                routing_key=self.retry_queue_name(attempt),
                 durable=True,
                 queue_arguments={
                     "x-message-ttl": delay,
-                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-exchange": RETRY_EXCHANGE,
                     "x-dead-letter-routing-key": self.name,
                 },
             )
@@ -101,16 +125,70 @@ class ConsumerQueue:
 
 
 def declare(connection: Connection, queues: Iterable[ConsumerQueue] = ()) -> None:
-    """Declare the core exchanges and the given consumer queues (idempotent)."""
+    """Declare the core exchanges and the given consumer queues (idempotent; migrates).
+
+    An exchange of another type (``events.dlx`` was a direct exchange) is deleted and re-created:
+    its messages live in queues, and the bindings of the queues declared here are re-created
+    right after (other services' DLQ bindings come back when they declare theirs; ``make run``'s
+    setup migrates every binding at once as the administrator). A retry queue with other
+    arguments is deleted and re-declared if it is empty, refused with :class:`TopologyError`
+    if it holds messages.
+    """
+    for exchange in CORE_EXCHANGES:
+        _declare(connection, exchange,
+                 _exchange_deleter(exchange.name) if exchange is dead_letter_exchange else None)
+    _declare(connection, unrouted_queue, None)
+    for consumer_queue in queues:
+        retries = {queue.name for queue in consumer_queue.retry_queues()}
+        for queue in consumer_queue.all_queues():
+            migrate = _empty_queue_deleter(queue.name) if queue.name in retries else None
+            _declare(connection, queue, migrate)
+
+
+def _declare(
+    connection: Connection, entity: Exchange | Queue, migrate: Callable[[Any], None] | None
+) -> None:
+    """Declare on a channel of its own: a refused declaration closes the channel."""
     channel = connection.channel()
     try:
-        for exchange in (unrouted_exchange, events_exchange, dead_letter_exchange):
-            exchange(channel).declare()
-        unrouted_queue(channel).declare()
-        for consumer_queue in queues:
-            for queue in consumer_queue.all_queues():
-                queue(channel).declare()
+        entity(channel).declare()
+        return
+    except PreconditionFailed:
+        if migrate is None:
+            raise
     finally:
+        _close(channel)
+    channel = connection.channel()
+    try:
+        migrate(channel)
+        entity(channel).declare()
+    finally:
+        _close(channel)
+
+
+def _exchange_deleter(name: str) -> Callable[[Any], None]:
+    def delete(channel: Any) -> None:
+        channel.exchange_delete(name)
+
+    return delete
+
+
+def _empty_queue_deleter(name: str) -> Callable[[Any], None]:
+    def delete_if_empty(channel: Any) -> None:
+        depth = channel.queue_declare(name, passive=True).message_count
+        if depth:
+            raise TopologyError(
+                f"queue {name!r} was declared with other arguments by an older version and "
+                f"holds {depth} message(s): let them flow back to their queue (or move them "
+                f"with the operator's tools), then declare again"
+            )
+        channel.queue_delete(name, if_empty=True)
+
+    return delete_if_empty
+
+
+def _close(channel: Any) -> None:
+    with contextlib.suppress(Exception):  # a channel the broker closed already
         channel.close()
 
 
