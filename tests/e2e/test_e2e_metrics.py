@@ -1,0 +1,136 @@
+"""After N signups, every process's ``/metrics`` counts exactly what happened.
+
+A private stack (counters start at zero): N signups through the API, every effect waited for,
+then each process is scraped on its health port (web, relays, consumers) and its counters are
+compared with the flow: N requests answered 201, N events published by each relay, N messages
+received and handled on each consumer queue, nothing retried or dead-lettered, no outbox backlog.
+"""
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from platform_harness.stack import Stack, running_stack, wait_until
+
+pytestmark = pytest.mark.e2e
+
+N = 40
+PLANS = ("free", "pro", "team")
+# Program (its name in deploy/Procfile) -> the queues it consumes; each gets one event a signup.
+CONSUMER_QUEUES = {
+    "accounts-consumer": ("accounts.space_provisioned",),
+    "notifications": ("notifications.user_signed_up",),
+    "provisioning": ("provisioning.user_signed_up",),
+    "stats": ("stats.user_signed_up", "stats.space_provisioned"),
+}
+RELAYS = ("accounts-relay", "provisioning-relay")
+WEB = ("accounts-web", "stats-web")
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+@pytest.fixture(scope="module")
+def private_stack() -> Iterator[Stack]:
+    with running_stack() as stack:
+        yield stack
+
+
+def scrape(port: int) -> Samples:
+    answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    answer.raise_for_status()
+    found: Samples = defaultdict(list)
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            found[sample.name].append((sample.labels, sample.value))
+    return found
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for found, value in samples.get(name, [])
+        if all(found.get(key) == wanted for key, wanted in labels.items())
+    )
+
+
+def observed(stack: Stack) -> dict[str, float]:
+    """The figures this test checks, read from every process's /metrics."""
+    ports = stack.health_ports()
+    assert set(ports) >= {*CONSUMER_QUEUES, *RELAYS, *WEB}, ports
+    figures: dict[str, float] = {}
+    accounts_web = scrape(ports["accounts-web"])
+    figures["accounts-web 201"] = total(
+        accounts_web, "signup_http_requests_total", method="POST", status="201"
+    )
+    figures["stats-web serves its metrics"] = float(
+        "process_start_time_seconds" in scrape(ports["stats-web"])
+    )
+    for relay in RELAYS:
+        samples = scrape(ports[relay])
+        figures[f"{relay} published"] = total(samples, "signup_relay_published_total")
+        figures[f"{relay} pending"] = total(samples, "signup_outbox_pending_rows")
+        figures[f"{relay} has a backlog gauge"] = float("signup_outbox_pending_rows" in samples)
+    for program, queues in CONSUMER_QUEUES.items():
+        samples = scrape(ports[program])
+        for queue in queues:
+            figures[f"{queue} received"] = total(
+                samples, "signup_messages_received_total", queue=queue
+            )
+            figures[f"{queue} handled"] = total(
+                samples, "signup_messages_handled_total", queue=queue
+            )
+            figures[f"{queue} batch sizes sum"] = total(
+                samples, "signup_batch_size_sum", queue=queue
+            )
+        figures[f"{program} retried"] = total(samples, "signup_messages_retried_total")
+        figures[f"{program} dead-lettered"] = total(samples, "signup_messages_dead_lettered_total")
+    return figures
+
+
+def expected() -> dict[str, float]:
+    figures = {"accounts-web 201": float(N), "stats-web serves its metrics": 1.0}
+    for relay in RELAYS:
+        figures[f"{relay} published"] = float(N)
+        figures[f"{relay} pending"] = 0.0
+        figures[f"{relay} has a backlog gauge"] = 1.0
+    for program, queues in CONSUMER_QUEUES.items():
+        for queue in queues:
+            figures[f"{queue} received"] = float(N)
+            figures[f"{queue} handled"] = float(N)
+            figures[f"{queue} batch sizes sum"] = float(N)
+        figures[f"{program} retried"] = 0.0
+        figures[f"{program} dead-lettered"] = 0.0
+    return figures
+
+
+def test_every_process_counts_what_the_signups_did(private_stack: Stack) -> None:
+    stack = private_stack
+    with httpx.Client(timeout=10) as client, ThreadPoolExecutor(4) as pool:
+        users = list(
+            pool.map(
+                lambda i: stack.signup(client, i, phone=i % 2 == 0, plan=PLANS[i % 3]),
+                range(N),
+            )
+        )
+    user_ids = {user["user_id"] for user in users}
+    emails = {user["email"] for user in users}
+
+    def effects_done() -> bool:
+        mailed = {m["To"] for m in stack.mail()} & emails
+        spaces = set(stack.spaces()) & user_ids
+        active = stack.query(
+            "accounts", "SELECT count(*) FROM subscriptions WHERE status = 'active'"
+        )
+        return len(mailed) == N and len(spaces) == N and active[0][0] == N
+
+    wait_until(effects_done, timeout=120, interval=0.5, message="every signup's effects")
+    # The last acks (and the relays' marking rows sent) may trail the visible effects briefly.
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: observed(stack) == expected(), timeout=30, interval=0.5,
+                   message="the metrics to settle")
+    assert observed(stack) == expected()
