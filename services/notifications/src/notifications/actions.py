@@ -7,12 +7,13 @@ transaction, so it happens afterwards, one notification per transaction: the row
 
 import enum
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -84,9 +85,50 @@ def record_welcome_notifications(
             raise NotificationAlreadyRecordedError(f"event {event.id} already recorded") from exc
         raise
     for notification in notifications:
-        log.info("notification.recorded", notification_id=str(notification.id),
-                 channel=notification.channel.value, user_id=str(data.user_id))
+        log.debug("notification.recorded", notification_id=str(notification.id),
+                  channel=notification.channel.value, user_id=str(data.user_id))
     return notifications
+
+
+_TABLE: Table = Notification.metadata.tables[Notification.__tablename__]
+_INSERT = insert(_TABLE)
+
+
+def record_welcome_notifications_for(
+    session: Session, events: Sequence[Envelope[UserSignedUp]], now: datetime | None = None
+) -> int:
+    """``record_welcome_notifications`` for several events: one INSERT statement, no ORM objects.
+
+    Returns how many notifications are owed now. An event already recorded fails the whole
+    statement (the runtime then replays the batch one event at a time, which names it).
+    """
+    now = now or datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        data = event.data
+        template_data = {"full_name": data.full_name, "plan": data.plan}
+        owed = [(Channel.EMAIL, str(data.email), templates.WELCOME_EMAIL)]
+        if data.phone is not None:
+            owed.append((Channel.SMS, data.phone, templates.WELCOME_SMS))
+        rows.extend(
+            {"id": uuid.uuid4(), "user_id": data.user_id, "channel": channel,
+             "recipient": recipient, "template": template, "template_data": template_data,
+             "status": NotificationStatus.PENDING, "attempts": 0,
+             "causing_event_id": event.id, "created_at": now, "updated_at": now}
+            for channel, recipient, template in owed
+        )
+    if not rows:
+        return 0
+    try:
+        # On the session's connection: Core's executemany (one multi-row INSERT), not the ORM's
+        # bulk path.
+        session.connection().execute(_INSERT, rows)
+    except IntegrityError as exc:
+        if _violates(exc, EVENT_CHANNEL_UNIQUE):
+            raise NotificationAlreadyRecordedError("a batch event already recorded") from exc
+        raise
+    log.debug("notifications.recorded", events=len(events), notifications=len(rows))
+    return len(rows)
 
 
 def _violates(exc: IntegrityError, constraint: str) -> bool:
@@ -104,6 +146,25 @@ def pending_for_event(session: Session, event_id: uuid.UUID) -> list[uuid.UUID]:
             .order_by(Notification.channel)
         )
     )
+
+
+def pending_for_events(
+    session: Session, event_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """``pending_for_event`` for several events in one query: ids by event (events owing nothing
+    are absent)."""
+    if not event_ids:
+        return {}
+    owed: dict[uuid.UUID, list[uuid.UUID]] = {}
+    rows = session.execute(
+        select(Notification.causing_event_id, Notification.id)
+        .where(Notification.causing_event_id.in_(event_ids),
+               Notification.status == NotificationStatus.PENDING)
+        .order_by(Notification.causing_event_id, Notification.channel)
+    )
+    for event_id, notification_id in rows:
+        owed.setdefault(event_id, []).append(notification_id)
+    return owed
 
 
 def stale_pending(session: Session, older_than: datetime, limit: int) -> list[uuid.UUID]:
@@ -142,7 +203,7 @@ def deliver_notification(
         .with_for_update(skip_locked=True)
     )
     if notification is None:
-        log.info("notification.skipped", notification_id=str(notification_id))
+        log.debug("notification.skipped", notification_id=str(notification_id))
         return DeliveryResult(notification_id, Outcome.SKIPPED)
     try:
         provider_message_id = _send(notification, email, sms)
@@ -161,8 +222,8 @@ def deliver_notification(
         return DeliveryResult(notification_id, Outcome.RETRY_LATER, exc)
     notification.record_attempt(now)
     notification.mark_sent(provider_message_id, now)
-    log.info("notification.sent", notification_id=str(notification_id),
-             channel=notification.channel.value, attempts=notification.attempts)
+    log.debug("notification.sent", notification_id=str(notification_id),
+              channel=notification.channel.value, attempts=notification.attempts)
     return DeliveryResult(notification_id, Outcome.SENT)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, func, insert, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +56,51 @@ def test_recorded_notifications_round_trip_through_the_mapping(
     assert email.template_data == {"full_name": "Ada Lovelace", "plan": "pro"}
     assert (email.user_id, email.created_at, email.updated_at) == (event.data.user_id, NOW, NOW)
     assert (email.sent_at, email.provider_message_id, email.last_error) == (None, None, None)
+
+
+def test_a_batch_is_recorded_in_one_statement_like_one_event_at_a_time(
+    session: Session, signed_up: SignedUp
+) -> None:
+    with_phone, without_phone = signed_up(), signed_up(phone=None)
+    statements: list[str] = []
+    connection = session.connection()
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa_event.listen(connection, "before_cursor_execute", count)
+    try:
+        assert actions.record_welcome_notifications_for(
+            session, [with_phone, without_phone], now=NOW) == 3
+    finally:
+        sa_event.remove(connection, "before_cursor_execute", count)
+    assert len(statements) == 1 and statements[0].startswith("INSERT INTO notifications")
+    batch = notifications_of(session, with_phone.id)
+    reference = signed_up()
+    actions.record_welcome_notifications(session, reference, now=NOW)
+    one_by_one = notifications_of(session, reference.id)
+    assert set(batch) == set(one_by_one) == {Channel.EMAIL, Channel.SMS}
+    columns = ("recipient", "template", "template_data", "status", "attempts", "created_at",
+               "updated_at", "sent_at", "provider_message_id", "last_error")
+    for channel in batch:
+        assert [getattr(batch[channel], c) for c in columns] == [
+            getattr(one_by_one[channel], c) for c in columns]
+        assert batch[channel].user_id == with_phone.data.user_id
+    assert set(notifications_of(session, without_phone.id)) == {Channel.EMAIL}
+    assert actions.pending_for_events(session, [with_phone.id, without_phone.id]) == {
+        with_phone.id: [batch[Channel.EMAIL].id, batch[Channel.SMS].id],
+        without_phone.id: [notifications_of(session, without_phone.id)[Channel.EMAIL].id],
+    }
+    assert actions.pending_for_events(session, []) == {}
+
+
+def test_a_batch_with_an_event_already_recorded_is_a_permanent_error(
+    session: Session, signed_up: SignedUp
+) -> None:
+    event = signed_up()
+    actions.record_welcome_notifications(session, event)
+    with pytest.raises(NotificationAlreadyRecordedError):
+        actions.record_welcome_notifications_for(session, [signed_up(), event])
 
 
 def test_one_event_cannot_owe_two_notifications_on_one_channel(

@@ -203,7 +203,8 @@ def test_deliver_welcome_sends_what_each_event_owes_on_the_pool_and_reports_erro
     fine, refused = signed_up(), signed_up()
     owed = {fine.id: [EMAIL_ID], refused.id: [SMS_ID]}
     refusal = SmsRejectedError("SMS gateway answered 400")
-    monkeypatch.setattr(actions, "pending_for_event", lambda _s, event_id: owed[event_id])
+    monkeypatch.setattr(actions, "pending_for_events",
+                        lambda _s, event_ids: {i: owed[i] for i in event_ids})
     monkeypatch.setattr(
         actions, "deliver_notification",
         lambda _s, nid, *_: failed(nid, refusal) if nid == SMS_ID else sent(nid))
@@ -217,10 +218,11 @@ def test_deliver_welcome_sends_what_each_event_owes_on_the_pool_and_reports_erro
 
     sessions = FakeSessions()
     errors = consumers.deliver_welcome(
-        [fine, refused], sessions=sessions, email=FakeEmailSender(),  # type: ignore[arg-type]
+        [fine, refused, fine], sessions=sessions, email=FakeEmailSender(),  # type: ignore[arg-type]
         sms=FakeSmsSender(), pool=Pool())  # type: ignore[arg-type]
 
     assert errors == {refused.id: refusal}
+    # A redelivered event within the batch is delivered once.
     assert mapped == [[(fine.id, EMAIL_ID), (refused.id, SMS_ID)]]
     lookup, *deliveries = sessions.opened
     assert (lookup.rollbacks, [s.commits for s in deliveries]) == (1, [1, 1])
@@ -231,3 +233,15 @@ def test_the_subscription_owes_user_signed_up_from_accounts() -> None:
     assert (consumers.on_user_signed_up.producer, consumers.on_user_signed_up.events) == (
         "accounts", (UserSignedUp,))
     assert consumers.on_user_signed_up.after_commit_step is consumers.deliver_welcome
+
+
+def test_the_batch_step_records_every_new_event_of_the_batch_at_once(
+    monkeypatch: pytest.MonkeyPatch, signed_up: SignedUp
+) -> None:
+    recorded: list[list[Any]] = []
+    monkeypatch.setattr(actions, "record_welcome_notifications_for",
+                        lambda _s, events: recorded.append(list(events)))
+    events = [signed_up(), signed_up()]
+    assert consumers.on_user_signed_up.batch_step is consumers.record_welcome_batch
+    consumers.record_welcome_batch(FakeSession(), events)  # type: ignore[arg-type]
+    assert recorded == [events]
