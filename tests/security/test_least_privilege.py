@@ -526,3 +526,57 @@ def test_role_passwords_reach_the_server_only_as_scram_verifiers(databases: Data
     assert stored.startswith(f"SCRAM-SHA-256${migrations.SCRAM_ITERATIONS}:")
     salt = base64.b64decode(stored.split("$")[1].split(":")[1])
     assert stored == migrations.scram_verifier(databases.passwords["accounts"], salt)
+
+
+def test_the_setup_migrates_a_broker_of_the_previous_version() -> None:
+    """events.dlx was direct and retry queues dead-lettered through the default exchange: the
+    setup re-creates the exchange with every DLQ's binding, re-declares an empty retry queue
+    and refuses while one still holds messages."""
+    broker = Broker()
+    setup = credentials_setup()
+    queue = QUEUES["stats"][0]
+    busy, idle = queue.retry_queue_name(2), queue.retry_queue_name(1)
+    try:
+        assert management("PUT", f"/api/vhosts/{broker.vhost}").status_code in (201, 204)
+        everything = {"configure": ".*", "write": ".*", "read": ".*"}
+        management("PUT", f"/api/permissions/{broker.vhost}/guest", everything)
+        connection = amqp.Connection(broker.host, userid="guest", password="guest",
+                                     virtual_host=broker.vhost, connect_timeout=5)
+        connection.connect()
+        try:
+            channel = connection.channel()
+            channel.exchange_declare("events.dlx", "direct", durable=True, auto_delete=False)
+            for name in (busy, idle):
+                channel.queue_declare(name, durable=True, auto_delete=False, arguments={
+                    "x-message-ttl": 60_000, "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue.name})
+            channel.basic_publish(event(busy), exchange="", routing_key=busy)
+        finally:
+            connection.close()
+        definitions = setup.broker_definitions(broker.logins, broker.vhost)
+        admin = setup.Management(MANAGEMENT)
+        deadline = time.monotonic() + 15  # the management API's message counts lag a little
+        while time.monotonic() < deadline:
+            try:
+                admin.apply(definitions)
+            except setup.CredentialsError as refusal:
+                assert busy in str(refusal)
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the setup deleted or kept a retry queue holding a message")
+        assert broker.depth(busy) == 1
+        assert management("DELETE", f"/api/queues/{broker.vhost}/{busy}/contents").status_code \
+            == 204
+        admin.apply(definitions)
+        exchange = management("GET", f"/api/exchanges/{broker.vhost}/events.dlx").json()
+        assert exchange["type"] == "topic"
+        queues = {q["name"]: q["arguments"] for q in management(
+            "GET", f"/api/queues/{broker.vhost}?columns=name,arguments").json()}
+        assert queues[busy]["x-dead-letter-exchange"] == "events.retry"
+        assert queues[idle]["x-dead-letter-exchange"] == "events.retry"
+        bound = {b["destination"] for b in management(
+            "GET", f"/api/exchanges/{broker.vhost}/events.dlx/bindings/source").json()}
+        assert {q.dlq_name for queues_ in QUEUES.values() for q in queues_} <= bound
+    finally:
+        broker.remove()
