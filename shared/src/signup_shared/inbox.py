@@ -3,10 +3,12 @@
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import DateTime, String, delete, func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import DateTime, String, Uuid, bindparam, delete, func, inspect, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.dml import ReturningInsert
 
 
 class InboxMixin:
@@ -26,13 +28,7 @@ def claim(session: Session, model: type[InboxMixin], consumer: str, event_id: uu
 
     A concurrent claim of the same id waits for the first transaction and then sees the conflict.
     """
-    statement = (
-        insert(model)
-        .values(consumer=consumer, event_id=event_id)
-        .on_conflict_do_nothing()
-        .returning(model.event_id)
-    )
-    return session.execute(statement).first() is not None
+    return bool(claim_many(session, model, consumer, (event_id,)))
 
 
 def claim_many(
@@ -41,18 +37,36 @@ def claim_many(
     """Record all events in one statement; returns the ids that were new (the rest are duplicates).
 
     Ids are inserted in sorted order so that two consumers claiming overlapping batches take the
-    index locks in the same order and cannot deadlock each other.
+    index locks in the same order and cannot deadlock each other. The statement is the same for
+    any number of ids (one array parameter), so SQLAlchemy compiles it once per inbox table.
     """
     ids = sorted(set(event_ids))
     if not ids:
         return set()
-    statement = (
-        insert(model)
-        .values([{"consumer": consumer, "event_id": event_id} for event_id in ids])
-        .on_conflict_do_nothing()
-        .returning(model.event_id)
+    statement = _CLAIM_STATEMENTS.get(model)
+    if statement is None:
+        statement = _CLAIM_STATEMENTS[model] = _claim_statement(model)
+    result = session.execute(statement, {"consumer": consumer, "event_ids": ids})
+    return {row[0] for row in result.all()}
+
+
+_CLAIM_STATEMENTS: dict[type[InboxMixin], ReturningInsert[Any]] = {}
+
+
+def _claim_statement(model: type[InboxMixin]) -> ReturningInsert[Any]:
+    """``INSERT … SELECT :consumer, unnest(:event_ids) … ON CONFLICT DO NOTHING RETURNING``."""
+    table = inspect(model).local_table
+    ids = bindparam("event_ids", type_=ARRAY(Uuid()))
+    claimed = func.unnest(ids).table_valued("event_id").render_derived("claimed")
+    rows = select(bindparam("consumer", type_=String()), claimed.c.event_id).order_by(
+        claimed.c.event_id
     )
-    return {row[0] for row in session.execute(statement).all()}
+    return (
+        insert(table)
+        .from_select(["consumer", "event_id"], rows)
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id)
+    )
 
 
 def prune(session: Session, model: type[InboxMixin], retention: timedelta) -> int:

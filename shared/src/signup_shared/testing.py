@@ -52,6 +52,7 @@ class FakeSession:
 
     def __init__(self) -> None:
         self.executed: list[Any] = []
+        self.parameters: list[Any] = []  # the parameters passed with each executed statement
         self.rows: list[tuple[Any, ...]] = []
         self.rowcount = 0
         self.added: list[Any] = []
@@ -81,8 +82,9 @@ class FakeSession:
     def rollback(self) -> None:
         self.rollbacks += 1
 
-    def execute(self, statement: Any, *_args: Any, **_kwargs: Any) -> FakeResult:
+    def execute(self, statement: Any, *args: Any, **_kwargs: Any) -> FakeResult:
         self.executed.append(statement)
+        self.parameters.append(args[0] if args else None)
         return FakeResult(self.rows, self.rowcount)
 
     def scalar(self, *_args: Any, **_kwargs: Any) -> Any:
