@@ -86,6 +86,8 @@ cat <<'BANNER'
   Accounts API        http://127.0.0.1:8000        docs: http://127.0.0.1:8000/docs
   Stats API           http://127.0.0.1:8003/stats  docs: http://127.0.0.1:8003/docs
   Health              :8000 accounts, :8001 notifications, :8002 provisioning, :8003 stats (/healthz, /readyz)
+                      :8010 accounts consumer, :8013 stats consumer, :8020/:8022 accounts/provisioning relay
+  Metrics             /metrics on each of those ports (Prometheus text)
   RabbitMQ dashboard  http://127.0.0.1:15672  (guest/guest): Queues tab for queues, rates and *.dlq
   Processes           .venv/bin/supervisorctl -c var/run/supervisord.conf status
 
