@@ -13,14 +13,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from notifications import templates
 from notifications.adapters.email import Email, EmailSender
 from notifications.adapters.sms import Sms, SmsSender
-from notifications.models import Channel, InboxMessage, Notification, NotificationStatus
+from notifications.models import (
+    MAX_ERROR_LENGTH,
+    Channel,
+    InboxMessage,
+    Notification,
+    NotificationStatus,
+)
 from signup_shared import inbox
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
@@ -183,6 +189,29 @@ def stale_pending(session: Session, older_than: datetime, limit: int) -> list[uu
     )
 
 
+_LOCK_PENDING = (
+    select(_TABLE.c.channel, _TABLE.c.recipient, _TABLE.c.template, _TABLE.c.template_data,
+           _TABLE.c.attempts)
+    .where(_TABLE.c.id == bindparam("notification_id"),
+           _TABLE.c.status == NotificationStatus.PENDING)
+    .with_for_update(skip_locked=True)
+)
+# The SET clause comes from the parameters' keys (columns); one cached statement per outcome.
+_RECORD_ATTEMPT = update(_TABLE).where(_TABLE.c.id == bindparam("notification_id"))
+
+
+@dataclass(frozen=True)
+class Owed:
+    """What sending one notification needs: read from its locked row."""
+
+    id: uuid.UUID
+    channel: Channel
+    recipient: str
+    template: str
+    template_data: dict[str, Any]
+    attempts: int
+
+
 def deliver_notification(
     session: Session,
     notification_id: uuid.UUID,
@@ -195,46 +224,55 @@ def deliver_notification(
     The row stays locked until the caller's transaction ends, so a concurrent deliverer skips it,
     and a row no longer pending once the lock is ours (someone sent it meanwhile) is left alone.
     The caller commits even when sending failed: the attempt and its error are part of the story.
+    Two Core statements on the session's connection (lock and read, then record the outcome):
+    no ORM object, identity map or flush on this path.
     """
-    notification = session.scalar(
-        select(Notification)
-        .where(Notification.id == notification_id,
-               Notification.status == NotificationStatus.PENDING)
-        .with_for_update(skip_locked=True)
-    )
-    if notification is None:
+    connection = session.connection()
+    row = connection.execute(_LOCK_PENDING, {"notification_id": notification_id}).first()
+    if row is None:
         log.debug("notification.skipped", notification_id=str(notification_id))
         return DeliveryResult(notification_id, Outcome.SKIPPED)
+    channel, recipient, template, template_data, attempts = row
+    owed = Owed(notification_id, Channel(channel), recipient, template, template_data,
+                (attempts or 0) + 1)
     try:
-        provider_message_id = _send(notification, email, sms)
+        provider_message_id = _send(owed, email, sms)
     except PermanentError as exc:
-        notification.record_attempt(now, str(exc))
-        notification.mark_failed(str(exc))
+        _record(connection, owed, now, status=NotificationStatus.FAILED, last_error=_error(exc))
         log.warning("notification.failed", notification_id=str(notification_id),
-                    channel=notification.channel.value, attempts=notification.attempts,
-                    error=str(exc))
+                    channel=owed.channel.value, attempts=owed.attempts, error=str(exc))
         return DeliveryResult(notification_id, Outcome.FAILED, exc)
     except TransientError as exc:
-        notification.record_attempt(now, str(exc))
+        _record(connection, owed, now, last_error=_error(exc))
         log.warning("notification.retry_later", notification_id=str(notification_id),
-                    channel=notification.channel.value, attempts=notification.attempts,
-                    error=str(exc))
+                    channel=owed.channel.value, attempts=owed.attempts, error=str(exc))
         return DeliveryResult(notification_id, Outcome.RETRY_LATER, exc)
-    notification.record_attempt(now)
-    notification.mark_sent(provider_message_id, now)
+    _record(connection, owed, now, status=NotificationStatus.SENT, last_error=None,
+            provider_message_id=provider_message_id, sent_at=now)
     log.debug("notification.sent", notification_id=str(notification_id),
-              channel=notification.channel.value, attempts=notification.attempts)
+              channel=owed.channel.value, attempts=owed.attempts)
     return DeliveryResult(notification_id, Outcome.SENT)
 
 
-def _send(notification: Notification, email: EmailSender, sms: SmsSender) -> str:
-    if notification.channel is Channel.EMAIL:
-        content = templates.render_email(notification.template, notification.template_data)
-        return email.send(
-            Email(notification.id, notification.recipient, content.subject, content.text)
-        )
-    body = templates.render_sms(notification.template, notification.template_data)
-    return sms.send(Sms(notification.id, notification.recipient, body))
+def _error(exc: Exception) -> str:
+    return str(exc)[:MAX_ERROR_LENGTH]
+
+
+def _record(connection: Connection, owed: Owed, now: datetime, **values: Any) -> None:
+    """One attempt counted, with its outcome (as ``Notification.record_attempt`` and
+    ``mark_sent``/``mark_failed`` would change the row)."""
+    connection.execute(
+        _RECORD_ATTEMPT,
+        {"notification_id": owed.id, "attempts": owed.attempts, "updated_at": now, **values},
+    )
+
+
+def _send(owed: Owed, email: EmailSender, sms: SmsSender) -> str:
+    if owed.channel is Channel.EMAIL:
+        content = templates.render_email(owed.template, owed.template_data)
+        return email.send(Email(owed.id, owed.recipient, content.subject, content.text))
+    body = templates.render_sms(owed.template, owed.template_data)
+    return sms.send(Sms(owed.id, owed.recipient, body))
 
 
 def prune_inbox(session: Session, retention: timedelta) -> int:

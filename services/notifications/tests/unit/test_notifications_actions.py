@@ -4,13 +4,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from notifications import actions, templates
 from notifications.actions import DeliveryResult, NotificationAlreadyRecordedError, Outcome
 from notifications.adapters.email import EmailRejectedError, EmailTransientError, FakeEmailSender
 from notifications.adapters.sms import FakeSmsSender, SmsRejectedError, SmsTransientError
-from notifications.models import Channel, Notification, NotificationStatus
+from notifications.models import MAX_ERROR_LENGTH, Channel, Notification, NotificationStatus
 from signup_shared.errors import PermanentError
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.testing import FakeSession
@@ -84,13 +85,49 @@ def pending(channel: Channel = Channel.EMAIL, **fields: Any) -> Notification:
     return Notification(**values)
 
 
+class Result:
+    def __init__(self, row: tuple[Any, ...] | None) -> None:
+        self.row = row
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.row
+
+
+class LockingConnection:
+    """Answers the lock with the row it holds (None: locked elsewhere or no longer pending) and
+    applies the recorded outcome to ``row`` as the UPDATE would, keeping every statement."""
+
+    def __init__(self, notification: Notification | None) -> None:
+        self.notification = notification
+        self.statements: list[tuple[str, dict[str, Any]]] = []
+        self.commits = 0
+
+    def connection(self) -> "LockingConnection":
+        return self
+
+    def execute(self, statement: Any, params: dict[str, Any]) -> Result:
+        sql = str(statement.compile(dialect=postgresql.dialect()))
+        self.statements.append((sql, params))
+        n = self.notification
+        if sql.startswith("SELECT"):
+            assert "FOR UPDATE SKIP LOCKED" in sql and "status" in sql
+            row = None if n is None else (n.channel.value, n.recipient, n.template,
+                                          n.template_data, n.attempts)
+            return Result(row)
+        assert sql.startswith("UPDATE notifications SET") and n is not None
+        assert params["notification_id"] == n.id
+        for column, value in params.items():
+            if column != "notification_id":
+                setattr(n, column, value)
+        return Result(None)
+
+
 def deliver(
     notification: Notification | None,
     email: FakeEmailSender | None = None,
     sms: FakeSmsSender | None = None,
-) -> tuple[DeliveryResult, FakeSession]:
-    session = FakeSession()
-    session.scalar_results = [notification]
+) -> tuple[DeliveryResult, LockingConnection]:
+    session = LockingConnection(notification)
     notification_id = notification.id if notification else uuid.uuid4()
     result = actions.deliver_notification(
         session, notification_id, email or FakeEmailSender(), sms or FakeSmsSender(), LATER  # type: ignore[arg-type]
@@ -110,7 +147,9 @@ def test_delivers_a_pending_email_rendered_from_its_template() -> None:
     assert notification.provider_message_id == f"<{notification.id}@signup.local>"
     assert (notification.attempts, notification.sent_at, notification.last_error) == (
         1, LATER, None)
+    assert notification.updated_at == LATER
     assert session.commits == 0
+    assert len(session.statements) == 2  # lock and read, then record: no other round trip
 
 
 def test_delivers_a_pending_sms_through_the_gateway() -> None:
@@ -126,9 +165,10 @@ def test_delivers_a_pending_sms_through_the_gateway() -> None:
 
 def test_skips_what_is_locked_by_another_deliverer_or_no_longer_pending() -> None:
     email, sms = FakeEmailSender(), FakeSmsSender()
-    result, _ = deliver(None, email=email, sms=sms)
+    result, session = deliver(None, email=email, sms=sms)
     assert result.outcome is Outcome.SKIPPED and result.error is None
     assert email.sent == [] and sms.sent == []
+    assert len(session.statements) == 1  # the lock only: nothing recorded
 
 
 def test_a_transient_failure_is_recorded_and_left_pending_for_a_retry() -> None:
@@ -140,6 +180,7 @@ def test_a_transient_failure_is_recorded_and_left_pending_for_a_retry() -> None:
     assert (notification.attempts, notification.last_error) == (3, "SMS gateway answered 503")
     assert notification.updated_at == LATER
     assert session.commits == 0
+    assert "status" not in session.statements[-1][1]
 
 
 def test_a_permanent_refusal_fails_the_notification() -> None:
@@ -151,6 +192,12 @@ def test_a_permanent_refusal_fails_the_notification() -> None:
     assert (notification.attempts, notification.last_error) == (
         1, "SMS gateway answered 400: invalid to")
     assert notification.sent_at is None
+
+
+def test_a_long_error_is_cut_to_what_the_column_keeps() -> None:
+    notification = pending(Channel.SMS)
+    deliver(notification, sms=FakeSmsSender(SmsTransientError("x" * (MAX_ERROR_LENGTH + 50))))
+    assert notification.last_error == "x" * MAX_ERROR_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -172,5 +219,7 @@ def test_an_unknown_template_fails_without_sending() -> None:
 
 
 def test_an_unexpected_error_propagates_so_the_caller_rolls_back() -> None:
+    notification = pending()
     with pytest.raises(RuntimeError):
-        deliver(pending(), email=FakeEmailSender(RuntimeError("bug")))
+        deliver(notification, email=FakeEmailSender(RuntimeError("bug")))
+    assert (notification.status, notification.attempts) == (NotificationStatus.PENDING, 0)
