@@ -3,7 +3,7 @@
 import uvicorn
 from fastapi import FastAPI
 
-from signup_shared import tracing
+from signup_shared import lifecycle, tracing
 from signup_shared.logging import configure_logging
 from signup_shared.messaging.connection import broker_ready
 from signup_shared.process import database_ready
@@ -18,6 +18,7 @@ def app(settings: StatsSettings) -> FastAPI:
 
 
 def main() -> None:
+    lifecycle.die_with_parent()  # first: this process must not outlive its supervisor
     settings = StatsSettings()
     configure_logging("stats-web", settings.log_level, settings.log_format)
     tracing.configure_tracing("stats-web")
