@@ -7,9 +7,8 @@ from datetime import UTC, date, timedelta
 from typing import Any, get_args
 
 import structlog
-from sqlalchemy import CompoundSelect, func, literal, select, union_all
-from sqlalchemy.dialects.postgresql import Insert, insert
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import CompoundSelect, func, literal, select, text, union_all
+from sqlalchemy.orm import Session
 
 from signup_shared import inbox
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
@@ -30,17 +29,39 @@ class Stats:
     activated_subscriptions: int
 
 
-def increment(counted: InstrumentedAttribute[int], by: int = 1, **key: Any) -> Insert:
-    """``INSERT key, by ON CONFLICT (key) DO UPDATE SET counted = table.counted + by``.
-
-    One atomic statement: concurrent increments of the same row queue on its row lock and each
-    adds to the value the previous one committed (a read-modify-write would lose updates).
+# Both statements are constants, so SQLAlchemy compiles each once and every batch, whatever its
+# size, is one round trip. Increments are atomic upserts: concurrent increments of the same row
+# queue on its row lock and each adds to the value the previous one committed.
+ADD_TO_COUNTER = text(
+    "INSERT INTO counters (name, value) VALUES (:counter, :by)"
+    " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"
+)
+# The plan and day upserts have a one-time filter on the counter's upsert, so the total_users row
+# is always locked first: concurrent signup transactions queue on that one row, and the plan and
+# day rows (each array sorted, its rows once) are only ever taken behind it, so no deadlock.
+RECORD_SIGNUPS = text(
     """
-    return (
-        insert(counted.class_)
-        .values({**key, counted.key: by})
-        .on_conflict_do_update(index_elements=list(key), set_={counted.key: counted + by})
+    WITH total AS (
+        INSERT INTO counters (name, value) VALUES (:counter, :total)
+        ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value
+        RETURNING 1
+    ), plans AS (
+        INSERT INTO plan_signups (plan, count)
+        SELECT added.plan, added.count
+        FROM unnest(CAST(:plans AS text[]), CAST(:plan_counts AS bigint[])) AS added(plan, count)
+        WHERE EXISTS (SELECT FROM total)
+        ORDER BY added.plan
+        ON CONFLICT (plan) DO UPDATE SET count = plan_signups.count + excluded.count
+        RETURNING 1
     )
+    INSERT INTO daily_signups (day, count)
+    SELECT added.day, added.count
+    FROM unnest(CAST(:days AS date[]), CAST(:day_counts AS bigint[])) AS added(day, count)
+    WHERE EXISTS (SELECT FROM total)
+    ORDER BY added.day
+    ON CONFLICT (day) DO UPDATE SET count = daily_signups.count + excluded.count
+    """
+)
 
 
 def record_signup(session: Session, event: Envelope[UserSignedUp]) -> None:
@@ -49,20 +70,27 @@ def record_signup(session: Session, event: Envelope[UserSignedUp]) -> None:
 
 
 def record_signups(session: Session, events: Sequence[Envelope[UserSignedUp]]) -> None:
-    """More users, counted per plan and per UTC day they signed up: one upsert per row.
+    """More users, counted in total, per plan and per UTC day they signed up: one statement.
 
-    Rows are always locked in the same order (counter, plans, days, each sorted) so that
-    concurrent handlers cannot deadlock each other.
+    Rows are always locked in the same order (the total first, then plans and days, each
+    sorted) so that concurrent handlers cannot deadlock each other.
     """
     if not events:
         return
     plans: Tally[str] = Tally(event.data.plan for event in events)
     days: Tally[date] = Tally(event.data.signed_up_at.astimezone(UTC).date() for event in events)
-    session.execute(increment(Counter.value, len(events), name=CounterName.TOTAL_USERS.value))
-    for plan, count in sorted(plans.items()):
-        session.execute(increment(PlanSignups.count, count, plan=plan))
-    for day, count in sorted(days.items()):
-        session.execute(increment(DailySignups.count, count, day=day))
+    plan_keys, day_keys = sorted(plans), sorted(days)
+    session.execute(
+        RECORD_SIGNUPS,
+        {
+            "counter": CounterName.TOTAL_USERS.value,
+            "total": len(events),
+            "plans": plan_keys,
+            "plan_counts": [plans[plan] for plan in plan_keys],
+            "days": day_keys,
+            "day_counts": [days[day] for day in day_keys],
+        },
+    )
     log.debug("stats.signups_recorded", count=len(events), plans=dict(plans))
 
 
@@ -76,7 +104,8 @@ def record_activations(session: Session, events: Sequence[Envelope[SpaceProvisio
     if not events:
         return
     session.execute(
-        increment(Counter.value, len(events), name=CounterName.ACTIVATED_SUBSCRIPTIONS.value)
+        ADD_TO_COUNTER,
+        {"counter": CounterName.ACTIVATED_SUBSCRIPTIONS.value, "by": len(events)},
     )
     log.debug("stats.activations_recorded", count=len(events))
 

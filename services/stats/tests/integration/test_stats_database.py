@@ -36,13 +36,40 @@ def test_signups_upsert_one_row_per_plan_and_day(db, signup_event) -> None:
     }
 
 
-def test_increment_adds_to_the_committed_value_not_to_a_value_read_earlier(db) -> None:
-    db.execute(actions.increment(PlanSignups.count, plan="free"))
+def test_signups_add_to_the_committed_values_not_to_values_read_earlier(db, signup_event) -> None:
+    actions.record_signup(db, signup_event(plan="free", signed_up_at=MAY_1))
     db.execute(update(PlanSignups).values(count=41))
+    db.execute(update(DailySignups).values(count=41))
+    db.execute(update(Counter).values(value=41))
 
-    db.execute(actions.increment(PlanSignups.count, plan="free"))
+    actions.record_signups(db, [signup_event(plan="free", signed_up_at=MAY_1)])
 
     assert db.scalar(select(PlanSignups.count).where(PlanSignups.plan == "free")) == 42
+    assert db.scalar(select(DailySignups.count)) == 42
+    assert db.get(Counter, "total_users").value == 42
+
+
+def test_a_batch_of_signups_counts_every_plan_and_day(db, signup_event) -> None:
+    actions.record_signups(db, [
+        signup_event(plan="team", signed_up_at=MAY_2),
+        signup_event(plan="free", signed_up_at=MAY_1),
+        signup_event(plan="team", signed_up_at=MAY_1),
+    ])
+    actions.record_signups(db, [signup_event(plan="team", signed_up_at=MAY_2)])
+
+    assert actions.read_stats(db) == actions.Stats(
+        total_users=4,
+        signups_per_plan={"free": 1, "pro": 0, "team": 3},
+        signups_per_day={"2024-05-01": 2, "2024-05-02": 2},
+        activated_subscriptions=0,
+    )
+
+
+def test_activations_add_their_number(db, provisioned_event) -> None:
+    actions.record_activations(db, [provisioned_event() for _ in range(3)])
+    actions.record_activation(db, provisioned_event())
+
+    assert actions.read_stats(db).activated_subscriptions == 4
 
 
 def test_read_stats_after_a_few_records(db, signup_event, provisioned_event) -> None:

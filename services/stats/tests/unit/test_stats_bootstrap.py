@@ -2,7 +2,7 @@ import pytest
 
 from signup_shared.events import SpaceProvisioned, UserSignedUp
 from signup_shared.testing import FakeSession
-from stats import bootstrap
+from stats import actions, bootstrap
 from stats.models import InboxMessage
 from stats.settings import StatsSettings
 
@@ -51,8 +51,10 @@ def test_the_batch_handler_claims_all_events_then_counts_the_new_ones_once(
     assert signups.batch_handler is not None
     assert signups.batch_handler([first, second, first]) == {}
 
-    claim, total, _plans, _days = session.executed
+    claim, signups_recorded = session.executed
     assert claim.table.name == "inbox"
-    assert (total.table.name, total.compile().params["value"]) == ("counters", 2)
+    assert session.parameters[0]["event_ids"] == sorted([first.id, second.id])
+    assert signups_recorded is actions.RECORD_SIGNUPS
+    assert session.parameters[1]["total"] == 2
     assert session.commits == 1
     worker.engine.dispose()
