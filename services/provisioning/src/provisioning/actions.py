@@ -5,20 +5,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from provisioning.adapters.storage import SpaceRequest, SpaceStorage
-from provisioning.models import (
-    SPACE_USER_UNIQUE,
-    OutboxMessage,
-    Plan,
-    Space,
-    SpaceStatus,
-)
+from provisioning.models import SPACE_USER_UNIQUE, Plan, Space, SpaceStatus
 from signup_shared.errors import TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
+from signup_shared.tracing import current_traceparent
 
 PRODUCER = "provisioning"
 GIB = 1024**3
@@ -45,6 +40,31 @@ def space_id_for(user_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(SPACE_ID_NAMESPACE, str(user_id))
 
 
+# A user's space, if any (built once: only its parameter changes from call to call).
+EXISTING_SPACE = select(Space).where(Space.user_id == bindparam("user_id"))
+# The space and its SpaceProvisioned outbox row in one statement (one round trip, compiled once):
+# the outbox row is selected from the inserted space, so both are written or neither is, in the
+# caller's transaction. No ON CONFLICT: a concurrent insert for the same user still fails on
+# uq_spaces_user_id, and the handler retries and then finds that space.
+INSERT_SPACE_AND_EVENT = text(
+    """
+    WITH space AS (
+        INSERT INTO spaces
+            (id, user_id, plan, quota_bytes, status, storage_path, created_at, updated_at)
+        VALUES (:space_id, :user_id, CAST(:plan AS plan), :quota_bytes,
+                CAST(:status AS space_status), :storage_path, :now, :now)
+        RETURNING id
+    )
+    INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
+                        payload, traceparent)
+    SELECT CAST(:event_id AS uuid), CAST(:routing_key AS varchar), CAST(:event_type AS varchar),
+           CAST(:version AS integer), CAST(:producer AS varchar),
+           CAST(:correlation_id AS varchar), CAST(:payload AS text), CAST(:traceparent AS varchar)
+    FROM space
+    """
+)
+
+
 def provision_space(
     session: Session,
     storage: SpaceStorage,
@@ -57,7 +77,7 @@ def provision_space(
     Raises ``SpaceBeingProvisionedError`` when a concurrent handler inserted the space first.
     """
     signup = event.data
-    existing = session.scalar(select(Space).where(Space.user_id == signup.user_id))
+    existing = session.scalar(EXISTING_SPACE, {"user_id": signup.user_id})
     if existing is not None:
         log.debug("space.already_provisioned", user_id=str(signup.user_id),
                  space_id=str(existing.id))
@@ -72,6 +92,7 @@ def provision_space(
         created_at=now,
     )
     path = storage.create_space(request)
+    # Not added to the session: the statement below writes the row; this is the caller's copy.
     space = Space(
         id=request.space_id,
         user_id=request.user_id,
@@ -86,9 +107,20 @@ def provision_space(
         SpaceProvisioned(user_id=space.user_id, space_id=space.id, quota_bytes=space.quota_bytes),
         producer=PRODUCER,
     )
-    session.add_all([space, OutboxMessage.from_envelope(provisioned)])
     try:
-        session.flush()
+        session.execute(
+            INSERT_SPACE_AND_EVENT,
+            {
+                "space_id": space.id,
+                "user_id": space.user_id,
+                "plan": plan.value,
+                "quota_bytes": space.quota_bytes,
+                "status": SpaceStatus.READY.value,
+                "storage_path": space.storage_path,
+                "now": now,
+                **outbox_row(provisioned),
+            },
+        )
     except IntegrityError as exc:
         if _violates(exc, SPACE_USER_UNIQUE):
             raise SpaceBeingProvisionedError(signup.user_id) from exc
@@ -96,6 +128,20 @@ def provision_space(
     log.debug("space.provisioned", user_id=str(space.user_id), space_id=str(space.id),
              plan=plan.value, quota_bytes=space.quota_bytes, event_id=str(provisioned.id))
     return space
+
+
+def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The outbox columns of ``envelope``, as ``OutboxMixin.from_envelope`` would set them."""
+    return {
+        "event_id": envelope.id,
+        "routing_key": envelope.routing_key,
+        "event_type": envelope.type,
+        "version": envelope.version,
+        "producer": envelope.producer,
+        "correlation_id": envelope.correlation_id,
+        "payload": envelope.to_json().decode(),
+        "traceparent": current_traceparent(),
+    }
 
 
 def _violates(exc: IntegrityError, constraint: str) -> bool:

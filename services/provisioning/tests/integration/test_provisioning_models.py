@@ -66,3 +66,28 @@ def test_provision_space_finds_the_space_a_previous_event_created(session, signu
 
     assert again.id == first.id
     assert len(session.scalars(select(OutboxMessage)).all()) == 1
+
+
+def test_provision_space_writes_the_space_and_its_event_together(session, signup_event):
+    event = signup_event(plan="pro")
+
+    space = actions.provision_space(session, FakeSpaceStorage(), event, now=NOW)
+    session.expunge_all()
+
+    stored = session.scalars(select(Space).where(Space.user_id == event.data.user_id)).one()
+    assert (stored.id, stored.plan, stored.status) == (space.id, Plan.PRO, SpaceStatus.READY)
+    assert (stored.quota_bytes, stored.created_at, stored.updated_at) == (50 * 1024**3, NOW, NOW)
+    [row] = session.scalars(select(OutboxMessage)).all()
+    assert (row.routing_key, row.producer, row.version) == (
+        "provisioning.space_provisioned", "provisioning", 1)
+    assert str(space.id) in row.payload and row.correlation_id == event.correlation_id
+
+
+def test_a_space_inserted_after_the_check_is_a_retryable_error(session, signup_event, monkeypatch):
+    event = signup_event()
+    session.add(space_for(event.data.user_id))
+    session.flush()
+    monkeypatch.setattr(session, "scalar", lambda *_a, **_k: None)  # a concurrent handler won
+
+    with pytest.raises(actions.SpaceBeingProvisionedError):
+        actions.provision_space(session, FakeSpaceStorage(), event)

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from provisioning import actions
 from provisioning.adapters.storage import FakeSpaceStorage
-from provisioning.models import OutboxMessage, Plan, Space, SpaceStatus
+from provisioning.models import Plan, Space, SpaceStatus
 from signup_shared.errors import TransientError
 from signup_shared.events import SpaceProvisioned, parse_envelope
 from signup_shared.testing import FakeSession
@@ -17,13 +17,22 @@ NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 GIB = 1024**3
 
 
-class FlushFailingSession(FakeSession):
+class InsertFailingSession(FakeSession):
     def __init__(self, error: Exception) -> None:
         super().__init__()
         self.error = error
 
-    def flush(self) -> None:
-        raise self.error
+    def execute(self, statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if statement is actions.INSERT_SPACE_AND_EVENT:
+            raise self.error
+        return super().execute(statement, *args, **kwargs)
+
+
+def written(session: FakeSession) -> dict[str, object]:
+    """The parameters of the one statement that wrote the space and its outbox row."""
+    [parameters] = [p for s, p in zip(session.executed, session.parameters, strict=True)
+                    if s is actions.INSERT_SPACE_AND_EVENT]
+    return dict(parameters)
 
 
 def unique_violation(constraint: str) -> IntegrityError:
@@ -37,13 +46,18 @@ def test_creates_a_ready_space_in_storage_and_records_its_path(signup_event):
 
     space = actions.provision_space(session, storage, event, now=NOW)
 
-    assert session.added_of(Space) == [space]
+    row = written(session)
+    assert (row["space_id"], row["user_id"], row["plan"], row["status"]) == (
+        space.id, event.data.user_id, "pro", "ready")
+    assert (row["quota_bytes"], row["storage_path"], row["now"]) == (
+        50 * GIB, f"/spaces/{event.data.user_id}", NOW)
+    assert session.added == []
     assert space.user_id == event.data.user_id
     assert space.plan is Plan.PRO
     assert space.status is SpaceStatus.READY
     assert space.storage_path == f"/spaces/{event.data.user_id}"
     assert space.created_at == space.updated_at == NOW
-    assert session.flushes == 1
+    assert session.executed == [actions.INSERT_SPACE_AND_EVENT]
     assert session.commits == 0
 
 
@@ -73,7 +87,7 @@ def test_emits_space_provisioned_caused_by_the_signup(signup_event):
 
     space = actions.provision_space(session, FakeSpaceStorage(), event, now=NOW)
 
-    [row] = session.added_of(OutboxMessage)
+    row = SimpleNamespace(**written(session))
     emitted = parse_envelope(row.payload)
     assert emitted.data == SpaceProvisioned(
         user_id=event.data.user_id, space_id=space.id, quota_bytes=50 * GIB
@@ -95,7 +109,7 @@ def test_existing_space_is_returned_without_a_new_event_or_storage_call(signup_e
     space = actions.provision_space(session, storage, event)
 
     assert space is existing
-    assert session.added == []
+    assert session.executed == []  # the select went through ``scalar``
     assert storage.requests == []
 
 
@@ -112,7 +126,7 @@ def test_space_id_is_the_same_for_every_event_of_one_user(signup_event):
 
 
 def test_concurrent_insert_of_the_same_user_becomes_a_retryable_error(signup_event):
-    session = FlushFailingSession(unique_violation("uq_spaces_user_id"))
+    session = InsertFailingSession(unique_violation("uq_spaces_user_id"))
 
     with pytest.raises(actions.SpaceBeingProvisionedError) as raised:
         actions.provision_space(session, FakeSpaceStorage(), signup_event())
@@ -121,7 +135,7 @@ def test_concurrent_insert_of_the_same_user_becomes_a_retryable_error(signup_eve
 
 
 def test_other_integrity_errors_are_not_disguised(signup_event):
-    session = FlushFailingSession(unique_violation("ck_spaces_quota_bytes_non_negative"))
+    session = InsertFailingSession(unique_violation("ck_spaces_quota_bytes_non_negative"))
 
     with pytest.raises(IntegrityError):
         actions.provision_space(session, FakeSpaceStorage(), signup_event())
@@ -134,4 +148,4 @@ def test_storage_failure_adds_nothing(signup_event):
     with pytest.raises(OSError, match="disk full"):
         actions.provision_space(session, storage, signup_event())
 
-    assert session.added == []
+    assert actions.INSERT_SPACE_AND_EVENT not in session.executed
