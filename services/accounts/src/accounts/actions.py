@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
+from accounts.models import Plan, Subscription, SubscriptionStatus, User
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
+from signup_shared.tracing import current_traceparent
 
 PRODUCER = "accounts"
 EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
@@ -64,6 +65,33 @@ class UserProfile:
     created_at: datetime
 
 
+# The user, their pending subscription and the UserSignedUp outbox row in one statement (one
+# round trip, compiled once), in the caller's transaction: all three are written or none is.
+# The subscription's and the outbox's rows are selected from the inserted user, so they follow
+# it; the foreign key is checked at the end of the statement, when the user row exists.
+INSERT_SIGNUP = text(
+    """
+    WITH new_user AS (
+        INSERT INTO users (id, email, full_name, phone, created_at)
+        VALUES (:user_id, :email, :full_name, :phone, :now)
+        RETURNING id
+    ), new_subscription AS (
+        INSERT INTO subscriptions (id, user_id, plan, status, created_at)
+        SELECT :subscription_id, new_user.id, CAST(:plan AS plan),
+               CAST(:status AS subscription_status), :now
+        FROM new_user
+        RETURNING id
+    )
+    INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
+                        payload, traceparent)
+    SELECT CAST(:event_id AS uuid), CAST(:routing_key AS varchar), CAST(:event_type AS varchar),
+           CAST(:version AS integer), CAST(:producer AS varchar),
+           CAST(:correlation_id AS varchar), CAST(:payload AS text), CAST(:traceparent AS varchar)
+    FROM new_subscription
+    """
+)
+
+
 def sign_up(
     session: Session, signup: NewSignup, *, correlation_id: str, now: datetime | None = None
 ) -> SignupReceipt:
@@ -73,36 +101,35 @@ def sign_up(
     taken in any letter case (also when a concurrent signup wins the race).
     """
     now = now or datetime.now(UTC)
-    user = User(
-        id=uuid.uuid4(),
-        email=signup.email,
-        full_name=signup.full_name,
-        phone=signup.phone,
-        created_at=now,
-    )
-    subscription = Subscription(
-        id=uuid.uuid4(),
-        user=user,
-        plan=signup.plan,
-        status=SubscriptionStatus.PENDING,
-        created_at=now,
-    )
+    user_id, subscription_id = uuid.uuid4(), uuid.uuid4()
     event = Envelope.wrap(
         UserSignedUp(
-            user_id=user.id,
-            subscription_id=subscription.id,
-            email=user.email,
-            full_name=user.full_name,
-            phone=user.phone,
+            user_id=user_id,
+            subscription_id=subscription_id,
+            email=signup.email,
+            full_name=signup.full_name,
+            phone=signup.phone,
             plan=signup.plan.value,
             signed_up_at=now,
         ),
         producer=PRODUCER,
         correlation_id=correlation_id,
     )
-    session.add_all([user, subscription, OutboxMessage.from_envelope(event)])
     try:
-        session.flush()
+        session.execute(
+            INSERT_SIGNUP,
+            {
+                "user_id": user_id,
+                "email": signup.email,
+                "full_name": signup.full_name,
+                "phone": signup.phone,
+                "now": now,
+                "subscription_id": subscription_id,
+                "plan": signup.plan.value,
+                "status": SubscriptionStatus.PENDING.value,
+                **outbox_row(event),
+            },
+        )
     except IntegrityError as exc:
         if _violates(exc, EMAIL_UNIQUE_INDEX):
             raise EmailAlreadyRegisteredError from exc
@@ -111,9 +138,23 @@ def sign_up(
         field, reason = _unstorable(signup)
         raise SignupRejectedError(field, reason) from exc
     log.debug(
-        "user.signed_up", user_id=str(user.id), plan=signup.plan.value, event_id=str(event.id)
+        "user.signed_up", user_id=str(user_id), plan=signup.plan.value, event_id=str(event.id)
     )
-    return SignupReceipt(user.id, subscription.id, subscription.status)
+    return SignupReceipt(user_id, subscription_id, SubscriptionStatus.PENDING)
+
+
+def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The outbox columns of ``envelope``, as ``OutboxMixin.from_envelope`` would set them."""
+    return {
+        "event_id": envelope.id,
+        "routing_key": envelope.routing_key,
+        "event_type": envelope.type,
+        "version": envelope.version,
+        "producer": envelope.producer,
+        "correlation_id": envelope.correlation_id,
+        "payload": envelope.to_json().decode(),
+        "traceparent": current_traceparent(),
+    }
 
 
 def _unstorable(signup: NewSignup) -> tuple[str, str]:

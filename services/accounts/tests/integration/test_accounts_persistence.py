@@ -35,6 +35,22 @@ def test_sign_up_writes_user_subscription_and_outbox_in_one_transaction(session:
     assert parse_envelope(row.payload).data.user_id == receipt.user_id
 
 
+def test_sign_up_stores_every_value_and_the_event_row(session: Session) -> None:
+    receipt = actions.sign_up(session, signup(phone=None), correlation_id="corr-9")
+    session.expunge_all()
+    user = session.get(User, receipt.user_id)
+    assert user is not None
+    assert (user.email, user.full_name, user.phone) == ("ada@example.com", "Ada Lovelace", None)
+    subscription = user.subscription
+    assert (subscription.id, subscription.plan) == (receipt.subscription_id, Plan.TEAM)
+    assert subscription.created_at == user.created_at
+    [row] = session.scalars(select(OutboxMessage)).all()
+    event = parse_envelope(row.payload)
+    assert (row.event_id, row.event_type, row.version) == (event.id, "UserSignedUp", 1)
+    assert (row.routing_key, row.producer, row.correlation_id) == (
+        "accounts.user_signed_up", "accounts", "corr-9")
+
+
 def test_email_is_unique_in_any_letter_case(session: Session) -> None:
     actions.sign_up(session, signup("ada@example.com"), correlation_id="c")
     with pytest.raises(actions.EmailAlreadyRegisteredError):

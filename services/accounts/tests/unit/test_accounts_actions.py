@@ -8,7 +8,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from accounts import actions
 from accounts.actions import EmailAlreadyRegisteredError, NewSignup
-from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
+from accounts.models import Plan, Subscription, SubscriptionStatus
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
 from signup_shared.testing import FakeSession
 
@@ -18,29 +18,31 @@ ADA = NewSignup(
 )
 
 
-def test_sign_up_creates_user_pending_subscription_and_event() -> None:
+def test_sign_up_writes_user_pending_subscription_and_event_in_one_statement() -> None:
     session = FakeSession()
     receipt = actions.sign_up(session, ADA, correlation_id="corr-1", now=NOW)  # type: ignore[arg-type]
-    [user] = session.added_of(User)
-    [subscription] = session.added_of(Subscription)
-    assert (user.email, user.full_name, user.phone) == (
+    assert session.executed == [actions.INSERT_SIGNUP]
+    [row] = session.parameters
+    assert (row["email"], row["full_name"], row["phone"]) == (
         "Ada@example.com",
         "Ada Lovelace",
         "+14155550123",
     )
-    assert subscription.user is user
-    assert (subscription.plan, subscription.status) == (Plan.PRO, SubscriptionStatus.PENDING)
-    assert receipt == actions.SignupReceipt(user.id, subscription.id, SubscriptionStatus.PENDING)
-    assert session.flushes == 1
+    assert (row["user_id"], row["subscription_id"]) == (receipt.user_id, receipt.subscription_id)
+    assert (row["plan"], row["status"], row["now"]) == ("pro", "pending", NOW)
+    assert receipt.status is SubscriptionStatus.PENDING
+    assert session.added == []
     assert session.commits == 0
 
 
 def test_sign_up_records_user_signed_up_in_the_outbox() -> None:
     session = FakeSession()
     receipt = actions.sign_up(session, ADA, correlation_id="corr-1", now=NOW)  # type: ignore[arg-type]
-    [row] = session.added_of(OutboxMessage)
-    event = parse_envelope(row.payload)
-    assert row.routing_key == "accounts.user_signed_up"
+    [row] = session.parameters
+    event = parse_envelope(row["payload"])
+    assert row["routing_key"] == "accounts.user_signed_up"
+    assert (row["event_id"], row["event_type"], row["version"]) == (event.id, "UserSignedUp", 1)
+    assert (row["producer"], row["correlation_id"]) == ("accounts", "corr-1")
     assert (event.producer, event.correlation_id) == ("accounts", "corr-1")
     assert event.data.model_dump() == {
         "user_id": receipt.user_id,
@@ -61,19 +63,19 @@ class UniqueViolation(Exception):
     diag = Diag()
 
 
-class DuplicateOnFlush(FakeSession):
+class DuplicateOnInsert(FakeSession):
     def __init__(self, orig: Exception) -> None:
         super().__init__()
         self.orig = orig
 
-    def flush(self) -> None:
+    def execute(self, statement: Any, *_args: Any, **_kwargs: Any) -> Any:
         raise IntegrityError("INSERT", {}, self.orig)
 
 
 def test_duplicate_email_becomes_a_domain_error() -> None:
     with pytest.raises(EmailAlreadyRegisteredError):
         actions.sign_up(
-            DuplicateOnFlush(UniqueViolation()),
+            DuplicateOnInsert(UniqueViolation()),
             ADA,  # type: ignore[arg-type]
             correlation_id="c",
         )
@@ -82,14 +84,14 @@ def test_duplicate_email_becomes_a_domain_error() -> None:
 def test_other_integrity_errors_are_not_hidden() -> None:
     with pytest.raises(IntegrityError):
         actions.sign_up(
-            DuplicateOnFlush(Exception("fk")),
+            DuplicateOnInsert(Exception("fk")),
             ADA,  # type: ignore[arg-type]
             correlation_id="c",
         )
 
 
-class RefusedOnFlush(FakeSession):
-    def flush(self) -> None:
+class RefusedOnInsert(FakeSession):
+    def execute(self, statement: Any, *_args: Any, **_kwargs: Any) -> Any:
         raise DataError("INSERT", {}, Exception("value refused"))
 
 
@@ -105,7 +107,7 @@ def test_a_value_the_database_refuses_becomes_a_domain_error_naming_it(
 ) -> None:
     signup = NewSignup(email=ADA.email, full_name=full_name, plan=ADA.plan, phone=ADA.phone)
     with pytest.raises(actions.SignupRejectedError) as refused:
-        actions.sign_up(RefusedOnFlush(), signup, correlation_id="c")  # type: ignore[arg-type]
+        actions.sign_up(RefusedOnInsert(), signup, correlation_id="c")  # type: ignore[arg-type]
     assert (refused.value.field, refused.value.reason) == (field, reason)
     assert isinstance(refused.value.__cause__, DataError)
 
