@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -195,16 +195,36 @@ def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
     )
 
 
-def activate_subscription(session: Session, event: Envelope[SpaceProvisioned]) -> bool:
-    """The user's space exists: their subscription becomes active (once)."""
-    subscription = session.scalar(
-        select(Subscription).where(Subscription.user_id == event.data.user_id).with_for_update()
+# Built once; only the parameters change. The UPDATE takes the row lock and re-checks the status
+# after any concurrent activation commits, so a subscription is activated at most once.
+ACTIVATE_PENDING = (
+    update(Subscription)
+    .where(
+        Subscription.user_id == bindparam("of_user"),
+        Subscription.status == SubscriptionStatus.PENDING,
     )
-    if subscription is None:
-        raise UserNotFoundError(str(event.data.user_id))
-    activated = subscription.activate(event.occurred_at)
+    .values(status=SubscriptionStatus.ACTIVE, activated_at=bindparam("when"))
+    .returning(Subscription.id)
+    .execution_options(synchronize_session=False)
+)
+SUBSCRIPTION_OF_USER = select(Subscription.id).where(Subscription.user_id == bindparam("of_user"))
+
+
+def activate_subscription(session: Session, event: Envelope[SpaceProvisioned]) -> bool:
+    """The user's space exists: their subscription becomes active (once).
+
+    One UPDATE on the usual path; only when it changes nothing does a SELECT tell an already
+    active subscription (False) from a user that does not exist (``UserNotFoundError``).
+    """
+    user_id = event.data.user_id
+    key = {"of_user": user_id}
+    activated = (
+        session.execute(ACTIVATE_PENDING, {**key, "when": event.occurred_at}).first() is not None
+    )
+    if not activated and session.execute(SUBSCRIPTION_OF_USER, key).first() is None:
+        raise UserNotFoundError(str(user_id))
     log.debug(
         "subscription.activated" if activated else "subscription.already_active",
-        user_id=str(event.data.user_id),
+        user_id=str(user_id),
     )
     return activated

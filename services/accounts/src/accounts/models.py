@@ -64,14 +64,6 @@ class Subscription(Base):
 
     user: Mapped[User] = relationship(back_populates="subscription")
 
-    def activate(self, when: datetime) -> bool:
-        """Mark active; False if it already was (activation is idempotent)."""
-        if self.status is SubscriptionStatus.ACTIVE:
-            return False
-        self.status = SubscriptionStatus.ACTIVE
-        self.activated_at = when
-        return True
-
 
 class OutboxMessage(OutboxMixin, Base):
     pass

@@ -89,6 +89,27 @@ def test_space_provisioned_activates_once_even_when_redelivered(session: Session
     assert session.scalar(select(func.count()).select_from(InboxMessage)) == 1
 
 
+def test_activation_records_when_and_happens_once(session: Session) -> None:
+    receipt = actions.sign_up(session, signup(), correlation_id="c")
+    event: Envelope[Any] = Envelope.wrap(
+        SpaceProvisioned(user_id=receipt.user_id, space_id=uuid.uuid4(), quota_bytes=1),
+        producer="provisioning",
+        correlation_id="c",
+    )
+
+    assert actions.activate_subscription(session, event) is True
+    assert actions.activate_subscription(session, event) is False
+    session.expire_all()
+    subscription = session.get(Subscription, receipt.subscription_id)
+    assert subscription is not None
+    assert (subscription.status, subscription.activated_at) == (
+        SubscriptionStatus.ACTIVE, event.occurred_at)
+    stranger = event.data.model_copy(update={"user_id": uuid.uuid4()})
+    unknown = event.model_copy(update={"data": stranger})
+    with pytest.raises(actions.UserNotFoundError):
+        actions.activate_subscription(session, unknown)
+
+
 def test_concurrent_signups_with_one_email_create_exactly_one_user(engine: Engine) -> None:
     email = f"race-{uuid.uuid4().hex[:8]}@example.com"
     outcomes: list[str] = []

@@ -4,13 +4,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, IntegrityError
 
 from accounts import actions
 from accounts.actions import EmailAlreadyRegisteredError, NewSignup
-from accounts.models import Plan, Subscription, SubscriptionStatus
+from accounts.models import Plan, SubscriptionStatus
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
-from signup_shared.testing import FakeSession
+from signup_shared.testing import FakeResult, FakeSession
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ADA = NewSignup(
@@ -129,16 +130,41 @@ def space_provisioned(user_id: uuid.UUID) -> Envelope[Any]:
     )
 
 
+class SubscriptionSession(FakeSession):
+    """Answers the activation UPDATE and the existence SELECT as a database holding one
+    subscription (``status`` None: no subscription at all) would."""
+
+    def __init__(self, status: SubscriptionStatus | None) -> None:
+        super().__init__()
+        self.status = status
+
+    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        super().execute(statement, *args, **kwargs)
+        exists = self.status is not None
+        if statement is actions.ACTIVATE_PENDING:
+            changed = self.status is SubscriptionStatus.PENDING
+            self.status = SubscriptionStatus.ACTIVE if changed else self.status
+            return FakeResult([(uuid.uuid4(),)] if changed else [], int(changed))
+        return FakeResult([(uuid.uuid4(),)] if exists else [], int(exists))
+
+
 def test_activate_subscription_marks_it_active_once() -> None:
-    subscription = Subscription(status=SubscriptionStatus.PENDING)
-    session = FakeSession()
-    session.scalar_results = [subscription, subscription]
+    session = SubscriptionSession(SubscriptionStatus.PENDING)
     event = space_provisioned(uuid.uuid4())
     assert actions.activate_subscription(session, event) is True  # type: ignore[arg-type]
-    assert (subscription.status, subscription.activated_at) == (SubscriptionStatus.ACTIVE, NOW)
+    assert session.executed == [actions.ACTIVATE_PENDING]
+    assert session.parameters == [{"of_user": event.data.user_id, "when": NOW}]
     assert actions.activate_subscription(session, event) is False  # type: ignore[arg-type]
+    assert session.executed[1:] == [actions.ACTIVATE_PENDING, actions.SUBSCRIPTION_OF_USER]
+
+
+def test_activation_only_changes_pending_subscriptions() -> None:
+    sql = str(actions.ACTIVATE_PENDING.compile(dialect=postgresql.dialect()))
+    assert "WHERE subscriptions.user_id = %(of_user)s::UUID" in sql
+    assert "AND subscriptions.status = %(status_1)s" in sql
+    assert actions.ACTIVATE_PENDING.compile().params["status_1"] is SubscriptionStatus.PENDING
 
 
 def test_activating_an_unknown_user_fails() -> None:
     with pytest.raises(actions.UserNotFoundError):
-        actions.activate_subscription(FakeSession(), space_provisioned(uuid.uuid4()))  # type: ignore[arg-type]
+        actions.activate_subscription(SubscriptionSession(None), space_provisioned(uuid.uuid4()))  # type: ignore[arg-type]
