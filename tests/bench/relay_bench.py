@@ -19,11 +19,10 @@ from resources import create_schema, private_vhost, purge, ready_messages, trunc
 from sqlalchemy import Engine, insert
 from sqlalchemy.orm import DeclarativeBase
 
-from signup_shared.events import Envelope
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import declare, events_exchange
 from signup_shared.messaging.wire import OutgoingMessage
-from signup_shared.outbox import OutboxMixin, outbox_ddl
+from signup_shared.outbox import OutboxMixin, outbox_ddl, outbox_values
 from signup_shared.outbox.relay import OutboxRelay
 from signup_shared.testing import scratch_database, user_signed_up
 
@@ -53,18 +52,6 @@ class RelayFigures:
     @property
     def ratio(self) -> float:
         return self.relay / self.raw
-
-
-def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
-    return {
-        "event_id": envelope.id,
-        "routing_key": envelope.routing_key,
-        "event_type": envelope.type,
-        "version": envelope.version,
-        "producer": envelope.producer,
-        "correlation_id": envelope.correlation_id,
-        "payload": envelope.to_json().decode(),
-    }
 
 
 def refill(engine: Engine, rows: list[dict[str, Any]]) -> None:
@@ -110,7 +97,7 @@ def warm_up(publisher: ConfirmingPublisher, url: str, queue: str, producer: str)
 
 def run(count: int = 20_000, runs: int = 3) -> RelayFigures:
     producer = unique("benchrelay")
-    rows = [outbox_row(user_signed_up(producer)) for _ in range(count)]
+    rows = [outbox_values(user_signed_up(producer)) for _ in range(count)]
     relay_queue, raw_queue = f"{producer}.relay", f"{producer}.raw"
     relay_runs: list[float] = []
     raw_runs: list[float] = []

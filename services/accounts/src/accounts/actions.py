@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from accounts.models import Plan, Subscription, SubscriptionStatus, User
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
-from signup_shared.tracing import current_traceparent
+from signup_shared.outbox import outbox_values
 
 PRODUCER = "accounts"
 EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
@@ -127,7 +127,7 @@ def sign_up(
                 "subscription_id": subscription_id,
                 "plan": signup.plan.value,
                 "status": SubscriptionStatus.PENDING.value,
-                **outbox_row(event),
+                **outbox_values(event),
             },
         )
     except IntegrityError as exc:
@@ -141,20 +141,6 @@ def sign_up(
         "user.signed_up", user_id=str(user_id), plan=signup.plan.value, event_id=str(event.id)
     )
     return SignupReceipt(user_id, subscription_id, SubscriptionStatus.PENDING)
-
-
-def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
-    """The outbox columns of ``envelope``, as ``OutboxMixin.from_envelope`` would set them."""
-    return {
-        "event_id": envelope.id,
-        "routing_key": envelope.routing_key,
-        "event_type": envelope.type,
-        "version": envelope.version,
-        "producer": envelope.producer,
-        "correlation_id": envelope.correlation_id,
-        "payload": envelope.to_json().decode(),
-        "traceparent": current_traceparent(),
-    }
 
 
 def _unstorable(signup: NewSignup) -> tuple[str, str]:

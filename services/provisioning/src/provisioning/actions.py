@@ -13,7 +13,7 @@ from provisioning.adapters.storage import SpaceRequest, SpaceStorage
 from provisioning.models import SPACE_USER_UNIQUE, Plan, Space, SpaceStatus
 from signup_shared.errors import TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
-from signup_shared.tracing import current_traceparent
+from signup_shared.outbox import outbox_values
 
 PRODUCER = "provisioning"
 GIB = 1024**3
@@ -118,7 +118,7 @@ def provision_space(
                 "status": SpaceStatus.READY.value,
                 "storage_path": space.storage_path,
                 "now": now,
-                **outbox_row(provisioned),
+                **outbox_values(provisioned),
             },
         )
     except IntegrityError as exc:
@@ -128,20 +128,6 @@ def provision_space(
     log.debug("space.provisioned", user_id=str(space.user_id), space_id=str(space.id),
              plan=plan.value, quota_bytes=space.quota_bytes, event_id=str(provisioned.id))
     return space
-
-
-def outbox_row(envelope: Envelope[Any]) -> dict[str, Any]:
-    """The outbox columns of ``envelope``, as ``OutboxMixin.from_envelope`` would set them."""
-    return {
-        "event_id": envelope.id,
-        "routing_key": envelope.routing_key,
-        "event_type": envelope.type,
-        "version": envelope.version,
-        "producer": envelope.producer,
-        "correlation_id": envelope.correlation_id,
-        "payload": envelope.to_json().decode(),
-        "traceparent": current_traceparent(),
-    }
 
 
 def _violates(exc: IntegrityError, constraint: str) -> bool:

@@ -44,17 +44,22 @@ class OutboxMixin:
     @classmethod
     def from_envelope(cls, envelope: Envelope[Any]) -> Any:
         mapped: Any = cls
-        return mapped(
-            event_id=envelope.id,
-            routing_key=envelope.routing_key,
-            event_type=envelope.type,
-            version=envelope.version,
-            producer=envelope.producer,
-            correlation_id=envelope.correlation_id,
-            payload=envelope.to_json().decode(),
-            traceparent=current_traceparent(),
-        )
+        return mapped(**outbox_values(envelope))
 
+
+def outbox_values(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The outbox columns of ``envelope`` (for a Core insert written with the business data),
+    with the trace context of the span in progress."""
+    return {
+        "event_id": envelope.id,
+        "routing_key": envelope.routing_key,
+        "event_type": envelope.type,
+        "version": envelope.version,
+        "producer": envelope.producer,
+        "correlation_id": envelope.correlation_id,
+        "payload": envelope.to_json().decode(),
+        "traceparent": current_traceparent(),
+    }
 
 def outbox_ddl(table: str = "outbox") -> list[str]:
     """Statements (for migrations) that make inserts into the outbox wake the relay."""
