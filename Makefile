@@ -26,6 +26,7 @@ run: install
 
 lint: install
 	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
 
 typecheck: install
 	$(VENV)/mypy --strict -p signup_shared -p signup_contracts

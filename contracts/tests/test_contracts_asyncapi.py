@@ -46,8 +46,12 @@ def definitions(*bindings: tuple[str, str], extra_queues: tuple[str, ...] = ()) 
     return {
         "queues": [{"name": name} for name in queues],
         "bindings": [
-            {"source": EVENTS_EXCHANGE, "destination": name, "destination_type": "queue",
-             "routing_key": key}
+            {
+                "source": EVENTS_EXCHANGE,
+                "destination": name,
+                "destination_type": "queue",
+                "routing_key": key,
+            }
             for name, key in bindings
         ],
     }
@@ -69,7 +73,8 @@ def test_the_checked_in_document_validates_against_the_asyncapi_3_schema() -> No
     [
         lambda d: d.pop("info"),
         lambda d: d["channels"]["accounts.user_signed_up"]["bindings"]["amqp"].update(
-            {"is": "exchange"}),
+            {"is": "exchange"}
+        ),
         lambda d: d["operations"]["stats.user_signed_up"].update({"action": "consume"}),
         lambda d: d["components"]["messages"]["UserSignedUp.v1"].update({"payload": 42}),
     ],
@@ -82,20 +87,38 @@ def test_the_validation_catches_a_broken_document(breakage: Any) -> None:
 
 
 def test_queues_come_from_the_bindings_of_the_events_exchange() -> None:
-    found = consumer_queues({
-        **definitions(("stats.user_signed_up", "accounts.user_signed_up"),
-                      extra_queues=("stats.user_signed_up.dlq", "stats.user_signed_up.retry.1s",
-                                    "stats.user_signed_up.retry.10s")),
-        "exchanges": [],
-    } | {"bindings": [
-        *definitions(("stats.user_signed_up", "accounts.user_signed_up"))["bindings"],
-        {"source": "events.dlx", "destination": "stats.user_signed_up.dlq",
-         "destination_type": "queue", "routing_key": "stats.user_signed_up.dlq"},
-    ]})
-    assert found == [ConsumerQueue(
-        "stats.user_signed_up", "accounts.user_signed_up", "stats.user_signed_up.dlq",
-        ("stats.user_signed_up.retry.1s", "stats.user_signed_up.retry.10s"),
-    )]
+    found = consumer_queues(
+        {
+            **definitions(
+                ("stats.user_signed_up", "accounts.user_signed_up"),
+                extra_queues=(
+                    "stats.user_signed_up.dlq",
+                    "stats.user_signed_up.retry.1s",
+                    "stats.user_signed_up.retry.10s",
+                ),
+            ),
+            "exchanges": [],
+        }
+        | {
+            "bindings": [
+                *definitions(("stats.user_signed_up", "accounts.user_signed_up"))["bindings"],
+                {
+                    "source": "events.dlx",
+                    "destination": "stats.user_signed_up.dlq",
+                    "destination_type": "queue",
+                    "routing_key": "stats.user_signed_up.dlq",
+                },
+            ]
+        }
+    )
+    assert found == [
+        ConsumerQueue(
+            "stats.user_signed_up",
+            "accounts.user_signed_up",
+            "stats.user_signed_up.dlq",
+            ("stats.user_signed_up.retry.1s", "stats.user_signed_up.retry.10s"),
+        )
+    ]
     assert found[0].service == "stats"
 
 
@@ -123,11 +146,13 @@ def test_a_message_carries_the_payload_schema_the_version_header_and_the_propert
 
 
 def test_each_consumer_queue_is_a_receive_operation_on_every_channel_it_matches() -> None:
-    queues = consumer_queues(definitions(
-        ("notifications.user_signed_up", "accounts.user_signed_up"),
-        ("audit.everything", "#"),
-        ("orphan.nothing", "billing.invoice_paid"),
-    ))
+    queues = consumer_queues(
+        definitions(
+            ("notifications.user_signed_up", "accounts.user_signed_up"),
+            ("audit.everything", "#"),
+            ("orphan.nothing", "billing.invoice_paid"),
+        )
+    )
     operations = document(queues, "1.0")["operations"]
     receive = {name: op for name, op in operations.items() if op["action"] == "receive"}
     assert set(receive) == {
@@ -147,8 +172,11 @@ def test_each_consumer_queue_is_a_receive_operation_on_every_channel_it_matches(
 def test_the_checked_in_document_names_the_queues_of_every_consuming_service() -> None:
     operations = json.loads(CHECKED_IN.read_text())["operations"]
     assert {name for name, op in operations.items() if op["action"] == "receive"} == {
-        "accounts.space_provisioned", "notifications.user_signed_up",
-        "provisioning.user_signed_up", "stats.space_provisioned", "stats.user_signed_up",
+        "accounts.space_provisioned",
+        "notifications.user_signed_up",
+        "provisioning.user_signed_up",
+        "stats.space_provisioned",
+        "stats.user_signed_up",
     }
 
 

@@ -31,8 +31,13 @@ def rules(found: list[Break]) -> set[tuple[str, str, Direction]]:
     return {(b.path, b.rule, b.direction) for b in found}
 
 
-BASE = obj(["name", "plan"], name=text(maxLength=10), plan=text(enum=["free", "pro"]),
-           phone=nullable(text(pattern="^\\+")), count={"type": "integer", "minimum": 0})
+BASE = obj(
+    ["name", "plan"],
+    name=text(maxLength=10),
+    plan=text(enum=["free", "pro"]),
+    phone=nullable(text(pattern="^\\+")),
+    count={"type": "integer", "minimum": 0},
+)
 
 
 def changed(edit: Any) -> dict[str, Any]:
@@ -72,10 +77,14 @@ def test_a_new_optional_field_is_compatible() -> None:
             id="optional field removed",
         ),
         pytest.param(
-            lambda s: (s["properties"].update(full_name=s["properties"].pop("name")),
-                       s["required"].__setitem__(0, "full_name")),
-            {("name", "removed-field", Direction.CONSUMERS),
-             ("full_name", "new-required-field", Direction.REPLAY)},
+            lambda s: (
+                s["properties"].update(full_name=s["properties"].pop("name")),
+                s["required"].__setitem__(0, "full_name"),
+            ),
+            {
+                ("name", "removed-field", Direction.CONSUMERS),
+                ("full_name", "new-required-field", Direction.REPLAY),
+            },
             id="field renamed",
         ),
         pytest.param(
@@ -95,8 +104,10 @@ def test_a_new_optional_field_is_compatible() -> None:
         ),
         pytest.param(
             lambda s: s["properties"].__setitem__("count", {"type": "string"}),
-            {("count", "type-widened", Direction.CONSUMERS),
-             ("count", "type-narrowed", Direction.REPLAY)},
+            {
+                ("count", "type-widened", Direction.CONSUMERS),
+                ("count", "type-narrowed", Direction.REPLAY),
+            },
             id="type changed",
         ),
         pytest.param(
@@ -151,8 +162,10 @@ def test_a_new_optional_field_is_compatible() -> None:
         ),
         pytest.param(
             lambda s: s["properties"]["phone"]["anyOf"][0].__setitem__("pattern", "^0"),
-            {("phone", "constraint-changed", Direction.CONSUMERS),
-             ("phone", "constraint-changed", Direction.REPLAY)},
+            {
+                ("phone", "constraint-changed", Direction.CONSUMERS),
+                ("phone", "constraint-changed", Direction.REPLAY),
+            },
             id="pattern changed",
         ),
         pytest.param(
@@ -237,8 +250,9 @@ def test_every_registered_version_needs_a_frozen_file(tmp_path: Path) -> None:
     assert len(problems) == 2
     assert problems[0].startswith("UserSignedUp v1 has no frozen schema")
     assert "--freeze" in problems[0]
-    assert "user_signed_down.v1.json is frozen but no registered contract publishes it" in (
-        problems[1]
+    assert (
+        "user_signed_down.v1.json is frozen but no registered contract publishes it"
+        in (problems[1])
     )
 
 

@@ -20,8 +20,18 @@ from signup_contracts import (
 )
 from signup_contracts.testing import user_signed_up
 
-FORBIDDEN = {"sqlalchemy", "kombu", "amqp", "pika", "psycopg", "psycopg-binary", "alembic",
-             "signup-shared", "fastapi", "starlette"}
+FORBIDDEN = {
+    "sqlalchemy",
+    "kombu",
+    "amqp",
+    "pika",
+    "psycopg",
+    "psycopg-binary",
+    "alembic",
+    "signup-shared",
+    "fastapi",
+    "starlette",
+}
 
 
 def _name(requirement: str) -> str:

@@ -50,14 +50,26 @@ def test_payload_and_envelope_fields_can_be_overridden() -> None:
     user_id, event_id = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 2, tzinfo=UTC)
     event = user_signed_up(
-        user_id=user_id, plan="team", phone="+14155550123", event_id=event_id,
-        correlation_id="corr-9", causation_id="cause", producer="it-accounts", occurred_at=at,
+        user_id=user_id,
+        plan="team",
+        phone="+14155550123",
+        event_id=event_id,
+        correlation_id="corr-9",
+        causation_id="cause",
+        producer="it-accounts",
+        occurred_at=at,
     )
-    assert (event.data.user_id, event.data.plan, event.data.phone) == (user_id, "team",
-                                                                       "+14155550123")
+    assert (event.data.user_id, event.data.plan, event.data.phone) == (
+        user_id,
+        "team",
+        "+14155550123",
+    )
     assert (event.id, event.correlation_id, event.causation_id) == (event_id, "corr-9", "cause")
     assert (event.producer, event.occurred_at, event.routing_key) == (
-        "it-accounts", at, "it-accounts.user_signed_up")
+        "it-accounts",
+        at,
+        "it-accounts.user_signed_up",
+    )
 
 
 def test_an_override_is_validated_against_the_contract() -> None:
@@ -163,13 +175,17 @@ def test_run_handler_returns_what_the_handler_published_both_ways() -> None:
     broker = InMemoryBroker()
 
     def handler(event: Envelope[UserSignedUp], publish: Any) -> Envelope[Any]:
-        publish(event.caused(space_provisioned(user_id=event.data.user_id).data,
-                             producer="provisioning"))
+        publish(
+            event.caused(
+                space_provisioned(user_id=event.data.user_id).data, producer="provisioning"
+            )
+        )
         return event.caused(space_provisioned().data, producer="provisioning")
 
     signup = user_signed_up()
-    published = run_handler(functools.partial(handler, publish=broker.publish), signup,
-                            broker=broker)
+    published = run_handler(
+        functools.partial(handler, publish=broker.publish), signup, broker=broker
+    )
     assert [e.type for e in published] == ["SpaceProvisioned", "SpaceProvisioned"]
     assert published[0].data.user_id == signup.data.user_id
     assert all(e.causation_id == str(signup.id) for e in published)
@@ -194,8 +210,11 @@ def test_the_plugin_fixtures(event_broker: InMemoryBroker, event_factory: EventF
 
 def test_the_readme_consumer_example_runs() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    [example] = [block for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
-                 if "InMemoryBroker" in block]
+    [example] = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+        if "InMemoryBroker" in block
+    ]
     namespace: dict[str, Any] = {}
     exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["welcomed"] == ["grace@example.com"]

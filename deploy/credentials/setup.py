@@ -140,9 +140,7 @@ class Management:
         except httpx.HTTPError as exc:
             raise CredentialsError(f"RabbitMQ management API at {self.base}: {exc}") from exc
         if response.status_code not in expect:
-            raise CredentialsError(
-                f"{method} {path}: {response.status_code} {response.text[:500]}"
-            )
+            raise CredentialsError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return response.json() if response.content else None
 
     def apply(self, definitions: Mapping[str, Any]) -> None:

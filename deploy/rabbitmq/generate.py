@@ -96,8 +96,15 @@ def one_of(*patterns: str) -> str:
 
 def service_access(service: str, user: str, queues: Sequence[topology.ConsumerQueue]) -> Access:
     own = re.escape(f"{service}.") + ".+"
-    core = [re.escape(name) for name in (topology.EVENTS_EXCHANGE, topology.DEAD_LETTER_EXCHANGE,
-                                          topology.RETRY_EXCHANGE, topology.UNROUTED)]
+    core = [
+        re.escape(name)
+        for name in (
+            topology.EVENTS_EXCHANGE,
+            topology.DEAD_LETTER_EXCHANGE,
+            topology.RETRY_EXCHANGE,
+            topology.UNROUTED,
+        )
+    ]
     events, dlx, retry, unrouted = core
     publishes = service in PUBLISHERS
     own_keys = f"^{re.escape(service + '.')}"
@@ -108,24 +115,33 @@ def service_access(service: str, user: str, queues: Sequence[topology.ConsumerQu
         read=one_of(own, *core),
         topic_write=own_keys if publishes else NOTHING,
         topic_read=one_of(*sorted(re.escape(queue.routing_key) for queue in queues))
-        if queues else NOTHING,
+        if queues
+        else NOTHING,
         own_topic_write=own_keys,
         own_topic_read=own_keys,
     )
 
 
 def operator_access(user: str) -> Access:
-    return Access(user=user, configure=NOTHING, write=f"^{re.escape('amq.default')}$",
-                  read="^.+" + re.escape(".dlq") + "$", topic_write=NOTHING, topic_read=NOTHING,
-                  tags=("management",))
+    return Access(
+        user=user,
+        configure=NOTHING,
+        write=f"^{re.escape('amq.default')}$",
+        read="^.+" + re.escape(".dlq") + "$",
+        topic_write=NOTHING,
+        topic_read=NOTHING,
+        tags=("management",),
+    )
 
 
 def access(users: Mapping[str, str] | None = None) -> list[Access]:
     """Every user of the platform; ``users`` maps service (or ``signup-dlq``) to a user name."""
     names = {name: name for name in (*SERVICES, OPERATOR_USER)} | dict(users or {})
     queues = service_queues()
-    return [*(service_access(s, names[s], queues[s]) for s in SERVICES),
-            operator_access(names[OPERATOR_USER])]
+    return [
+        *(service_access(s, names[s], queues[s]) for s in SERVICES),
+        operator_access(names[OPERATOR_USER]),
+    ]
 
 
 def password_hash(password: str, salt: bytes | None = None) -> str:
@@ -135,13 +151,23 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
 
 
 def user(grant: Access, password: str, salt: bytes | None = None) -> dict[str, Any]:
-    return {"name": grant.user, "password_hash": password_hash(password, salt),
-            "hashing_algorithm": HASHING, "tags": list(grant.tags), "limits": {}}
+    return {
+        "name": grant.user,
+        "password_hash": password_hash(password, salt),
+        "hashing_algorithm": HASHING,
+        "tags": list(grant.tags),
+        "limits": {},
+    }
 
 
 def permission(grant: Access, vhost: str) -> dict[str, Any]:
-    return {"user": grant.user, "vhost": vhost, "configure": grant.configure,
-            "write": grant.write, "read": grant.read}
+    return {
+        "user": grant.user,
+        "vhost": vhost,
+        "configure": grant.configure,
+        "write": grant.write,
+        "read": grant.read,
+    }
 
 
 OWN_QUEUE_EXCHANGES = (topology.DEAD_LETTER_EXCHANGE, topology.RETRY_EXCHANGE)
@@ -154,11 +180,23 @@ def topic_permissions(grant: Access, vhost: str) -> list[dict[str, Any]]:
     for which a user has no topic permission at all.
     """
     return [
-        {"user": grant.user, "vhost": vhost, "exchange": topology.EVENTS_EXCHANGE,
-         "write": grant.topic_write, "read": grant.topic_read},
-        *({"user": grant.user, "vhost": vhost, "exchange": exchange,
-           "write": grant.own_topic_write, "read": grant.own_topic_read}
-          for exchange in OWN_QUEUE_EXCHANGES),
+        {
+            "user": grant.user,
+            "vhost": vhost,
+            "exchange": topology.EVENTS_EXCHANGE,
+            "write": grant.topic_write,
+            "read": grant.topic_read,
+        },
+        *(
+            {
+                "user": grant.user,
+                "vhost": vhost,
+                "exchange": exchange,
+                "write": grant.own_topic_write,
+                "read": grant.own_topic_read,
+            }
+            for exchange in OWN_QUEUE_EXCHANGES
+        ),
     ]
 
 
@@ -167,29 +205,50 @@ def access_definitions(
 ) -> dict[str, Any]:
     """Users, permissions and topic permissions; ``fixed_salt`` makes the file reproducible."""
     return {
-        "users": [user(g, passwords[g.user],
-                       hashlib.sha256(g.user.encode()).digest()[:4] if fixed_salt else None)
-                  for g in grants],
+        "users": [
+            user(
+                g,
+                passwords[g.user],
+                hashlib.sha256(g.user.encode()).digest()[:4] if fixed_salt else None,
+            )
+            for g in grants
+        ],
         "permissions": [permission(g, vhost) for g in grants],
         "topic_permissions": [p for g in grants for p in topic_permissions(g, vhost)],
     }
 
 
-
 def exchange(entity: Exchange) -> dict[str, Any]:
-    return {"name": entity.name, "vhost": VHOST, "type": entity.type, "durable": True,
-            "auto_delete": False, "internal": False,
-            "arguments": dict(getattr(entity, "arguments", None) or {})}
+    return {
+        "name": entity.name,
+        "vhost": VHOST,
+        "type": entity.type,
+        "durable": True,
+        "auto_delete": False,
+        "internal": False,
+        "arguments": dict(getattr(entity, "arguments", None) or {}),
+    }
 
 
 def queue(entity: Queue) -> dict[str, Any]:
-    return {"name": entity.name, "vhost": VHOST, "durable": True, "auto_delete": False,
-            "arguments": dict(getattr(entity, "queue_arguments", None) or {})}
+    return {
+        "name": entity.name,
+        "vhost": VHOST,
+        "durable": True,
+        "auto_delete": False,
+        "arguments": dict(getattr(entity, "queue_arguments", None) or {}),
+    }
 
 
 def binding(entity: Queue, source: str, routing_key: str) -> dict[str, Any]:
-    return {"source": source, "vhost": VHOST, "destination": entity.name,
-            "destination_type": "queue", "routing_key": routing_key, "arguments": {}}
+    return {
+        "source": source,
+        "vhost": VHOST,
+        "destination": entity.name,
+        "destination_type": "queue",
+        "routing_key": routing_key,
+        "arguments": {},
+    }
 
 
 def topology_definitions() -> dict[str, Any]:
@@ -202,9 +261,14 @@ def topology_definitions() -> dict[str, Any]:
         "exchanges": [exchange(e) for e in exchanges],
         "queues": [queue(q) for q in queues],
         "bindings": sorted(  # a queue's kombu bindings are a set: sorted, to be reproducible
-            [*(binding(q, q.exchange.name, q.routing_key)
-               for q in queues if q.exchange is not None and q.exchange.name),
-             *(binding(q, b.exchange.name, b.routing_key) for q in queues for b in q.bindings)],
+            [
+                *(
+                    binding(q, q.exchange.name, q.routing_key)
+                    for q in queues
+                    if q.exchange is not None and q.exchange.name
+                ),
+                *(binding(q, b.exchange.name, b.routing_key) for q in queues for b in q.bindings),
+            ],
             key=lambda item: (item["source"], item["destination"], item["routing_key"]),
         ),
     }

@@ -226,12 +226,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "var" / "run" / "supervisord.conf")
     parser.add_argument("--root", type=Path, default=REPO, help="working directory of programs")
     parser.add_argument("--procfile", type=Path, default=PROCFILE)
-    parser.add_argument("--consumer-processes", type=int, default=None,
-                        help=f"instances per consuming role (default: ${CONSUMER_PROCESSES_ENV})")
-    parser.add_argument("--log-files", action="store_true",
-                        help="one log file per program under <root>/var/log, not stdout")
-    parser.add_argument("--print-ports", action="store_true",
-                        help="print the consumers' health ports (they answer /readyz) and exit")
+    parser.add_argument(
+        "--consumer-processes",
+        type=int,
+        default=None,
+        help=f"instances per consuming role (default: ${CONSUMER_PROCESSES_ENV})",
+    )
+    parser.add_argument(
+        "--log-files",
+        action="store_true",
+        help="one log file per program under <root>/var/log, not stdout",
+    )
+    parser.add_argument(
+        "--print-ports",
+        action="store_true",
+        help="print the consumers' health ports (they answer /readyz) and exit",
+    )
     args = parser.parse_args(argv)
     try:
         processes = args.consumer_processes or consumer_processes(os.environ)
@@ -245,9 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir, log_dir = args.out.resolve().parent, root / "var" / "log"
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
-    text = render(listed, root=root, run_dir=run_dir, log_dir=log_dir,
-                  console=not args.log_files, wrapper=parent_death_wrapper(),
-                  password=secrets.token_urlsafe(18))
+    text = render(
+        listed,
+        root=root,
+        run_dir=run_dir,
+        log_dir=log_dir,
+        console=not args.log_files,
+        wrapper=parent_death_wrapper(),
+        password=secrets.token_urlsafe(18),
+    )
     args.out.touch(mode=0o600)
     args.out.chmod(0o600)
     args.out.write_text(text)

@@ -86,17 +86,24 @@ class InlineExecutor(Executor):
 
 def events(count: int) -> list[Envelope[UserSignedUp]]:
     return [
-        user_signed_up(email=f"user{n}-{uuid.uuid4().hex[:8]}@example.com",
-                       full_name="Zoë Ångström" if n % 4 == 0 else "Ada Lovelace",
-                       phone="+14155550123" if n % 2 == 0 else None)
+        user_signed_up(
+            email=f"user{n}-{uuid.uuid4().hex[:8]}@example.com",
+            full_name="Zoë Ångström" if n % 4 == 0 else "Ada Lovelace",
+            phone="+14155550123" if n % 2 == 0 else None,
+        )
         for n in range(count)
     ]
 
 
-def run(sessions: sessionmaker[Session], batches: list[list[Envelope[UserSignedUp]]],
-        pool: Executor) -> None:
-    email = SmtpEmailSender("127.0.0.1", 25, mail_from="Signup Platform <welcome@signup.local>",
-                            smtp_factory=cast(Callable[..., smtplib.SMTP], NullSmtp))
+def run(
+    sessions: sessionmaker[Session], batches: list[list[Envelope[UserSignedUp]]], pool: Executor
+) -> None:
+    email = SmtpEmailSender(
+        "127.0.0.1",
+        25,
+        mail_from="Signup Platform <welcome@signup.local>",
+        smtp_factory=cast(Callable[..., smtplib.SMTP], NullSmtp),
+    )
     sms = FakeSmsSender()
     for batch in batches:
         with sessions() as session, session.begin():
@@ -106,8 +113,9 @@ def run(sessions: sessionmaker[Session], batches: list[list[Envelope[UserSignedU
             else:
                 for envelope in batch:
                     consumers.on_user_signed_up(session, envelope)
-        errors = consumers.deliver_welcome(batch, sessions=sessions, email=email, sms=sms,
-                                           pool=pool)
+        errors = consumers.deliver_welcome(
+            batch, sessions=sessions, email=email, sms=sms, pool=pool
+        )
         assert not errors, errors
     email.close()
 
@@ -131,12 +139,15 @@ def main() -> None:
     with migrated_database("notifbench", MIGRATIONS) as engine:
         sessions = make_session_factory(engine)
         statements = [0]
-        event.listen(engine, "before_cursor_execute",
-                     lambda *_a: statements.__setitem__(0, statements[0] + 1))
+        event.listen(
+            engine,
+            "before_cursor_execute",
+            lambda *_a: statements.__setitem__(0, statements[0] + 1),
+        )
 
         def batched(count: int) -> list[list[Envelope[UserSignedUp]]]:
             made = events(count)
-            return [made[i:i + args.batch] for i in range(0, count, args.batch)]
+            return [made[i : i + args.batch] for i in range(0, count, args.batch)]
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             run(sessions, batched(args.warmup), pool)
@@ -145,18 +156,22 @@ def main() -> None:
             started_cpu, started = cpu(), time.perf_counter()
             run(sessions, measured, pool)
             used, elapsed = cpu() - started_cpu, time.perf_counter() - started
-        print(f"{args.signups} signups (1 email each, SMS for half), batch {args.batch}: "
-              f"{used / args.signups * 1000:.2f} ms CPU per signup, "
-              f"{statements[0] / args.signups:.1f} SQL statements per signup, "
-              f"{args.signups / elapsed:.0f} signups/s wall", file=report)
+        print(
+            f"{args.signups} signups (1 email each, SMS for half), batch {args.batch}: "
+            f"{used / args.signups * 1000:.2f} ms CPU per signup, "
+            f"{statements[0] / args.signups:.1f} SQL statements per signup, "
+            f"{args.signups / elapsed:.0f} signups/s wall",
+            file=report,
+        )
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
             run(sessions, batched(args.signups // 2), InlineExecutor())
             profiler.disable()
             profiler.dump_stats(args.profile)
-            print(f"profile of {args.signups // 2} signups in one thread: {args.profile}",
-                  file=report)
+            print(
+                f"profile of {args.signups // 2} signups in one thread: {args.profile}", file=report
+            )
         engine.dispose()
 
 

@@ -44,8 +44,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         item.add_marker(pytest.mark.faults)
         if not enabled:
-            item.add_marker(pytest.mark.skip(
-                reason="needs the local three-node RabbitMQ cluster: make faults-cluster"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="needs the local three-node RabbitMQ cluster: make faults-cluster"
+                )
+            )
 
 
 class Cluster:
@@ -65,29 +68,37 @@ class Cluster:
         """A management API of a node that answers now."""
         for i in INDEXES:
             try:
-                httpx.get(f"http://127.0.0.1:{15680 + i}/api/overview", auth=("guest", "guest"),
-                          timeout=3).raise_for_status()
+                httpx.get(
+                    f"http://127.0.0.1:{15680 + i}/api/overview", auth=("guest", "guest"), timeout=3
+                ).raise_for_status()
             except httpx.HTTPError:
                 continue
             return f"http://guest:guest@127.0.0.1:{15680 + i}"
         raise RuntimeError("no cluster node answers its management API")
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, self.management_url() + path, json=body,
-                                 auth=("guest", "guest"), timeout=30)
+        response = httpx.request(
+            method, self.management_url() + path, json=body, auth=("guest", "guest"), timeout=30
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
     def ctl(self, node: str, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run(["rabbitmqctl", "-n", node, *args], capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            ["rabbitmqctl", "-n", node, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if done.returncode:
             raise RuntimeError(f"rabbitmqctl -n {node} {' '.join(args)}: {done.stderr}")
         return done.stdout
 
     def script(self, *args: str) -> None:
-        done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                              check=False)
+        done = subprocess.run(
+            [str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
+        )
         if done.returncode:
             raise RuntimeError(f"cluster.sh {' '.join(args)}: {done.stdout}{done.stderr}")
 
@@ -129,8 +140,10 @@ class Cluster:
             try:
                 if self.running_nodes() != sorted(self.nodes):
                     return False
-                return all(row.get("leader") and len(row.get("online") or []) == 3
-                           for row in self.quorum_queues(vhost))
+                return all(
+                    row.get("leader") and len(row.get("online") or []) == 3
+                    for row in self.quorum_queues(vhost)
+                )
             except (httpx.HTTPError, RuntimeError):
                 return False
 
@@ -139,8 +152,11 @@ class Cluster:
     def add_vhost(self, vhost: str) -> None:
         quoted = urllib.parse.quote(vhost, safe="")
         self.api("PUT", f"/api/vhosts/{quoted}")
-        self.api("PUT", f"/api/permissions/{quoted}/guest",
-                 {"configure": ".*", "write": ".*", "read": ".*"})
+        self.api(
+            "PUT",
+            f"/api/permissions/{quoted}/guest",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        )
         self.api("PUT", f"/api/policies/{quoted}/classic-mirrored", CLASSIC_POLICY)
 
     def delete_vhost(self, vhost: str) -> None:
@@ -161,7 +177,8 @@ def cluster() -> Cluster:
     cluster = Cluster()
     running = cluster.running_nodes()
     assert running == sorted(cluster.nodes), (
-        f"the three-node cluster is not running (running: {running}): make cluster-up")
+        f"the three-node cluster is not running (running: {running}): make cluster-up"
+    )
     return cluster
 
 
@@ -180,17 +197,28 @@ def start_second_relay(stack: Stack, role: str) -> str:
     port = {f"{role.split('-')[0].upper()}_RELAY_HTTP_PORT": str(free_port())}
     log = (stack.root / "var" / "log" / f"{name}.log").open("ab")
     stack.processes[name] = subprocess.Popen(
-        list(program.argv), cwd=stack.root, env={**stack.env, **program.env, **port}, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True)
+        list(program.argv),
+        cwd=stack.root,
+        env={**stack.env, **program.env, **port},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return name
 
 
 def wait_for_second_instances(cluster: Cluster, stack: Stack, timeout: float = 120) -> None:
     """Every service queue has two consumers and every second relay has started."""
-    service_queues = [f"{s}.{e}" for s, e in (
-        ("accounts", "space_provisioned"), ("notifications", "user_signed_up"),
-        ("provisioning", "user_signed_up"), ("stats", "user_signed_up"),
-        ("stats", "space_provisioned"))]
+    service_queues = [
+        f"{s}.{e}"
+        for s, e in (
+            ("accounts", "space_provisioned"),
+            ("notifications", "user_signed_up"),
+            ("provisioning", "user_signed_up"),
+            ("stats", "user_signed_up"),
+            ("stats", "space_provisioned"),
+        )
+    ]
 
     # The management API's consumer counts lag a few seconds behind.
     def ready() -> bool:
@@ -208,11 +236,15 @@ def cluster_stack(cluster: Cluster) -> Iterator[Stack]:
     name = f"cl{uuid.uuid4().hex[:8]}"
     stack_module.MANAGEMENT = cluster.management_url()
     cluster.add_vhost(name)
-    stack = Stack(name=name, consumer_processes=2, extra_env={
-        "AMQP_URL": cluster.urls(name),
-        "NOTIFICATIONS_SWEEP_INTERVAL": "5",
-        "NOTIFICATIONS_SWEEP_GRACE": "10",
-    })
+    stack = Stack(
+        name=name,
+        consumer_processes=2,
+        extra_env={
+            "AMQP_URL": cluster.urls(name),
+            "NOTIFICATIONS_SWEEP_INTERVAL": "5",
+            "NOTIFICATIONS_SWEEP_GRACE": "10",
+        },
+    )
     stack.amqp_url = cluster.urls(name)
     try:
         stack.start(timeout=120)

@@ -63,8 +63,12 @@ def consumer(cluster: Cluster, cluster_vhost: str) -> Iterator[tuple[Handler, Co
     with Connection(urls) as connection:
         declare(connection, [queue])
     handler = Handler()
-    runtime = ConsumerRuntime("failover", urls, [Subscription(queue, (UserSignedUp,), handler)],
-                              processor=MessageProcessor(in_process_attempts=1))
+    runtime = ConsumerRuntime(
+        "failover",
+        urls,
+        [Subscription(queue, (UserSignedUp,), handler)],
+        processor=MessageProcessor(in_process_attempts=1),
+    )
     stop = threading.Event()
     thread = threading.Thread(target=runtime.run, args=(stop,), daemon=True)
     thread.start()
@@ -108,8 +112,11 @@ def test_the_consumer_fails_over_when_its_node_stops(
     [node] = consumer_nodes(cluster, cluster_vhost)
     cluster.ctl(node, "stop_app")
     try:
-        wait_for(lambda: (found := consumer_nodes(cluster, cluster_vhost)) and node not in found,
-                 timeout=60, what="the consumer on another node")
+        wait_for(
+            lambda: (found := consumer_nodes(cluster, cluster_vhost)) and node not in found,
+            timeout=60,
+            what="the consumer on another node",
+        )
         after = [user_signed_up("producer") for _ in range(50)]
         publish(urls, after)  # confirmed by the two nodes that still run
         wanted = {str(e.id) for e in before + after}

@@ -85,8 +85,12 @@ def test_nothing_lost_nothing_twice_on_the_cluster(
     cluster: Cluster, cluster_stack: Stack, scenario: str
 ) -> None:
     stack = cluster_stack
-    load = Load(stack.url("accounts", "/signups"), tag=stack.name, count=SIGNUPS,
-                rate=RATES.get(scenario, RATE))
+    load = Load(
+        stack.url("accounts", "/signups"),
+        tag=stack.name,
+        count=SIGNUPS,
+        rate=RATES.get(scenario, RATE),
+    )
     started = time.monotonic()
     load.start()
     what = SCENARIOS[scenario](cluster, stack, load)
@@ -96,8 +100,10 @@ def test_nothing_lost_nothing_twice_on_the_cluster(
     load_seconds = done - started
     cluster.wait_healthy(stack.name, timeout=180)
     stack_module.MANAGEMENT = cluster.management_url()
-    print(f"\n{scenario}: {what}; load {load_seconds:.0f} s, fault {fault_seconds:.0f} s, "
-          f"retries={load.retries}")
+    print(
+        f"\n{scenario}: {what}; load {load_seconds:.0f} s, fault {fault_seconds:.0f} s, "
+        f"retries={load.retries}"
+    )
     figures = settle(stack, scenario, done, timeout=420)
     assert figures.signups == SIGNUPS
     assert (figures.lost, figures.duplicated, figures.dlq) == (0, 0, 0)

@@ -45,8 +45,13 @@ def entry_points() -> set[str]:
 def check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
     program = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     assert program, "check-jsonschema is a dev dependency: make install"
-    return subprocess.run([program, "--builtin-schema", "vendor.compose-spec", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [program, "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
@@ -56,12 +61,20 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 def test_the_schema_catches_a_mistake(compose: dict[str, Any]) -> None:
     """The same schema, in process: a misspelt key fails, the file as it is passes."""
-    schema = json.loads(resources.files("check_jsonschema.builtin_schemas.vendor")
-                        .joinpath("compose-spec.json").read_text())
+    schema = json.loads(
+        resources.files("check_jsonschema.builtin_schemas.vendor")
+        .joinpath("compose-spec.json")
+        .read_text()
+    )
     validator = jsonschema.Draft202012Validator(schema)
     assert not list(validator.iter_errors(compose))
-    broken = {**compose, "services": {**compose["services"], "stats": {
-        **compose["services"]["stats"], "restart_policy": "always"}}}
+    broken = {
+        **compose,
+        "services": {
+            **compose["services"],
+            "stats": {**compose["services"]["stats"], "restart_policy": "always"},
+        },
+    }
     assert list(validator.iter_errors(broken))
 
 

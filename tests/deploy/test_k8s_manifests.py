@@ -42,18 +42,24 @@ KEDA_SCHEMAS: dict[str, dict[str, Any]] = {
                 "required": ["scaleTargetRef", "triggers"],
                 "properties": {
                     "scaleTargetRef": {
-                        "type": "object", "required": ["name"],
-                        "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
-                                       "apiVersion": {"type": "string"}},
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "apiVersion": {"type": "string"},
+                        },
                     },
                     "minReplicaCount": {"type": "integer", "minimum": 0},
                     "maxReplicaCount": {"type": "integer", "minimum": 1},
                     "pollingInterval": {"type": "integer"},
                     "cooldownPeriod": {"type": "integer"},
                     "triggers": {
-                        "type": "array", "minItems": 1,
+                        "type": "array",
+                        "minItems": 1,
                         "items": {
-                            "type": "object", "required": ["type", "metadata"],
+                            "type": "object",
+                            "required": ["type", "metadata"],
                             "properties": {
                                 "type": {"type": "string"},
                                 "metadata": _STRING_MAP,
@@ -75,10 +81,15 @@ KEDA_SCHEMAS: dict[str, dict[str, Any]] = {
                 "properties": {
                     "secretTargetRef": {
                         "type": "array",
-                        "items": {"type": "object", "required": ["parameter", "name", "key"],
-                                  "properties": {"parameter": {"type": "string"},
-                                                 "name": {"type": "string"},
-                                                 "key": {"type": "string"}}},
+                        "items": {
+                            "type": "object",
+                            "required": ["parameter", "name", "key"],
+                            "properties": {
+                                "parameter": {"type": "string"},
+                                "name": {"type": "string"},
+                                "key": {"type": "string"},
+                            },
+                        },
                     },
                 },
             },
@@ -128,8 +139,11 @@ def merge(target: dict[str, Any], change: dict[str, Any]) -> None:
         current = target.get(field)
         if isinstance(value, dict) and isinstance(current, dict):
             merge(current, value)
-        elif (isinstance(value, list) and isinstance(current, list)
-              and all(isinstance(v, dict) and "name" in v for v in value + current)):
+        elif (
+            isinstance(value, list)
+            and isinstance(current, list)
+            and all(isinstance(v, dict) and "name" in v for v in value + current)
+        ):
             by_name = {item["name"]: item for item in current}
             for item in value:
                 if item["name"] in by_name:
@@ -202,8 +216,11 @@ def test_one_deployment_per_process_role_with_probes_on_its_health_port(
     rendered: list[dict[str, Any]],
 ) -> None:
     roles = {role.name: role for role in generator().ROLES}
-    procfile = {line.split(":", 1)[0] for line in (REPO / "deploy" / "Procfile").read_text()
-                .splitlines() if line.strip() and not line.startswith("#")}
+    procfile = {
+        line.split(":", 1)[0]
+        for line in (REPO / "deploy" / "Procfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert set(roles) == procfile - {"smtp-sink", "sms-sink"}
     deployments = of_kind(rendered, "Deployment")
     assert set(deployments) == set(roles)
@@ -220,8 +237,9 @@ def test_one_deployment_per_process_role_with_probes_on_its_health_port(
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env[role.port_variable] == str(role.port)
         assert env[f"{role.service.upper()}_HTTP_HOST"] == "0.0.0.0"
-        assert container["ports"] == [{"name": "http", "containerPort": role.port,
-                                       "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": role.port, "protocol": "TCP"}
+        ]
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
@@ -245,19 +263,27 @@ def test_every_role_has_a_disruption_budget_and_every_consumer_a_scaler(
     assert set(budgets) == set(deployments)
     for name, budget in budgets.items():
         assert budget["spec"]["selector"] == deployments[name]["spec"]["selector"]
-    consumers = {n for n, d in deployments.items()
-                 if d["metadata"]["labels"]["app.kubernetes.io/component"] == "consumer"}
+    consumers = {
+        n
+        for n, d in deployments.items()
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "consumer"
+    }
     scalers = of_kind(rendered, "ScaledObject")
     assert set(scalers) == consumers
-    queues = {q["name"] for q in yaml.safe_load(
-        (REPO / "deploy" / "rabbitmq" / "definitions.json").read_text())["queues"]}
+    queues = {
+        q["name"]
+        for q in yaml.safe_load((REPO / "deploy" / "rabbitmq" / "definitions.json").read_text())[
+            "queues"
+        ]
+    }
     for name, scaler in scalers.items():
         assert scaler["spec"]["scaleTargetRef"]["name"] == name
         for trigger in scaler["spec"]["triggers"]:
             assert trigger["type"] == "rabbitmq"
             assert trigger["metadata"]["queueName"] in queues
             assert trigger["metadata"]["queueName"].startswith(
-                deployments[name]["metadata"]["labels"]["signup-platform/service"] + ".")
+                deployments[name]["metadata"]["labels"]["signup-platform/service"] + "."
+            )
 
 
 def test_network_policies_let_services_reach_only_postgres_rabbitmq_and_dns(
@@ -276,14 +302,21 @@ def test_network_policies_let_services_reach_only_postgres_rabbitmq_and_dns(
                     reached.add(("internet", frozenset(ports)))
                 else:
                     labels = peer["podSelector"]["matchLabels"]
-                    reached.add((labels.get("app.kubernetes.io/name") or labels.get("k8s-app"),
-                                 frozenset(ports)))
-        expected = {("postgresql", frozenset({("TCP", 5432)})),
-                    ("rabbitmq", frozenset({("TCP", 5672)})),
-                    ("kube-dns", frozenset({("UDP", 53), ("TCP", 53)}))}
+                    reached.add(
+                        (
+                            labels.get("app.kubernetes.io/name") or labels.get("k8s-app"),
+                            frozenset(ports),
+                        )
+                    )
+        expected = {
+            ("postgresql", frozenset({("TCP", 5432)})),
+            ("rabbitmq", frozenset({("TCP", 5672)})),
+            ("kube-dns", frozenset({("UDP", 53), ("TCP", 53)})),
+        }
         if service == "notifications":
-            expected.add(("internet", frozenset({("TCP", 25), ("TCP", 465), ("TCP", 587),
-                                                 ("TCP", 443)})))
+            expected.add(
+                ("internet", frozenset({("TCP", 25), ("TCP", 465), ("TCP", 587), ("TCP", 443)}))
+            )
         assert reached == expected, service
 
 

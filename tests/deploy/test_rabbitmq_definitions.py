@@ -26,11 +26,17 @@ def test_committed_definitions_match_the_code() -> None:
 
 def test_every_service_queue_has_its_dead_letter_queue_and_retries() -> None:
     queues = {q["name"]: q for q in json.loads(generator().render())["queues"]}
-    services = [name for name, q in queues.items()
-                if q["arguments"].get("x-queue-type") == "quorum" and not name.endswith(".dlq")]
+    services = [
+        name
+        for name, q in queues.items()
+        if q["arguments"].get("x-queue-type") == "quorum" and not name.endswith(".dlq")
+    ]
     assert sorted(services) == [
-        "accounts.space_provisioned", "notifications.user_signed_up",
-        "provisioning.user_signed_up", "stats.space_provisioned", "stats.user_signed_up",
+        "accounts.space_provisioned",
+        "notifications.user_signed_up",
+        "provisioning.user_signed_up",
+        "stats.space_provisioned",
+        "stats.user_signed_up",
     ]
     for name in services:
         assert f"{name}.dlq" in queues
@@ -53,6 +59,7 @@ def test_retries_and_dead_letters_route_through_topic_exchanges_by_queue_name() 
         if name.endswith(".dlq"):
             assert ("events.dlx", name, name) in bindings
         assert queue["arguments"].get("x-dead-letter-exchange") != ""  # never the default one
-    writers = {p["user"] for p in definitions["permissions"]
-               if re.search(p["write"], "amq.default")}
+    writers = {
+        p["user"] for p in definitions["permissions"] if re.search(p["write"], "amq.default")
+    }
     assert writers == {"signup-dlq"}  # the operator's replay, nobody else

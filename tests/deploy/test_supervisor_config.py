@@ -75,12 +75,24 @@ def test_supervisord_reads_the_file_every_program_execd_through_the_death_wrappe
 ) -> None:
     config = generator()
     programs = config.programs(PROCFILE, {"SMTP_SINK_PORT": "50%"}, 2)
-    text = config.render(programs, root=tmp_path, run_dir=tmp_path, log_dir=tmp_path,
-                         wrapper=WRAPPER, password="pass%word")
+    text = config.render(
+        programs,
+        root=tmp_path,
+        run_dir=tmp_path,
+        log_dir=tmp_path,
+        wrapper=WRAPPER,
+        password="pass%word",
+    )
     options = parsed(text, tmp_path)
     processes = {p.name: p for g in options.process_group_configs for p in g.process_configs}
-    assert sorted(processes) == ["accounts-web", "notifications-1", "notifications-2",
-                                 "smtp-sink", "stats-1", "stats-2"]
+    assert sorted(processes) == [
+        "accounts-web",
+        "notifications-1",
+        "notifications-2",
+        "smtp-sink",
+        "stats-1",
+        "stats-2",
+    ]
     for process in processes.values():
         assert process.command.startswith(" ".join(WRAPPER) + " ")  # no shell in between
         assert process.autorestart is not False
@@ -96,8 +108,7 @@ def test_supervisord_reads_the_file_every_program_execd_through_the_death_wrappe
 def test_harness_mode_writes_one_log_file_per_program(tmp_path: Path) -> None:
     config = generator()
     programs = config.programs(PROCFILE, {}, 1)
-    text = config.render(programs, root=tmp_path, run_dir=tmp_path, log_dir=tmp_path,
-                         console=False)
+    text = config.render(programs, root=tmp_path, run_dir=tmp_path, log_dir=tmp_path, console=False)
     processes = parsed(text, tmp_path).process_group_configs
     logs = {p.name: p.stdout_logfile for g in processes for p in g.process_configs}
     assert logs["stats"] == str(tmp_path / "stats.log")

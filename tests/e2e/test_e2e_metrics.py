@@ -131,6 +131,10 @@ def test_every_process_counts_what_the_signups_did(private_stack: Stack) -> None
     wait_until(effects_done, timeout=120, interval=0.5, message="every signup's effects")
     # The last acks (and the relays' marking rows sent) may trail the visible effects briefly.
     with contextlib.suppress(TimeoutError):
-        wait_until(lambda: observed(stack) == expected(), timeout=30, interval=0.5,
-                   message="the metrics to settle")
+        wait_until(
+            lambda: observed(stack) == expected(),
+            timeout=30,
+            interval=0.5,
+            message="the metrics to settle",
+        )
     assert observed(stack) == expected()

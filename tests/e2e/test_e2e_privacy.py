@@ -149,9 +149,7 @@ def test_no_personal_data_in_any_log_line_or_dead_letter_header(stack: Stack) ->
 
     # A poison message full of personal data, and an event the database cannot store.
     bad_plan = json.loads(
-        user_signed_up(
-            email=poison.email, full_name=poison.full_name, phone=poison.phone
-        ).to_json()
+        user_signed_up(email=poison.email, full_name=poison.full_name, phone=poison.phone).to_json()
     )
     bad_plan["data"]["plan"] = poison.full_name
     poison_message = OutgoingMessage(
@@ -211,9 +209,10 @@ def test_no_personal_data_in_any_log_line_or_dead_letter_header(stack: Stack) ->
     except TimeoutError as exc:
         depths = {queue: count for queue, count in stack.queues().items() if count}
         warnings = [line for line in log_lines(stack) if '"level":"info"' not in line[2]]
-        raise AssertionError(f"{exc}; queues {depths}; log lines above INFO:\n" + "\n".join(
-            f"{name}:{number}: {line[:300]}" for name, number, line in warnings[-60:]
-        )) from exc
+        raise AssertionError(
+            f"{exc}; queues {depths}; log lines above INFO:\n"
+            + "\n".join(f"{name}:{number}: {line[:300]}" for name, number, line in warnings[-60:])
+        ) from exc
 
     headers = dead_letter_headers(stack)
     lines = log_lines(stack)
@@ -221,9 +220,7 @@ def test_no_personal_data_in_any_log_line_or_dead_letter_header(stack: Stack) ->
     assert any("injected status 400" in line for _, _, line in lines)
     assert any("notification.failed" in line for _, _, line in lines)
     assert sum(len(found) for found in headers.values()) >= 7
-    assert all(
-        h.get("x-signup-error-type") for found in headers.values() for h in found
-    ), headers
+    assert all(h.get("x-signup-error-type") for found in headers.values() for h in found), headers
 
     needles = {needle for person in people for needle in person.needles}
     leaks = [

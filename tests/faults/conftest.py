@@ -6,8 +6,14 @@ import pytest
 from platform_harness.stack import Stack, running_stack
 
 # The scenarios that run in `make test` (and so in CI); `make faults` runs all of them.
-CI_SCENARIOS = {"consumers_killed", "relay_killed", "connections_closed", "poison", "duplicates",
-                "hostile_headers"}
+CI_SCENARIOS = {
+    "consumers_killed",
+    "relay_killed",
+    "connections_closed",
+    "poison",
+    "duplicates",
+    "hostile_headers",
+}
 # Scenarios on a platform shaped otherwise: (processes per consuming role, under supervisord).
 STACK_SHAPES: dict[str, tuple[int, bool]] = {
     "supervisor_killed": (1, True),
@@ -32,7 +38,10 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     scenario = str(callspec.params.get("scenario")) if callspec else ""
     processes, supervised = STACK_SHAPES.get(scenario, (1, False))
     with running_stack(
-        consumer_processes=processes, supervised=supervised, start_timeout=60.0 * processes,
-        NOTIFICATIONS_SWEEP_INTERVAL="5", NOTIFICATIONS_SWEEP_GRACE="10"
+        consumer_processes=processes,
+        supervised=supervised,
+        start_timeout=60.0 * processes,
+        NOTIFICATIONS_SWEEP_INTERVAL="5",
+        NOTIFICATIONS_SWEEP_GRACE="10",
     ) as running:
         yield running

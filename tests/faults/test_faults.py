@@ -86,8 +86,9 @@ def close_connections(stack: Stack, load: Load) -> int:
 
 def restart_postgres(stack: Stack, load: Load) -> int:
     time.sleep(2.0)
-    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True,
-                             check=True).stdout.split()[-1]
+    version = subprocess.run(
+        ["ls", "/etc/postgresql"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
     sh("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart")
     return 0
 
@@ -113,11 +114,20 @@ def inject_poison(stack: Stack, load: Load) -> int:
     bodies[2] = unknown_version
     publisher = ConfirmingPublisher(stack.amqp_url)
     for routing_key in ("accounts.user_signed_up", "provisioning.space_provisioned"):
-        publisher.publish_batch([
-            OutgoingMessage(body, routing_key, f"poison-{uuid.uuid4().hex[:8]}", "UserSignedUp",
-                            1, "poison", "fault-test")
-            for body in bodies
-        ])
+        publisher.publish_batch(
+            [
+                OutgoingMessage(
+                    body,
+                    routing_key,
+                    f"poison-{uuid.uuid4().hex[:8]}",
+                    "UserSignedUp",
+                    1,
+                    "poison",
+                    "fault-test",
+                )
+                for body in bodies
+            ]
+        )
     publisher.close()
     return 4 * 5  # four poisons in each of the five service queues
 
@@ -127,11 +137,20 @@ def publish_duplicates(stack: Stack, load: Load) -> int:
     rows = stack.query("accounts", "SELECT payload, routing_key FROM outbox LIMIT 200")
     publisher = ConfirmingPublisher(stack.amqp_url)
     for _ in range(2):
-        publisher.publish_batch([
-            OutgoingMessage(payload.encode(), routing_key, _event_id(payload), "UserSignedUp", 1,
-                            "dup", "accounts")
-            for payload, routing_key in rows
-        ])
+        publisher.publish_batch(
+            [
+                OutgoingMessage(
+                    payload.encode(),
+                    routing_key,
+                    _event_id(payload),
+                    "UserSignedUp",
+                    1,
+                    "dup",
+                    "accounts",
+                )
+                for payload, routing_key in rows
+            ]
+        )
     publisher.close()
     return 0
 
@@ -185,7 +204,9 @@ def publish_raw(stack: Stack, messages: list[tuple[str, bytes, dict[str, Any]]])
     """Publish (queue, body, headers) through the default exchange, confirmed, as is."""
     url = urllib.parse.urlsplit(stack.amqp_url)
     connection = amqp.Connection(
-        host=f"{url.hostname}:{url.port or 5672}", userid=url.username, password=url.password,
+        host=f"{url.hostname}:{url.port or 5672}",
+        userid=url.username,
+        password=url.password,
         virtual_host=urllib.parse.unquote(url.path[1:]),
     )
     connection.connect()
@@ -195,17 +216,23 @@ def publish_raw(stack: Stack, messages: list[tuple[str, bytes, dict[str, Any]]])
         for n, (queue, body, headers) in enumerate(messages):
             properties: dict[str, Any] = {"application_headers": headers, "delivery_mode": 2}
             if n % 3 == 0:  # some without any property; others with odd ones
-                properties.update(message_id="\x00" * 3, correlation_id="é" * 120,
-                                  type="NoSuchEvent", content_type="text/x-garbage")
-            channel.basic_publish(amqp.Message(body, **properties), exchange="",
-                                  routing_key=queue)
+                properties.update(
+                    message_id="\x00" * 3,
+                    correlation_id="é" * 120,
+                    type="NoSuchEvent",
+                    content_type="text/x-garbage",
+                )
+            channel.basic_publish(amqp.Message(body, **properties), exchange="", routing_key=queue)
     finally:
         connection.close()
 
 
 def service_queues(stack: Stack) -> list[str]:
-    return sorted(q for q in stack.queues()
-                  if not q.endswith(".dlq") and ".retry." not in q and q != "events.unrouted")
+    return sorted(
+        q
+        for q in stack.queues()
+        if not q.endswith(".dlq") and ".retry." not in q and q != "events.unrouted"
+    )
 
 
 def inject_hostile_headers(stack: Stack, load: Load) -> int:
@@ -234,10 +261,16 @@ def kill_supervisor(stack: Stack, load: Load) -> int:
     assert len(running) >= len(stack.programs), running
     stack.kill_supervisor()
     killed_at = time.monotonic()
-    wait_until(lambda: not stack.platform_pids(), 5.0, 0.05,
-               f"no platform process left (of {sorted(running.values())})")
-    print(f"supervisor_killed: {len(running)} processes gone "
-          f"{time.monotonic() - killed_at:.1f}s after SIGKILL to supervisord")
+    wait_until(
+        lambda: not stack.platform_pids(),
+        5.0,
+        0.05,
+        f"no platform process left (of {sorted(running.values())})",
+    )
+    print(
+        f"supervisor_killed: {len(running)} processes gone "
+        f"{time.monotonic() - killed_at:.1f}s after SIGKILL to supervisord"
+    )
     time.sleep(2.0)  # the load keeps retrying against a platform that is down
     stack.start_supervisor()
     stack.wait_ready(180)
@@ -247,8 +280,12 @@ def kill_supervisor(stack: Stack, load: Load) -> int:
 def kill_one_consumer_instance_at_a_time(stack: Stack, load: Load) -> int:
     """Two processes per consuming role under supervisord; SIGKILL one instance at a time."""
     queues = service_queues(stack)
-    wait_until(lambda: all(n >= 2 for n in stack.queue_consumers(queues).values()), 60, 0.5,
-               "two consumers on every service queue")
+    wait_until(
+        lambda: all(n >= 2 for n in stack.queue_consumers(queues).values()),
+        60,
+        0.5,
+        "two consumers on every service queue",
+    )
     instances = [f"{role}-{i}" for i in (1, 2) for role in CONSUMERS]
 
     for instance in instances:  # all of them, even if the load is done: its backlog is not
@@ -264,8 +301,11 @@ def kill_one_consumer_instance_at_a_time(stack: Stack, load: Load) -> int:
 
 
 def _published_event(stack: Stack) -> bytes:
-    [(payload,)] = wait_until(lambda: stack.query("accounts", "SELECT payload FROM outbox LIMIT 1"),
-                              30, message="a first event")
+    [(payload,)] = wait_until(
+        lambda: stack.query("accounts", "SELECT payload FROM outbox LIMIT 1"),
+        30,
+        message="a first event",
+    )
     return str(payload).encode()
 
 
@@ -306,10 +346,12 @@ def test_nothing_lost_nothing_twice(stack: Stack, scenario: str) -> None:
     if scenario == "hostile_headers":  # each queue's hostile messages in its own DLQ
         queues = stack.queues()
         assert {q: queues[f"{q}.dlq"] for q in service_queues(stack)} == {
-            q: len(HOSTILE_HEADERS) for q in service_queues(stack)}
+            q: len(HOSTILE_HEADERS) for q in service_queues(stack)
+        }
     for phone in refused:
         statuses = stack.query(
-            "notifications", "SELECT status FROM notifications WHERE recipient = :phone",
+            "notifications",
+            "SELECT status FROM notifications WHERE recipient = :phone",
             phone=phone,
         )
         assert [str(status) for (status,) in statuses] == ["failed"]

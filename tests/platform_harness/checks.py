@@ -23,8 +23,9 @@ class Truth:
             "SELECT u.id, u.email, u.phone, s.plan, s.status FROM users u "
             "JOIN subscriptions s ON s.user_id = u.id",
         )
-        return cls({str(r[0]): {"email": r[1], "phone": r[2], "plan": r[3], "status": r[4]}
-                    for r in rows})
+        return cls(
+            {str(r[0]): {"email": r[1], "phone": r[2], "plan": r[3], "status": r[4]} for r in rows}
+        )
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,18 @@ class Figures:
     settle_seconds: float
 
     def line(self) -> str:
-        return (f"{self.scenario}: signups={self.signups} emails={self.emails} sms={self.sms} "
-                f"spaces={self.spaces} active={self.active} stats_total={self.stats_total} "
-                f"lost={self.lost} duplicated={self.duplicated} dlq={self.dlq} "
-                f"resent_emails_suppressed={self.resent_emails} "
-                f"settle={self.settle_seconds:.1f}s")
+        return (
+            f"{self.scenario}: signups={self.signups} emails={self.emails} sms={self.sms} "
+            f"spaces={self.spaces} active={self.active} stats_total={self.stats_total} "
+            f"lost={self.lost} duplicated={self.duplicated} dlq={self.dlq} "
+            f"resent_emails_suppressed={self.resent_emails} "
+            f"settle={self.settle_seconds:.1f}s"
+        )
 
 
-def observe(stack: Stack, scenario: str, settle_seconds: float,
-            sms_refused: frozenset[str] = frozenset()) -> tuple[Figures, list[str]]:
+def observe(
+    stack: Stack, scenario: str, settle_seconds: float, sms_refused: frozenset[str] = frozenset()
+) -> tuple[Figures, list[str]]:
     """Figures of the current state and the list of what is still wrong."""
     truth = Truth.read(stack)
     emails = Counter(m["To"] for m in stack.mail())
@@ -62,10 +66,12 @@ def observe(stack: Stack, scenario: str, settle_seconds: float,
     lost = duplicated = 0
     for user_id, user in truth.users.items():
         wanted_sms = 1 if user["phone"] and user["phone"] not in sms_refused else 0
-        for what, have, want in (("email", emails[user["email"]], 1),
-                                 ("sms", sms[user["phone"]] if user["phone"] else 0, wanted_sms),
-                                 ("space", spaces[user_id], 1),
-                                 ("active", int(user["status"] == "active"), 1)):
+        for what, have, want in (
+            ("email", emails[user["email"]], 1),
+            ("sms", sms[user["phone"]] if user["phone"] else 0, wanted_sms),
+            ("space", spaces[user_id], 1),
+            ("active", int(user["status"] == "active"), 1),
+        ):
             if have < want:
                 lost += 1
                 problems.append(f"{user_id}: {what} missing")
@@ -73,8 +79,11 @@ def observe(stack: Stack, scenario: str, settle_seconds: float,
                 duplicated += have - want
                 problems.append(f"{user_id}: {what} x{have}")
     plans = Counter(u["plan"] for u in truth.users.values())
-    expected_stats = {"total_users": len(truth.users), "activated_subscriptions": len(truth.users),
-                      "signups_per_plan": {p: plans[p] for p in ("free", "pro", "team")}}
+    expected_stats = {
+        "total_users": len(truth.users),
+        "activated_subscriptions": len(truth.users),
+        "signups_per_plan": {p: plans[p] for p in ("free", "pro", "team")},
+    }
     for key, value in expected_stats.items():
         if stats[key] != value:
             problems.append(f"stats {key}={stats[key]} != {value}")
@@ -82,28 +91,45 @@ def observe(stack: Stack, scenario: str, settle_seconds: float,
                 lost += max(0, value - stats[key])
                 duplicated += max(0, stats[key] - value)
     queues = stack.queues()
-    busy = {q: n for q, n in queues.items() if n and not q.endswith(".dlq")
-            and q != "events.unrouted"}
+    busy = {
+        q: n for q, n in queues.items() if n and not q.endswith(".dlq") and q != "events.unrouted"
+    }
     if busy:
         problems.append(f"queues not empty: {busy}")
     dlq = sum(n for q, n in queues.items() if q.endswith(".dlq"))
     figures = Figures(
-        scenario=scenario, signups=len(truth.users), emails=sum(emails.values()),
-        sms=sum(sms.values()), spaces=len(spaces),
+        scenario=scenario,
+        signups=len(truth.users),
+        emails=sum(emails.values()),
+        sms=sum(sms.values()),
+        spaces=len(spaces),
         active=sum(1 for u in truth.users.values() if u["status"] == "active"),
-        stats_total=int(stats["total_users"]), lost=lost, duplicated=duplicated, dlq=dlq,
-        resent_emails=stack.resent_emails(), settle_seconds=settle_seconds)
+        stats_total=int(stats["total_users"]),
+        lost=lost,
+        duplicated=duplicated,
+        dlq=dlq,
+        resent_emails=stack.resent_emails(),
+        settle_seconds=settle_seconds,
+    )
     return figures, problems
 
 
-def settle(stack: Stack, scenario: str, load_done_at: float, *, expected_dlq: int = 0,
-           timeout: float = 240, sms_refused: frozenset[str] = frozenset()) -> Figures:
+def settle(
+    stack: Stack,
+    scenario: str,
+    load_done_at: float,
+    *,
+    expected_dlq: int = 0,
+    timeout: float = 240,
+    sms_refused: frozenset[str] = frozenset(),
+) -> Figures:
     """Wait until every effect is there and every queue is empty, then report the figures."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            figures, problems = observe(stack, scenario, time.monotonic() - load_done_at,
-                                        sms_refused)
+            figures, problems = observe(
+                stack, scenario, time.monotonic() - load_done_at, sms_refused
+            )
         except (httpx.HTTPError, OSError) as exc:
             figures, problems = None, [f"not observable yet: {exc!r}"]
         if figures is not None and not problems and figures.dlq == expected_dlq:

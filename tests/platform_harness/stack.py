@@ -279,8 +279,11 @@ class Stack:
             except (OSError, IndexError):
                 continue
             if marker in environ and state not in ("Z", "X"):
-                names = [v.split(b"=", 1)[1] for v in environ
-                         if v.startswith(b"SUPERVISOR_PROCESS_NAME=")]
+                names = [
+                    v.split(b"=", 1)[1]
+                    for v in environ
+                    if v.startswith(b"SUPERVISOR_PROCESS_NAME=")
+                ]
                 found[int(entry.name)] = (names[0] if names else command).decode(errors="replace")
         return found
 
@@ -389,8 +392,12 @@ class Stack:
         }
         logins[setup.OPERATOR_USER] = (f"{self.name}-dlq", secrets.token_hex(12), self.name)
         self.broker_users[setup.OPERATOR_USER] = f"{self.name}-dlq"
-        self._management("POST", "/api/definitions", setup.broker_definitions(logins, self.name),
-                         expect=(200, 201, 204))
+        self._management(
+            "POST",
+            "/api/definitions",
+            setup.broker_definitions(logins, self.name),
+            expect=(200, 201, 204),
+        )
 
     def _create_databases(self) -> None:
         admin_url = f"{postgres_server_url()}/postgres"
@@ -451,8 +458,9 @@ class Stack:
 
     def queue_consumers(self, queues: list[str]) -> dict[str, int]:
         rows = self._management("GET", f"/api/queues/{self.name}?columns=name,consumers")
-        return {row["name"]: int(row.get("consumers") or 0) for row in rows
-                if row["name"] in queues}
+        return {
+            row["name"]: int(row.get("consumers") or 0) for row in rows if row["name"] in queues
+        }
 
     def kill_pid(self, pid: int) -> None:
         """SIGKILL one process of this stack (refuses a pid that is not one of its own)."""
@@ -504,11 +512,13 @@ SERVICES_PREFIXES = (*tuple(f"{s.upper()}_" for s in SERVICES), "AMQP_URL", "LOG
 
 @contextlib.contextmanager
 def running_stack(
-    *, consumer_processes: int = 1, supervised: bool = False, start_timeout: float = 60.0,
+    *,
+    consumer_processes: int = 1,
+    supervised: bool = False,
+    start_timeout: float = 60.0,
     **extra_env: str,
 ) -> Iterator[Stack]:
-    stack = Stack(extra_env=extra_env, consumer_processes=consumer_processes,
-                  supervised=supervised)
+    stack = Stack(extra_env=extra_env, consumer_processes=consumer_processes, supervised=supervised)
     try:
         yield stack.start(start_timeout)
     except BaseException:

@@ -53,8 +53,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for service in SETTINGS:
         for field in ("AMQP_URL", "DATABASE_URL"):
             monkeypatch.delenv(f"{service.upper()}_{field}", raising=False)
-    for name in ("AMQP_URL", "SIGNUP_DLQ_AMQP_URL", "SIGNUP_DLQ_MANAGEMENT_URL",
-                 "RABBITMQ_MANAGEMENT_URL"):
+    for name in (
+        "AMQP_URL",
+        "SIGNUP_DLQ_AMQP_URL",
+        "SIGNUP_DLQ_MANAGEMENT_URL",
+        "RABBITMQ_MANAGEMENT_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -77,8 +81,10 @@ def test_the_dead_letter_tool_defaults_to_the_operator_user() -> None:
 
 
 def test_no_settings_default_names_an_administrator() -> None:
-    sources = [REPO / "deploy" / "dlq" / "src" / "signup_dlq" / "config.py",
-               *(REPO / "services").glob("*/src/*/settings.py")]
+    sources = [
+        REPO / "deploy" / "dlq" / "src" / "signup_dlq" / "config.py",
+        *(REPO / "services").glob("*/src/*/settings.py"),
+    ]
     assert len(sources) == 5
     for source in sources:
         text = source.read_text()
@@ -118,9 +124,12 @@ def allowed(pattern: str, name: str) -> bool:
 
 def test_each_service_configures_and_reads_only_its_own_queues(generate: ModuleType) -> None:
     access = grants(generate)
-    own = {"accounts": "accounts.space_provisioned", "notifications":
-           "notifications.user_signed_up", "provisioning": "provisioning.user_signed_up",
-           "stats": "stats.user_signed_up"}
+    own = {
+        "accounts": "accounts.space_provisioned",
+        "notifications": "notifications.user_signed_up",
+        "provisioning": "provisioning.user_signed_up",
+        "stats": "stats.user_signed_up",
+    }
     for service, grant in access.items():
         if service == "signup-dlq":
             continue
@@ -140,14 +149,23 @@ def test_retries_and_dead_letters_are_limited_to_the_services_own_queues(
     generate: ModuleType,
 ) -> None:
     access = grants(generate)
-    topic = {(p["user"], p["exchange"]): p
-             for g in access.values() for p in generate.topic_permissions(g, "/")}
-    targets = ("stats.user_signed_up", "stats.user_signed_up.retry.1s",
-               "stats.user_signed_up.dlq", "accounts.space_provisioned",
-               "accounts.space_provisioned.retry.1s", "accounts.space_provisioned.dlq")
+    topic = {
+        (p["user"], p["exchange"]): p
+        for g in access.values()
+        for p in generate.topic_permissions(g, "/")
+    }
+    targets = (
+        "stats.user_signed_up",
+        "stats.user_signed_up.retry.1s",
+        "stats.user_signed_up.dlq",
+        "accounts.space_provisioned",
+        "accounts.space_provisioned.retry.1s",
+        "accounts.space_provisioned.dlq",
+    )
     for exchange in ("events.retry", "events.dlx"):
         assert {t for t in targets if allowed(topic["stats", exchange]["write"], t)} == set(
-            targets[:3])
+            targets[:3]
+        )
         assert not any(allowed(topic["signup-dlq", exchange]["write"], t) for t in targets)
         assert {user for user, _ in topic} == set(access)  # none without: all keys allowed
 
@@ -168,8 +186,9 @@ def test_only_producers_may_publish_on_events_and_only_their_own_keys(
         "stats": set(),
         "signup-dlq": set(),
     }
-    bound = {user: {key for key in keys if allowed(g.topic_read, key)}
-             for user, g in access.items()}
+    bound = {
+        user: {key for key in keys if allowed(g.topic_read, key)} for user, g in access.items()
+    }
     assert bound["notifications"] == {"accounts.user_signed_up"}
     assert bound["accounts"] == {"provisioning.space_provisioned"}
     assert bound["signup-dlq"] == set()
@@ -184,8 +203,10 @@ def test_the_operator_reads_dead_letters_and_replays_through_the_default_exchang
     assert not allowed(operator.read, "notifications.user_signed_up")
     assert not allowed(operator.read, "events")
     assert operator.write == r"^amq\.default$"
-    assert not any(allowed(operator.configure, name) for name in
-                   ("notifications.user_signed_up.dlq", "events", "amq.default"))
+    assert not any(
+        allowed(operator.configure, name)
+        for name in ("notifications.user_signed_up.dlq", "events", "amq.default")
+    )
 
 
 def test_setup_refuses_to_hand_a_service_the_administrator_or_a_shared_user(

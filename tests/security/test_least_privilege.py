@@ -69,11 +69,15 @@ def credentials_setup() -> ModuleType:
     return module
 
 
-def management(method: str, path: str, body: Any = None, auth: tuple[str, str] | None = None
-               ) -> httpx.Response:
+def management(
+    method: str, path: str, body: Any = None, auth: tuple[str, str] | None = None
+) -> httpx.Response:
     url = urllib.parse.urlsplit(MANAGEMENT)
     return httpx.request(
-        method, f"{url.scheme}://{url.hostname}:{url.port}{path}", json=body, timeout=60,
+        method,
+        f"{url.scheme}://{url.hostname}:{url.port}{path}",
+        json=body,
+        timeout=60,
         auth=auth or (url.username or "guest", url.password or "guest"),
     )
 
@@ -110,14 +114,16 @@ class Broker:
 
     def connect(self, role: str) -> amqp.Connection:
         user, password, vhost = self.logins[role]
-        connection = amqp.Connection(self.host, userid=user, password=password,
-                                     virtual_host=vhost, connect_timeout=5)
+        connection = amqp.Connection(
+            self.host, userid=user, password=password, virtual_host=vhost, connect_timeout=5
+        )
         connection.connect()
         return connection
 
     def depth(self, queue: str) -> int:
-        connection = amqp.Connection(self.host, userid="guest", password="guest",
-                                     virtual_host=self.vhost, connect_timeout=5)
+        connection = amqp.Connection(
+            self.host, userid="guest", password="guest", virtual_host=self.vhost, connect_timeout=5
+        )
         connection.connect()
         try:
             return int(connection.channel().queue_declare(queue, passive=True).message_count)
@@ -144,8 +150,12 @@ def refused(operation: Any, *args: Any, **kwargs: Any) -> str:
 
 
 def event(routing_key: str) -> amqp.Message:
-    return amqp.Message(b'{"forged": true}', content_type="application/json", delivery_mode=2,
-                        message_id=str(uuid.uuid4()))
+    return amqp.Message(
+        b'{"forged": true}',
+        content_type="application/json",
+        delivery_mode=2,
+        message_id=str(uuid.uuid4()),
+    )
 
 
 def publish(broker: Broker, role: str, exchange: str, routing_key: str) -> None:
@@ -153,8 +163,9 @@ def publish(broker: Broker, role: str, exchange: str, routing_key: str) -> None:
     try:
         channel = connection.channel()
         channel.confirm_select()
-        channel.basic_publish_confirm(event(routing_key), exchange=exchange,
-                                      routing_key=routing_key)
+        channel.basic_publish_confirm(
+            event(routing_key), exchange=exchange, routing_key=routing_key
+        )
     finally:
         connection.collect()
 
@@ -185,11 +196,20 @@ def test_a_service_publishes_its_retries_and_dead_letters(broker: Broker, servic
     with Connection(broker.url(service)) as connection:
         topology.declare(connection, [queue])
     copies = [
-        OutgoingMessage(body=b"{}", routing_key=target, message_id=str(uuid.uuid4()),
-                        type="user_signed_up", version=1, correlation_id="c", producer="accounts",
-                        exchange=exchange)
-        for exchange, target in ((topology.RETRY_EXCHANGE, queue.retry_queue_name(1)),
-                                 (topology.DEAD_LETTER_EXCHANGE, queue.dlq_name))
+        OutgoingMessage(
+            body=b"{}",
+            routing_key=target,
+            message_id=str(uuid.uuid4()),
+            type="user_signed_up",
+            version=1,
+            correlation_id="c",
+            producer="accounts",
+            exchange=exchange,
+        )
+        for exchange, target in (
+            (topology.RETRY_EXCHANGE, queue.retry_queue_name(1)),
+            (topology.DEAD_LETTER_EXCHANGE, queue.dlq_name),
+        )
     ]
     publisher = ConfirmingPublisher(broker.url(service), confirm_timeout=10)
     try:
@@ -204,8 +224,9 @@ def test_a_service_publishes_its_retries_and_dead_letters(broker: Broker, servic
     assert broker.depth(queue.name) == before[0] + 1  # back from its retry queue
 
 
-@pytest.mark.parametrize(("service", "routing_key"),
-                         [("accounts", SIGNED_UP), ("provisioning", PROVISIONED)])
+@pytest.mark.parametrize(
+    ("service", "routing_key"), [("accounts", SIGNED_UP), ("provisioning", PROVISIONED)]
+)
 def test_a_producer_publishes_its_own_events(
     broker: Broker, service: str, routing_key: str
 ) -> None:
@@ -249,8 +270,11 @@ def test_a_service_cannot_publish_into_a_queue_through_the_default_exchange(
         topology.declare(connection, QUEUES["accounts"])
     target = "accounts.space_provisioned"
     before = broker.depth(target)
-    for role, routing_key in (("stats", target), ("notifications", target),
-                              ("stats", "stats.user_signed_up")):  # not even into its own
+    for role, routing_key in (
+        ("stats", target),
+        ("notifications", target),
+        ("stats", "stats.user_signed_up"),
+    ):  # not even into its own
         text = refused(publish, broker, role, "", routing_key)
         assert "amq.default" in text
     assert broker.depth(target) == before
@@ -300,8 +324,12 @@ def test_a_service_cannot_bind_its_queue_to_events_it_does_not_subscribe_to(
         topology.declare(connection, QUEUES["accounts"])
     connection = broker.connect("accounts")
     try:
-        refused(connection.channel().queue_bind, "accounts.space_provisioned",
-                topology.EVENTS_EXCHANGE, binding_key)
+        refused(
+            connection.channel().queue_bind,
+            "accounts.space_provisioned",
+            topology.EVENTS_EXCHANGE,
+            binding_key,
+        )
     finally:
         connection.collect()
 
@@ -330,8 +358,10 @@ def test_the_operator_reads_and_replays_dead_letters_and_nothing_else(broker: Br
         channel.basic_ack(message.delivery_tag)
     finally:
         connection.close()
-    assert (broker.depth(queue.name), broker.depth(queue.dlq_name)) == (main_before + 1,
-                                                                         dead_before)
+    assert (broker.depth(queue.name), broker.depth(queue.dlq_name)) == (
+        main_before + 1,
+        dead_before,
+    )
     for operation, args in (("basic_get", (queue.name,)), ("queue_declare", ("mine.dlq",))):
         connection = broker.connect(OPERATOR)
         try:
@@ -354,8 +384,12 @@ def test_the_signup_dlq_tool_lists_replays_and_purges_as_the_operator(broker: Br
     before = broker.depth(queue.name)
     user, password, _ = broker.logins[OPERATOR]
     management_url = urllib.parse.urlsplit(MANAGEMENT)
-    urls = ["--amqp-url", broker.url(OPERATOR), "--management-url",
-            f"http://{user}:{password}@{management_url.hostname}:{management_url.port}"]
+    urls = [
+        "--amqp-url",
+        broker.url(OPERATOR),
+        "--management-url",
+        f"http://{user}:{password}@{management_url.hostname}:{management_url.port}",
+    ]
     assert signup_dlq(["list", *urls]) == 0
     assert signup_dlq(["replay", queue.dlq_name, "--limit", "2", "--yes", *urls]) == 0
     assert broker.depth(queue.name) == before + 2
@@ -373,7 +407,8 @@ class Databases:
     def url(self, role: str, database: str | None = None) -> str:
         name = f"{self.prefix}_{role}"
         url = make_url(postgres_server_url()).set(
-            username=name, password=self.passwords[role],
+            username=name,
+            password=self.passwords[role],
             database=f"{self.prefix}_{database or role}",
         )
         return url.render_as_string(hide_password=False)
@@ -419,13 +454,27 @@ def test_a_role_owns_its_database_with_no_more_than_login(databases: Databases) 
     attributes = scalar(
         databases.admin,
         "SELECT (rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin)"
-        "::text FROM pg_roles WHERE rolname = :role", role=role,
+        "::text FROM pg_roles WHERE rolname = :role",
+        role=role,
     )
     assert attributes == "(f,f,f,f,f,t)"
-    assert scalar(databases.admin, "SELECT pg_get_userbyid(datdba) FROM pg_database "
-                  "WHERE datname = :db", db=database) == role
-    assert scalar(databases.admin, "SELECT has_database_privilege(:other, :db, 'CONNECT')",
-                  other=f"{databases.prefix}_stats", db=database) is False
+    assert (
+        scalar(
+            databases.admin,
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :db",
+            db=database,
+        )
+        == role
+    )
+    assert (
+        scalar(
+            databases.admin,
+            "SELECT has_database_privilege(:other, :db, 'CONNECT')",
+            other=f"{databases.prefix}_stats",
+            db=database,
+        )
+        is False
+    )
 
 
 def test_a_service_role_migrates_its_own_database(databases: Databases) -> None:
@@ -469,16 +518,22 @@ def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_d
     admin = urllib.parse.urlsplit(amqp_url())
     host = f"{admin.hostname}:{admin.port or 5672}"
     passwords = {role: secrets.token_hex(12) for role in (*QUEUES, OPERATOR)}
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ACCOUNTS_", "NOTIFICATIONS_", "PROVISIONING_", "STATS_",
-                                "SIGNUP_DLQ_", "AMQP_URL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("ACCOUNTS_", "NOTIFICATIONS_", "PROVISIONING_", "STATS_", "SIGNUP_DLQ_", "AMQP_URL")
+        )
+    }
     for role, password in passwords.items():
         prefix_env = "SIGNUP_DLQ" if role == OPERATOR else role.upper()
         env[f"{prefix_env}_AMQP_URL"] = f"amqp://{prefix}-{role}:{password}@{host}/{prefix}"
         if role != OPERATOR:
-            env[f"{prefix_env}_DATABASE_URL"] = make_url(postgres_server_url()).set(
-                username=f"{prefix}_{role}", password=password, database=f"{prefix}_{role}"
-            ).render_as_string(hide_password=False)
+            env[f"{prefix_env}_DATABASE_URL"] = (
+                make_url(postgres_server_url())
+                .set(username=f"{prefix}_{role}", password=password, database=f"{prefix}_{role}")
+                .render_as_string(hide_password=False)
+            )
     env["POSTGRES_ADMIN_URL"] = f"{postgres_server_url()}/postgres"
     env["RABBITMQ_MANAGEMENT_URL"] = MANAGEMENT
     for name, value in env.items():
@@ -491,8 +546,9 @@ def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_d
         assert setup.main() == 0
         assert setup.main() == 0
         for command in ("migrate", "topology"):
-            done = subprocess.run([stats, command], env=env, capture_output=True, text=True,
-                                  timeout=300)
+            done = subprocess.run(
+                [stats, command], env=env, capture_output=True, text=True, timeout=300
+            )
             assert done.returncode == 0, done.stdout + done.stderr
         users = {row["name"]: row for row in management("GET", "/api/users").json()}
         assert {f"{prefix}-{role}" for role in passwords} <= set(users)
@@ -540,16 +596,28 @@ def test_the_setup_migrates_a_broker_of_the_previous_version() -> None:
         assert management("PUT", f"/api/vhosts/{broker.vhost}").status_code in (201, 204)
         everything = {"configure": ".*", "write": ".*", "read": ".*"}
         management("PUT", f"/api/permissions/{broker.vhost}/guest", everything)
-        connection = amqp.Connection(broker.host, userid="guest", password="guest",
-                                     virtual_host=broker.vhost, connect_timeout=5)
+        connection = amqp.Connection(
+            broker.host,
+            userid="guest",
+            password="guest",
+            virtual_host=broker.vhost,
+            connect_timeout=5,
+        )
         connection.connect()
         try:
             channel = connection.channel()
             channel.exchange_declare("events.dlx", "direct", durable=True, auto_delete=False)
             for name in (busy, idle):
-                channel.queue_declare(name, durable=True, auto_delete=False, arguments={
-                    "x-message-ttl": 60_000, "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue.name})
+                channel.queue_declare(
+                    name,
+                    durable=True,
+                    auto_delete=False,
+                    arguments={
+                        "x-message-ttl": 60_000,
+                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-routing-key": queue.name,
+                    },
+                )
             channel.basic_publish(event(busy), exchange="", routing_key=busy)
         finally:
             connection.close()
@@ -566,17 +634,24 @@ def test_the_setup_migrates_a_broker_of_the_previous_version() -> None:
         else:
             pytest.fail("the setup deleted or kept a retry queue holding a message")
         assert broker.depth(busy) == 1
-        assert management("DELETE", f"/api/queues/{broker.vhost}/{busy}/contents").status_code \
-            == 204
+        assert (
+            management("DELETE", f"/api/queues/{broker.vhost}/{busy}/contents").status_code == 204
+        )
         admin.apply(definitions)
         exchange = management("GET", f"/api/exchanges/{broker.vhost}/events.dlx").json()
         assert exchange["type"] == "topic"
-        queues = {q["name"]: q["arguments"] for q in management(
-            "GET", f"/api/queues/{broker.vhost}?columns=name,arguments").json()}
+        queues = {
+            q["name"]: q["arguments"]
+            for q in management("GET", f"/api/queues/{broker.vhost}?columns=name,arguments").json()
+        }
         assert queues[busy]["x-dead-letter-exchange"] == "events.retry"
         assert queues[idle]["x-dead-letter-exchange"] == "events.retry"
-        bound = {b["destination"] for b in management(
-            "GET", f"/api/exchanges/{broker.vhost}/events.dlx/bindings/source").json()}
+        bound = {
+            b["destination"]
+            for b in management(
+                "GET", f"/api/exchanges/{broker.vhost}/events.dlx/bindings/source"
+            ).json()
+        }
         assert {q.dlq_name for queues_ in QUEUES.values() for q in queues_} <= bound
     finally:
         broker.remove()

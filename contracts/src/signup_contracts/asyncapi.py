@@ -242,11 +242,18 @@ def generate(definitions: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description="Write the AsyncAPI document.")
-    parser.add_argument("--definitions", type=Path, default=DEFINITIONS,
-                        help=f"RabbitMQ definitions file (default {DEFINITIONS})")
+    parser.add_argument(
+        "--definitions",
+        type=Path,
+        default=DEFINITIONS,
+        help=f"RabbitMQ definitions file (default {DEFINITIONS})",
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT, help=f"default {OUTPUT}")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the output file differs from what would be written")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if the output file differs from what would be written",
+    )
     args = parser.parse_args(argv)
     text = generate(args.definitions)
     if args.check:

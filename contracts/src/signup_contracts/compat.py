@@ -73,20 +73,45 @@ class Break:
 
 
 _DOCUMENTATION = frozenset(
-    {"title", "description", "default", "examples", "deprecated", "$comment", "readOnly",
-     "writeOnly"}
+    {
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "$comment",
+        "readOnly",
+        "writeOnly",
+    }
 )
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 _HANDLED = frozenset(
-    {"type", "anyOf", "oneOf", "enum", "const", "properties", "required", "items",
-     "additionalProperties", *_LOWER_BOUNDS, *_UPPER_BOUNDS}
+    {
+        "type",
+        "anyOf",
+        "oneOf",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "items",
+        "additionalProperties",
+        *_LOWER_BOUNDS,
+        *_UPPER_BOUNDS,
+    }
 )
 _WORDS = {
-    Direction.CONSUMERS: {"type": "type-widened", "enum": "enum-widened",
-                          "bound": "constraint-loosened"},
-    Direction.REPLAY: {"type": "type-narrowed", "enum": "enum-narrowed",
-                       "bound": "constraint-tightened"},
+    Direction.CONSUMERS: {
+        "type": "type-widened",
+        "enum": "enum-widened",
+        "bound": "constraint-loosened",
+    },
+    Direction.REPLAY: {
+        "type": "type-narrowed",
+        "enum": "enum-narrowed",
+        "bound": "constraint-tightened",
+    },
 }
 
 
@@ -98,16 +123,17 @@ def check(frozen: JsonSchema, current: JsonSchema) -> list[Break]:
     ]
 
 
-def _subset(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction) -> Iterator[
-    Break
-]:
+def _subset(
+    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
+) -> Iterator[Break]:
     """Breaks of "every value valid for ``inner`` is valid for ``outer``"."""
     inner_variants, outer_variants = _variants(inner), _variants(outer)
     for kind, inner_variant in inner_variants.items():
         outer_variant = _counterpart(kind, outer_variants)
         if outer_variant is None:
-            yield _break(path, _WORDS[direction]["type"], f"{kind} {_accepted(direction)}",
-                         direction)
+            yield _break(
+                path, _WORDS[direction]["type"], f"{kind} {_accepted(direction)}", direction
+            )
         else:
             yield from _same_type(inner_variant, outer_variant, path, direction)
 
@@ -168,13 +194,12 @@ def _values(schema: JsonSchema) -> list[Any] | None:
     return list(enum) if isinstance(enum, list) else None
 
 
-def _same_type(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction) -> Iterator[
-    Break
-]:
+def _same_type(
+    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
+) -> Iterator[Break]:
     if "x-ambiguous" in inner or "x-ambiguous" in outer:
         if inner != outer:
-            yield _break(path, "constraint-changed", "alternatives of one type changed",
-                         direction)
+            yield _break(path, "constraint-changed", "alternatives of one type changed", direction)
         return
     yield from _enum(inner, outer, path, direction)
     yield from _bounds(inner, outer, path, direction)
@@ -183,31 +208,37 @@ def _same_type(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direc
         yield from _object(inner, outer, path, direction)
     if "items" in outer:
         if "items" not in inner:
-            yield _break(_join(path, "[]"), _WORDS[direction]["type"],
-                         f"items of any type {_accepted(direction)}", direction)
+            yield _break(
+                _join(path, "[]"),
+                _WORDS[direction]["type"],
+                f"items of any type {_accepted(direction)}",
+                direction,
+            )
         else:
             yield from _subset(inner["items"], outer["items"], _join(path, "[]"), direction)
 
 
-def _enum(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction) -> Iterator[
-    Break
-]:
+def _enum(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction) -> Iterator[Break]:
     inner_values, outer_values = _values(inner), _values(outer)
     if outer_values is None:
         return
     rule = _WORDS[direction]["enum"]
     if inner_values is None:
-        yield _break(path, rule, f"any value {_accepted(direction)} (was one of "
-                     f"{_show(outer_values)})", direction)
+        yield _break(
+            path,
+            rule,
+            f"any value {_accepted(direction)} (was one of {_show(outer_values)})",
+            direction,
+        )
         return
     extra = [value for value in inner_values if value not in outer_values]
     if extra:
         yield _break(path, rule, f"value {_show(extra)} {_accepted(direction)}", direction)
 
 
-def _bounds(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction) -> Iterator[
-    Break
-]:
+def _bounds(
+    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
+) -> Iterator[Break]:
     rule = _WORDS[direction]["bound"]
     for keyword in (*_LOWER_BOUNDS, *_UPPER_BOUNDS):
         if keyword not in outer:
@@ -232,20 +263,25 @@ def _before_after(inner: Any, outer: Any, direction: Direction) -> tuple[Any, An
     return (outer, inner) if direction is Direction.CONSUMERS else (inner, outer)
 
 
-def _other_keywords(inner: JsonSchema, outer: JsonSchema, path: str,
-                    direction: Direction) -> Iterator[Break]:
+def _other_keywords(
+    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
+) -> Iterator[Break]:
     for keyword in sorted(set(inner) | set(outer)):
         if keyword in _HANDLED or keyword in _DOCUMENTATION:
             continue
         if keyword in outer and inner.get(keyword) != outer[keyword]:
             before, after = _before_after(inner.get(keyword), outer[keyword], direction)
-            yield _break(path, "constraint-changed",
-                         f"{keyword} {_show(before)} -> {_show(after)}", direction)
+            yield _break(
+                path,
+                "constraint-changed",
+                f"{keyword} {_show(before)} -> {_show(after)}",
+                direction,
+            )
 
 
-def _object(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction) -> Iterator[
-    Break
-]:
+def _object(
+    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
+) -> Iterator[Break]:
     inner_properties: dict[str, Any] = inner.get("properties", {})
     outer_properties: dict[str, Any] = outer.get("properties", {})
     inner_required, outer_required = set(inner.get("required", [])), set(outer.get("required", []))
@@ -257,23 +293,37 @@ def _object(inner: JsonSchema, outer: JsonSchema, path: str, direction: Directio
             detail = "old readers require it" if removed else "the producer may leave it out"
         else:
             rule = "new-required-field"
-            detail = ("it is new" if name not in inner_properties
-                      else "it was optional") + ", older messages may lack it"
+            detail = (
+                "it is new" if name not in inner_properties else "it was optional"
+            ) + ", older messages may lack it"
         yield _break(_join(path, name), rule, detail, direction)
     if direction is Direction.CONSUMERS:
         for name in sorted(set(outer_properties) - set(inner_properties) - frozen_required):
-            yield _break(_join(path, name), "removed-field",
-                         "old readers lose it (a rename is a removal and an addition)", direction)
+            yield _break(
+                _join(path, name),
+                "removed-field",
+                "old readers lose it (a rename is a removal and an addition)",
+                direction,
+            )
     for name in sorted(set(inner_properties) & set(outer_properties)):
-        yield from _subset(inner_properties[name], outer_properties[name], _join(path, name),
-                           direction)
+        yield from _subset(
+            inner_properties[name], outer_properties[name], _join(path, name), direction
+        )
     if outer.get("additionalProperties") is False:
         for name in sorted(set(inner_properties) - set(outer_properties)):
-            yield _break(_join(path, name), "extra-properties",
-                         "the other side forbids properties it does not list", direction)
+            yield _break(
+                _join(path, name),
+                "extra-properties",
+                "the other side forbids properties it does not list",
+                direction,
+            )
         if inner.get("additionalProperties") is not False:
-            yield _break(path, "extra-properties", "unlisted properties are allowed on one side "
-                         "and forbidden on the other", direction)
+            yield _break(
+                path,
+                "extra-properties",
+                "unlisted properties are allowed on one side and forbidden on the other",
+                direction,
+            )
 
 
 def _join(path: str, name: str) -> str:
@@ -296,24 +346,33 @@ def check_frozen(directory: Path) -> list[str]:
     for name, event in expected.items():
         path = directory / name
         if not path.exists():
-            problems.append(f"{event.event_type} v{event.version} has no frozen schema {path}: "
-                            f"run python -m signup_contracts.compat --freeze {directory}")
+            problems.append(
+                f"{event.event_type} v{event.version} has no frozen schema {path}: "
+                f"run python -m signup_contracts.compat --freeze {directory}"
+            )
             continue
         for found in check(json.loads(path.read_text()), message_schema(event)):
             problems.append(f"{event.event_type} v{event.version}: {found}")
     for path in sorted(directory.glob("*.json")):
         if path.name not in expected:
-            problems.append(f"{path} is frozen but no registered contract publishes it: a "
-                            "published version was removed or renamed")
+            problems.append(
+                f"{path} is frozen but no registered contract publishes it: a "
+                "published version was removed or renamed"
+            )
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m signup_contracts.compat",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m signup_contracts.compat",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
     parser.add_argument("directory", type=Path, help="folder of frozen schemas")
-    parser.add_argument("--freeze", action="store_true",
-                        help="write the schemas of versions that have no frozen file yet")
+    parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="write the schemas of versions that have no frozen file yet",
+    )
     args = parser.parse_args(argv)
     if args.freeze:
         for path in freeze(args.directory):

@@ -48,7 +48,8 @@ def sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
     with engine.connect() as connection:
         outer = connection.begin()
         try:
-            yield sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
-                               expire_on_commit=False)
+            yield sessionmaker(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            )
         finally:
             outer.rollback()

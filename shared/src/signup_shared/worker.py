@@ -112,8 +112,7 @@ class ConsumerWorker:
     def all_jobs(self) -> list[Job]:
         retention = timedelta(days=self.settings.inbox_retention_days)
         prune = inbox_pruner(self.sessions, self.inbox_model, retention)
-        return [Job(f"{self.service}.prune_inbox", self.inbox_prune_interval, prune),
-                *self.jobs]
+        return [Job(f"{self.service}.prune_inbox", self.inbox_prune_interval, prune), *self.jobs]
 
 
 def health_checks(engine: Engine, runtime: ConsumerRuntime) -> dict[str, Check]:
@@ -133,8 +132,12 @@ def run_worker(worker: ConsumerWorker, stop: threading.Event | None = None) -> N
         worker.settings.http_host, worker.health_port, health_checks(worker.engine, runtime)
     ).start()
     threads = [every(job.interval, job.run, stop, job.name) for job in worker.all_jobs()]
-    log.info("worker.started", queues=[s.queue.name for s in runtime.subscriptions],
-             health_port=health.port, batch_size=runtime.batch_size)
+    log.info(
+        "worker.started",
+        queues=[s.queue.name for s in runtime.subscriptions],
+        health_port=health.port,
+        batch_size=runtime.batch_size,
+    )
     try:
         runtime.run(stop)
     finally:

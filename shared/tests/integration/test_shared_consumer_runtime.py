@@ -181,8 +181,11 @@ def test_retries_exhausted_or_permanent_end_in_the_dlq(
 def publish_raw(broker: Connection, routing_key: str, body: bytes, **properties: Any) -> None:
     channel = broker.channel()
     try:
-        channel.basic_publish(AmqpMessage(body, delivery_mode=2, **properties),
-                              exchange="events", routing_key=routing_key)
+        channel.basic_publish(
+            AmqpMessage(body, delivery_mode=2, **properties),
+            exchange="events",
+            routing_key=routing_key,
+        )
     finally:
         channel.close()
 
@@ -199,26 +202,50 @@ def test_hostile_headers_never_stop_the_consumer(
     handler.fail(overflowing, TransientError("down"))
     handler.fail(negative, TransientError("down"))
     publish_raw(broker, key, b"junk", application_headers={"x-event-version": "abc"})
-    publish_raw(broker, key, overflowing.to_json(), message_id=str(overflowing.id),
-                application_headers={failures.ATTEMPTS: 2**63 - 1, "x-event-version": 1})
-    publish_raw(broker, key, negative.to_json(), message_id=str(negative.id),
-                application_headers={failures.ATTEMPTS: -5, "x-event-version": 1.5})
-    publish_raw(broker, key, b"{}", correlation_id="c" * 255, application_headers={
-        failures.ATTEMPTS: 1.5, "x-death": [{"count": 2**62, "reason": b"rejected"}],
-        "x-delivery-count": "many", failures.FIRST_FAILURE_AT: {"a": [b"x", None]},
-        "x-price": Decimal("1.25"), "x-when": datetime(2026, 1, 1, tzinfo=UTC),
-        failures.ORIGINAL_EXCHANGE: 10**300 // 10**282,
-    })
+    publish_raw(
+        broker,
+        key,
+        overflowing.to_json(),
+        message_id=str(overflowing.id),
+        application_headers={failures.ATTEMPTS: 2**63 - 1, "x-event-version": 1},
+    )
+    publish_raw(
+        broker,
+        key,
+        negative.to_json(),
+        message_id=str(negative.id),
+        application_headers={failures.ATTEMPTS: -5, "x-event-version": 1.5},
+    )
+    publish_raw(
+        broker,
+        key,
+        b"{}",
+        correlation_id="c" * 255,
+        application_headers={
+            failures.ATTEMPTS: 1.5,
+            "x-death": [{"count": 2**62, "reason": b"rejected"}],
+            "x-delivery-count": "many",
+            failures.FIRST_FAILURE_AT: {"a": [b"x", None]},
+            "x-price": Decimal("1.25"),
+            "x-when": datetime(2026, 1, 1, tzinfo=UTC),
+            failures.ORIGINAL_EXCHANGE: 10**300 // 10**282,
+        },
+    )
     publish_raw(broker, key, b"not zlib", application_headers={"compression": "application/x-gzip"})
     publish_raw(broker, key, b"x", application_headers={"compression": {"a": [1]}})
-    publish_raw(broker, key, zlib.compress(b"{" * 100_000), application_headers={
-        "compression": "zlib"})
+    publish_raw(
+        broker, key, zlib.compress(b"{" * 100_000), application_headers={"compression": "zlib"}
+    )
     publish_raw(broker, key, after.to_json(), message_id=str(after.id))
 
     wait_for(lambda: str(after.id) in handler.handled and str(negative.id) in handler.handled)
     wait_for(
-        lambda: broker.default_channel.queue_declare(
-            consumer_queue.dlq_name, passive=True).message_count == 6
+        lambda: (
+            broker.default_channel.queue_declare(
+                consumer_queue.dlq_name, passive=True
+            ).message_count
+            == 6
+        )
     )
     assert runtime.connected and runtime.worker_alive
     by_body = {m.body: m.headers for m in dead_letters(broker, consumer_queue)}
@@ -252,20 +279,33 @@ def test_a_backlog_is_handled_in_batches_acked_together_and_a_bad_batch_one_by_o
     refused = events[30]
     handler.fail(refused, PermanentError("no"))
     publish(*events)
-    wait_for(lambda: broker.default_channel.queue_declare(
-        consumer_queue.name, passive=True).message_count == 60)
+    wait_for(
+        lambda: (
+            broker.default_channel.queue_declare(consumer_queue.name, passive=True).message_count
+            == 60
+        )
+    )
     runtime = ConsumerRuntime(
-        "it", amqp_url(),
+        "it",
+        amqp_url(),
         [Subscription(consumer_queue, (UserSignedUp,), handler, handler.handle_batch)],
-        processor=MessageProcessor(in_process_attempts=1), prefetch=100, batch_size=25,
+        processor=MessageProcessor(in_process_attempts=1),
+        prefetch=100,
+        batch_size=25,
     )
     stop = threading.Event()
     thread = threading.Thread(target=runtime.run, args=(stop,))
     thread.start()
     try:
         wait_for(lambda: len(set(handler.handled)) == 59)
-        wait_for(lambda: broker.default_channel.queue_declare(
-            consumer_queue.dlq_name, passive=True).message_count == 1)
+        wait_for(
+            lambda: (
+                broker.default_channel.queue_declare(
+                    consumer_queue.dlq_name, passive=True
+                ).message_count
+                == 1
+            )
+        )
     finally:
         stop.set()
         thread.join(timeout=10)

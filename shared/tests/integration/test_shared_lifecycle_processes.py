@@ -79,8 +79,7 @@ def test_a_child_whose_stop_hangs_is_killed_after_the_grace_period() -> None:
 
 def test_a_child_whose_expected_parent_is_gone_does_not_start() -> None:
     env = {**os.environ, lifecycle.PARENT_ENV: str(os.getpid() + 1_000_000)}
-    result = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
-                            timeout=60)
+    result = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, timeout=60)
     assert result.returncode != 0
     assert b"is gone" in result.stderr
     assert b"armed" not in result.stdout

@@ -35,8 +35,13 @@ class Vhost:
         return f"amqp://{self.auth[0]}:{self.auth[1]}@{self.host}/{self.name}"
 
     def channel(self) -> tuple[amqp.Connection, amqp.Channel]:
-        connection = amqp.Connection(self.host, userid=self.auth[0], password=self.auth[1],
-                                     virtual_host=self.name, connect_timeout=5)
+        connection = amqp.Connection(
+            self.host,
+            userid=self.auth[0],
+            password=self.auth[1],
+            virtual_host=self.name,
+            connect_timeout=5,
+        )
         connection.connect()
         return connection, connection.channel()
 
@@ -51,9 +56,12 @@ class Vhost:
         connection, channel = self.channel()
         try:
             channel.confirm_select()
-            channel.basic_publish_confirm(amqp.Message(b"{}", delivery_mode=2),
-                                          exchange=exchange, routing_key=routing_key,
-                                          mandatory=True)
+            channel.basic_publish_confirm(
+                amqp.Message(b"{}", delivery_mode=2),
+                exchange=exchange,
+                routing_key=routing_key,
+                mandatory=True,
+            )
         finally:
             connection.close()
 
@@ -110,12 +118,19 @@ def test_the_previous_versions_topology_is_migrated_and_a_busy_retry_queue_refus
     try:  # as the previous version declared them
         channel.exchange_declare("events.dlx", "direct", durable=True, auto_delete=False)
         for attempt, delay in enumerate(QUEUE.retry_delays_ms, start=1):
-            channel.queue_declare(QUEUE.retry_queue_name(attempt), durable=True,
-                                  auto_delete=False,
-                                  arguments={"x-message-ttl": delay, "x-dead-letter-exchange": "",
-                                             "x-dead-letter-routing-key": QUEUE.name})
-        channel.basic_publish(amqp.Message(b"{}"), exchange="",
-                              routing_key=QUEUE.retry_queue_name(2))
+            channel.queue_declare(
+                QUEUE.retry_queue_name(attempt),
+                durable=True,
+                auto_delete=False,
+                arguments={
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": QUEUE.name,
+                },
+            )
+        channel.basic_publish(
+            amqp.Message(b"{}"), exchange="", routing_key=QUEUE.retry_queue_name(2)
+        )
     finally:
         connection.close()
     busy = QUEUE.retry_queue_name(2)
@@ -130,8 +145,10 @@ def test_the_previous_versions_topology_is_migrated_and_a_busy_retry_queue_refus
         connection.close()
     with Connection(vhost.url()) as kombu_connection:
         topology.declare(kombu_connection, [QUEUE])
-    queues = {q["name"]: q["arguments"] for q in
-              vhost.api("GET", f"/api/queues/{vhost.name}?columns=name,arguments").json()}
+    queues = {
+        q["name"]: q["arguments"]
+        for q in vhost.api("GET", f"/api/queues/{vhost.name}?columns=name,arguments").json()
+    }
     assert queues[busy]["x-dead-letter-exchange"] == "events.retry"
     assert vhost.api("GET", f"/api/exchanges/{vhost.name}/events.dlx").json()["type"] == "topic"
     vhost.publish(topology.DEAD_LETTER_EXCHANGE, QUEUE.dlq_name)  # mandatory: it is bound

@@ -42,8 +42,15 @@ def test_the_worker_serves_readiness_runs_its_jobs_and_closes_on_stop(
 ) -> None:
     runtime, engine, closed, ran = FakeRuntime(), FakeEngine(), [], threading.Event()
     worker: Any = ConsumerWorker(
-        "svc", ServiceSettings(), [], engine, None, None,  # type: ignore[arg-type]
-        health_port=0, jobs=[Job("tick", 0.01, ran.set)], inbox_prune_interval=3600,
+        "svc",
+        ServiceSettings(),
+        [],
+        engine,
+        None,
+        None,  # type: ignore[arg-type]
+        health_port=0,
+        jobs=[Job("tick", 0.01, ran.set)],
+        inbox_prune_interval=3600,
         on_close=lambda: closed.append(True),
     )
     monkeypatch.setattr(ConsumerWorker, "runtime", lambda _self: runtime)
@@ -65,8 +72,11 @@ def test_the_worker_serves_readiness_runs_its_jobs_and_closes_on_stop(
         url = f"http://127.0.0.1:{ports[0]}/readyz"
         answer = httpx.get(url)
         assert answer.status_code == 503
-        assert answer.json()["checks"] == {"database": "unavailable", "broker": "ok",
-                                           "worker": "ok"}
+        assert answer.json()["checks"] == {
+            "database": "unavailable",
+            "broker": "ok",
+            "worker": "ok",
+        }
         assert ran.wait(2)
     finally:
         stop.set()
@@ -80,4 +90,6 @@ def test_a_check_that_raises_counts_as_unavailable() -> None:
         raise RuntimeError("boom")
 
     assert readiness({"broken": broken, "fine": lambda: True}) == (
-        False, {"broken": "unavailable", "fine": "ok"})
+        False,
+        {"broken": "unavailable", "fine": "ok"},
+    )

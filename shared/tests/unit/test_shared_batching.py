@@ -76,8 +76,11 @@ def test_valid_events_go_to_the_batch_handler_once_and_poison_is_decided_alone()
         recorder.subscription(),
         [delivery(first.to_json()), delivery(b"junk"), delivery(second.to_json())],
     )
-    assert [d.action if d else None for d in decisions] == [Action.ACK, Action.DEAD_LETTER,
-                                                           Action.ACK]
+    assert [d.action if d else None for d in decisions] == [
+        Action.ACK,
+        Action.DEAD_LETTER,
+        Action.ACK,
+    ]
     assert recorder.batches == [[first, second]]
     assert recorder.single == []
 
@@ -97,15 +100,19 @@ def test_a_failed_batch_is_handled_one_message_at_a_time_with_its_own_fate() -> 
 def test_after_commit_failures_decide_only_their_own_message() -> None:
     recorder = Recorder()
     fine, refused, flaky = user_signed_up(), user_signed_up(), user_signed_up()
-    recorder.after_commit_errors = {refused.id: PermanentError("sms 400"),
-                                    flaky.id: TransientError("smtp 421")}
+    recorder.after_commit_errors = {
+        refused.id: PermanentError("sms 400"),
+        flaky.id: TransientError("smtp 421"),
+    }
     recorder.single_errors[flaky.id] = TransientError("smtp 421")
     decisions = processor().process_batch(
         recorder.subscription(),
         [delivery(e.to_json()) for e in (fine, refused, flaky)],
     )
     assert [(d.action, d.kind) if d else None for d in decisions] == [
-        (Action.ACK, ""), (Action.DEAD_LETTER, "permanent"), (Action.RETRY, "transient")
+        (Action.ACK, ""),
+        (Action.DEAD_LETTER, "permanent"),
+        (Action.RETRY, "transient"),
     ]
     assert recorder.single == [flaky]  # the transient one gets the one-message path
 
@@ -145,9 +152,14 @@ class Publisher:
 
 def runtime_for(recorder: Recorder) -> tuple[ConsumerRuntime, Publisher]:
     publisher = Publisher()
-    runtime = ConsumerRuntime("svc", "amqp://nowhere", [recorder.subscription()],
-                              processor=processor(), publisher=publisher,  # type: ignore[arg-type]
-                              batch_size=10)
+    runtime = ConsumerRuntime(
+        "svc",
+        "amqp://nowhere",
+        [recorder.subscription()],
+        processor=processor(),
+        publisher=publisher,  # type: ignore[arg-type]
+        batch_size=10,
+    )
     return runtime, publisher
 
 
@@ -156,8 +168,12 @@ def test_a_batch_is_settled_with_one_multiple_ack_after_the_failures_were_rerout
     runtime, publisher = runtime_for(recorder)
     [subscription] = runtime.subscriptions
     events = [user_signed_up() for _ in range(3)]
-    messages = [FakeMessage(1, events[0].to_json()), FakeMessage(2, b"junk"),
-                FakeMessage(3, events[1].to_json()), FakeMessage(4, events[2].to_json())]
+    messages = [
+        FakeMessage(1, events[0].to_json()),
+        FakeMessage(2, b"junk"),
+        FakeMessage(3, events[1].to_json()),
+        FakeMessage(4, events[2].to_json()),
+    ]
     for message in messages:
         runtime._in_flight += 1
         runtime._work.put((0, subscription, message))  # type: ignore[arg-type]
@@ -177,8 +193,12 @@ def test_held_messages_turn_multiple_acks_off_so_they_stay_unacked() -> None:
     runtime, _ = runtime_for(recorder)
     [subscription] = runtime.subscriptions
     held, later = FakeMessage(1, b""), FakeMessage(2, b"")
-    runtime._settle_batch([(subscription, held, Delivery.of(held), None),
-                           (subscription, later, Delivery.of(later), failures.ACK)])
+    runtime._settle_batch(
+        [
+            (subscription, held, Delivery.of(held), None),
+            (subscription, later, Delivery.of(later), failures.ACK),
+        ]
+    )
     assert (held.acks, later.acks) == ([], [False])
     assert runtime._ack_multiple is False
 
@@ -225,8 +245,9 @@ def test_a_batch_step_takes_all_new_events_at_once() -> None:
     events = [user_signed_up(), user_signed_up()]
     session.rows = [(e.id,) for e in events]
     batches: list[list[Envelope[Any]]] = []
-    handle = batch_exactly_once("svc.q", Inbox, lambda *_: None,
-                                lambda _s, batch: batches.append(list(batch)))
+    handle = batch_exactly_once(
+        "svc.q", Inbox, lambda *_: None, lambda _s, batch: batches.append(list(batch))
+    )
     handle(session, events)
     assert batches == [events]
 
@@ -241,8 +262,11 @@ def test_the_single_handler_raises_what_after_commit_reports() -> None:
     session = FakeSession()
     event = user_signed_up()
     error = TransientError("smtp")
-    handler = session_handler(lambda: session, lambda s, e: None,  # type: ignore[arg-type]
-                              lambda events: {events[0].id: error})
+    handler = session_handler(
+        lambda: session,
+        lambda s, e: None,  # type: ignore[arg-type]
+        lambda events: {events[0].id: error},
+    )
     with pytest.raises(TransientError):
         handler(event)
 
@@ -257,14 +281,21 @@ def test_a_declaration_names_its_queue_and_injects_its_dependencies_by_name() ->
     assert isinstance(on_signed_up, EventHandler)
     [queue] = queues("mail", settings, [on_signed_up])
     assert (queue.name, queue.routing_key, queue.retry_delays_ms) == (
-        "mail.user_signed_up", "accounts.user_signed_up", (500,))
+        "mail.user_signed_up",
+        "accounts.user_signed_up",
+        (500,),
+    )
 
     session = FakeSession()
     event = user_signed_up()
     session.rows = [(event.id,)]
     sent: list[str] = []
-    subscription = on_signed_up.subscription(queue, lambda: session,  # type: ignore[arg-type]
-                                             Inbox, {"mailer": sent})
+    subscription = on_signed_up.subscription(
+        queue,
+        lambda: session,  # type: ignore[arg-type]
+        Inbox,
+        {"mailer": sent},
+    )
     assert subscription.batch_handler is not None
     subscription.batch_handler([event])
     assert sent == [str(event.id)]

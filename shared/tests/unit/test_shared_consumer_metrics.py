@@ -30,8 +30,9 @@ from signup_shared.testing import FakeSession, user_signed_up
 
 
 def fresh_queue() -> ConsumerQueue:
-    return ConsumerQueue(f"m{uuid.uuid4().hex[:10]}", "accounts.user_signed_up",
-                         retry_delays_ms=(1_000, 250))
+    return ConsumerQueue(
+        f"m{uuid.uuid4().hex[:10]}", "accounts.user_signed_up", retry_delays_ms=(1_000, 250)
+    )
 
 
 def sample(name: str, queue: str, **labels: str) -> float:
@@ -92,15 +93,19 @@ class Handlers:
 def runtime_for(queue: ConsumerQueue, handlers: Handlers) -> tuple[ConsumerRuntime, Subscription]:
     subscription = Subscription(queue, (UserSignedUp,), handlers.handle, handlers.handle_batch)
     runtime = ConsumerRuntime(
-        "svc", "amqp://nowhere", [subscription],
+        "svc",
+        "amqp://nowhere",
+        [subscription],
         processor=MessageProcessor(in_process_attempts=1, max_wait=0.0),
-        publisher=FakePublisher(), batch_size=10,
+        publisher=FakePublisher(),
+        batch_size=10,
     )
     return runtime, subscription
 
 
-def run_batch(runtime: ConsumerRuntime, subscription: Subscription,
-              messages: list[FakeMessage]) -> None:
+def run_batch(
+    runtime: ConsumerRuntime, subscription: Subscription, messages: list[FakeMessage]
+) -> None:
     """Deliver as kombu would (through the dispatcher), handle as one batch, settle."""
     dispatch = runtime._dispatcher(subscription)
     for message in messages:
@@ -114,8 +119,12 @@ def test_a_batch_counts_received_handled_dead_lettered_its_size_and_its_duration
     queue = fresh_queue()
     runtime, subscription = runtime_for(queue, Handlers())
     events = [user_signed_up() for _ in range(3)]
-    messages = [FakeMessage(1, events[0].to_json()), FakeMessage(2, b"junk"),
-                FakeMessage(3, events[1].to_json()), FakeMessage(4, events[2].to_json())]
+    messages = [
+        FakeMessage(1, events[0].to_json()),
+        FakeMessage(2, b"junk"),
+        FakeMessage(3, events[1].to_json()),
+        FakeMessage(4, events[2].to_json()),
+    ]
 
     run_batch(runtime, subscription, messages)
 
@@ -155,8 +164,10 @@ def test_held_messages_are_not_counted_as_handled() -> None:
     queue = fresh_queue()
     runtime, subscription = runtime_for(queue, Handlers())
     held, done = FakeMessage(1, b""), FakeMessage(2, b"")
-    results: list[Any] = [(subscription, held, Delivery.of(held), None),
-                          (subscription, done, Delivery.of(done), failures.ACK)]
+    results: list[Any] = [
+        (subscription, held, Delivery.of(held), None),
+        (subscription, done, Delivery.of(done), failures.ACK),
+    ]
     runtime._settle_batch(results)
     assert sample("signup_messages_handled_total", queue.name) == 1
 
@@ -167,10 +178,28 @@ def test_a_copy_that_cannot_be_published_counts_as_unprocessable_or_rejected() -
     decision = failures.decide(PermanentError("bad"), 0, 2)
 
     refused_once, refused_twice = FakeMessage(1, b"junk"), FakeMessage(2, b"junk")
-    assert settle(refused_once, Delivery.of(refused_once), subscription, decision,
-                  FakePublisher(frozenset({1})), "svc") is Settled.DEAD_LETTERED
-    assert settle(refused_twice, Delivery.of(refused_twice), subscription, decision,
-                  FakePublisher(frozenset({1, 2})), "svc") is Settled.REJECTED
+    assert (
+        settle(
+            refused_once,
+            Delivery.of(refused_once),
+            subscription,
+            decision,
+            FakePublisher(frozenset({1})),
+            "svc",
+        )
+        is Settled.DEAD_LETTERED
+    )
+    assert (
+        settle(
+            refused_twice,
+            Delivery.of(refused_twice),
+            subscription,
+            decision,
+            FakePublisher(frozenset({1, 2})),
+            "svc",
+        )
+        is Settled.REJECTED
+    )
 
     name = queue.name
     assert sample("signup_messages_dead_lettered_total", name, kind="unprocessable") == 1

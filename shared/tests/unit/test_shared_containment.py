@@ -111,8 +111,9 @@ amqp_scalars = st.one_of(
 )
 amqp_values = st.recursive(
     amqp_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                               max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 header_tables = st.dictionaries(
@@ -171,9 +172,7 @@ def test_any_message_is_decided_and_settled_exactly_once(
     publisher = FakePublisher(failing_calls)
     delivery = Delivery.of(message)
 
-    decision = MessageProcessor(in_process_attempts=1, max_wait=0.0).process(
-        subscription, delivery
-    )
+    decision = MessageProcessor(in_process_attempts=1, max_wait=0.0).process(subscription, delivery)
     assert decision is not None
     settled = settle(message, delivery, subscription, decision, publisher, "stats")
 
@@ -187,8 +186,12 @@ def test_any_message_is_decided_and_settled_exactly_once(
         [copy] = publisher.published
         assert message.acks == [False]
         assert copy.routing_key in {QUEUE.dlq_name, *(q.name for q in QUEUE.retry_queues())}
-        assert copy.headers[failures.FAILURE_KIND] in {"permanent", "transient", "exhausted",
-                                                       "unprocessable"}
+        assert copy.headers[failures.FAILURE_KIND] in {
+            "permanent",
+            "transient",
+            "exhausted",
+            "unprocessable",
+        }
         assert "ada@example.com" not in copy.headers[failures.ERROR_MESSAGE]
         assert "+442071838750" not in copy.headers[failures.ERROR_MESSAGE]
 
@@ -206,9 +209,23 @@ def test_header_readers_never_raise(value: Any) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (2, 2), ("3", 3), (b"4", 4), (2.0, 2), (-5, 0), ("-5", 0), (2**70, 1_000_000),
-        ("abc", 0), (float("nan"), 0), (float("inf"), 0), (True, 0), ({"a": 1}, 0), ([1], 0),
-        (None, 0), (Decimal("7"), 7), (Decimal("NaN"), 0), ("٣", 0),
+        (2, 2),
+        ("3", 3),
+        (b"4", 4),
+        (2.0, 2),
+        (-5, 0),
+        ("-5", 0),
+        (2**70, 1_000_000),
+        ("abc", 0),
+        (float("nan"), 0),
+        (float("inf"), 0),
+        (True, 0),
+        ({"a": 1}, 0),
+        ([1], 0),
+        (None, 0),
+        (Decimal("7"), 7),
+        (Decimal("NaN"), 0),
+        ("٣", 0),
     ],
 )
 def test_header_int_reads_only_plain_whole_numbers(value: Any, expected: int) -> None:
@@ -217,26 +234,42 @@ def test_header_int_reads_only_plain_whole_numbers(value: Any, expected: int) ->
 
 def test_sanitized_headers_keep_what_the_broker_takes_and_render_the_rest() -> None:
     clean = sanitize_headers(
-        {"big": 2**70, "nan": float("nan"), "ok": 1.5, "nested": {"inf": float("-inf")},
-         "list": [2**64, "x"], "when": datetime(2026, 1, 1, tzinfo=UTC), 7: "key"}
+        {
+            "big": 2**70,
+            "nan": float("nan"),
+            "ok": 1.5,
+            "nested": {"inf": float("-inf")},
+            "list": [2**64, "x"],
+            "when": datetime(2026, 1, 1, tzinfo=UTC),
+            7: "key",
+        }
     )
-    assert clean == {"big": str(2**70), "nan": "nan", "ok": 1.5, "nested": {"inf": "-inf"},
-                     "list": [str(2**64), "x"], "when": datetime(2026, 1, 1, tzinfo=UTC),
-                     "7": "key"}
+    assert clean == {
+        "big": str(2**70),
+        "nan": "nan",
+        "ok": 1.5,
+        "nested": {"inf": "-inf"},
+        "list": [str(2**64), "x"],
+        "when": datetime(2026, 1, 1, tzinfo=UTC),
+        "7": "key",
+    }
     assert sanitize_headers(["not", "a", "table"]) == {}
 
 
 def test_a_hostile_attempt_count_ends_in_the_dead_letter_queue_not_an_index_error() -> None:
     for attempts in (-5, 2**70, "abc", float("inf")):
-        message = FakeMessage(b"junk", {failures.ATTEMPTS: attempts, "x-event-version": "abc"},
-                              {}, {})
+        message = FakeMessage(
+            b"junk", {failures.ATTEMPTS: attempts, "x-event-version": "abc"}, {}, {}
+        )
         publisher = FakePublisher(set())
         subscription = Subscription(QUEUE, (UserSignedUp,), handler_for("ok"))
         delivery = Delivery.of(message)
         decision = MessageProcessor().process(subscription, delivery)
         assert decision is not None
-        assert settle(message, delivery, subscription, decision, publisher,
-                      "stats") is Settled.DEAD_LETTERED
+        assert (
+            settle(message, delivery, subscription, decision, publisher, "stats")
+            is Settled.DEAD_LETTERED
+        )
         [copy] = publisher.published
         assert copy.routing_key == QUEUE.dlq_name
         assert copy.headers["x-event-version"] == "abc"
@@ -248,21 +281,30 @@ def test_when_the_copy_is_refused_a_plain_unprocessable_copy_is_dead_lettered() 
     subscription = Subscription(QUEUE, (UserSignedUp,), handler_for("ok"))
     delivery = Delivery.of(message)
     decision = failures.decide(PermanentError("bad"), 0, 2)
-    assert settle(message, delivery, subscription, decision, publisher,
-                  "stats") is Settled.DEAD_LETTERED
+    assert (
+        settle(message, delivery, subscription, decision, publisher, "stats")
+        is Settled.DEAD_LETTERED
+    )
     [copy] = publisher.published
     assert copy.headers[failures.FAILURE_KIND] == "unprocessable"
     assert copy.headers[failures.ERROR_TYPE] == "PublishError"
-    assert (copy.exchange, copy.routing_key, copy.message_id) == ("events.dlx", QUEUE.dlq_name,
-                                                                  "m1")
+    assert (copy.exchange, copy.routing_key, copy.message_id) == (
+        "events.dlx",
+        QUEUE.dlq_name,
+        "m1",
+    )
 
 
 def test_when_no_copy_can_be_published_the_message_is_rejected_without_requeue() -> None:
     message = FakeMessage(b"junk", {}, {}, {})
     subscription = Subscription(QUEUE, (UserSignedUp,), handler_for("ok"))
     decision = failures.decide(TransientError("later"), 0, 2)
-    assert settle(message, Delivery.of(message), subscription, decision, FakePublisher({1, 2}),
-                  "stats") is Settled.REJECTED
+    assert (
+        settle(
+            message, Delivery.of(message), subscription, decision, FakePublisher({1, 2}), "stats"
+        )
+        is Settled.REJECTED
+    )
     assert (message.acks, message.rejects) == ([], [False])
 
 

@@ -28,7 +28,10 @@ def test_the_relay_sends_what_the_contracts_document() -> None:
     message = sent.to_amqp()
     assert (CONTENT_TYPE, PERSISTENT) == (signup_contracts.CONTENT_TYPE, 2)
     assert (sent.exchange, sent.routing_key, sent.body) == (
-        documented.exchange, documented.routing_key, documented.body)
+        documented.exchange,
+        documented.routing_key,
+        documented.body,
+    )
     for name, value in documented.properties.items():
         if name != "timestamp":
             assert message.properties[name] == value, name

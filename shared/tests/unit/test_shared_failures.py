@@ -95,7 +95,7 @@ def test_other_errors_are_not_outages() -> None:
 
 def test_error_text_keeps_only_the_primary_message_of_a_database_error() -> None:
     orig = Exception(
-        'unsupported Unicode escape sequence\nDETAIL:  \\u0000 cannot be converted to text.\n'
+        "unsupported Unicode escape sequence\nDETAIL:  \\u0000 cannot be converted to text.\n"
         'CONTEXT:  JSON data, line 1: {"full_name": "Ada Lovelace", "email": "ada@example.com"}'
     )
     error = DataError("INSERT INTO notifications ... %(full_name)s", {"full_name": "Ada"}, orig)

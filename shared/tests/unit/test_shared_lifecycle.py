@@ -33,25 +33,29 @@ def test_asks_the_kernel_for_sigterm_when_the_parent_dies_and_bounds_the_stop() 
 
 def test_a_failing_prctl_is_an_error_not_a_silent_no_op() -> None:
     with pytest.raises(OSError, match="PR_SET_PDEATHSIG"):
-        lifecycle.die_with_parent(environ={}, getppid=lambda: 42, prctl=FakePrctl(-1),
-                                  watch=FakeWatch())
+        lifecycle.die_with_parent(
+            environ={}, getppid=lambda: 42, prctl=FakePrctl(-1), watch=FakeWatch()
+        )
 
 
 def test_exits_when_the_expected_parent_died_before_the_prctl_call() -> None:
     environ, watch = {lifecycle.PARENT_ENV: "4242"}, FakeWatch()
     with pytest.raises(SystemExit, match="4242 is gone"):
-        lifecycle.die_with_parent(environ=environ, getppid=lambda: 1, prctl=FakePrctl(),
-                                  watch=watch)
+        lifecycle.die_with_parent(
+            environ=environ, getppid=lambda: 1, prctl=FakePrctl(), watch=watch
+        )
     assert watch.watched == []
 
 
 def test_starts_under_the_expected_parent_and_does_not_pass_the_expectation_on() -> None:
     environ = {lifecycle.PARENT_ENV: "4242", "OTHER": "kept"}
-    assert lifecycle.die_with_parent(environ=environ, getppid=lambda: 4242, prctl=FakePrctl(),
-                                     watch=FakeWatch())
+    assert lifecycle.die_with_parent(
+        environ=environ, getppid=lambda: 4242, prctl=FakePrctl(), watch=FakeWatch()
+    )
     assert environ == {"OTHER": "kept"}
 
 
 def test_without_an_expected_parent_any_parent_will_do() -> None:
-    assert lifecycle.die_with_parent(environ={}, getppid=lambda: 1, prctl=FakePrctl(),
-                                     watch=FakeWatch())
+    assert lifecycle.die_with_parent(
+        environ={}, getppid=lambda: 1, prctl=FakePrctl(), watch=FakeWatch()
+    )

@@ -39,7 +39,8 @@ def test_retry_queues_dead_letter_back_to_the_main_queue() -> None:
         "x-dead-letter-routing-key": "stats.user_signed_up",
     }
     assert (retry[0].exchange.name, retry[0].routing_key) == (
-        "events.retry", "stats.user_signed_up.retry.500ms"
+        "events.retry",
+        "stats.user_signed_up.retry.500ms",
     )
 
 
@@ -51,7 +52,9 @@ def test_dead_letter_queue_is_bound_to_the_topic_dead_letter_exchange_by_its_nam
 def test_retries_and_dead_letters_go_through_topic_exchanges() -> None:
     """Topic permissions apply to topic exchanges only (never to the default exchange)."""
     assert {e.name: e.type for e in topology.CORE_EXCHANGES} == {
-        "events": "topic", "events.dlx": "topic", "events.retry": "topic",
+        "events": "topic",
+        "events.dlx": "topic",
+        "events.retry": "topic",
         "events.unrouted": "fanout",
     }
 

@@ -20,9 +20,7 @@ MANAGEMENT_URL_ENV = "RABBITMQ_MANAGEMENT_URL"
 
 def resolve_amqp_url(cli_value: str | None, env: Mapping[str, str]) -> str:
     """``--amqp-url``, else ``$SIGNUP_DLQ_AMQP_URL``, else ``$AMQP_URL``, else the default."""
-    return (
-        cli_value or env.get(OPERATOR_AMQP_URL_ENV) or env.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
-    )
+    return cli_value or env.get(OPERATOR_AMQP_URL_ENV) or env.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
 
 
 def resolve_management_url(cli_value: str | None, env: Mapping[str, str]) -> str:

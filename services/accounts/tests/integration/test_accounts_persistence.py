@@ -48,7 +48,10 @@ def test_sign_up_stores_every_value_and_the_event_row(session: Session) -> None:
     event = parse_envelope(row.payload)
     assert (row.event_id, row.event_type, row.version) == (event.id, "UserSignedUp", 1)
     assert (row.routing_key, row.producer, row.correlation_id) == (
-        "accounts.user_signed_up", "accounts", "corr-9")
+        "accounts.user_signed_up",
+        "accounts",
+        "corr-9",
+    )
 
 
 def test_email_is_unique_in_any_letter_case(session: Session) -> None:
@@ -103,7 +106,9 @@ def test_activation_records_when_and_happens_once(session: Session) -> None:
     subscription = session.get(Subscription, receipt.subscription_id)
     assert subscription is not None
     assert (subscription.status, subscription.activated_at) == (
-        SubscriptionStatus.ACTIVE, event.occurred_at)
+        SubscriptionStatus.ACTIVE,
+        event.occurred_at,
+    )
     stranger = event.data.model_copy(update={"user_id": uuid.uuid4()})
     unknown = event.model_copy(update={"data": stranger})
     with pytest.raises(actions.UserNotFoundError):

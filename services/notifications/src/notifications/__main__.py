@@ -26,8 +26,11 @@ def sweep(settings: NotificationsSettings) -> None:
     finally:
         parts.close()
         parts.engine.dispose()
-    log.info("sweep.done", stale=len(results),
-             sent=sum(result.outcome is Outcome.SENT for result in results))
+    log.info(
+        "sweep.done",
+        stale=len(results),
+        sent=sum(result.outcome is Outcome.SENT for result in results),
+    )
 
 
 def migrate(settings: NotificationsSettings) -> None:

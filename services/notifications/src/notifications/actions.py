@@ -91,8 +91,12 @@ def record_welcome_notifications(
             raise NotificationAlreadyRecordedError(f"event {event.id} already recorded") from exc
         raise
     for notification in notifications:
-        log.debug("notification.recorded", notification_id=str(notification.id),
-                  channel=notification.channel.value, user_id=str(data.user_id))
+        log.debug(
+            "notification.recorded",
+            notification_id=str(notification.id),
+            channel=notification.channel.value,
+            user_id=str(data.user_id),
+        )
     return notifications
 
 
@@ -117,10 +121,19 @@ def record_welcome_notifications_for(
         if data.phone is not None:
             owed.append((Channel.SMS, data.phone, templates.WELCOME_SMS))
         rows.extend(
-            {"id": uuid.uuid4(), "user_id": data.user_id, "channel": channel,
-             "recipient": recipient, "template": template, "template_data": template_data,
-             "status": NotificationStatus.PENDING, "attempts": 0,
-             "causing_event_id": event.id, "created_at": now, "updated_at": now}
+            {
+                "id": uuid.uuid4(),
+                "user_id": data.user_id,
+                "channel": channel,
+                "recipient": recipient,
+                "template": template,
+                "template_data": template_data,
+                "status": NotificationStatus.PENDING,
+                "attempts": 0,
+                "causing_event_id": event.id,
+                "created_at": now,
+                "updated_at": now,
+            }
             for channel, recipient, template in owed
         )
     if not rows:
@@ -147,8 +160,10 @@ def pending_for_event(session: Session, event_id: uuid.UUID) -> list[uuid.UUID]:
     return list(
         session.scalars(
             select(Notification.id)
-            .where(Notification.causing_event_id == event_id,
-                   Notification.status == NotificationStatus.PENDING)
+            .where(
+                Notification.causing_event_id == event_id,
+                Notification.status == NotificationStatus.PENDING,
+            )
             .order_by(Notification.channel)
         )
     )
@@ -164,8 +179,10 @@ def pending_for_events(
     owed: dict[uuid.UUID, list[uuid.UUID]] = {}
     rows = session.execute(
         select(Notification.causing_event_id, Notification.id)
-        .where(Notification.causing_event_id.in_(event_ids),
-               Notification.status == NotificationStatus.PENDING)
+        .where(
+            Notification.causing_event_id.in_(event_ids),
+            Notification.status == NotificationStatus.PENDING,
+        )
         .order_by(Notification.causing_event_id, Notification.channel)
     )
     for event_id, notification_id in rows:
@@ -181,8 +198,10 @@ def stale_pending(session: Session, older_than: datetime, limit: int) -> list[uu
     return list(
         session.scalars(
             select(Notification.id)
-            .where(Notification.status == NotificationStatus.PENDING,
-                   Notification.updated_at < older_than)
+            .where(
+                Notification.status == NotificationStatus.PENDING,
+                Notification.updated_at < older_than,
+            )
             .order_by(Notification.updated_at)
             .limit(limit)
         )
@@ -190,10 +209,16 @@ def stale_pending(session: Session, older_than: datetime, limit: int) -> list[uu
 
 
 _LOCK_PENDING = (
-    select(_TABLE.c.channel, _TABLE.c.recipient, _TABLE.c.template, _TABLE.c.template_data,
-           _TABLE.c.attempts)
-    .where(_TABLE.c.id == bindparam("notification_id"),
-           _TABLE.c.status == NotificationStatus.PENDING)
+    select(
+        _TABLE.c.channel,
+        _TABLE.c.recipient,
+        _TABLE.c.template,
+        _TABLE.c.template_data,
+        _TABLE.c.attempts,
+    )
+    .where(
+        _TABLE.c.id == bindparam("notification_id"), _TABLE.c.status == NotificationStatus.PENDING
+    )
     .with_for_update(skip_locked=True)
 )
 # The SET clause comes from the parameters' keys (columns); one cached statement per outcome.
@@ -233,24 +258,46 @@ def deliver_notification(
         log.debug("notification.skipped", notification_id=str(notification_id))
         return DeliveryResult(notification_id, Outcome.SKIPPED)
     channel, recipient, template, template_data, attempts = row
-    owed = Owed(notification_id, Channel(channel), recipient, template, template_data,
-                (attempts or 0) + 1)
+    owed = Owed(
+        notification_id, Channel(channel), recipient, template, template_data, (attempts or 0) + 1
+    )
     try:
         provider_message_id = _send(owed, email, sms)
     except PermanentError as exc:
         _record(connection, owed, now, status=NotificationStatus.FAILED, last_error=_error(exc))
-        log.warning("notification.failed", notification_id=str(notification_id),
-                    channel=owed.channel.value, attempts=owed.attempts, error=str(exc))
+        log.warning(
+            "notification.failed",
+            notification_id=str(notification_id),
+            channel=owed.channel.value,
+            attempts=owed.attempts,
+            error=str(exc),
+        )
         return DeliveryResult(notification_id, Outcome.FAILED, exc)
     except TransientError as exc:
         _record(connection, owed, now, last_error=_error(exc))
-        log.warning("notification.retry_later", notification_id=str(notification_id),
-                    channel=owed.channel.value, attempts=owed.attempts, error=str(exc))
+        log.warning(
+            "notification.retry_later",
+            notification_id=str(notification_id),
+            channel=owed.channel.value,
+            attempts=owed.attempts,
+            error=str(exc),
+        )
         return DeliveryResult(notification_id, Outcome.RETRY_LATER, exc)
-    _record(connection, owed, now, status=NotificationStatus.SENT, last_error=None,
-            provider_message_id=provider_message_id, sent_at=now)
-    log.debug("notification.sent", notification_id=str(notification_id),
-              channel=owed.channel.value, attempts=owed.attempts)
+    _record(
+        connection,
+        owed,
+        now,
+        status=NotificationStatus.SENT,
+        last_error=None,
+        provider_message_id=provider_message_id,
+        sent_at=now,
+    )
+    log.debug(
+        "notification.sent",
+        notification_id=str(notification_id),
+        channel=owed.channel.value,
+        attempts=owed.attempts,
+    )
     return DeliveryResult(notification_id, Outcome.SENT)
 
 

@@ -77,8 +77,7 @@ class Deliverers:
         )
 
     def dependencies(self) -> dict[str, object]:
-        return {"sessions": self.sessions, "email": self.email, "sms": self.sms,
-                "pool": self.pool}
+        return {"sessions": self.sessions, "email": self.email, "sms": self.sms, "pool": self.pool}
 
     def close(self) -> None:
         """Let running sends finish before their clients go away."""

@@ -54,8 +54,11 @@ def deliver_welcome(
         owed = _pending_for_events(session, [event.id for event in events], persist=False)
     # In the order the broker delivered the events, each event once.
     event_ids = list(dict.fromkeys(event.id for event in events))
-    pending = [(event_id, notification) for event_id in event_ids
-               for notification in owed.get(event_id, ())]
+    pending = [
+        (event_id, notification)
+        for event_id in event_ids
+        for notification in owed.get(event_id, ())
+    ]
     results = pool.map(lambda item: deliver_one(sessions, email, sms, item[1]), pending)
     by_event: dict[uuid.UUID, list[DeliveryResult]] = {}
     for (event_id, _), result in zip(pending, results, strict=True):
@@ -122,8 +125,9 @@ def deliver_each(
     notification_ids: Iterable[uuid.UUID],
 ) -> list[DeliveryResult]:
     """Deliver every notification, each in its own transaction; one failure stops none other."""
-    return [deliver_one(sessions, email, sms, notification_id)
-            for notification_id in notification_ids]
+    return [
+        deliver_one(sessions, email, sms, notification_id) for notification_id in notification_ids
+    ]
 
 
 def first_error(results: Iterable[DeliveryResult]) -> Exception | None:

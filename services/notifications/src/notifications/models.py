@@ -46,8 +46,9 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("causing_event_id", "channel", name="uq_notifications_event_channel"),
-        Index("ix_notifications_pending", "updated_at",
-              postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_notifications_pending", "updated_at", postgresql_where=text("status = 'pending'")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

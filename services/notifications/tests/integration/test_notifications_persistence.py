@@ -31,7 +31,9 @@ def subscription(sessions: sessionmaker[Session], email: Any, sms: Any) -> Subsc
     """The runtime's subscription as the worker builds it, with these senders."""
     [queue] = bootstrap.queues(NotificationsSettings())
     return consumers.on_user_signed_up.subscription(
-        queue, sessions, InboxMessage,
+        queue,
+        sessions,
+        InboxMessage,
         # The fixture's sessions share one connection: deliver one at a time.
         {"sessions": sessions, "email": email, "sms": sms, "pool": ThreadPoolExecutor(1)},
     )
@@ -52,7 +54,11 @@ def test_recorded_notifications_round_trip_through_the_mapping(
     assert set(rows) == {Channel.EMAIL, Channel.SMS}
     email = rows[Channel.EMAIL]
     assert (email.recipient, email.template, email.status, email.attempts) == (
-        "ada@example.com", "welcome_email", NotificationStatus.PENDING, 0)
+        "ada@example.com",
+        "welcome_email",
+        NotificationStatus.PENDING,
+        0,
+    )
     assert email.template_data == {"full_name": "Ada Lovelace", "plan": "pro"}
     assert (email.user_id, email.created_at, email.updated_at) == (event.data.user_id, NOW, NOW)
     assert (email.sent_at, email.provider_message_id, email.last_error) == (None, None, None)
@@ -70,8 +76,10 @@ def test_a_batch_is_recorded_in_one_statement_like_one_event_at_a_time(
 
     sa_event.listen(connection, "before_cursor_execute", count)
     try:
-        assert actions.record_welcome_notifications_for(
-            session, [with_phone, without_phone], now=NOW) == 3
+        assert (
+            actions.record_welcome_notifications_for(session, [with_phone, without_phone], now=NOW)
+            == 3
+        )
     finally:
         sa_event.remove(connection, "before_cursor_execute", count)
     assert len(statements) == 1 and statements[0].startswith("INSERT INTO notifications")
@@ -80,11 +88,22 @@ def test_a_batch_is_recorded_in_one_statement_like_one_event_at_a_time(
     actions.record_welcome_notifications(session, reference, now=NOW)
     one_by_one = notifications_of(session, reference.id)
     assert set(batch) == set(one_by_one) == {Channel.EMAIL, Channel.SMS}
-    columns = ("recipient", "template", "template_data", "status", "attempts", "created_at",
-               "updated_at", "sent_at", "provider_message_id", "last_error")
+    columns = (
+        "recipient",
+        "template",
+        "template_data",
+        "status",
+        "attempts",
+        "created_at",
+        "updated_at",
+        "sent_at",
+        "provider_message_id",
+        "last_error",
+    )
     for channel in batch:
         assert [getattr(batch[channel], c) for c in columns] == [
-            getattr(one_by_one[channel], c) for c in columns]
+            getattr(one_by_one[channel], c) for c in columns
+        ]
         assert batch[channel].user_id == with_phone.data.user_id
     assert set(notifications_of(session, without_phone.id)) == {Channel.EMAIL}
     assert actions.pending_for_events(session, [with_phone.id, without_phone.id]) == {
@@ -114,9 +133,18 @@ def test_one_event_cannot_owe_two_notifications_on_one_channel(
 
 def test_the_unique_constraint_holds_below_the_action(session: Session) -> None:
     event_id = uuid.uuid4()
-    row = {"user_id": uuid.uuid4(), "channel": Channel.SMS, "recipient": "+14155550123",
-           "template": "welcome_sms", "template_data": {}, "status": NotificationStatus.PENDING,
-           "attempts": 0, "causing_event_id": event_id, "created_at": NOW, "updated_at": NOW}
+    row = {
+        "user_id": uuid.uuid4(),
+        "channel": Channel.SMS,
+        "recipient": "+14155550123",
+        "template": "welcome_sms",
+        "template_data": {},
+        "status": NotificationStatus.PENDING,
+        "attempts": 0,
+        "causing_event_id": event_id,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
     session.execute(insert(Notification).values(id=uuid.uuid4(), **row))
     with pytest.raises(IntegrityError, match="uq_notifications_event_channel"):
         session.execute(insert(Notification).values(id=uuid.uuid4(), **row))
@@ -141,12 +169,17 @@ def test_stale_pending_finds_pending_rows_untouched_since_the_cutoff_oldest_firs
     hour = timedelta(hours=1)
 
     def recorded_at(when: datetime) -> Notification:
-        [notification] = actions.record_welcome_notifications(session, signed_up(phone=None),
-                                                              now=when)
+        [notification] = actions.record_welcome_notifications(
+            session, signed_up(phone=None), now=when
+        )
         return notification
 
-    oldest, older, fresh, sent = (recorded_at(NOW - 3 * hour), recorded_at(NOW - 2 * hour),
-                                  recorded_at(NOW), recorded_at(NOW - 4 * hour))
+    oldest, older, fresh, sent = (
+        recorded_at(NOW - 3 * hour),
+        recorded_at(NOW - 2 * hour),
+        recorded_at(NOW),
+        recorded_at(NOW - 4 * hour),
+    )
     sent.mark_sent("<y@signup.local>", NOW - 4 * hour)
     session.flush()
     assert actions.stale_pending(session, NOW - hour, limit=10) == [oldest.id, older.id]
@@ -197,13 +230,18 @@ def test_a_redelivery_delivers_what_a_transient_failure_left_pending(
         rows = notifications_of(session, event.id)
         assert rows[Channel.EMAIL].status is NotificationStatus.SENT
         assert (rows[Channel.SMS].status, rows[Channel.SMS].attempts) == (
-            NotificationStatus.PENDING, 1)
+            NotificationStatus.PENDING,
+            1,
+        )
         assert rows[Channel.SMS].last_error == "SMS gateway answered 503"
     handle(event)
     with sessions() as session:
         sms_row = notifications_of(session, event.id)[Channel.SMS]
         assert (sms_row.status, sms_row.attempts, sms_row.last_error) == (
-            NotificationStatus.SENT, 2, None)
+            NotificationStatus.SENT,
+            2,
+            None,
+        )
     assert len(email.sent) == 1 and len(sms.sent) == 1
 
 
@@ -236,11 +274,15 @@ def test_a_batch_owes_in_one_transaction_then_delivers_and_reports_each_events_e
     assert isinstance(errors[with_phone.id], SmsRejectedError)
     with sessions() as session:
         assert {c: r.status for c, r in notifications_of(session, with_phone.id).items()} == {
-            Channel.EMAIL: NotificationStatus.SENT, Channel.SMS: NotificationStatus.FAILED}
+            Channel.EMAIL: NotificationStatus.SENT,
+            Channel.SMS: NotificationStatus.FAILED,
+        }
         assert {c: r.status for c, r in notifications_of(session, without_phone.id).items()} == {
-            Channel.EMAIL: NotificationStatus.SENT}
+            Channel.EMAIL: NotificationStatus.SENT
+        }
     assert sorted(m.to for m in email.sent) == sorted(
-        [with_phone.data.email, without_phone.data.email])
+        [with_phone.data.email, without_phone.data.email]
+    )
     assert batch_handler([with_phone, without_phone]) == {}
     assert len(email.sent) == 2 and sms.sent == []  # refused for good: not tried again
 
@@ -250,19 +292,24 @@ def test_the_sweeper_delivers_what_a_crash_left_behind(
 ) -> None:
     event = signed_up(phone=None)
     with sessions() as session, session.begin():
-        actions.record_welcome_notifications(session, event, now=datetime.now(UTC) - timedelta(
-            minutes=5))
+        actions.record_welcome_notifications(
+            session, event, now=datetime.now(UTC) - timedelta(minutes=5)
+        )
     email = FakeEmailSender()
-    results = consumers.sweep(sessions, email, FakeSmsSender(), grace=timedelta(seconds=30),
-                              batch_size=100)
+    results = consumers.sweep(
+        sessions, email, FakeSmsSender(), grace=timedelta(seconds=30), batch_size=100
+    )
     assert [r.outcome for r in results] == [Outcome.SENT]
     assert [m.to for m in email.sent] == ["ada@example.com"]
 
 
 def test_prune_inbox_forgets_only_events_older_than_the_retention(session: Session) -> None:
     old, recent = uuid.uuid4(), uuid.uuid4()
-    session.execute(insert(InboxMessage).values(
-        consumer=CONSUMER, event_id=old, received_at=func.now() - timedelta(days=8)))
+    session.execute(
+        insert(InboxMessage).values(
+            consumer=CONSUMER, event_id=old, received_at=func.now() - timedelta(days=8)
+        )
+    )
     session.execute(insert(InboxMessage).values(consumer=CONSUMER, event_id=recent))
     assert actions.prune_inbox(session, timedelta(days=7)) == 1
     assert list(session.scalars(select(InboxMessage.event_id))) == [recent]
@@ -284,19 +331,22 @@ def test_a_notification_being_sent_is_skipped_by_a_second_deliverer(
             with Session(engine) as other, other.begin():
                 # Without SKIP LOCKED this would wait on the first deliverer: fail, don't hang.
                 other.execute(text("SET LOCAL lock_timeout = '2s'"))
-                result = actions.deliver_notification(other, notification_id, FakeEmailSender(),
-                                                      FakeSmsSender(), NOW)
+                result = actions.deliver_notification(
+                    other, notification_id, FakeEmailSender(), FakeSmsSender(), NOW
+                )
             second_attempts.append(result.outcome)
             return super().send(email)
 
     try:
         first = SecondDelivererDuringSend()
         with Session(engine) as first_session, first_session.begin():
-            result = actions.deliver_notification(first_session, notification_id, first,
-                                                  FakeSmsSender(), NOW)
+            result = actions.deliver_notification(
+                first_session, notification_id, first, FakeSmsSender(), NOW
+            )
         with Session(engine) as late, late.begin():
-            after = actions.deliver_notification(late, notification_id, FakeEmailSender(),
-                                                 FakeSmsSender(), NOW)
+            after = actions.deliver_notification(
+                late, notification_id, FakeEmailSender(), FakeSmsSender(), NOW
+            )
         assert result.outcome is Outcome.SENT and len(first.sent) == 1
         assert second_attempts == [Outcome.SKIPPED]
         assert after.outcome is Outcome.SKIPPED

@@ -28,16 +28,27 @@ def test_records_a_pending_welcome_email_and_sms(signed_up: SignedUp) -> None:
     assert session.added_of(Notification) == recorded
     email, sms = recorded
     assert (email.channel, email.recipient, email.template) == (
-        Channel.EMAIL, "ada@example.com", templates.WELCOME_EMAIL)
+        Channel.EMAIL,
+        "ada@example.com",
+        templates.WELCOME_EMAIL,
+    )
     assert (sms.channel, sms.recipient, sms.template) == (
-        Channel.SMS, "+14155550123", templates.WELCOME_SMS)
+        Channel.SMS,
+        "+14155550123",
+        templates.WELCOME_SMS,
+    )
     for notification in recorded:
         assert notification.status is NotificationStatus.PENDING
-        assert (notification.user_id, notification.causing_event_id) == (event.data.user_id,
-                                                                          event.id)
+        assert (notification.user_id, notification.causing_event_id) == (
+            event.data.user_id,
+            event.id,
+        )
         assert notification.template_data == {"full_name": "Ada Lovelace", "plan": "pro"}
         assert (notification.attempts, notification.created_at, notification.updated_at) == (
-            0, NOW, NOW)
+            0,
+            NOW,
+            NOW,
+        )
     assert email.id != sms.id
 
 
@@ -77,10 +88,18 @@ def pending(channel: Channel = Channel.EMAIL, **fields: Any) -> Notification:
     recipient = "ada@example.com" if channel is Channel.EMAIL else "+14155550123"
     template = templates.WELCOME_EMAIL if channel is Channel.EMAIL else templates.WELCOME_SMS
     values = {
-        "id": uuid.uuid4(), "user_id": uuid.uuid4(), "channel": channel, "recipient": recipient,
-        "template": template, "template_data": {"full_name": "Ada Lovelace", "plan": "pro"},
-        "status": NotificationStatus.PENDING, "attempts": 0, "causing_event_id": uuid.uuid4(),
-        "created_at": NOW, "updated_at": NOW, **fields,
+        "id": uuid.uuid4(),
+        "user_id": uuid.uuid4(),
+        "channel": channel,
+        "recipient": recipient,
+        "template": template,
+        "template_data": {"full_name": "Ada Lovelace", "plan": "pro"},
+        "status": NotificationStatus.PENDING,
+        "attempts": 0,
+        "causing_event_id": uuid.uuid4(),
+        "created_at": NOW,
+        "updated_at": NOW,
+        **fields,
     }
     return Notification(**values)
 
@@ -111,8 +130,11 @@ class LockingConnection:
         n = self.notification
         if sql.startswith("SELECT"):
             assert "FOR UPDATE SKIP LOCKED" in sql and "status" in sql
-            row = None if n is None else (n.channel.value, n.recipient, n.template,
-                                          n.template_data, n.attempts)
+            row = (
+                None
+                if n is None
+                else (n.channel.value, n.recipient, n.template, n.template_data, n.attempts)
+            )
             return Result(row)
         assert sql.startswith("UPDATE notifications SET") and n is not None
         assert params["notification_id"] == n.id
@@ -130,7 +152,11 @@ def deliver(
     session = LockingConnection(notification)
     notification_id = notification.id if notification else uuid.uuid4()
     result = actions.deliver_notification(
-        session, notification_id, email or FakeEmailSender(), sms or FakeSmsSender(), LATER  # type: ignore[arg-type]
+        session,
+        notification_id,
+        email or FakeEmailSender(),
+        sms or FakeSmsSender(),
+        LATER,  # type: ignore[arg-type]
     )
     return result, session
 
@@ -146,7 +172,10 @@ def test_delivers_a_pending_email_rendered_from_its_template() -> None:
     assert notification.status is NotificationStatus.SENT
     assert notification.provider_message_id == f"<{notification.id}@signup.local>"
     assert (notification.attempts, notification.sent_at, notification.last_error) == (
-        1, LATER, None)
+        1,
+        LATER,
+        None,
+    )
     assert notification.updated_at == LATER
     assert session.commits == 0
     assert len(session.statements) == 2  # lock and read, then record: no other round trip
@@ -190,7 +219,9 @@ def test_a_permanent_refusal_fails_the_notification() -> None:
     assert result == DeliveryResult(notification.id, Outcome.FAILED, error)
     assert notification.status is NotificationStatus.FAILED
     assert (notification.attempts, notification.last_error) == (
-        1, "SMS gateway answered 400: invalid to")
+        1,
+        "SMS gateway answered 400: invalid to",
+    )
     assert notification.sent_at is None
 
 
@@ -202,8 +233,10 @@ def test_a_long_error_is_cut_to_what_the_column_keeps() -> None:
 
 @pytest.mark.parametrize(
     ("error", "outcome"),
-    [(EmailTransientError("SMTP 451"), Outcome.RETRY_LATER),
-     (EmailRejectedError("SMTP 550"), Outcome.FAILED)],
+    [
+        (EmailTransientError("SMTP 451"), Outcome.RETRY_LATER),
+        (EmailRejectedError("SMTP 550"), Outcome.FAILED),
+    ],
 )
 def test_email_failures_are_classified_like_sms_ones(error: Exception, outcome: Outcome) -> None:
     result, _ = deliver(pending(), email=FakeEmailSender(error))

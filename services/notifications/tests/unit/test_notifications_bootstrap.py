@@ -12,8 +12,10 @@ from signup_shared.events import UserSignedUp
 def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
     settings = NotificationsSettings(retry_delays=[500, 5_000], delivery_limit=4)
     [queue] = bootstrap.queues(settings)
-    assert (queue.name, queue.routing_key) == ("notifications.user_signed_up",
-                                               "accounts.user_signed_up")
+    assert (queue.name, queue.routing_key) == (
+        "notifications.user_signed_up",
+        "accounts.user_signed_up",
+    )
     assert (queue.retry_delays_ms, queue.delivery_limit) == ((500, 5_000), 4)
     assert queue.dlq_name == "notifications.user_signed_up.dlq"
 
@@ -36,13 +38,21 @@ def test_the_worker_delivers_on_a_bounded_pool_and_sweeps_beside_consuming() -> 
 
 
 def test_the_email_sender_is_configured_from_settings() -> None:
-    settings = NotificationsSettings(smtp_host="smtp.local", smtp_port=587, smtp_username="relay",
-                                     smtp_password=SecretStr("pw"), smtp_timeout=4.0,
-                                     mail_from="Team <hi@signup.local>")
+    settings = NotificationsSettings(
+        smtp_host="smtp.local",
+        smtp_port=587,
+        smtp_username="relay",
+        smtp_password=SecretStr("pw"),
+        smtp_timeout=4.0,
+        mail_from="Team <hi@signup.local>",
+    )
     sender = bootstrap.email_sender(settings)
     assert (sender.host, sender.port, sender.timeout) == ("smtp.local", 587, 4.0)
     assert (sender.username, sender.password, sender.mail_from) == (
-        "relay", "pw", "Team <hi@signup.local>")
+        "relay",
+        "pw",
+        "Team <hi@signup.local>",
+    )
     assert sender.starttls is False and sender.tls_context is None
 
 

@@ -70,8 +70,11 @@ def test_on_user_signed_up_records_the_welcome_notifications(
     monkeypatch: pytest.MonkeyPatch, signed_up: SignedUp
 ) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr(actions, "record_welcome_notifications",
-                        lambda session, event: calls.append((session, event)))
+    monkeypatch.setattr(
+        actions,
+        "record_welcome_notifications",
+        lambda session, event: calls.append((session, event)),
+    )
     session, event = FakeSession(), signed_up()
     consumers.on_user_signed_up(session, event)  # type: ignore[arg-type]
     assert calls == [(session, event)]
@@ -108,8 +111,9 @@ def test_a_transient_failure_wins_over_a_permanent_one_so_the_broker_retries(
     delivered: Callable[[Planned], list[Any]],
 ) -> None:
     transient = SmsTransientError("503")
-    delivered({EMAIL_ID: failed(EMAIL_ID, EmailRejectedError("550")),
-               SMS_ID: retry(SMS_ID, transient)})
+    delivered(
+        {EMAIL_ID: failed(EMAIL_ID, EmailRejectedError("550")), SMS_ID: retry(SMS_ID, transient)}
+    )
     with pytest.raises(SmsTransientError) as raised:
         consumers.deliver_for_event(FakeSessions(), FakeEmailSender(), FakeSmsSender(), EVENT_ID)  # type: ignore[arg-type]
     assert raised.value is transient
@@ -134,8 +138,15 @@ def test_an_event_with_nothing_pending_delivers_nothing(
     delivered: Callable[[Planned], list[Any]],
 ) -> None:
     calls = delivered({})
-    assert consumers.deliver_for_event(FakeSessions(), FakeEmailSender(), FakeSmsSender(),  # type: ignore[arg-type]
-                                       EVENT_ID) == []
+    assert (
+        consumers.deliver_for_event(
+            FakeSessions(),
+            FakeEmailSender(),
+            FakeSmsSender(),  # type: ignore[arg-type]
+            EVENT_ID,
+        )
+        == []
+    )
     assert calls == []
 
 
@@ -151,7 +162,8 @@ def test_an_event_with_nothing_pending_delivers_nothing(
 )
 def test_first_error_prefers_what_a_retry_may_fix(results: list[Any], expected: Any) -> None:
     as_results = [
-        DeliveryResult(uuid.uuid4(), Outcome.RETRY_LATER, r) if isinstance(r, Exception)
+        DeliveryResult(uuid.uuid4(), Outcome.RETRY_LATER, r)
+        if isinstance(r, Exception)
         else DeliveryResult(uuid.uuid4(), r)
         for r in results
     ]
@@ -169,11 +181,17 @@ def test_sweep_delivers_a_batch_of_notifications_idle_for_longer_than_the_grace(
         return [EMAIL_ID, SMS_ID]
 
     monkeypatch.setattr(actions, "stale_pending", stale)
-    monkeypatch.setattr(actions, "deliver_notification",
-                        lambda _s, notification_id, *_: sent(notification_id))
+    monkeypatch.setattr(
+        actions, "deliver_notification", lambda _s, notification_id, *_: sent(notification_id)
+    )
     before = datetime.now(UTC)
-    results = consumers.sweep(FakeSessions(), FakeEmailSender(), FakeSmsSender(),  # type: ignore[arg-type]
-                              grace=timedelta(seconds=30), batch_size=100)
+    results = consumers.sweep(
+        FakeSessions(),
+        FakeEmailSender(),
+        FakeSmsSender(),  # type: ignore[arg-type]
+        grace=timedelta(seconds=30),
+        batch_size=100,
+    )
     [(older_than, limit)] = asked
     assert limit == 100
     assert before - timedelta(seconds=30) <= older_than <= datetime.now(UTC) - timedelta(seconds=30)
@@ -182,11 +200,18 @@ def test_sweep_delivers_a_batch_of_notifications_idle_for_longer_than_the_grace(
 
 def test_sweep_never_raises_a_delivery_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(actions, "stale_pending", lambda *_: [SMS_ID])
-    monkeypatch.setattr(actions, "deliver_notification",
-                        lambda _s, notification_id, *_: failed(notification_id,
-                                                               SmsRejectedError("400")))
-    [result] = consumers.sweep(FakeSessions(), FakeEmailSender(), FakeSmsSender(),  # type: ignore[arg-type]
-                               grace=timedelta(seconds=30), batch_size=10)
+    monkeypatch.setattr(
+        actions,
+        "deliver_notification",
+        lambda _s, notification_id, *_: failed(notification_id, SmsRejectedError("400")),
+    )
+    [result] = consumers.sweep(
+        FakeSessions(),
+        FakeEmailSender(),
+        FakeSmsSender(),  # type: ignore[arg-type]
+        grace=timedelta(seconds=30),
+        batch_size=10,
+    )
     assert result.outcome is Outcome.FAILED
 
 
@@ -203,11 +228,14 @@ def test_deliver_welcome_sends_what_each_event_owes_on_the_pool_and_reports_erro
     fine, refused = signed_up(), signed_up()
     owed = {fine.id: [EMAIL_ID], refused.id: [SMS_ID]}
     refusal = SmsRejectedError("SMS gateway answered 400")
-    monkeypatch.setattr(actions, "pending_for_events",
-                        lambda _s, event_ids: {i: owed[i] for i in event_ids})
     monkeypatch.setattr(
-        actions, "deliver_notification",
-        lambda _s, nid, *_: failed(nid, refusal) if nid == SMS_ID else sent(nid))
+        actions, "pending_for_events", lambda _s, event_ids: {i: owed[i] for i in event_ids}
+    )
+    monkeypatch.setattr(
+        actions,
+        "deliver_notification",
+        lambda _s, nid, *_: failed(nid, refusal) if nid == SMS_ID else sent(nid),
+    )
     mapped: list[list[Any]] = []
 
     class Pool:
@@ -218,8 +246,12 @@ def test_deliver_welcome_sends_what_each_event_owes_on_the_pool_and_reports_erro
 
     sessions = FakeSessions()
     errors = consumers.deliver_welcome(
-        [fine, refused, fine], sessions=sessions, email=FakeEmailSender(),  # type: ignore[arg-type]
-        sms=FakeSmsSender(), pool=Pool())  # type: ignore[arg-type]
+        [fine, refused, fine],
+        sessions=sessions,
+        email=FakeEmailSender(),  # type: ignore[arg-type]
+        sms=FakeSmsSender(),
+        pool=Pool(),
+    )  # type: ignore[arg-type]
 
     assert errors == {refused.id: refusal}
     # A redelivered event within the batch is delivered once.
@@ -231,7 +263,9 @@ def test_deliver_welcome_sends_what_each_event_owes_on_the_pool_and_reports_erro
 def test_the_subscription_owes_user_signed_up_from_accounts() -> None:
     assert (consumers.on_user_signed_up,) == consumers.SUBSCRIPTIONS
     assert (consumers.on_user_signed_up.producer, consumers.on_user_signed_up.events) == (
-        "accounts", (UserSignedUp,))
+        "accounts",
+        (UserSignedUp,),
+    )
     assert consumers.on_user_signed_up.after_commit_step is consumers.deliver_welcome
 
 
@@ -239,8 +273,11 @@ def test_the_batch_step_records_every_new_event_of_the_batch_at_once(
     monkeypatch: pytest.MonkeyPatch, signed_up: SignedUp
 ) -> None:
     recorded: list[list[Any]] = []
-    monkeypatch.setattr(actions, "record_welcome_notifications_for",
-                        lambda _s, events: recorded.append(list(events)))
+    monkeypatch.setattr(
+        actions,
+        "record_welcome_notifications_for",
+        lambda _s, events: recorded.append(list(events)),
+    )
     events = [signed_up(), signed_up()]
     assert consumers.on_user_signed_up.batch_step is consumers.record_welcome_batch
     consumers.record_welcome_batch(FakeSession(), events)  # type: ignore[arg-type]

@@ -19,8 +19,16 @@ from notifications.adapters.email import (
 KEY = uuid.UUID("0b6f8a5e-2f0c-4a53-9b8e-6d7f1c2a3b4c")
 FROM = "Signup Platform <welcome@signup.local>"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-HEADERS = ("From", "To", "Subject", "Message-ID", "Auto-Submitted", "Content-Type",
-           "Content-Transfer-Encoding", "MIME-Version")
+HEADERS = (
+    "From",
+    "To",
+    "Subject",
+    "Message-ID",
+    "Auto-Submitted",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
+)
 
 
 def parsed(content: bytes) -> email.message.EmailMessage:
@@ -34,8 +42,12 @@ def parsed(content: bytes) -> email.message.EmailMessage:
     "welcome",
     [
         Email(KEY, "ada@example.com", "Welcome to Signup Platform, Ada!", "Hi Ada Lovelace,\n"),
-        Email(KEY, "zoe@example.com", "Welcome to Signup Platform, Zoë!",
-              "Hi Zoë Ångström,\n\nthank you.\n"),
+        Email(
+            KEY,
+            "zoe@example.com",
+            "Welcome to Signup Platform, Zoë!",
+            "Hi Zoë Ångström,\n\nthank you.\n",
+        ),
         Email(KEY, "zoë@example.com", "Welcome, Zoë!", "Hi Zoë,\n"),  # SMTPUTF8
         Email(KEY, "ada@example.com", "Welcome, " + "Ada " * 30, "no final newline"),
         Email(KEY, "ada@example.com", "Bienvenue, " + "Zoë " * 30, "Hi\n"),
@@ -44,7 +56,10 @@ def parsed(content: bytes) -> email.message.EmailMessage:
 def test_parses_back_to_what_the_email_message_version_says(welcome: Email) -> None:
     built, reference = envelope(welcome, FROM), SmtpEnvelope.of(build_message(welcome, FROM))
     assert (built.sender, built.recipient, built.international) == (
-        reference.sender, reference.recipient, reference.international)
+        reference.sender,
+        reference.recipient,
+        reference.international,
+    )
     mine, theirs = parsed(built.content), parsed(reference.content)
     for name in HEADERS:
         assert str(mine[name]) == str(theirs[name]), name

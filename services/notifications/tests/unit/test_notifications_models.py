@@ -14,10 +14,17 @@ LATER = datetime(2026, 11, 25, 12, 5, tzinfo=UTC)
 
 def pending() -> Notification:
     return Notification(
-        id=uuid.uuid4(), user_id=uuid.uuid4(), channel=Channel.EMAIL,
-        recipient="ada@example.com", template="welcome_email", template_data={},
-        status=NotificationStatus.PENDING, attempts=0, causing_event_id=uuid.uuid4(),
-        created_at=CREATED, updated_at=CREATED,
+        id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        channel=Channel.EMAIL,
+        recipient="ada@example.com",
+        template="welcome_email",
+        template_data={},
+        status=NotificationStatus.PENDING,
+        attempts=0,
+        causing_event_id=uuid.uuid4(),
+        created_at=CREATED,
+        updated_at=CREATED,
     )
 
 

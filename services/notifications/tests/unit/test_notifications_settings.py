@@ -8,10 +8,14 @@ def test_defaults_work_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv(name, raising=False)
     settings = NotificationsSettings()
     assert settings.database_url == (
-        "postgresql+psycopg://notifications:local-dev-notifications@127.0.0.1:5432/notifications")
+        "postgresql+psycopg://notifications:local-dev-notifications@127.0.0.1:5432/notifications"
+    )
     assert settings.http_port == 8001
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == (
-        "127.0.0.1", 1025, False)
+        "127.0.0.1",
+        1025,
+        False,
+    )
     assert settings.smtp_username is None and settings.smtp_password is None
     assert settings.mail_from == "Signup Platform <welcome@signup.local>"
     assert settings.smtp_timeout == 10.0

@@ -15,8 +15,9 @@ def test_welcome_email_greets_the_user_by_name_and_names_the_plan() -> None:
 
 
 def test_welcome_sms_is_short_and_personal() -> None:
-    body = templates.render_sms(templates.WELCOME_SMS, {"full_name": "Grace Hopper",
-                                                        "plan": "free"})
+    body = templates.render_sms(
+        templates.WELCOME_SMS, {"full_name": "Grace Hopper", "plan": "free"}
+    )
     assert body == "Welcome to Signup Platform, Grace! Your Free plan is ready."
     assert len(body) <= 160
 

@@ -79,8 +79,9 @@ def provision_space(
     signup = event.data
     existing = session.scalar(EXISTING_SPACE, {"user_id": signup.user_id})
     if existing is not None:
-        log.debug("space.already_provisioned", user_id=str(signup.user_id),
-                 space_id=str(existing.id))
+        log.debug(
+            "space.already_provisioned", user_id=str(signup.user_id), space_id=str(existing.id)
+        )
         return existing
     now = now or datetime.now(UTC)
     plan = Plan(signup.plan)
@@ -125,8 +126,14 @@ def provision_space(
         if _violates(exc, SPACE_USER_UNIQUE):
             raise SpaceBeingProvisionedError(signup.user_id) from exc
         raise
-    log.debug("space.provisioned", user_id=str(space.user_id), space_id=str(space.id),
-             plan=plan.value, quota_bytes=space.quota_bytes, event_id=str(provisioned.id))
+    log.debug(
+        "space.provisioned",
+        user_id=str(space.user_id),
+        space_id=str(space.id),
+        plan=plan.value,
+        quota_bytes=space.quota_bytes,
+        event_id=str(provisioned.id),
+    )
     return space
 
 

@@ -31,8 +31,9 @@ def storage(settings: ProvisioningSettings) -> DirectorySpaceStorage:
 
 def relay(settings: ProvisioningSettings) -> OutboxRelay:
     engine, _ = database(settings)
-    publisher = ConfirmingPublisher(settings.amqp_url, settings.confirm_timeout,
-                                    settings.amqp_heartbeat)
+    publisher = ConfirmingPublisher(
+        settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
+    )
     return OutboxRelay(
         engine,
         models.OutboxMessage,

@@ -49,8 +49,11 @@ def test_handler_provisions_once_and_records_event_and_inbox(session, signup_eve
 
     handle(session, event, persist=None)
 
-    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) \
-        == (1, 1, 1)
+    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) == (
+        1,
+        1,
+        1,
+    )
 
 
 def test_same_user_republished_under_a_new_event_id_emits_nothing_new(
@@ -62,14 +65,20 @@ def test_same_user_republished_under_a_new_event_id_emits_nothing_new(
     handle(session, signup_event(user_id=user_id), persist=None)
     handle(session, signup_event(user_id=user_id), persist=None)
 
-    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) \
-        == (1, 1, 2)
+    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) == (
+        1,
+        1,
+        2,
+    )
 
 
 def test_prune_inbox_forgets_only_events_older_than_the_retention(session):
     old, recent = uuid.uuid4(), uuid.uuid4()
-    session.execute(insert(InboxMessage).values(
-        consumer=QUEUE.name, event_id=old, received_at=func.now() - timedelta(days=8)))
+    session.execute(
+        insert(InboxMessage).values(
+            consumer=QUEUE.name, event_id=old, received_at=func.now() - timedelta(days=8)
+        )
+    )
     session.execute(insert(InboxMessage).values(consumer=QUEUE.name, event_id=recent))
 
     pruned = _prune(session, InboxMessage, timedelta(days=7), persist=None)
@@ -88,5 +97,8 @@ def test_a_batch_provisions_each_user_once_even_with_the_same_event_twice(
     assert handle(session, [first, second, first], persist=None) == [first, second]
     assert handle(session, [second], persist=None) == []
 
-    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) \
-        == (2, 2, 2)
+    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) == (
+        2,
+        2,
+        2,
+    )

@@ -16,9 +16,14 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 def space_for(user_id: uuid.UUID, **overrides: object) -> Space:
     values: dict[str, object] = {
-        "id": uuid.uuid4(), "user_id": user_id, "plan": Plan.TEAM, "quota_bytes": 500 * 1024**3,
-        "status": SpaceStatus.READY, "storage_path": f"/spaces/{user_id}",
-        "created_at": NOW, "updated_at": NOW,
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "plan": Plan.TEAM,
+        "quota_bytes": 500 * 1024**3,
+        "status": SpaceStatus.READY,
+        "storage_path": f"/spaces/{user_id}",
+        "created_at": NOW,
+        "updated_at": NOW,
     }
     return Space(**(values | overrides))
 
@@ -79,7 +84,10 @@ def test_provision_space_writes_the_space_and_its_event_together(session, signup
     assert (stored.quota_bytes, stored.created_at, stored.updated_at) == (50 * 1024**3, NOW, NOW)
     [row] = session.scalars(select(OutboxMessage)).all()
     assert (row.routing_key, row.producer, row.version) == (
-        "provisioning.space_provisioned", "provisioning", 1)
+        "provisioning.space_provisioned",
+        "provisioning",
+        1,
+    )
     assert str(space.id) in row.payload and row.correlation_id == event.correlation_id
 
 

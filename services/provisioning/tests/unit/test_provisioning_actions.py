@@ -30,8 +30,11 @@ class InsertFailingSession(FakeSession):
 
 def written(session: FakeSession) -> dict[str, object]:
     """The parameters of the one statement that wrote the space and its outbox row."""
-    [parameters] = [p for s, p in zip(session.executed, session.parameters, strict=True)
-                    if s is actions.INSERT_SPACE_AND_EVENT]
+    [parameters] = [
+        p
+        for s, p in zip(session.executed, session.parameters, strict=True)
+        if s is actions.INSERT_SPACE_AND_EVENT
+    ]
     return dict(parameters)
 
 
@@ -48,9 +51,16 @@ def test_creates_a_ready_space_in_storage_and_records_its_path(signup_event):
 
     row = written(session)
     assert (row["space_id"], row["user_id"], row["plan"], row["status"]) == (
-        space.id, event.data.user_id, "pro", "ready")
+        space.id,
+        event.data.user_id,
+        "pro",
+        "ready",
+    )
     assert (row["quota_bytes"], row["storage_path"], row["now"]) == (
-        50 * GIB, f"/spaces/{event.data.user_id}", NOW)
+        50 * GIB,
+        f"/spaces/{event.data.user_id}",
+        NOW,
+    )
     assert session.added == []
     assert space.user_id == event.data.user_id
     assert space.plan is Plan.PRO
@@ -101,8 +111,14 @@ def test_emits_space_provisioned_caused_by_the_signup(signup_event):
 
 def test_existing_space_is_returned_without_a_new_event_or_storage_call(signup_event):
     event = signup_event()
-    existing = Space(id=uuid.uuid4(), user_id=event.data.user_id, plan=Plan.FREE,
-                     quota_bytes=GIB, status=SpaceStatus.READY, storage_path="/spaces/x")
+    existing = Space(
+        id=uuid.uuid4(),
+        user_id=event.data.user_id,
+        plan=Plan.FREE,
+        quota_bytes=GIB,
+        status=SpaceStatus.READY,
+        storage_path="/spaces/x",
+    )
     session, storage = FakeSession(), FakeSpaceStorage()
     session.scalar_results.append(existing)
 

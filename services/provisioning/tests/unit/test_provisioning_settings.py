@@ -7,8 +7,12 @@ from provisioning.settings import ProvisioningSettings
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    for name in ("PROVISIONING_HTTP_PORT", "PROVISIONING_SPACES_ROOT",
-                 "PROVISIONING_DATABASE_URL", "PROVISIONING_RELAY_BATCH_SIZE"):
+    for name in (
+        "PROVISIONING_HTTP_PORT",
+        "PROVISIONING_SPACES_ROOT",
+        "PROVISIONING_DATABASE_URL",
+        "PROVISIONING_RELAY_BATCH_SIZE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -17,7 +21,8 @@ def test_defaults_work_on_a_developer_machine():
 
     assert settings.service_name == "provisioning"
     assert settings.database_url == (
-        "postgresql+psycopg://provisioning:local-dev-provisioning@127.0.0.1:5432/provisioning")
+        "postgresql+psycopg://provisioning:local-dev-provisioning@127.0.0.1:5432/provisioning"
+    )
     assert settings.http_port == 8002
     assert settings.spaces_root == Path("var/spaces")
     assert (settings.relay_batch_size, settings.relay_poll_interval) == (500, 1.0)

@@ -12,8 +12,13 @@ CREATED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def request_for(user_id: uuid.UUID, plan: str = "pro", quota_bytes: int = 50) -> SpaceRequest:
-    return SpaceRequest(user_id=user_id, space_id=uuid.uuid4(), plan=plan,
-                        quota_bytes=quota_bytes, created_at=CREATED_AT)
+    return SpaceRequest(
+        user_id=user_id,
+        space_id=uuid.uuid4(),
+        plan=plan,
+        quota_bytes=quota_bytes,
+        created_at=CREATED_AT,
+    )
 
 
 def test_creates_the_user_directory_with_its_manifest(tmp_path):

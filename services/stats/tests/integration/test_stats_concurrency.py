@@ -82,10 +82,11 @@ def test_competing_batches_overlapping_in_any_order_count_each_event_once(
 ) -> None:
     [queue, _] = bootstrap.queues(StatsSettings())
     handle_batch = consumers.on_user_signed_up.subscription(
-        queue, committing_sessions, InboxMessage).batch_handler
+        queue, committing_sessions, InboxMessage
+    ).batch_handler
     assert handle_batch is not None
     events = [signup_event(plan=PLANS[i % 3]) for i in range(N)]
-    batches = [events[: N * 3 // 4], list(reversed(events[N // 4:])), events[::2], events[1::2]]
+    batches = [events[: N * 3 // 4], list(reversed(events[N // 4 :])), events[::2], events[1::2]]
     start_together = threading.Barrier(len(batches), timeout=30)
 
     def deliver(batch: list[Any]) -> None:

@@ -29,7 +29,8 @@ def test_signups_upsert_one_row_per_plan_and_day(db, signup_event) -> None:
 
     assert db.get(Counter, "total_users").value == 3
     assert dict(db.execute(select(PlanSignups.plan, PlanSignups.count)).all()) == {
-        "pro": 2, "team": 1,
+        "pro": 2,
+        "team": 1,
     }
     assert dict(db.execute(select(DailySignups.day, DailySignups.count)).all()) == {
         date(2024, 5, 1): 3,
@@ -50,11 +51,14 @@ def test_signups_add_to_the_committed_values_not_to_values_read_earlier(db, sign
 
 
 def test_a_batch_of_signups_counts_every_plan_and_day(db, signup_event) -> None:
-    actions.record_signups(db, [
-        signup_event(plan="team", signed_up_at=MAY_2),
-        signup_event(plan="free", signed_up_at=MAY_1),
-        signup_event(plan="team", signed_up_at=MAY_1),
-    ])
+    actions.record_signups(
+        db,
+        [
+            signup_event(plan="team", signed_up_at=MAY_2),
+            signup_event(plan="free", signed_up_at=MAY_1),
+            signup_event(plan="team", signed_up_at=MAY_1),
+        ],
+    )
     actions.record_signups(db, [signup_event(plan="team", signed_up_at=MAY_2)])
 
     assert actions.read_stats(db) == actions.Stats(
@@ -129,11 +133,16 @@ def test_exactly_once_activation_counts_a_republished_event_once(db, provisioned
 
 def test_forget_handled_events_keeps_recent_ids(db) -> None:
     old, recent = uuid.uuid4(), uuid.uuid4()
-    db.add_all([
-        InboxMessage(consumer="stats.user_signed_up", event_id=old,
-                     received_at=datetime.now(UTC) - timedelta(days=8)),
-        InboxMessage(consumer="stats.user_signed_up", event_id=recent),
-    ])
+    db.add_all(
+        [
+            InboxMessage(
+                consumer="stats.user_signed_up",
+                event_id=old,
+                received_at=datetime.now(UTC) - timedelta(days=8),
+            ),
+            InboxMessage(consumer="stats.user_signed_up", event_id=recent),
+        ]
+    )
     db.flush()
 
     pruned = actions.forget_handled_events(db, timedelta(days=7))

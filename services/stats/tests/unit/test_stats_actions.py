@@ -12,7 +12,8 @@ def sql(statement: object) -> str:
 
 def test_counter_increments_are_atomic_upserts_adding_to_the_stored_count() -> None:
     assert "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value" in sql(
-        actions.ADD_TO_COUNTER)
+        actions.ADD_TO_COUNTER
+    )
     signups = sql(actions.RECORD_SIGNUPS)
     assert "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value" in signups
     assert "ON CONFLICT (plan) DO UPDATE SET count = plan_signups.count + excluded.count" in signups
@@ -32,11 +33,16 @@ def test_record_signup_is_one_statement_counting_total_plan_and_day(
     actions.record_signup(fake_session, signup_event(plan="free"))
 
     assert fake_session.executed == [actions.RECORD_SIGNUPS]
-    assert fake_session.parameters == [{
-        "counter": "total_users", "total": 1,
-        "plans": ["free"], "plan_counts": [1],
-        "days": [date(2024, 5, 1)], "day_counts": [1],
-    }]
+    assert fake_session.parameters == [
+        {
+            "counter": "total_users",
+            "total": 1,
+            "plans": ["free"],
+            "plan_counts": [1],
+            "days": [date(2024, 5, 1)],
+            "day_counts": [1],
+        }
+    ]
 
 
 def test_record_signup_counts_the_utc_day_not_the_local_one(fake_session, signup_event) -> None:
@@ -57,17 +63,25 @@ def test_a_batch_of_signups_is_one_statement_adding_each_key_its_count_in_order(
     fake_session, signup_event
 ) -> None:
     may_first, may_second = (datetime(2024, 5, d, 9, 0, tzinfo=UTC) for d in (1, 2))
-    events = [signup_event("team", may_second), signup_event("free", may_first),
-              signup_event("team", may_first)]
+    events = [
+        signup_event("team", may_second),
+        signup_event("free", may_first),
+        signup_event("team", may_first),
+    ]
 
     actions.record_signups(fake_session, events)
 
     assert fake_session.executed == [actions.RECORD_SIGNUPS]
-    assert fake_session.parameters == [{
-        "counter": "total_users", "total": 3,
-        "plans": ["free", "team"], "plan_counts": [1, 2],
-        "days": [date(2024, 5, 1), date(2024, 5, 2)], "day_counts": [2, 1],
-    }]
+    assert fake_session.parameters == [
+        {
+            "counter": "total_users",
+            "total": 3,
+            "plans": ["free", "team"],
+            "plan_counts": [1, 2],
+            "days": [date(2024, 5, 1), date(2024, 5, 2)],
+            "day_counts": [2, 1],
+        }
+    ]
     assert fake_session.commits == 0
 
 

@@ -9,8 +9,13 @@ from stats.settings import StatsSettings
 
 @pytest.fixture
 def settings() -> StatsSettings:
-    return StatsSettings(retry_delays=[1_000, 5_000], delivery_limit=4, consumer_batch_size=7,
-                         consumer_http_port=9013, inbox_prune_interval_seconds=60.0)
+    return StatsSettings(
+        retry_delays=[1_000, 5_000],
+        delivery_limit=4,
+        consumer_batch_size=7,
+        consumer_http_port=9013,
+        inbox_prune_interval_seconds=60.0,
+    )
 
 
 def test_queues_are_named_after_the_service_and_bound_to_the_producers_events(settings) -> None:

@@ -7,8 +7,9 @@ def test_web_command_runs_the_web_program_as_its_own_module(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started: list[tuple[str, str]] = []
-    monkeypatch.setattr(cli.runpy, "run_module",
-                        lambda name, run_name, alter_sys: started.append((name, run_name)))
+    monkeypatch.setattr(
+        cli.runpy, "run_module", lambda name, run_name, alter_sys: started.append((name, run_name))
+    )
     monkeypatch.setattr("signup_shared.cli.configure_logging", lambda *_args: None)
 
     cli.main(["web"])

@@ -42,8 +42,10 @@ def test_batches_go_to_the_aggregating_actions(
     consumers.on_user_signed_up.batch_step(fake_session, signups)
     consumers.on_space_provisioned.batch_step(fake_session, spaces)
 
-    assert calls == [("record_signups", (fake_session, signups)),
-                     ("record_activations", (fake_session, spaces))]
+    assert calls == [
+        ("record_signups", (fake_session, signups)),
+        ("record_activations", (fake_session, spaces)),
+    ]
 
 
 def test_each_subscription_names_its_producer_and_event() -> None:

@@ -5,7 +5,10 @@ from stats.settings import StatsSettings
 
 def test_defaults_work_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
-        "AMQP_URL", "STATS_AMQP_URL", "STATS_DATABASE_URL", "STATS_HTTP_PORT",
+        "AMQP_URL",
+        "STATS_AMQP_URL",
+        "STATS_DATABASE_URL",
+        "STATS_HTTP_PORT",
         "STATS_CONSUMER_HTTP_PORT",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -14,7 +17,8 @@ def test_defaults_work_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -
 
     assert settings.service_name == "stats"
     assert settings.database_url == (
-        "postgresql+psycopg://stats:local-dev-stats@127.0.0.1:5432/stats")
+        "postgresql+psycopg://stats:local-dev-stats@127.0.0.1:5432/stats"
+    )
     assert settings.http_port == 8003
     assert settings.consumer_http_port == 8013
     assert settings.inbox_prune_interval_seconds == 3600.0

@@ -301,14 +301,23 @@ class MessageProcessor:
                     )
                 else:
                     decisions[index] = failures.ACK
-                    log.info("message.handled", queue=subscription.queue.name,
-                             event_id=str(envelope.id), event_type=envelope.type,
-                             correlation_id=envelope.correlation_id, batch=len(decoded))
+                    log.info(
+                        "message.handled",
+                        queue=subscription.queue.name,
+                        event_id=str(envelope.id),
+                        event_type=envelope.type,
+                        correlation_id=envelope.correlation_id,
+                        batch=len(decoded),
+                    )
             except Exception as exc:
                 decisions[index] = self.unprocessable(subscription, delivery, exc)
         if errors is not None:
-            log.debug("batch.handled", queue=subscription.queue.name, count=len(decoded),
-                     failed=len(errors))
+            log.debug(
+                "batch.handled",
+                queue=subscription.queue.name,
+                count=len(decoded),
+                failed=len(errors),
+            )
         return decisions
 
     def _after_commit_failed(
@@ -326,9 +335,14 @@ class MessageProcessor:
         previous = failures.attempts_so_far(delivery.headers)
         decision = failures.decide(error, previous, len(subscription.queue.retry_delays_ms))
         with correlation_scope(envelope.correlation_id, event_id=str(envelope.id)):
-            log.warning("message.failed", queue=subscription.queue.name,
-                        error_type=type(error).__name__, error=failures.error_text(error),
-                        attempt=decision.attempt, next_step=decision.action.value)
+            log.warning(
+                "message.failed",
+                queue=subscription.queue.name,
+                error_type=type(error).__name__,
+                error=failures.error_text(error),
+                attempt=decision.attempt,
+                next_step=decision.action.value,
+            )
         return decision
 
     def unprocessable(
@@ -540,8 +554,9 @@ def _ack(message: Settleable, multiple: bool = False) -> None:
     except CONNECTION_ERRORS:
         raise
     except Exception as exc:
-        log.error("message.ack_failed", error_type=type(exc).__name__,
-                  error=failures.error_text(exc))
+        log.error(
+            "message.ack_failed", error_type=type(exc).__name__, error=failures.error_text(exc)
+        )
 
 
 def _reject(message: Settleable) -> None:
@@ -550,8 +565,9 @@ def _reject(message: Settleable) -> None:
     except CONNECTION_ERRORS:
         raise
     except Exception as exc:
-        log.error("message.reject_failed", error_type=type(exc).__name__,
-                  error=failures.error_text(exc))
+        log.error(
+            "message.reject_failed", error_type=type(exc).__name__, error=failures.error_text(exc)
+        )
 
 
 _Work = tuple[int, Subscription, Message]
@@ -605,9 +621,7 @@ class ConsumerRuntime:
     @property
     def worker_alive(self) -> bool:
         """False once the handler thread died (the process is then on its way out)."""
-        return not self._worker_died and (
-            self._worker.is_alive() or self._worker.ident is None
-        )
+        return not self._worker_died and (self._worker.is_alive() or self._worker.ident is None)
 
     # worker thread -----------------------------------------------------------------------
     def _work_loop(self) -> None:
@@ -758,8 +772,12 @@ class ConsumerRuntime:
         dispatch = self._dispatcher(subscription)
 
         def undecodable(message: Message, exc: Exception) -> None:
-            log.warning("message.client_decode_failed", queue=subscription.queue.name,
-                        error_type=type(exc).__name__, error=failures.error_text(exc))
+            log.warning(
+                "message.client_decode_failed",
+                queue=subscription.queue.name,
+                error_type=type(exc).__name__,
+                error=failures.error_text(exc),
+            )
             dispatch(message)
 
         return undecodable
@@ -818,8 +836,11 @@ class ConsumerRuntime:
         except CONNECTION_ERRORS:
             raise
         except Exception as exc:  # settle never raises; if it does, keep consuming
-            log.error("message.settle_failed", error_type=type(exc).__name__,
-                      error=failures.error_text(exc))
+            log.error(
+                "message.settle_failed",
+                error_type=type(exc).__name__,
+                error=failures.error_text(exc),
+            )
             _reject(message)
             for_queue(subscription.queue.name).dead_lettered(REJECTED).inc()
 
@@ -855,4 +876,3 @@ class ConsumerRuntime:
 def _delivery_tag(message: Message) -> int:
     tag = getattr(message, "delivery_tag", 0)
     return tag if isinstance(tag, int) else 0
-

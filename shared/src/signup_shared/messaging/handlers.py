@@ -191,7 +191,10 @@ class EventHandler:
     def queue(self, service: str, settings: ServiceSettings) -> ConsumerQueue:
         """``<service>.<event_name>``, bound to ``<producer>.<event_name>``."""
         return topology.consumer_queue(
-            service, self.producer, self.event_name, settings.retry_delays,
+            service,
+            self.producer,
+            self.event_name,
+            settings.retry_delays,
             settings.delivery_limit,
         )
 
@@ -217,8 +220,9 @@ class EventHandler:
         )
 
 
-def event_handler(producer: str, *events: type[EventData]) -> Callable[[Callable[..., None]],
-                                                                       EventHandler]:
+def event_handler(
+    producer: str, *events: type[EventData]
+) -> Callable[[Callable[..., None]], EventHandler]:
     """Declare a subscription: ``@event_handler("accounts", UserSignedUp)`` over its step."""
 
     def declare(step: Callable[..., None]) -> EventHandler:

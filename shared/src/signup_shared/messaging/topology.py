@@ -135,8 +135,11 @@ def declare(connection: Connection, queues: Iterable[ConsumerQueue] = ()) -> Non
     if it holds messages.
     """
     for exchange in CORE_EXCHANGES:
-        _declare(connection, exchange,
-                 _exchange_deleter(exchange.name) if exchange is dead_letter_exchange else None)
+        _declare(
+            connection,
+            exchange,
+            _exchange_deleter(exchange.name) if exchange is dead_letter_exchange else None,
+        )
     _declare(connection, unrouted_queue, None)
     for consumer_queue in queues:
         retries = {queue.name for queue in consumer_queue.retry_queues()}

@@ -61,6 +61,7 @@ def outbox_values(envelope: Envelope[Any]) -> dict[str, Any]:
         "traceparent": current_traceparent(),
     }
 
+
 def outbox_ddl(table: str = "outbox") -> list[str]:
     """Statements (for migrations) that make inserts into the outbox wake the relay."""
     return [

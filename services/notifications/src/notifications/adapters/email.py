@@ -179,20 +179,24 @@ def envelope(email: Email, mail_from: str, now: datetime | None = None) -> "Smtp
         return SmtpEnvelope.of(build_message(email, mail_from))
     content, transfer_encoding = body
     date = format_datetime(now or datetime.now(UTC))
-    head = "\r\n".join((
-        _header_text("To", recipient, international),
-        _header_text("Subject", _one_line(email.subject), international),
-        f"Date: {date}",
-        f"Message-ID: {message_id(email.idempotency_key)}",
-        "Auto-Submitted: auto-generated",
-        'Content-Type: text/plain; charset="utf-8"',
-        f"Content-Transfer-Encoding: {transfer_encoding}",
-        "MIME-Version: 1.0",
-    ))
+    head = "\r\n".join(
+        (
+            _header_text("To", recipient, international),
+            _header_text("Subject", _one_line(email.subject), international),
+            f"Date: {date}",
+            f"Message-ID: {message_id(email.idempotency_key)}",
+            "Auto-Submitted: auto-generated",
+            'Content-Type: text/plain; charset="utf-8"',
+            f"Content-Transfer-Encoding: {transfer_encoding}",
+            "MIME-Version: 1.0",
+        )
+    )
     from_line = utf8_from if international else ascii_from
     head_bytes = head.encode() if international else head.encode("ascii")
     return SmtpEnvelope(
-        sender, recipient, b"".join((from_line, b"\r\n", head_bytes, b"\r\n\r\n", content)),
+        sender,
+        recipient,
+        b"".join((from_line, b"\r\n", head_bytes, b"\r\n\r\n", content)),
         international,
     )
 

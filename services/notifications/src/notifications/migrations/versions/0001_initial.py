@@ -16,8 +16,7 @@ branch_labels = None
 depends_on = None
 
 channel = postgresql.ENUM("email", "sms", name="notification_channel", create_type=False)
-status = postgresql.ENUM("pending", "sent", "failed", name="notification_status",
-                         create_type=False)
+status = postgresql.ENUM("pending", "sent", "failed", name="notification_status", create_type=False)
 
 
 def upgrade() -> None:
@@ -41,8 +40,12 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("causing_event_id", "channel", name="uq_notifications_event_channel"),
     )
-    op.create_index("ix_notifications_pending", "notifications", ["updated_at"],
-                    postgresql_where=sa.text("status = 'pending'"))
+    op.create_index(
+        "ix_notifications_pending",
+        "notifications",
+        ["updated_at"],
+        postgresql_where=sa.text("status = 'pending'"),
+    )
     create_inbox_table()
 
 
