@@ -19,6 +19,7 @@ parent dies (``signup_shared.lifecycle``, and the same in the dev sinks); progra
 through ``setpriv --pdeathsig TERM`` as well where util-linux has it, which sets the same flag
 and then ``exec``\\ s the program (no process in between, so supervisord stays the parent).
 
+Web and relay roles scale with ``INSTANCES=N`` the same way (ports base + 100 * (i - 1)).
 Consuming roles scale out: ``CONSUMER_PROCESSES=N`` (or ``--consumer-processes``) runs N
 competing instances of each role in ``CONSUMERS``, ``<role>-1`` .. ``<role>-N``; instance i
 gets its health port in the role's variable as base + 100 * (i - 1) (notifications 8001, 8101,
@@ -50,6 +51,16 @@ CONSUMERS: dict[str, tuple[str, int]] = {
     "stats": ("STATS_CONSUMER_HTTP_PORT", 8013),
 }
 # Roles whose processes answer /readyz on that port.
+# Web and relay roles scale with ``INSTANCES=N``: N web processes on ports base, base + 100, ...
+# (one port each, behind whatever balancer fronts them), N relays sharing the outbox (SKIP
+# LOCKED: two relays never publish the same row).
+OTHER_SCALED: dict[str, tuple[str, int]] = {
+    "accounts-web": ("ACCOUNTS_HTTP_PORT", 8000),
+    "stats-web": ("STATS_HTTP_PORT", 8003),
+    "accounts-relay": ("ACCOUNTS_RELAY_HTTP_PORT", 8020),
+    "provisioning-relay": ("PROVISIONING_RELAY_HTTP_PORT", 8022),
+}
+INSTANCES_ENV = "INSTANCES"
 HEALTH_ENDPOINT = ("accounts-consumer", "notifications", "provisioning", "stats")
 PORT_STRIDE = 100
 CONSUMER_PROCESSES_ENV = "CONSUMER_PROCESSES"
@@ -98,9 +109,17 @@ def expand(command: str, env: Mapping[str, str]) -> str:
 
 
 def consumer_processes(env: Mapping[str, str]) -> int:
-    raw = env.get(CONSUMER_PROCESSES_ENV, "") or "1"
+    return _count(env, CONSUMER_PROCESSES_ENV)
+
+
+def instances(env: Mapping[str, str]) -> int:
+    return _count(env, INSTANCES_ENV)
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "") or "1"
     if not raw.isdigit() or not 1 <= int(raw) <= 9:
-        raise ValueError(f"{CONSUMER_PROCESSES_ENV} must be a number from 1 to 9, not {raw!r}")
+        raise ValueError(f"{name} must be a number from 1 to 9, not {raw!r}")
     return int(raw)
 
 
@@ -113,14 +132,19 @@ def programs(
     for role, command in procfile.items():
         argv = shlex.split(expand(command, env))
         argv[0] = shutil.which(argv[0], path=path) or argv[0]
-        if role not in CONSUMERS:
+        scaled = CONSUMERS.get(role) or OTHER_SCALED.get(role)
+        if scaled is None:
             result.append(Program(role, role, tuple(argv)))
             continue
-        variable, default = CONSUMERS[role]
+        variable, default = scaled
         base = int(env.get(variable) or default)
-        for instance in range(1, processes + 1):
+        count = processes if role in CONSUMERS else instances(env)
+        if count == 1 and role not in CONSUMERS:
+            result.append(Program(role, role, tuple(argv)))
+            continue
+        for instance in range(1, count + 1):
             port = base + PORT_STRIDE * (instance - 1)
-            name = role if processes == 1 else f"{role}-{instance}"
+            name = role if count == 1 else f"{role}-{instance}"
             result.append(
                 Program(
                     name,
@@ -245,9 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         processes = args.consumer_processes or consumer_processes(os.environ)
+        listed = programs(read_procfile(args.procfile), os.environ, processes)
     except ValueError as exc:
         parser.error(str(exc))
-    listed = programs(read_procfile(args.procfile), os.environ, processes)
     if args.print_ports:
         print(" ".join(str(p.health_port) for p in listed if p.health_port is not None))
         return 0

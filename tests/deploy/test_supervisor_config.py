@@ -112,3 +112,13 @@ def test_harness_mode_writes_one_log_file_per_program(tmp_path: Path) -> None:
     processes = parsed(text, tmp_path).process_group_configs
     logs = {p.name: p.stdout_logfile for g in processes for p in g.process_configs}
     assert logs["stats"] == str(tmp_path / "stats.log")
+
+
+def test_instances_scale_web_and_relays_each_on_its_own_port() -> None:
+    procfile = {**PROCFILE, "provisioning-relay": "provisioning relay"}
+    programs = generator().programs(procfile, {"INSTANCES": "2"}, 1)
+    ports = {p.name: p.env.get("ACCOUNTS_HTTP_PORT") for p in programs if p.role == "accounts-web"}
+    assert ports == {"accounts-web-1": "8000", "accounts-web-2": "8100"}
+    relays = {p.name for p in programs if p.role == "provisioning-relay"}
+    assert relays == {"provisioning-relay-1", "provisioning-relay-2"}
+    assert [p.name for p in programs if p.role == "notifications"] == ["notifications"]
