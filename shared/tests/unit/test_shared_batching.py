@@ -163,7 +163,7 @@ def runtime_for(recorder: Recorder) -> tuple[ConsumerRuntime, Publisher]:
     return runtime, publisher
 
 
-def test_a_batch_is_acked_message_by_message_after_the_failures_were_rerouted() -> None:
+def test_a_batch_is_settled_with_one_multiple_ack_after_the_failures_were_rerouted() -> None:
     recorder = Recorder()
     runtime, publisher = runtime_for(recorder)
     [subscription] = runtime.subscriptions
@@ -184,11 +184,11 @@ def test_a_batch_is_acked_message_by_message_after_the_failures_were_rerouted() 
     runtime._settle_batch(results)
 
     assert recorder.batches == [events]
-    assert [m.acks for m in messages] == [[False], [False], [False], [False]]
+    assert [m.acks for m in messages] == [[], [False], [], [True]]
     assert [copy.routing_key for copy in publisher.published] == ["svc.user_signed_up.dlq"]
 
 
-def test_held_messages_stay_unacked() -> None:
+def test_held_messages_turn_multiple_acks_off_so_they_stay_unacked() -> None:
     recorder = Recorder()
     runtime, _ = runtime_for(recorder)
     [subscription] = runtime.subscriptions
@@ -200,6 +200,7 @@ def test_held_messages_stay_unacked() -> None:
         ]
     )
     assert (held.acks, later.acks) == ([], [False])
+    assert runtime._ack_multiple is False
 
 
 def test_the_batch_size_bounds_what_is_taken_and_a_stop_ends_it() -> None:

@@ -6,9 +6,9 @@ does every ack; handlers run on a worker thread, so a slow handler never starves
 Acks are sent only after the handler returned, i.e. after its commit.
 
 Batches: the worker takes what is already delivered (up to ``batch_size``, never waiting for
-more) and gives each queue's share to its batch handler: one transaction, then the acks. A batch
-that fails is handled again one message at a time, so each message keeps its own retry and
-dead-letter path.
+more) and gives each queue's share to its batch handler: one transaction, then one ``multiple``
+ack. A batch that fails is handled again one message at a time, so each message keeps its own
+retry and dead-letter path.
 
 Failures: poison (undecodable, invalid, unknown type/version, oversized) goes to ``<queue>.dlq``
 at once with the reason in headers; transient errors are retried in process (tenacity), then
@@ -580,12 +580,8 @@ class ConsumerRuntime:
 
     The worker takes what is already delivered (up to ``batch_size``, never waiting for more),
     hands each queue's share to its batch handler, and gives the decisions back to the
-    connection thread, which re-publishes and acks.
-
-    Each delivery is acked on its own. A ``multiple`` ack of the batch's highest tag was tried:
-    in the hostile-headers fault scenario (two queues on one channel, poison re-published
-    between the acks) it left 3 and 9 messages of 20 neither delivered nor dead-lettered in two
-    runs, and none in two runs without it; until that is understood, one ack per message.
+    connection thread, which re-publishes and acks: the batch's acks go as one ``multiple`` ack
+    of its highest delivery tag, after every message of it that needed more was settled alone.
     """
 
     def __init__(
@@ -616,6 +612,7 @@ class ConsumerRuntime:
         self._work: queue.Queue[_Work | None] = queue.Queue()
         self._done: queue.Queue[_Done] = queue.Queue()
         self._in_flight = 0
+        self._ack_multiple = True
         self._stop = threading.Event()
         self._worker_died = False
         self.on_worker_death: Callable[[int], None] = os._exit
@@ -811,14 +808,19 @@ class ConsumerRuntime:
         acked: dict[str, int] = {}
         for subscription, message, delivery, decision in results:
             if decision is None:
-                continue  # left unacked: the broker redelivers it
-            if decision.action is failures.Action.ACK:
+                self._ack_multiple = False  # left unacked: a later multiple ack must not cover it
+            elif decision.action is failures.Action.ACK:
                 acks.append(message)
                 acked[subscription.queue.name] = acked.get(subscription.queue.name, 0) + 1
             else:
                 self._settle(subscription, message, delivery, decision)
-        for message in acks:
-            _ack(message)
+        if not acks:
+            return
+        if self._ack_multiple:
+            _ack(max(acks, key=_delivery_tag), multiple=len(acks) > 1)
+        else:
+            for message in acks:
+                _ack(message)
         for name, count in acked.items():
             for_queue(name).handled.inc(count)
 
@@ -860,6 +862,7 @@ class ConsumerRuntime:
                 skipped += 1
                 self._in_flight -= 1
         if skipped:
+            self._ack_multiple = False  # the skipped stay unacked: acknowledge one by one now
             log.info("consumer.requeued_unstarted", count=skipped)
 
     def _lost_connection(self) -> None:
@@ -867,3 +870,9 @@ class ConsumerRuntime:
         self.connected = False
         self._generation += 1
         self._in_flight = 0
+        self._ack_multiple = True
+
+
+def _delivery_tag(message: Message) -> int:
+    tag = getattr(message, "delivery_tag", 0)
+    return tag if isinstance(tag, int) else 0
