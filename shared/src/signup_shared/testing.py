@@ -97,6 +97,40 @@ class FakeSession:
         return [item for item in self.added if isinstance(item, kind)]
 
 
+class FakeMessage:
+    """A broker message for runtime unit tests: whatever it holds, and what was done to it."""
+
+    def __init__(
+        self,
+        body: Any = b"",
+        headers: Any = None,
+        properties: Any = None,
+        delivery_info: Any = None,
+        delivery_tag: int = 0,
+    ) -> None:
+        self.body, self.headers, self.properties = body, headers, properties
+        self.delivery_info, self.delivery_tag = delivery_info, delivery_tag
+        self.acks: list[bool] = []
+        self.rejects: list[bool] = []
+
+    @classmethod
+    def tagged(cls, tag: int, body: bytes, headers: dict[str, Any] | None = None) -> "FakeMessage":
+        """An ordinary delivery of ``accounts.user_signed_up`` with delivery tag ``tag``."""
+        return cls(
+            body,
+            headers or {},
+            {"message_id": f"m{tag}"},
+            {"exchange": "events", "routing_key": "accounts.user_signed_up"},
+            tag,
+        )
+
+    def ack(self, multiple: bool = False) -> None:
+        self.acks.append(multiple)
+
+    def reject(self, requeue: bool = False) -> None:
+        self.rejects.append(requeue)
+
+
 class FakePublisher:
     """Collects published batches; ``fail_next`` makes the next batch fail after confirming some."""
 

@@ -30,7 +30,7 @@ from signup_shared.messaging.handlers import (
 )
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.settings import ServiceSettings
-from signup_shared.testing import FakeSession, user_signed_up
+from signup_shared.testing import FakeMessage, FakeSession, user_signed_up
 from signup_shared.worker import health_checks, queues
 
 QUEUE = ConsumerQueue("svc", "accounts.user_signed_up", retry_delays_ms=(1_000,))
@@ -126,22 +126,6 @@ def test_a_subscription_without_a_batch_handler_is_handled_one_by_one() -> None:
     assert recorder.single == events
 
 
-class FakeMessage:
-    def __init__(self, tag: int, body: bytes) -> None:
-        self.delivery_tag, self.body = tag, body
-        self.headers: dict[str, Any] = {}
-        self.properties: dict[str, Any] = {"message_id": f"m{tag}"}
-        self.delivery_info = {"exchange": "events", "routing_key": "accounts.user_signed_up"}
-        self.acks: list[bool] = []
-        self.rejects: list[bool] = []
-
-    def ack(self, multiple: bool = False) -> None:
-        self.acks.append(multiple)
-
-    def reject(self, requeue: bool = False) -> None:
-        self.rejects.append(requeue)
-
-
 class Publisher:
     def __init__(self) -> None:
         self.published: list[Any] = []
@@ -169,10 +153,10 @@ def test_a_batch_is_settled_with_one_multiple_ack_after_the_failures_were_rerout
     [subscription] = runtime.subscriptions
     events = [user_signed_up() for _ in range(3)]
     messages = [
-        FakeMessage(1, events[0].to_json()),
-        FakeMessage(2, b"junk"),
-        FakeMessage(3, events[1].to_json()),
-        FakeMessage(4, events[2].to_json()),
+        FakeMessage.tagged(1, events[0].to_json()),
+        FakeMessage.tagged(2, b"junk"),
+        FakeMessage.tagged(3, events[1].to_json()),
+        FakeMessage.tagged(4, events[2].to_json()),
     ]
     for message in messages:
         runtime._in_flight += 1
@@ -192,7 +176,7 @@ def test_held_messages_turn_multiple_acks_off_so_they_stay_unacked() -> None:
     recorder = Recorder()
     runtime, _ = runtime_for(recorder)
     [subscription] = runtime.subscriptions
-    held, later = FakeMessage(1, b""), FakeMessage(2, b"")
+    held, later = FakeMessage.tagged(1, b""), FakeMessage.tagged(2, b"")
     runtime._settle_batch(
         [
             (subscription, held, Delivery.of(held), None),

@@ -26,7 +26,7 @@ from signup_shared.messaging.consumer import (
 from signup_shared.messaging.handlers import batch_exactly_once, exactly_once
 from signup_shared.messaging.publisher import PublishError
 from signup_shared.messaging.topology import ConsumerQueue
-from signup_shared.testing import FakeSession, user_signed_up
+from signup_shared.testing import FakeMessage, FakeSession, user_signed_up
 
 
 def fresh_queue() -> ConsumerQueue:
@@ -37,22 +37,6 @@ def fresh_queue() -> ConsumerQueue:
 
 def sample(name: str, queue: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, {"queue": queue, **labels}) or 0.0
-
-
-class FakeMessage:
-    def __init__(self, tag: int, body: bytes, headers: dict[str, Any] | None = None) -> None:
-        self.delivery_tag, self.body = tag, body
-        self.headers: dict[str, Any] = headers or {}
-        self.properties: dict[str, Any] = {"message_id": f"m{tag}"}
-        self.delivery_info = {"exchange": "events", "routing_key": "accounts.user_signed_up"}
-        self.acks: list[bool] = []
-        self.rejects: list[bool] = []
-
-    def ack(self, multiple: bool = False) -> None:
-        self.acks.append(multiple)
-
-    def reject(self, requeue: bool = False) -> None:
-        self.rejects.append(requeue)
 
 
 class FakePublisher:
@@ -120,10 +104,10 @@ def test_a_batch_counts_received_handled_dead_lettered_its_size_and_its_duration
     runtime, subscription = runtime_for(queue, Handlers())
     events = [user_signed_up() for _ in range(3)]
     messages = [
-        FakeMessage(1, events[0].to_json()),
-        FakeMessage(2, b"junk"),
-        FakeMessage(3, events[1].to_json()),
-        FakeMessage(4, events[2].to_json()),
+        FakeMessage.tagged(1, events[0].to_json()),
+        FakeMessage.tagged(2, b"junk"),
+        FakeMessage.tagged(3, events[1].to_json()),
+        FakeMessage.tagged(4, events[2].to_json()),
     ]
 
     run_batch(runtime, subscription, messages)
@@ -145,9 +129,9 @@ def test_transient_failures_count_as_retried_by_delay_then_dead_lettered_as_exha
     for event in (first, second, third):
         handlers.errors[event.id] = TransientError("provider busy")
     messages = [
-        FakeMessage(1, first.to_json()),
-        FakeMessage(2, second.to_json(), {failures.ATTEMPTS: 1}),
-        FakeMessage(3, third.to_json(), {failures.ATTEMPTS: 2}),
+        FakeMessage.tagged(1, first.to_json()),
+        FakeMessage.tagged(2, second.to_json(), {failures.ATTEMPTS: 1}),
+        FakeMessage.tagged(3, third.to_json(), {failures.ATTEMPTS: 2}),
     ]
 
     run_batch(runtime, subscription, messages)
@@ -163,7 +147,7 @@ def test_transient_failures_count_as_retried_by_delay_then_dead_lettered_as_exha
 def test_held_messages_are_not_counted_as_handled() -> None:
     queue = fresh_queue()
     runtime, subscription = runtime_for(queue, Handlers())
-    held, done = FakeMessage(1, b""), FakeMessage(2, b"")
+    held, done = FakeMessage.tagged(1, b""), FakeMessage.tagged(2, b"")
     results: list[Any] = [
         (subscription, held, Delivery.of(held), None),
         (subscription, done, Delivery.of(done), failures.ACK),
@@ -177,7 +161,7 @@ def test_a_copy_that_cannot_be_published_counts_as_unprocessable_or_rejected() -
     subscription = Subscription(queue, (UserSignedUp,), Handlers().handle)
     decision = failures.decide(PermanentError("bad"), 0, 2)
 
-    refused_once, refused_twice = FakeMessage(1, b"junk"), FakeMessage(2, b"junk")
+    refused_once, refused_twice = FakeMessage.tagged(1, b"junk"), FakeMessage.tagged(2, b"junk")
     assert (
         settle(
             refused_once,

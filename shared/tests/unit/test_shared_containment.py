@@ -30,7 +30,7 @@ from signup_shared.messaging.wire import (
     sanitize_headers,
     short_text,
 )
-from signup_shared.testing import user_signed_up
+from signup_shared.testing import FakeMessage, user_signed_up
 
 QUEUE = ConsumerQueue("stats", "accounts.user_signed_up", retry_delays_ms=(1_000, 10_000))
 OUR_HEADERS = [
@@ -44,20 +44,6 @@ OUR_HEADERS = [
     "x-delivery-count",
     "x-first-death-reason",
 ]
-
-
-class FakeMessage:
-    def __init__(self, body: Any, headers: Any, properties: Any, delivery_info: Any) -> None:
-        self.body, self.headers, self.properties = body, headers, properties
-        self.delivery_info = delivery_info
-        self.acks: list[bool] = []
-        self.rejects: list[bool] = []
-
-    def ack(self, multiple: bool = False) -> None:
-        self.acks.append(multiple)
-
-    def reject(self, requeue: bool = False) -> None:
-        self.rejects.append(requeue)
 
 
 def broker_would_accept(value: Any) -> bool:

@@ -172,6 +172,22 @@ class DatabaseOutageError(Exception):
     """Raised inside the processor when it gives up waiting for the database (shutdown)."""
 
 
+def _failed(
+    subscription: Subscription, error: BaseException, previous_attempts: int
+) -> failures.Decision:
+    """Retry or dead-letter after a handler failed, and say so in one line."""
+    decision = failures.decide(error, previous_attempts, len(subscription.queue.retry_delays_ms))
+    log.warning(
+        "message.failed",
+        queue=subscription.queue.name,
+        error_type=type(error).__name__,
+        error=failures.error_text(error),
+        attempt=decision.attempt,
+        next_step=decision.action.value,
+    )
+    return decision
+
+
 class MessageProcessor:
     """Decides the fate of one delivery; knows nothing of connections or acks."""
 
@@ -223,7 +239,6 @@ class MessageProcessor:
     ) -> failures.Decision | None:
         """Run the handler for one decoded event (retries in process, waits through outages)."""
         previous = failures.attempts_so_far(delivery.headers)
-        slots = len(subscription.queue.retry_delays_ms)
         with correlation_scope(
             envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
         ):
@@ -235,16 +250,7 @@ class MessageProcessor:
             except DatabaseOutageError:
                 return None
             except Exception as exc:
-                decision = failures.decide(exc, previous, slots)
-                log.warning(
-                    "message.failed",
-                    queue=subscription.queue.name,
-                    error_type=type(exc).__name__,
-                    error=failures.error_text(exc),
-                    attempt=decision.attempt,
-                    next_step=decision.action.value,
-                )
-                return decision
+                return _failed(subscription, exc, previous)
             log.info("message.handled", queue=subscription.queue.name, attempt=previous + 1)
             return failures.ACK
 
@@ -332,18 +338,8 @@ class MessageProcessor:
         (retries in process, waiting through a database outage) as if the batch had not been."""
         if not failures.is_permanent(error):
             return self.handle(subscription, delivery, envelope, stopping)
-        previous = failures.attempts_so_far(delivery.headers)
-        decision = failures.decide(error, previous, len(subscription.queue.retry_delays_ms))
         with correlation_scope(envelope.correlation_id, event_id=str(envelope.id)):
-            log.warning(
-                "message.failed",
-                queue=subscription.queue.name,
-                error_type=type(error).__name__,
-                error=failures.error_text(error),
-                attempt=decision.attempt,
-                next_step=decision.action.value,
-            )
-        return decision
+            return _failed(subscription, error, failures.attempts_so_far(delivery.headers))
 
     def unprocessable(
         self, subscription: Subscription, delivery: Delivery, exc: BaseException

@@ -90,7 +90,6 @@ class OutboxRelay:
         self.prune_interval = prune_interval
         self._last_prune = 0.0
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="outbox")
-        self._sent_at: dict[Ticket, float] = {}
         table: Any = model.__table__  # type: ignore[attr-defined]
         self._pending = (
             select(
@@ -125,7 +124,7 @@ class OutboxRelay:
         claim = self._claim()
         if claim is None:
             return 0
-        confirmed, error = self._confirm(self._send(claim))
+        confirmed, error = self._confirm(*self._send(claim))
         marked = self._mark_sent(claim, confirmed)
         if error is not None:
             raise error
@@ -140,7 +139,7 @@ class OutboxRelay:
         transaction, holding its rows' locks until they are marked sent or released.
         """
         next_claim: Future[_Claim | None] | None = self._pool.submit(self._claim)
-        in_flight: deque[tuple[_Claim, Ticket]] = deque()
+        in_flight: deque[tuple[_Claim, Ticket, float]] = deque()
         marking: list[Future[int]] = []
         try:
             while next_claim is not None or in_flight:
@@ -148,17 +147,17 @@ class OutboxRelay:
                 full = claim is not None and len(claim.rows) == self.batch_size
                 next_claim = self._pool.submit(self._claim) if full else None
                 if claim is not None:
-                    in_flight.append((claim, self._send(claim)))
+                    in_flight.append((claim, *self._send(claim)))
                 while in_flight and (len(in_flight) > 1 or next_claim is None):
-                    done, ticket = in_flight.popleft()
-                    confirmed, error = self._confirm(ticket)
+                    done, ticket, sent_at = in_flight.popleft()
+                    confirmed, error = self._confirm(ticket, sent_at)
                     marking.append(self._pool.submit(self._mark_sent, done, confirmed))
                     if error is not None:
                         raise error
         finally:
             if next_claim is not None and (leftover := next_claim.result()) is not None:
                 leftover.abandon()
-            for claim, _ in in_flight:
+            for claim, _, _ in in_flight:
                 claim.abandon()
         return sum(future.result() for future in marking)
 
@@ -176,26 +175,24 @@ class OutboxRelay:
             return None
         return _Claim(connection, transaction, rows)
 
-    def _send(self, claim: "_Claim") -> Ticket:
+    def _send(self, claim: "_Claim") -> tuple[Ticket, float]:
+        """Write the batch to the broker; its ticket and when the write ended."""
         try:
             with metrics.timed(metrics.RELAY_PUBLISH_SECONDS, self.service):
                 ticket = self.publisher.send([_to_message(row) for row in claim.rows])
         except BaseException:
             claim.abandon()
             raise
-        self._sent_at[ticket] = time.perf_counter()
-        return ticket
+        return ticket, time.perf_counter()
 
-    def _confirm(self, ticket: Ticket) -> tuple[frozenset[str], PublishError | None]:
-        sent_at = self._sent_at.pop(ticket, None)
+    def _confirm(
+        self, ticket: Ticket, sent_at: float
+    ) -> tuple[frozenset[str], PublishError | None]:
         try:
             self.publisher.wait(ticket)
         except PublishError as exc:
             return exc.confirmed, exc
-        if sent_at is not None:
-            metrics.RELAY_CONFIRM_SECONDS.labels(self.service).observe(
-                time.perf_counter() - sent_at
-            )
+        metrics.RELAY_CONFIRM_SECONDS.labels(self.service).observe(time.perf_counter() - sent_at)
         return ticket.message_ids, None
 
     def backlog(self) -> tuple[int, float]:
