@@ -12,12 +12,50 @@ from signup_contracts.envelope import EventData, event_name
 
 EVENTS_EXCHANGE: Final = "events"
 EVENTS_EXCHANGE_TYPE: Final = "topic"
+UNROUTED_EXCHANGE: Final = "events.unrouted"
+"""Alternate exchange of ``events``: what no queue is bound for lands here, not nowhere."""
+RETRY_EXCHANGE: Final = "events.retry"
+"""Where consumers publish a failed event's copy for a delayed retry (``<queue>.retry.<n>``)."""
+DEAD_LETTER_EXCHANGE: Final = "events.dlx"
+"""Where consumers publish (or the broker dead-letters) what is given up on (``<queue>.dlq``)."""
+DEAD_LETTER_SUFFIX: Final = ".dlq"
 CONTENT_TYPE: Final = "application/json"
 PERSISTENT: Final = 2
+SHORTSTR_BYTES: Final = 255
+"""An AMQP short string (message_id, correlation_id, type, app_id) holds at most 255 bytes."""
 EVENT_VERSION_HEADER: Final = "x-event-version"
 TRACEPARENT_HEADER: Final = "traceparent"
 """Optional W3C trace context of the request behind the event (``00-<trace>-<span>-<flags>``)."""
 TRACEPARENT_PATTERN: Final = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+
+# Failure headers: what a consumer writes on the retry and dead-letter copies it publishes. The
+# operator tool reads them; consumers count attempts in their own header, not in ``x-death``.
+FAILURE_HEADER_PREFIX: Final = "x-signup-"
+ATTEMPTS_HEADER: Final = "x-signup-attempts"
+FAILURE_KIND_HEADER: Final = "x-signup-failure-kind"
+ERROR_TYPE_HEADER: Final = "x-signup-error-type"
+ERROR_MESSAGE_HEADER: Final = "x-signup-error-message"
+SERVICE_HEADER: Final = "x-signup-service"
+FIRST_FAILURE_AT_HEADER: Final = "x-signup-first-failure-at"
+LAST_FAILURE_AT_HEADER: Final = "x-signup-last-failure-at"
+ORIGINAL_EXCHANGE_HEADER: Final = "x-signup-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER: Final = "x-signup-original-routing-key"
+ORIGINAL_QUEUE_HEADER: Final = "x-signup-original-queue"
+REPLAYED_AT_HEADER: Final = "x-signup-replayed-at"
+"""Set by the operator tool on a dead letter it re-publishes, with ``REPLAY_COUNT_HEADER``."""
+REPLAY_COUNT_HEADER: Final = "x-signup-replay-count"
+FAILURE_HEADERS: Final = (
+    ATTEMPTS_HEADER,
+    FAILURE_KIND_HEADER,
+    ERROR_TYPE_HEADER,
+    ERROR_MESSAGE_HEADER,
+    SERVICE_HEADER,
+    FIRST_FAILURE_AT_HEADER,
+    LAST_FAILURE_AT_HEADER,
+    ORIGINAL_EXCHANGE_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    ORIGINAL_QUEUE_HEADER,
+)
 
 AMQP_PROPERTIES: Final[dict[str, str]] = {
     "content_type": f"always {CONTENT_TYPE}",
