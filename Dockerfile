@@ -26,7 +26,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
     uv sync --frozen --no-dev --all-packages --no-install-workspace
-# 2. The workspace packages (contracts, shared, the services, dev sinks, DLQ tool).
+# 2. The workspace packages (contracts/, shared/, services/*, and tools/: dev sinks, DLQ tool).
 COPY . /src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --all-packages --no-editable
@@ -37,7 +37,8 @@ RUN groupadd --system --gid 10001 signup \
  && mkdir -p /app/var \
  && chown signup:signup /app/var
 COPY --from=builder /app/.venv /app/.venv
-# HEALTH_PORT: the port whose /healthz the HEALTHCHECK asks (each service's *_HTTP_PORT).
+# HEALTH_PORT: the port whose /healthz the HEALTHCHECK asks (the process's *_WEB_PORT,
+# *_CONSUMER_HEALTH_PORT or *_RELAY_HEALTH_PORT).
 # Services bind their HTTP/health port to *_HTTP_HOST, 127.0.0.1 by default: set 0.0.0.0 in a
 # container (the compose file and the Kubernetes manifests do).
 ENV PATH=/app/.venv/bin:$PATH \

@@ -1,8 +1,9 @@
 """Settings shared by every service, read from environment variables with local defaults."""
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Administrators of the local servers: the credentials setup (deploy/credentials) and the tests
@@ -39,6 +40,19 @@ def amqp_url_field(service: str) -> Any:
     )
 
 
+def renamed_field(prefix: str, name: str, old_name: str, default: Any, **constraints: Any) -> Any:
+    """A field renamed in this release: ``<PREFIX><NAME>``, else the old ``<PREFIX><OLD_NAME>``.
+
+    The old environment variable stays an alias for one release; list the old attribute name in
+    the class's ``renamed`` too, so that ``Settings(old_name=...)`` keeps working.
+    """
+    return Field(
+        default=default,
+        validation_alias=AliasChoices(f"{prefix}{name}".upper(), f"{prefix}{old_name}".upper()),
+        **constraints,
+    )
+
+
 class ServiceSettings(BaseSettings):
     """Base settings. A service subclasses it with its own env prefix and database default.
 
@@ -46,7 +60,15 @@ class ServiceSettings(BaseSettings):
     unprefixed so one variable configures the whole stack. Each service connects as its own
     broker user and database role (``<PREFIX>_AMQP_URL``, ``<PREFIX>_DATABASE_URL``; the local
     defaults carry development passwords that only ``make run`` on a developer machine uses).
+
+    Names follow one convention: a duration names its unit (``_seconds``, ``_ms``, ``_hours``,
+    ``_days``); a port names what answers on it: ``web_port`` (the API of a web process),
+    ``consumer_health_port`` and ``relay_health_port`` (health and metrics of a consumer or
+    relay process). ``http_host`` is the address every one of them binds.
     """
+
+    renamed: ClassVar[Mapping[str, str]] = {}
+    """Old attribute name -> new one, for the fields renamed in this release."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -67,4 +89,19 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="auto", validation_alias="LOG_FORMAT")
     http_host: str = "127.0.0.1"
-    http_port: int = 8000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_old_names(cls, data: Any) -> Any:
+        """``Settings(old_name=...)`` sets the renamed field, over its environment variables."""
+        if not isinstance(data, dict) or not cls.renamed:
+            return data
+        values = dict(data)
+        for old, new in cls.renamed.items():
+            if old in values:
+                value = values.pop(old)
+                alias = cls.model_fields[new].validation_alias
+                for key in alias.choices if isinstance(alias, AliasChoices) else ():
+                    values.pop(key, None)
+                values[new] = value
+        return values

@@ -1,17 +1,54 @@
+from typing import ClassVar
+
 from pydantic_settings import SettingsConfigDict
 
-from signup_shared.settings import ServiceSettings, amqp_url_field, local_database_url
+from signup_shared.settings import (
+    ServiceSettings,
+    amqp_url_field,
+    local_database_url,
+    renamed_field,
+)
+
+PREFIX = "ACCOUNTS_"
 
 
 class AccountsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="ACCOUNTS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     service_name: str = "accounts"
     database_url: str = local_database_url("accounts")
     amqp_url: str = amqp_url_field("accounts")
-    http_port: int = 8000
-    consumer_http_port: int = 8010
+    web_port: int = renamed_field(PREFIX, "web_port", "http_port", 8000)
+    consumer_health_port: int = renamed_field(
+        PREFIX, "consumer_health_port", "consumer_http_port", 8010
+    )
     max_body_bytes: int = 16 * 1024
-    relay_http_port: int = 8020
+    relay_health_port: int = renamed_field(PREFIX, "relay_health_port", "relay_http_port", 8020)
     relay_batch_size: int = 500
-    relay_poll_interval: float = 1.0
+    relay_poll_interval_seconds: float = renamed_field(
+        PREFIX, "relay_poll_interval_seconds", "relay_poll_interval", 1.0
+    )
+
+    renamed: ClassVar[dict[str, str]] = {
+        "http_port": "web_port",
+        "consumer_http_port": "consumer_health_port",
+        "relay_http_port": "relay_health_port",
+        "relay_poll_interval": "relay_poll_interval_seconds",
+    }
+
+    # The old attribute names, read-only, for one release (callers move to the new names).
+    @property
+    def http_port(self) -> int:
+        return self.web_port
+
+    @property
+    def consumer_http_port(self) -> int:
+        return self.consumer_health_port
+
+    @property
+    def relay_http_port(self) -> int:
+        return self.relay_health_port
+
+    @property
+    def relay_poll_interval(self) -> float:
+        return self.relay_poll_interval_seconds

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from signup_dlq.deadletter import FAILURE_HEADERS, RawMessage
+from signup_contracts.amqp import FAILURE_HEADERS
+from signup_dlq.deadletter import RawMessage
 from signup_dlq.errors import PublishFailedError, UsageError
 from signup_dlq.replay import (
     Replayer,
@@ -101,7 +102,7 @@ def test_replay_headers_remove_failure_and_broker_headers() -> None:
         "x-custom": "kept",
     }
     out = replay_headers(headers, NOW)
-    assert not FAILURE_HEADERS & out.keys()
+    assert not set(FAILURE_HEADERS) & out.keys()
     assert "x-signup-attempts" not in out
     assert not [k for k in out if k.startswith(("x-death", "x-first-death-", "x-last-death-"))]
     assert "x-delivery-count" not in out
@@ -247,7 +248,7 @@ def test_replay_moves_everything_in_order() -> None:
     assert headers["x-keep"] == 0
     assert headers["x-signup-replay-count"] == 1
     assert headers["x-signup-replayed-at"] == "2024-06-01T08:30:15.123Z"
-    assert not FAILURE_HEADERS & headers.keys()
+    assert not set(FAILURE_HEADERS) & headers.keys()
 
 
 def test_each_message_is_acked_only_after_its_publish() -> None:

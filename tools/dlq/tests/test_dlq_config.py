@@ -9,12 +9,14 @@ import pytest
 from signup_dlq.config import (
     DEFAULT_AMQP_URL,
     DEFAULT_MANAGEMENT_URL,
+    amqp_urls,
+    mask_credentials,
     redact_url,
     resolve_amqp_url,
     resolve_management_url,
     vhost_from_amqp_url,
 )
-from signup_dlq.errors import ManagementApiError
+from signup_dlq.errors import ManagementApiError, UsageError
 from signup_dlq.management import queue_info_from_json, split_credentials
 
 
@@ -61,6 +63,64 @@ def test_redact_url(url: str, expected: str) -> None:
 
 def test_redact_url_never_leaks_on_a_bad_port() -> None:
     assert "secret" not in redact_url("amqp://u:secret@h:99999999/x")
+
+
+CLUSTER = (
+    "amqp://signup-dlq:first-secret@rabbit-1:5672/%2F;"
+    "amqp://signup-dlq:second-secret@rabbit-2:5672/%2F; amqp://other:third-secret@[::1]:5672/%2F"
+)
+
+
+def test_redact_url_masks_every_node_of_a_cluster_url() -> None:
+    redacted = redact_url(CLUSTER)
+    assert "secret" not in redacted
+    assert redacted == (
+        "amqp://signup-dlq:***@rabbit-1:5672/%2F;"
+        "amqp://signup-dlq:***@rabbit-2:5672/%2F;amqp://other:***@[::1]:5672/%2F"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"cannot connect to {CLUSTER} (refused)",
+        "at amqp://u:p%40ss@h/x and http://v:w@h:15672/api",
+        "amqp://u:unencoded@at@h//",
+    ],
+)
+def test_mask_credentials_leaves_no_password_in_free_text(text: str) -> None:
+    masked = mask_credentials(text)
+    for secret in ("secret", "p%40ss", ":w@", "unencoded", "at@h"):
+        assert secret not in masked
+    assert masked.count("***@") == text.count("://")
+
+
+def test_mask_credentials_keeps_text_without_passwords() -> None:
+    text = "amqp://h:5672/x http://user@h/ no url here"
+    assert mask_credentials(text) == text
+
+
+def test_amqp_urls_splits_the_nodes_of_a_cluster_url() -> None:
+    assert amqp_urls(CLUSTER) == [
+        "amqp://signup-dlq:first-secret@rabbit-1:5672/%2F",
+        "amqp://signup-dlq:second-secret@rabbit-2:5672/%2F",
+        "amqp://other:third-secret@[::1]:5672/%2F",
+    ]
+    assert amqp_urls("amqp://h//") == ["amqp://h//"]
+
+
+@pytest.mark.parametrize("setting", ["", ";", " ; "])
+def test_an_empty_amqp_url_is_refused(setting: str) -> None:
+    with pytest.raises(UsageError, match="empty"):
+        amqp_urls(setting)
+
+
+def test_a_cluster_url_has_one_vhost() -> None:
+    assert vhost_from_amqp_url(CLUSTER) == "/"
+    assert vhost_from_amqp_url("amqp://a/signup;amqp://b/signup") == "signup"
+    with pytest.raises(UsageError, match="different vhosts") as refused:
+        vhost_from_amqp_url("amqp://u:one-secret@a/signup;amqp://u:two-secret@b/other")
+    assert "secret" not in str(refused.value)
 
 
 def test_split_credentials() -> None:

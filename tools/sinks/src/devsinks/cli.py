@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import sms_http, smtp_sink
 from .signals import StopSignals
@@ -28,31 +28,64 @@ class Sink(Protocol):
     def stop(self) -> None: ...
 
 
+SMTP_HELP = "SMTP server storing every message it receives in a Maildir"
+SMS_HELP = "HTTP SMS gateway storing every message it accepts as a JSON line"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="store_true", help="log protocol details, unmasked"
-    )
+    """``python -m devsinks smtp|sms [options]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m devsinks", description="Loopback SMTP and SMS gateway sinks"
+        prog="python -m devsinks",
+        description="Loopback SMTP and SMS gateway sinks for the local developer stack",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-
-    smtp = commands.add_parser(
-        "smtp", parents=[common], help="SMTP server storing messages in a Maildir"
-    )
-    smtp.add_argument("--host", default=smtp_sink.DEFAULT_HOST)
-    smtp.add_argument("--port", type=int, default=smtp_sink.DEFAULT_PORT)
-    smtp.add_argument("--maildir", type=Path, default=smtp_sink.DEFAULT_MAILDIR)
-
-    sms = commands.add_parser(
-        "sms", parents=[common], help="HTTP SMS gateway storing messages as JSON lines"
-    )
-    sms.add_argument("--host", default=sms_http.DEFAULT_HOST)
-    sms.add_argument("--port", type=int, default=sms_http.DEFAULT_PORT)
-    sms.add_argument("--dir", type=Path, default=sms_http.DEFAULT_DIR, dest="directory")
-    sms.add_argument("--token", default=None, help="require this bearer token")
+    _smtp_options(commands.add_parser("smtp", help=SMTP_HELP, **_sub_options(SMTP_HELP)))
+    _sms_options(commands.add_parser("sms", help=SMS_HELP, **_sub_options(SMS_HELP)))
     return parser
+
+
+def script_parser(command: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of the ``devsinks-smtp`` / ``devsinks-sms`` scripts (one sink each)."""
+    description = SMTP_HELP if command == "smtp" else SMS_HELP
+    parser = argparse.ArgumentParser(prog=prog, **_sub_options(description))
+    (_smtp_options if command == "smtp" else _sms_options)(parser)
+    parser.set_defaults(command=command)
+    return parser
+
+
+def _sub_options(description: str) -> dict[str, Any]:
+    return {"description": description, "formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+
+
+def _verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log protocol details, unmasked"
+    )
+
+
+def _smtp_options(parser: argparse.ArgumentParser) -> None:
+    _verbose_option(parser)
+    parser.add_argument("--host", default=smtp_sink.DEFAULT_HOST, help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=smtp_sink.DEFAULT_PORT, help="port to listen on"
+    )
+    parser.add_argument(
+        "--maildir", type=Path, default=smtp_sink.DEFAULT_MAILDIR, help="Maildir to store into"
+    )
+
+
+def _sms_options(parser: argparse.ArgumentParser) -> None:
+    _verbose_option(parser)
+    parser.add_argument("--host", default=sms_http.DEFAULT_HOST, help="address to listen on")
+    parser.add_argument("--port", type=int, default=sms_http.DEFAULT_PORT, help="port to listen on")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=sms_http.DEFAULT_DIR,
+        dest="directory",
+        help="directory of the JSON-lines store",
+    )
+    parser.add_argument("--token", default=None, help="require this bearer token")
 
 
 def configure_logging(verbose: bool) -> None:
@@ -107,15 +140,23 @@ def die_with_parent() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    die_with_parent()  # first: the sink must not outlive the platform's supervisor
-    args = build_parser().parse_args(argv)
+    """``python -m devsinks smtp|sms [options]``."""
+    return serve(build_parser().parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    die_with_parent()  # before serving: the sink must not outlive the platform's supervisor
     configure_logging(args.verbose)
     return run(build_sink(args))
 
 
 def smtp_main() -> int:
-    return main(["smtp", *sys.argv[1:]])
+    return serve(script_parser("smtp", _script_name()).parse_args(sys.argv[1:]))
 
 
 def sms_main() -> int:
-    return main(["sms", *sys.argv[1:]])
+    return serve(script_parser("sms", _script_name()).parse_args(sys.argv[1:]))
+
+
+def _script_name() -> str:
+    return Path(sys.argv[0]).name

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from signup_dlq.errors import UsageError
 
 # The operator user ``signup-dlq`` (deploy/credentials creates it; its local development
 # password is only for a developer machine): it may read the ``*.dlq`` queues and publish to the
@@ -16,6 +20,12 @@ OPERATOR_AMQP_URL_ENV = "SIGNUP_DLQ_AMQP_URL"
 OPERATOR_MANAGEMENT_URL_ENV = "SIGNUP_DLQ_MANAGEMENT_URL"
 AMQP_URL_ENV = "AMQP_URL"
 MANAGEMENT_URL_ENV = "RABBITMQ_MANAGEMENT_URL"
+NODE_SEPARATOR: Final = ";"
+"""Between the nodes of a cluster in one AMQP URL setting, as the services read it."""
+# ``scheme://user:password@`` inside any text (an exception message, a hand-built line).
+_CREDENTIALS_IN_TEXT: Final = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:;]*:)[^\s;/]*@"
+)
 
 
 def resolve_amqp_url(cli_value: str | None, env: Mapping[str, str]) -> str:
@@ -34,8 +44,30 @@ def resolve_management_url(cli_value: str | None, env: Mapping[str, str]) -> str
     )
 
 
-def vhost_from_amqp_url(url: str) -> str:
-    """The vhost an AMQP URL points at (``/%2F`` and an empty path both mean ``/``)."""
+def amqp_urls(setting: str) -> list[str]:
+    """The node URLs of an AMQP URL setting: one URL, or several separated by ``;``."""
+    urls = [url.strip() for url in setting.split(NODE_SEPARATOR) if url.strip()]
+    if not urls:
+        raise UsageError("the AMQP URL is empty")
+    return urls
+
+
+def vhost_from_amqp_url(setting: str) -> str:
+    """The vhost an AMQP URL (or each node URL of a cluster) points at.
+
+    ``/%2F`` and an empty path both mean ``/``. Node URLs naming different vhosts are refused:
+    the tool works on one vhost.
+    """
+    vhosts = {_vhost(url) for url in amqp_urls(setting)}
+    if len(vhosts) > 1:
+        raise UsageError(
+            f"the node URLs of {redact_url(setting)} name different vhosts "
+            f"({', '.join(sorted(map(repr, vhosts)))}): give them all the same vhost"
+        )
+    return vhosts.pop()
+
+
+def _vhost(url: str) -> str:
     path = urlsplit(url).path
     if not path or path == "/":
         return "/"
@@ -43,14 +75,23 @@ def vhost_from_amqp_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, safe to print in error messages."""
+    """The URL (or each ``;``-separated node URL) with its password replaced by ``***``."""
+    return NODE_SEPARATOR.join(_redact_one(part) for part in url.split(NODE_SEPARATOR))
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it replaced."""
+    return _CREDENTIALS_IN_TEXT.sub(r"\g<head>***@", text)
+
+
+def _redact_one(url: str) -> str:
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
         return "<invalid url>"
     if password is None:
-        return url
+        return mask_credentials(url)
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"

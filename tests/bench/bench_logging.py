@@ -1,6 +1,6 @@
 """Micro benchmark, run by hand: cost of one typical ``message.handled`` log line.
 
-    .venv/bin/python shared/tests/bench_logging.py
+    .venv/bin/python tests/bench/bench_logging.py
 
 Each line carries a new correlation id and message id, bound with ``correlation_scope`` as the
 consumer does. "before" is the configuration this module replaced (stdlib ``json`` renderer,

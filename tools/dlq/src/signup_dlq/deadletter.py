@@ -18,45 +18,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-DLQ_SUFFIX: Final = ".dlq"
-
-# Headers set by our consumers when they dead-letter a message.
-H_FAILURE_KIND: Final = "x-signup-failure-kind"
-H_ERROR_TYPE: Final = "x-signup-error-type"
-H_ERROR_MESSAGE: Final = "x-signup-error-message"
-H_SERVICE: Final = "x-signup-service"
-H_ATTEMPTS: Final = "x-signup-attempts"
-H_FIRST_FAILURE_AT: Final = "x-signup-first-failure-at"
-H_LAST_FAILURE_AT: Final = "x-signup-last-failure-at"
-H_ORIGINAL_EXCHANGE: Final = "x-signup-original-exchange"
-H_ORIGINAL_ROUTING_KEY: Final = "x-signup-original-routing-key"
-H_ORIGINAL_QUEUE: Final = "x-signup-original-queue"
-
-# Headers set by this tool on replay.
-H_REPLAYED_AT: Final = "x-signup-replayed-at"
-H_REPLAY_COUNT: Final = "x-signup-replay-count"
-
-# Headers set by the broker.
-H_X_DEATH: Final = "x-death"
-H_FIRST_DEATH_QUEUE: Final = "x-first-death-queue"
-H_FIRST_DEATH_REASON: Final = "x-first-death-reason"
-H_FIRST_DEATH_EXCHANGE: Final = "x-first-death-exchange"
-H_DELIVERY_COUNT: Final = "x-delivery-count"
-
-FAILURE_HEADERS: Final = frozenset(
-    {
-        H_FAILURE_KIND,
-        H_ERROR_TYPE,
-        H_ERROR_MESSAGE,
-        H_SERVICE,
-        H_ATTEMPTS,
-        H_FIRST_FAILURE_AT,
-        H_LAST_FAILURE_AT,
-        H_ORIGINAL_EXCHANGE,
-        H_ORIGINAL_ROUTING_KEY,
-        H_ORIGINAL_QUEUE,
-    }
+from signup_contracts.amqp import (
+    ATTEMPTS_HEADER,
+    DEAD_LETTER_SUFFIX,
+    ERROR_MESSAGE_HEADER,
+    ERROR_TYPE_HEADER,
+    FAILURE_KIND_HEADER,
+    FIRST_FAILURE_AT_HEADER,
+    LAST_FAILURE_AT_HEADER,
+    ORIGINAL_EXCHANGE_HEADER,
+    ORIGINAL_QUEUE_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    REPLAY_COUNT_HEADER,
+    SERVICE_HEADER,
 )
+
+# Our own headers (what consumers write on a dead letter, what this tool writes on a replay) are
+# the contract's: ``signup_contracts.amqp``. The ones below are RabbitMQ's, set by the broker.
+X_DEATH_HEADER: Final = "x-death"
+FIRST_DEATH_QUEUE_HEADER: Final = "x-first-death-queue"
+FIRST_DEATH_REASON_HEADER: Final = "x-first-death-reason"
+FIRST_DEATH_EXCHANGE_HEADER: Final = "x-first-death-exchange"
+DELIVERY_COUNT_HEADER: Final = "x-delivery-count"
 
 # Bodies larger than this are not parsed as JSON (parsing is only for display).
 MAX_JSON_PARSE_BYTES: Final = 1024 * 1024
@@ -107,7 +90,7 @@ class DeadLetter:
 
 def is_dlq_name(queue: str) -> bool:
     """True for a dead-letter queue name (``<queue>.dlq``, with a non-empty ``<queue>``)."""
-    return queue.endswith(DLQ_SUFFIX) and len(queue) > len(DLQ_SUFFIX)
+    return queue.endswith(DEAD_LETTER_SUFFIX) and len(queue) > len(DEAD_LETTER_SUFFIX)
 
 
 def as_str(value: object) -> str | None:
@@ -142,7 +125,7 @@ def as_int(value: object) -> int | None:
 
 def x_death_entries(headers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The well-formed entries of the broker's ``x-death`` list (most recent death first)."""
-    raw = headers.get(H_X_DEATH)
+    raw = headers.get(X_DEATH_HEADER)
     if not isinstance(raw, list | tuple):
         return []
     return [entry for entry in raw if isinstance(entry, Mapping)]
@@ -192,11 +175,13 @@ def decode_dead_letter(
     latest_death = deaths[0] if deaths else {}
     oldest_death = deaths[-1] if deaths else {}
 
-    failure_kind = as_str(headers.get(H_FAILURE_KIND))
-    broker_reason = as_str(headers.get(H_FIRST_DEATH_REASON)) or as_str(latest_death.get("reason"))
+    failure_kind = as_str(headers.get(FAILURE_KIND_HEADER))
+    broker_reason = as_str(headers.get(FIRST_DEATH_REASON_HEADER)) or as_str(
+        latest_death.get("reason")
+    )
     if failure_kind is not None:
         dead_lettered_by = DEAD_LETTERED_BY_CONSUMER
-    elif deaths or H_FIRST_DEATH_QUEUE in headers or H_FIRST_DEATH_REASON in headers:
+    elif deaths or FIRST_DEATH_QUEUE_HEADER in headers or FIRST_DEATH_REASON_HEADER in headers:
         dead_lettered_by = DEAD_LETTERED_BY_BROKER
     else:
         dead_lettered_by = DEAD_LETTERED_BY_UNKNOWN
@@ -204,25 +189,25 @@ def decode_dead_letter(
     death_times = [t for t in (entry.get("time") for entry in deaths) if t is not None]
     death_count = sum(as_int(entry.get("count")) or 0 for entry in deaths) if deaths else None
 
-    first_failure_at = as_str(headers.get(H_FIRST_FAILURE_AT))
-    last_failure_at = as_str(headers.get(H_LAST_FAILURE_AT))
+    first_failure_at = as_str(headers.get(FIRST_FAILURE_AT_HEADER))
+    last_failure_at = as_str(headers.get(LAST_FAILURE_AT_HEADER))
     if first_failure_at is None and death_times:
         first_failure_at = as_str(_sortable_min(death_times))
     if last_failure_at is None and death_times:
         last_failure_at = as_str(_sortable_max(death_times))
 
     original_queue = (
-        as_str(headers.get(H_ORIGINAL_QUEUE))
-        or as_str(headers.get(H_FIRST_DEATH_QUEUE))
+        as_str(headers.get(ORIGINAL_QUEUE_HEADER))
+        or as_str(headers.get(FIRST_DEATH_QUEUE_HEADER))
         or as_str(oldest_death.get("queue"))
     )
     # "" (the default exchange) is a valid exchange name: take the first header present.
     original_exchange = _first_present(
-        as_str(headers.get(H_ORIGINAL_EXCHANGE)),
-        as_str(headers.get(H_FIRST_DEATH_EXCHANGE)),
+        as_str(headers.get(ORIGINAL_EXCHANGE_HEADER)),
+        as_str(headers.get(FIRST_DEATH_EXCHANGE_HEADER)),
         as_str(oldest_death.get("exchange")),
     )
-    original_routing_key = as_str(headers.get(H_ORIGINAL_ROUTING_KEY)) or _first_routing_key(
+    original_routing_key = as_str(headers.get(ORIGINAL_ROUTING_KEY_HEADER)) or _first_routing_key(
         oldest_death
     )
 
@@ -234,17 +219,17 @@ def decode_dead_letter(
         dead_lettered_by=dead_lettered_by,
         failure_kind=failure_kind,
         failure_reason=broker_reason,
-        error_type=as_str(headers.get(H_ERROR_TYPE)),
-        error_message=as_str(headers.get(H_ERROR_MESSAGE)),
-        service=as_str(headers.get(H_SERVICE)),
-        attempts=as_int(headers.get(H_ATTEMPTS)),
+        error_type=as_str(headers.get(ERROR_TYPE_HEADER)),
+        error_message=as_str(headers.get(ERROR_MESSAGE_HEADER)),
+        service=as_str(headers.get(SERVICE_HEADER)),
+        attempts=as_int(headers.get(ATTEMPTS_HEADER)),
         death_count=death_count,
         first_failure_at=first_failure_at,
         last_failure_at=last_failure_at,
         original_exchange=original_exchange,
         original_routing_key=original_routing_key,
         original_queue=original_queue,
-        replay_count=as_int(headers.get(H_REPLAY_COUNT)) or 0,
+        replay_count=as_int(headers.get(REPLAY_COUNT_HEADER)) or 0,
         body_size=len(body),
     )
 

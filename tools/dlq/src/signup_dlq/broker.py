@@ -14,7 +14,7 @@ from typing import Any, Final, Self
 import pika
 import pika.exceptions
 
-from signup_dlq.config import redact_url, vhost_from_amqp_url
+from signup_dlq.config import amqp_urls, mask_credentials, redact_url, vhost_from_amqp_url
 from signup_dlq.deadletter import RawMessage
 from signup_dlq.errors import (
     BrokerUnavailableError,
@@ -43,6 +43,13 @@ PROPERTY_NAMES: Final = (
 NOT_FOUND: Final = 404
 
 
+def _parameters(url: str) -> Any:
+    try:
+        return pika.URLParameters(url)
+    except (ValueError, TypeError) as exc:
+        raise DlqError(f"invalid AMQP URL {redact_url(url)}: {mask_credentials(str(exc))}") from exc
+
+
 def properties_to_dict(properties: Any) -> dict[str, Any]:
     """pika ``BasicProperties`` -> plain dict (only the properties that are set)."""
     result: dict[str, Any] = {}
@@ -59,15 +66,16 @@ def dict_to_properties(properties: Mapping[str, Any]) -> Any:
 
 
 class Broker:
-    """One AMQP connection and channel to the vhost of ``amqp_url``."""
+    """One AMQP connection and channel to the vhost of ``amqp_url``.
+
+    ``amqp_url`` may list the nodes of a cluster separated by ``;`` (as the services' settings
+    do): pika tries them in that order and keeps the first that opens.
+    """
 
     def __init__(self, amqp_url: str) -> None:
         self.amqp_url = amqp_url
         self.vhost = vhost_from_amqp_url(amqp_url)
-        try:
-            parameters = pika.URLParameters(amqp_url)
-        except (ValueError, TypeError) as exc:
-            raise DlqError(f"invalid AMQP URL {redact_url(amqp_url)}: {exc}") from exc
+        parameters = [_parameters(url) for url in amqp_urls(amqp_url)]
         try:
             self._connection: Any = pika.BlockingConnection(parameters)
             self._channel: Any = self._connection.channel()

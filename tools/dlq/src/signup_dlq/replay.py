@@ -12,15 +12,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from signup_dlq.deadletter import (
-    DLQ_SUFFIX,
+from signup_contracts.amqp import (
+    DEAD_LETTER_SUFFIX,
     FAILURE_HEADERS,
-    H_DELIVERY_COUNT,
-    H_FIRST_DEATH_QUEUE,
-    H_ORIGINAL_QUEUE,
-    H_REPLAY_COUNT,
-    H_REPLAYED_AT,
-    H_X_DEATH,
+    ORIGINAL_QUEUE_HEADER,
+    REPLAY_COUNT_HEADER,
+    REPLAYED_AT_HEADER,
+)
+from signup_dlq.deadletter import (
+    DELIVERY_COUNT_HEADER,
+    FIRST_DEATH_QUEUE_HEADER,
+    X_DEATH_HEADER,
     RawMessage,
     as_int,
     as_str,
@@ -29,7 +31,7 @@ from signup_dlq.deadletter import (
 from signup_dlq.errors import PublishFailedError, UsageError
 
 # Broker-set headers that describe a previous death/delivery and must not follow a replay.
-BROKER_DEATH_HEADERS: Final = frozenset({H_X_DEATH, H_DELIVERY_COUNT})
+BROKER_DEATH_HEADERS: Final = frozenset({X_DEATH_HEADER, DELIVERY_COUNT_HEADER})
 BROKER_DEATH_HEADER_PREFIXES: Final = ("x-first-death-", "x-last-death-")
 
 # `<queue>.retry.<delay>`: a message whose first death was in a retry queue belongs to `<queue>`.
@@ -39,8 +41,10 @@ _RETRY_QUEUE_RE: Final = re.compile(r"^(?P<base>.+)\.retry\.[^.]+$")
 def default_target(dlq: str) -> str:
     """The queue a DLQ belongs to by naming convention: ``<queue>.dlq`` -> ``<queue>``."""
     if not is_dlq_name(dlq):
-        raise UsageError(f"{dlq!r} is not a dead-letter queue (its name must end in {DLQ_SUFFIX})")
-    return dlq[: -len(DLQ_SUFFIX)]
+        raise UsageError(
+            f"{dlq!r} is not a dead-letter queue (its name must end in {DEAD_LETTER_SUFFIX})"
+        )
+    return dlq[: -len(DEAD_LETTER_SUFFIX)]
 
 
 def resolve_target_queue(dlq: str, headers: Mapping[str, Any]) -> str:
@@ -51,7 +55,7 @@ def resolve_target_queue(dlq: str, headers: Mapping[str, Any]) -> str:
     candidate that is itself a DLQ is ignored (replaying into a DLQ would move nothing).
     """
     fallback = default_target(dlq)
-    for name in (H_ORIGINAL_QUEUE, H_FIRST_DEATH_QUEUE):
+    for name in (ORIGINAL_QUEUE_HEADER, FIRST_DEATH_QUEUE_HEADER):
         candidate = (as_str(headers.get(name)) or "").strip()
         if not candidate:
             continue
@@ -88,10 +92,10 @@ def replay_headers(headers: Mapping[str, Any] | None, replayed_at: datetime) -> 
     ``x-signup-replayed-at`` is set and ``x-signup-replay-count`` incremented.
     """
     headers = headers if isinstance(headers, Mapping) else {}
-    previous = as_int(headers.get(H_REPLAY_COUNT))
+    previous = as_int(headers.get(REPLAY_COUNT_HEADER))
     rewritten = {k: v for k, v in headers.items() if not _is_removed_on_replay(str(k))}
-    rewritten[H_REPLAYED_AT] = format_timestamp(replayed_at)
-    rewritten[H_REPLAY_COUNT] = max(previous or 0, 0) + 1
+    rewritten[REPLAYED_AT_HEADER] = format_timestamp(replayed_at)
+    rewritten[REPLAY_COUNT_HEADER] = max(previous or 0, 0) + 1
     return rewritten
 
 

@@ -23,16 +23,18 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from signup_contracts.amqp import DEAD_LETTER_SUFFIX
 from signup_dlq import __version__
 from signup_dlq.broker import Broker
 from signup_dlq.config import (
     AMQP_URL_ENV,
     MANAGEMENT_URL_ENV,
+    mask_credentials,
     resolve_amqp_url,
     resolve_management_url,
     vhost_from_amqp_url,
 )
-from signup_dlq.deadletter import DLQ_SUFFIX, decode_dead_letter, is_dlq_name
+from signup_dlq.deadletter import decode_dead_letter, is_dlq_name
 from signup_dlq.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -157,7 +159,7 @@ def _require_dlq(queue: str, action: str) -> None:
     if not is_dlq_name(queue):
         raise UsageError(
             f"refusing to {action} {queue!r}: not a dead-letter queue "
-            f"(the name must end in {DLQ_SUFFIX})"
+            f"(the name must end in {DEAD_LETTER_SUFFIX})"
         )
 
 
@@ -186,7 +188,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
         print(json.dumps([asdict(q) for q in queues], indent=2), file=ctx.stdout)
         return EXIT_OK
     if not queues:
-        ctx.out.print(Text(f"no dead-letter queues (*{DLQ_SUFFIX}) in vhost {vhost!r}"))
+        ctx.out.print(Text(f"no dead-letter queues (*{DEAD_LETTER_SUFFIX}) in vhost {vhost!r}"))
         return EXIT_OK
     table = Table(title=f"dead-letter queues in vhost {vhost!r}", title_justify="left")
     table.add_column("queue", no_wrap=True)
@@ -344,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, ctx)
     except DlqError as exc:
-        err.print(Text(f"error: {printable(str(exc))}"))
+        # Messages name the broker: never with a password, whatever built the text.
+        err.print(Text(f"error: {printable(mask_credentials(str(exc)))}"))
         return exc.exit_code
     except KeyboardInterrupt:
         err.print(Text("interrupted"))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+from typing import Any
 
+import pika.exceptions
 import pytest
 
+from signup_dlq import broker as broker_module
 from signup_dlq.cli import build_parser, main
+from signup_dlq.config import amqp_urls
 
 CLOSED_AMQP = "amqp://guest:secret@127.0.0.1:1/%2F"
 CLOSED_HTTP = "http://guest:secret@127.0.0.1:1"
@@ -113,6 +118,7 @@ def test_management_api_off_is_one_line_exit_1(capsys: pytest.CaptureFixture[str
     assert "secret" not in err
 
 
+@pytest.mark.integration  # tries a real (closed) port
 def test_management_url_from_environment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,3 +132,53 @@ def test_invalid_urls_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err.startswith("error: invalid AMQP URL")
     assert main(["list", "--management-url", "file:///etc/passwd"]) == 1
     assert "http:// or https://" in capsys.readouterr().err
+
+
+CLOSED_CLUSTER = (
+    "amqp://signup-dlq:first-secret@127.0.0.1:1/%2F;amqp://signup-dlq:second-secret@127.0.0.2:1/%2F"
+)
+
+
+def test_a_cluster_url_is_tried_node_by_node_and_never_printed_with_a_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tried: list[Any] = []
+
+    def refuse(parameters: Any) -> None:
+        tried.extend(parameters)
+        # Whatever a library puts in its message is masked too.
+        raise pika.exceptions.AMQPConnectionError(f"no node of {CLOSED_CLUSTER} answered")
+
+    monkeypatch.setattr(broker_module.pika, "BlockingConnection", refuse)
+    monkeypatch.setenv("AMQP_URL", CLOSED_CLUSTER)
+    assert main(["show", "x.dlq"]) == 1
+    err = capsys.readouterr().err
+    assert [(p.host, p.credentials.password) for p in tried] == [
+        ("127.0.0.1", "first-secret"),
+        ("127.0.0.2", "second-secret"),
+    ]
+    assert err.startswith("error: cannot connect to the broker at amqp://signup-dlq:***@127.0.0.1")
+    assert "amqp://signup-dlq:***@127.0.0.2:1/%2F" in err
+    assert "secret" not in err
+    assert err.count("\n") == 1
+
+
+def test_a_cluster_url_with_two_vhosts_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "amqp://u:first-secret@127.0.0.1:1/a;amqp://u:second-secret@127.0.0.1:1/b"
+    assert main(["show", "x.dlq", "--amqp-url", url]) == 2
+    err = capsys.readouterr().err
+    assert "different vhosts" in err
+    assert "secret" not in err
+
+
+@pytest.mark.integration  # a closed port, then the local broker
+def test_a_cluster_url_fails_over_to_the_node_that_answers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from_fixture = amqp_urls(os.environ["AMQP_URL"])[0]
+    monkeypatch.setenv("AMQP_URL", f"{CLOSED_AMQP};{from_fixture}")
+    assert main(["show", "absent-node-failover.dlq"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: queue 'absent-node-failover.dlq' does not exist in vhost '/'\n"
