@@ -4,9 +4,9 @@ import functools
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -56,6 +56,33 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+ID_MAX_CHARACTERS: Final = 100
+"""The outbox's ``correlation_id`` column holds at most 100 characters."""
+ID_MAX_BYTES: Final = 255
+"""The correlation id travels as an AMQP short string too (``amqp.SHORTSTR_BYTES``): 255 bytes."""
+ID_RULE: Final = f"at most {ID_MAX_CHARACTERS} characters and at most {ID_MAX_BYTES} bytes in UTF-8"
+
+
+def bounded_id(value: str) -> str:
+    """A correlation or causation id that can be stored and travel: ``ID_RULE``.
+
+    One rule at every edge, checked where an envelope is made or decoded: a longer id could not
+    be stored in an outbox nor travel as the AMQP ``correlation_id`` of the events it causes, so
+    such an event is refused as poison on arrival and cannot be created to go out. (Not in the
+    JSON Schema as ``maxLength``: the frozen schemas would count that as a new version.)
+    """
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    if len(value) > ID_MAX_CHARACTERS or size > ID_MAX_BYTES:
+        raise ValueError(f"must be {ID_RULE} (got {len(value)} characters, {size} bytes)")
+    return value
+
+
+BoundedId = Annotated[str, AfterValidator(bounded_id)]
+
+
 class Envelope(BaseModel, Generic[D]):
     """Metadata common to every event, around the versioned payload ``data``."""
 
@@ -66,8 +93,8 @@ class Envelope(BaseModel, Generic[D]):
     version: int = Field(ge=1)
     occurred_at: AwareDatetime = Field(default_factory=_now)
     producer: str
-    correlation_id: str
-    causation_id: str | None = None
+    correlation_id: BoundedId
+    causation_id: BoundedId | None = None
     data: D
 
     @classmethod

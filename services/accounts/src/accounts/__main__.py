@@ -5,6 +5,7 @@ from pathlib import Path
 from accounts import bootstrap
 from accounts.settings import AccountsSettings
 from signup_shared import cli
+from signup_shared.outbox import operator as outbox
 from signup_shared.outbox.runner import run_relay
 from signup_shared.worker import run_worker
 
@@ -33,6 +34,8 @@ COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": 
 
 
 def main(argv: list[str] | None = None) -> None:
+    if outbox.wanted(argv):  # accounts outbox parked | retry (--id EVENT_ID ... | --all)
+        return outbox.main("accounts", AccountsSettings, bootstrap.relay, argv)
     cli.run("accounts", __doc__, AccountsSettings, COMMANDS, argv)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from provisioning import bootstrap
 from provisioning.settings import ProvisioningSettings
 from signup_shared import cli
+from signup_shared.outbox import operator as outbox
 from signup_shared.outbox.runner import run_relay
 from signup_shared.worker import run_worker
 
@@ -33,6 +34,8 @@ COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": 
 
 
 def main(argv: list[str] | None = None) -> None:
+    if outbox.wanted(argv):  # provisioning outbox parked | retry (--id EVENT_ID ... | --all)
+        return outbox.main("provisioning", ProvisioningSettings, bootstrap.relay, argv)
     cli.run("provisioning", __doc__, ProvisioningSettings, COMMANDS, argv)
 
 

@@ -9,14 +9,22 @@ failover over ``alternates``). When none answers it raises one of ``CONNECTION_E
 caller's reconnect loop waits a jittered, growing delay (``signup_shared.backoff``) before the
 next round. Publisher confirms and consumer acks are per connection, so a failover is a
 reconnect like any other: unconfirmed messages are published again, unacked ones redelivered.
+
+A blocking client sends heartbeats only while it is called, so a connection that sits quiet for
+two heartbeat intervals is closed by the broker. ``KeepAlive`` services a connection that is not
+in use from a small timer thread (``service_idle``: read what arrived, send a heartbeat when one
+is due), waking a few times per interval: next to nothing when idle.
 """
 
+import contextlib
 import os
 import random
 import socket
 import sys
+import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 from kombu.connection import Connection
@@ -93,21 +101,26 @@ def connect(
     name: str | None = None,
     *,
     timeout: float = 5.0,
+    frame_handler: Callable[..., Any] | None = None,
 ) -> Connection:
     """Open a connection to the first broker that answers (raises if none does).
 
     ``name`` is shown as the connection's name on the dashboard; by default the program, its
-    command and pid (``default_connection_name``).
+    command and pid (``default_connection_name``). ``frame_handler`` replaces py-amqp's frame
+    reader (the consumer's: ``signup_shared.messaging.frames``).
     """
     urls = failover_order(broker_urls(url))
+    options: dict[str, Any] = {
+        "client_properties": {"connection_name": name or default_connection_name()}
+    }
+    if frame_handler is not None:
+        options["frame_handler"] = frame_handler
     connection = Connection(
         urls,
         heartbeat=heartbeat,
         connect_timeout=timeout,
         failover_strategy="round-robin",
-        transport_options={
-            "client_properties": {"connection_name": name or default_connection_name()}
-        },
+        transport_options=options,
     )
 
     def unreachable(exc: BaseException, _interval: float) -> None:
@@ -146,3 +159,42 @@ def broker_ready(url: str | Sequence[str], timeout: float = 2.0) -> Callable[[],
         return False
 
     return check
+
+
+def service_idle(connection: Connection) -> None:
+    """Read what the broker sent (heartbeats, confirms, a close) without waiting, and send a
+    heartbeat when one is due. Raises one of ``CONNECTION_ERRORS`` when the connection is dead.
+    The caller must own the connection for the duration (py-amqp is not thread-safe)."""
+    with contextlib.suppress(TimeoutError):
+        while True:
+            connection.drain_events(timeout=0)
+    connection.heartbeat_check()
+
+
+class KeepAlive:
+    """A daemon thread calling ``tick`` every ``interval`` seconds until ``stop``.
+
+    ``tick`` does the locking: the owner of a connection knows when it is in use.
+    """
+
+    def __init__(self, tick: Callable[[], None], interval: float, name: str) -> None:
+        self.interval = max(0.1, interval)
+        self._tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> "KeepAlive":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._tick()
+            except Exception:  # the thread must outlive any one failed tick
+                log.exception("broker.keepalive_failed")

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Text, func, text
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from signup_shared.events import Envelope
@@ -15,6 +15,10 @@ OUTBOX_NOTIFY_CHANNEL = "outbox"
 
 class OutboxMixin:
     """One event waiting to be published (``sent_at`` null) or already confirmed by the broker.
+
+    A row the relay cannot publish (the client cannot encode it, or the broker refused it
+    ``park_after`` times) is parked: ``parked_at`` and ``parked_reason`` set, skipped by the
+    relay until an operator puts it back in line (``<service> outbox retry``).
 
     A database trigger sends ``NOTIFY outbox`` when rows are inserted, so the relay wakes the
     moment the writing transaction commits instead of waiting for its next poll.
@@ -33,12 +37,16 @@ class OutboxMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     traceparent: Mapped[str | None] = mapped_column(String(TRACEPARENT_LENGTH))
+    refusals: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    parked_reason: Mapped[str | None] = mapped_column(Text)
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
         return (
             Index("ix_outbox_pending", "position", postgresql_where=text("sent_at IS NULL")),
             Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
+            Index("ix_outbox_parked", "position", postgresql_where=text("parked_at IS NOT NULL")),
         )
 
     @classmethod

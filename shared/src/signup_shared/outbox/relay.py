@@ -3,6 +3,11 @@
 - ``SELECT ... FOR UPDATE SKIP LOCKED`` lets several relays share one outbox without overlap.
 - Row locks are held while the batch is published, so a relay that dies mid-batch leaves its
   rows pending for the next one (they may be published twice; consumers deduplicate).
+- A row that cannot be published (the client cannot encode it: parked at once; the broker
+  refused it ``park_after`` times: parked then) is parked and counted
+  (``signup_relay_parked_total``, gauge ``signup_outbox_parked_rows``); the rest of its batch is
+  marked sent, so no row holds back the rows behind it. Refusals cost no extra round trip for
+  the good rows: they are recorded in the batch's own transaction, with its ``sent`` mark.
 - It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger) with a poll timeout as
   a safety net, and prunes rows sent longer ago than the retention period.
 """
@@ -18,29 +23,16 @@ from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    Engine,
-    Row,
-    String,
-    Transaction,
-    any_,
-    bindparam,
-    cast,
-    delete,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Engine, Row, Transaction
 from sqlalchemy.exc import DBAPIError
 
 from signup_shared import metrics, tracing
 from signup_shared.backoff import Backoff
-from signup_shared.messaging.publisher import Publisher, PublishError, Ticket
+from signup_shared.messaging.publisher import UNENCODABLE, Publisher, PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.outbox.model import OUTBOX_NOTIFY_CHANNEL, OutboxMixin
+from signup_shared.outbox.parking import RELAY_PARKED, ParkedCollector
+from signup_shared.outbox.queries import OutboxQueries, Refusal
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +71,7 @@ class OutboxRelay:
         retention: timedelta = timedelta(hours=24),
         prune_interval: float = 600.0,
         service: str | None = None,
+        park_after: int = 5,
     ) -> None:
         self.engine = engine
         self.service = service or engine.url.database or "outbox"
@@ -88,44 +81,18 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.retention = retention
         self.prune_interval = prune_interval
+        self.park_after = park_after
         self._last_prune = 0.0
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="outbox")
-        table: Any = model.__table__  # type: ignore[attr-defined]
-        self._pending = (
-            select(
-                table.c.position,
-                cast(table.c.event_id, String).label("event_id"),
-                table.c.routing_key,
-                table.c.event_type,
-                table.c.version,
-                table.c.producer,
-                table.c.correlation_id,
-                table.c.payload,
-                table.c.traceparent,
-            )
-            .where(table.c.sent_at.is_(None))
-            .order_by(table.c.position)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        self._table = table
-        self._backlog = select(
-            func.count(),
-            func.coalesce(func.extract("epoch", func.now() - func.min(table.c.created_at)), 0),
-        ).where(table.c.sent_at.is_(None))
-        self._mark_sent_statement = (
-            update(table)
-            .where(table.c.position == any_(bindparam("positions", type_=ARRAY(BigInteger))))
-            .values(sent_at=func.now())
-        )
+        self.queries = OutboxQueries(model, batch_size)
 
     def publish_batch(self) -> int:
         """Publish one batch of pending rows; returns how many were confirmed and marked sent."""
         claim = self._claim()
         if claim is None:
             return 0
-        confirmed, error = self._confirm(*self._send(claim))
-        marked = self._mark_sent(claim, confirmed)
+        confirmed, refused, error = self._confirm(*self._send(claim))
+        marked = self._mark_sent(claim, confirmed, refused)
         if error is not None:
             raise error
         return marked
@@ -150,8 +117,8 @@ class OutboxRelay:
                     in_flight.append((claim, *self._send(claim)))
                 while in_flight and (len(in_flight) > 1 or next_claim is None):
                     done, ticket, sent_at = in_flight.popleft()
-                    confirmed, error = self._confirm(ticket, sent_at)
-                    marking.append(self._pool.submit(self._mark_sent, done, confirmed))
+                    confirmed, refused, error = self._confirm(ticket, sent_at)
+                    marking.append(self._pool.submit(self._mark_sent, done, confirmed, refused))
                     if error is not None:
                         raise error
         finally:
@@ -165,7 +132,7 @@ class OutboxRelay:
         connection = self.engine.connect()
         try:
             transaction = connection.begin()
-            rows = connection.execute(self._pending).all()
+            rows = self.queries.claim(connection)
         except BaseException:
             connection.close()
             raise
@@ -187,41 +154,67 @@ class OutboxRelay:
 
     def _confirm(
         self, ticket: Ticket, sent_at: float
-    ) -> tuple[frozenset[str], PublishError | None]:
+    ) -> tuple[frozenset[str], dict[str, str], PublishError | None]:
+        """The confirmed and the refused messages of a batch, and its error if some messages
+        failed with the connection (a batch whose every message was settled has none)."""
         try:
             self.publisher.wait(ticket)
         except PublishError as exc:
-            return exc.confirmed, exc
+            settled = exc.confirmed | exc.refused.keys()
+            return exc.confirmed, exc.refused, None if settled >= ticket.message_ids else exc
         metrics.RELAY_CONFIRM_SECONDS.labels(self.service).observe(time.perf_counter() - sent_at)
-        return ticket.message_ids, None
+        return ticket.message_ids, {}, None
 
     def backlog(self) -> tuple[int, float]:
         """Rows waiting to be published and the age in seconds of the oldest (for metrics)."""
         with self.engine.connect() as connection:
-            count, age = connection.execute(self._backlog).one()
-        return int(count), float(age)
+            return self.queries.backlog_of(connection)
 
-    def _mark_sent(self, claim: "_Claim", confirmed: frozenset[str]) -> int:
-        """Mark the confirmed rows sent and commit, which releases the batch's locks."""
+    def parked(self) -> int:
+        """Rows parked because they cannot be published (for metrics)."""
+        with self.engine.connect() as connection:
+            return self.queries.count_parked(connection)
+
+    def _mark_sent(
+        self, claim: "_Claim", confirmed: frozenset[str], refused: dict[str, str]
+    ) -> int:
+        """Mark the confirmed rows sent, count or park the refused ones, and commit, which
+        releases the batch's locks."""
         positions = [row.position for row in claim.rows if row.event_id in confirmed]
+        refusals = [
+            Refusal(row.position, reason, self._parks(row, reason))
+            for row in claim.rows
+            if (reason := refused.get(row.event_id)) is not None
+        ]
         try:
-            if positions:
-                claim.connection.execute(self._mark_sent_statement, {"positions": positions})
+            self.queries.record_sent(claim.connection, positions)
+            self.queries.record_refused(claim.connection, refusals)
             claim.transaction.commit()
         finally:
             claim.connection.close()
         metrics.RELAY_PUBLISHED.labels(self.service).inc(len(positions))
+        for refusal in refusals:
+            log.warning(
+                "relay.row_refused",
+                position=refusal.position,
+                reason=refusal.reason,
+                parked=refusal.park,
+            )
+        if parked := sum(refusal.park for refusal in refusals):
+            RELAY_PARKED.labels(self.service).inc(parked)
         return len(positions)
+
+    def _parks(self, row: Row[Any], reason: str) -> bool:
+        """Park a row the client cannot encode at once (it never will), one the broker refused
+        when that happened ``park_after`` times (a refusal may pass, e.g. a full queue)."""
+        return reason.startswith(UNENCODABLE) or row.refusals + 1 >= self.park_after
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
     def prune(self) -> int:
         with self.engine.begin() as connection:
-            result = connection.execute(
-                delete(self._table).where(self._table.c.sent_at < func.now() - self.retention)
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+            return self.queries.prune(connection, self.retention)
 
     def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune >= self.prune_interval:
@@ -234,8 +227,12 @@ class OutboxRelay:
         """Relay until ``stop`` is set; survives broker and database outages with backoff."""
         backoff = Backoff()
         wakeups = NotificationListener(self.engine)
-        collector = metrics.OutboxCollector(self.service, self.backlog)
-        metrics.register(collector)
+        collectors = [
+            metrics.OutboxCollector(self.service, self.backlog),
+            ParkedCollector(self.service, self.parked),
+        ]
+        for collector in collectors:
+            metrics.register(collector)
         log.info("relay.started", batch_size=self.batch_size)
         try:
             while not stop.is_set():
@@ -252,7 +249,8 @@ class OutboxRelay:
                     continue
                 wakeups.wait(min(self.poll_interval, 5.0))
         finally:
-            metrics.unregister(collector)
+            for collector in collectors:
+                metrics.unregister(collector)
             wakeups.close()
             self.close()
             log.info("relay.stopped")
