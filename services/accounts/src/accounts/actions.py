@@ -1,22 +1,25 @@
-"""Business rules of accounts: signing up, reading a user, activating a subscription."""
+"""Business rules of accounts: signing up, reading a user, activating a subscription.
+
+The rules decide; ``accounts.models`` persists. Nothing here builds SQL or commits: the caller
+(a view or a consumer) owns the transaction.
+"""
 
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from accounts.models import Plan, Subscription, SubscriptionStatus, User
+from accounts import models
+from accounts.models import Plan, SubscriptionStatus
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
-from signup_shared.outbox import outbox_values
+
+__all__ = ["Plan", "SubscriptionStatus"]
 
 PRODUCER = "accounts"
-EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
-CONSTRAINT_FIELDS = {EMAIL_UNIQUE_INDEX: "email"}
+# Which request field a constraint of the database stands for (for errors the views map).
+CONSTRAINT_FIELDS = {models.EMAIL_UNIQUE_INDEX: "email"}
 
 log = structlog.get_logger(__name__)
 
@@ -65,40 +68,14 @@ class UserProfile:
     created_at: datetime
 
 
-# The user, their pending subscription and the UserSignedUp outbox row in one statement (one
-# round trip, compiled once), in the caller's transaction: all three are written or none is.
-# The subscription's and the outbox's rows are selected from the inserted user, so they follow
-# it; the foreign key is checked at the end of the statement, when the user row exists.
-INSERT_SIGNUP = text(
-    """
-    WITH new_user AS (
-        INSERT INTO users (id, email, full_name, phone, created_at)
-        VALUES (:user_id, :email, :full_name, :phone, :now)
-        RETURNING id
-    ), new_subscription AS (
-        INSERT INTO subscriptions (id, user_id, plan, status, created_at)
-        SELECT :subscription_id, new_user.id, CAST(:plan AS plan),
-               CAST(:status AS subscription_status), :now
-        FROM new_user
-        RETURNING id
-    )
-    INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
-                        payload, traceparent)
-    SELECT CAST(:event_id AS uuid), CAST(:routing_key AS varchar), CAST(:event_type AS varchar),
-           CAST(:version AS integer), CAST(:producer AS varchar),
-           CAST(:correlation_id AS varchar), CAST(:payload AS text), CAST(:traceparent AS varchar)
-    FROM new_subscription
-    """
-)
-
-
 def sign_up(
     session: Session, signup: NewSignup, *, correlation_id: str, now: datetime | None = None
 ) -> SignupReceipt:
-    """Create the user and a pending subscription and record ``UserSignedUp`` in the outbox.
+    """Create the user with a pending subscription and record ``UserSignedUp`` in the outbox.
 
-    The caller owns the transaction. Raises ``EmailAlreadyRegisteredError`` when the email is
-    taken in any letter case (also when a concurrent signup wins the race).
+    Raises ``EmailAlreadyRegisteredError`` when the email is taken in any letter case (also when
+    a concurrent signup wins the race) and ``SignupRejectedError`` naming a value the database
+    cannot store.
     """
     now = now or datetime.now(UTC)
     user_id, subscription_id = uuid.uuid4(), uuid.uuid4()
@@ -116,59 +93,33 @@ def sign_up(
         correlation_id=correlation_id,
     )
     try:
-        session.execute(
-            INSERT_SIGNUP,
-            {
-                "user_id": user_id,
-                "email": signup.email,
-                "full_name": signup.full_name,
-                "phone": signup.phone,
-                "now": now,
-                "subscription_id": subscription_id,
-                "plan": signup.plan.value,
-                "status": SubscriptionStatus.PENDING.value,
-                **outbox_values(event),
-            },
+        models.add_signup(
+            session,
+            user_id=user_id,
+            email=signup.email,
+            full_name=signup.full_name,
+            phone=signup.phone,
+            subscription_id=subscription_id,
+            plan=signup.plan,
+            status=SubscriptionStatus.PENDING,
+            created_at=now,
+            event=event,
         )
-    except IntegrityError as exc:
-        if _violates(exc, EMAIL_UNIQUE_INDEX):
-            raise EmailAlreadyRegisteredError from exc
-        raise
-    except DataError as exc:
-        field, reason = _unstorable(signup)
-        raise SignupRejectedError(field, reason) from exc
+    except models.EmailTakenError as exc:
+        raise EmailAlreadyRegisteredError from exc
+    except models.UnstorableValueError as exc:
+        raise SignupRejectedError(exc.field, exc.reason) from exc
     log.debug(
         "user.signed_up", user_id=str(user_id), plan=signup.plan.value, event_id=str(event.id)
     )
     return SignupReceipt(user_id, subscription_id, SubscriptionStatus.PENDING)
 
 
-def _unstorable(signup: NewSignup) -> tuple[str, str]:
-    """Which value of the signup its column cannot hold (the database does not say)."""
-    values = {"email": signup.email, "full_name": signup.full_name, "phone": signup.phone}
-    for field, value in values.items():
-        if value is None:
-            continue
-        limit = getattr(User.__table__.c[field].type, "length", None)
-        if limit is not None and len(value) > limit:
-            return field, f"longer than {limit} characters"
-        if "\x00" in value:
-            return field, "contains a NUL character"
-    return "body", "cannot be stored"
-
-
-def _violates(exc: IntegrityError, constraint: str) -> bool:
-    diag: Any = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None) == constraint
-
-
 def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
-    row = session.execute(
-        select(User, Subscription).join(Subscription).where(User.id == user_id)
-    ).first()
-    if row is None:
+    found = models.user_with_subscription(session, user_id)
+    if found is None:
         raise UserNotFoundError(str(user_id))
-    user, subscription = row
+    user, subscription = found
     return UserProfile(
         user_id=user.id,
         email=user.email,
@@ -181,33 +132,18 @@ def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
     )
 
 
-# Built once; only the parameters change. The UPDATE takes the row lock and re-checks the status
-# after any concurrent activation commits, so a subscription is activated at most once.
-ACTIVATE_PENDING = (
-    update(Subscription)
-    .where(
-        Subscription.user_id == bindparam("of_user"),
-        Subscription.status == SubscriptionStatus.PENDING,
-    )
-    .values(status=SubscriptionStatus.ACTIVE, activated_at=bindparam("when"))
-    .returning(Subscription.id)
-    .execution_options(synchronize_session=False)
-)
-SUBSCRIPTION_OF_USER = select(Subscription.id).where(Subscription.user_id == bindparam("of_user"))
-
-
 def activate_subscription(session: Session, event: Envelope[SpaceProvisioned]) -> bool:
-    """The user's space exists: their subscription becomes active (once).
+    """The user's space exists: their subscription becomes active, once per user.
 
-    One UPDATE on the usual path; only when it changes nothing does a SELECT tell an already
-    active subscription (False) from a user that does not exist (``UserNotFoundError``).
+    Keyed on the user, not on the event: whichever ``SpaceProvisioned`` for a user comes first
+    activates (True, ``activated_at`` = its ``occurred_at``); any later one, under the same or
+    another event id, changes nothing (False). Only when nothing changed is the subscription
+    looked up, to tell "already active" from "unknown user" (``UserNotFoundError``: not
+    permanent, so the consumer retries it on its schedule, then dead-letters it as exhausted).
     """
     user_id = event.data.user_id
-    key = {"of_user": user_id}
-    activated = (
-        session.execute(ACTIVATE_PENDING, {**key, "when": event.occurred_at}).first() is not None
-    )
-    if not activated and session.execute(SUBSCRIPTION_OF_USER, key).first() is None:
+    activated = models.activate_pending_subscription(session, user_id, event.occurred_at)
+    if not activated and not models.has_subscription(session, user_id):
         raise UserNotFoundError(str(user_id))
     log.debug(
         "subscription.activated" if activated else "subscription.already_active",

@@ -34,7 +34,7 @@ def relay(settings: AccountsSettings) -> OutboxRelay:
         models.OutboxMessage,
         publisher,
         batch_size=settings.relay_batch_size,
-        poll_interval=settings.relay_poll_interval,
+        poll_interval=settings.relay_poll_interval_seconds,
         retention=timedelta(hours=settings.outbox_retention_hours),
     )
 
@@ -48,5 +48,5 @@ def consumer_worker(settings: AccountsSettings) -> worker.ConsumerWorker:
         engine,
         sessions,
         models.InboxMessage,
-        health_port=settings.consumer_http_port,
+        health_port=settings.consumer_health_port,
     )

@@ -1,14 +1,36 @@
-"""Persistence of users and their subscriptions (plus this service's outbox and inbox)."""
+"""Persistence of users and their subscriptions (plus this service's outbox and inbox).
+
+The mappings, and every statement accounts runs, behind functions named for what they do. The
+statements are constants (compiled once, only their parameters change); the functions run them in
+the caller's transaction and never commit.
+"""
 
 import enum
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import (
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from signup_shared.events import Envelope
 from signup_shared.inbox import InboxMixin
-from signup_shared.outbox import OutboxMixin
+from signup_shared.outbox import OutboxMixin, outbox_values
+
+EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
 
 
 class Base(DeclarativeBase):
@@ -32,7 +54,7 @@ def _now() -> datetime:
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (Index("uq_users_email_lower", func.lower("email"), unique=True),)
+    __table_args__ = (Index(EMAIL_UNIQUE_INDEX, func.lower("email"), unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(320))
@@ -71,3 +93,141 @@ class OutboxMessage(OutboxMixin, Base):
 
 class InboxMessage(InboxMixin, Base):
     pass
+
+
+class EmailTakenError(Exception):
+    """The email index already holds this address (in any letter case)."""
+
+
+class UnstorableValueError(Exception):
+    """A column refused a value: ``field`` names it (``body`` when the database does not say)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+# The user, their subscription and the event's outbox row in one statement (one round trip,
+# compiled once), in the caller's transaction: all three are written or none is. The
+# subscription's and the outbox's rows are selected from the inserted user, so they follow it;
+# the foreign key is checked at the end of the statement, when the user row exists.
+INSERT_SIGNUP = text(
+    """
+    WITH new_user AS (
+        INSERT INTO users (id, email, full_name, phone, created_at)
+        VALUES (:user_id, :email, :full_name, :phone, :now)
+        RETURNING id
+    ), new_subscription AS (
+        INSERT INTO subscriptions (id, user_id, plan, status, created_at)
+        SELECT :subscription_id, new_user.id, CAST(:plan AS plan),
+               CAST(:status AS subscription_status), :now
+        FROM new_user
+        RETURNING id
+    )
+    INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
+                        payload, traceparent)
+    SELECT CAST(:event_id AS uuid), CAST(:routing_key AS varchar), CAST(:event_type AS varchar),
+           CAST(:version AS integer), CAST(:producer AS varchar),
+           CAST(:correlation_id AS varchar), CAST(:payload AS text), CAST(:traceparent AS varchar)
+    FROM new_subscription
+    """
+)
+
+
+def add_signup(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    email: str,
+    full_name: str,
+    phone: str | None,
+    subscription_id: uuid.UUID,
+    plan: Plan,
+    status: SubscriptionStatus,
+    created_at: datetime,
+    event: Envelope[Any],
+) -> None:
+    """Insert the user, their subscription and ``event`` into the outbox, all or nothing.
+
+    Raises ``EmailTakenError`` when the email is taken in any letter case (also when a
+    concurrent insert wins the race) and ``UnstorableValueError`` when a column refuses a value;
+    any other refusal of the database is raised as it is.
+    """
+    values = {"email": email, "full_name": full_name, "phone": phone}
+    try:
+        session.execute(
+            INSERT_SIGNUP,
+            {
+                "user_id": user_id,
+                **values,
+                "now": created_at,
+                "subscription_id": subscription_id,
+                "plan": plan.value,
+                "status": status.value,
+                **outbox_values(event),
+            },
+        )
+    except IntegrityError as exc:
+        if violated_constraint(exc) == EMAIL_UNIQUE_INDEX:
+            raise EmailTakenError(EMAIL_UNIQUE_INDEX) from exc
+        raise
+    except DataError as exc:
+        raise UnstorableValueError(*unstorable(values)) from exc
+
+
+def unstorable(values: Mapping[str, str | None]) -> tuple[str, str]:
+    """Which of the users columns' ``values`` its column cannot hold (PostgreSQL does not say)."""
+    for field, value in values.items():
+        if value is None:
+            continue
+        limit = getattr(User.__table__.c[field].type, "length", None)
+        if limit is not None and len(value) > limit:
+            return field, f"longer than {limit} characters"
+        if "\x00" in value:
+            return field, "contains a NUL character"
+    return "body", "cannot be stored"
+
+
+def violated_constraint(exc: IntegrityError | DataError) -> str | None:
+    """The name of the constraint or index the database reported, if it named one."""
+    diag: Any = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return str(name) if name is not None else None
+
+
+USER_WITH_SUBSCRIPTION = (
+    select(User, Subscription).join(Subscription).where(User.id == bindparam("user_id"))
+)
+
+
+def user_with_subscription(
+    session: Session, user_id: uuid.UUID
+) -> tuple[User, Subscription] | None:
+    """The user and their subscription, or None when there is no such user."""
+    row = session.execute(USER_WITH_SUBSCRIPTION, {"user_id": user_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+# The UPDATE takes the row lock and re-checks the status after any concurrent activation
+# commits, so a subscription changes from pending to active at most once.
+ACTIVATE_PENDING = (
+    update(Subscription)
+    .where(
+        Subscription.user_id == bindparam("of_user"),
+        Subscription.status == SubscriptionStatus.PENDING,
+    )
+    .values(status=SubscriptionStatus.ACTIVE, activated_at=bindparam("when"))
+    .returning(Subscription.id)
+    .execution_options(synchronize_session=False)
+)
+SUBSCRIPTION_OF_USER = select(Subscription.id).where(Subscription.user_id == bindparam("of_user"))
+
+
+def activate_pending_subscription(session: Session, user_id: uuid.UUID, at: datetime) -> bool:
+    """Make the user's subscription active as of ``at`` if it is pending; True when it changed."""
+    changed = session.execute(ACTIVATE_PENDING, {"of_user": user_id, "when": at}).first()
+    return changed is not None
+
+
+def has_subscription(session: Session, user_id: uuid.UUID) -> bool:
+    return session.execute(SUBSCRIPTION_OF_USER, {"of_user": user_id}).first() is not None

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from accounts import actions, api
-from accounts.models import Plan, SubscriptionStatus
-from signup_shared.testing import FakeSession
+from accounts.api import names
+from accounts.api.schemas import SignupRequest
+from accounts.models import EMAIL_UNIQUE_INDEX, Plan, SubscriptionStatus
 
 USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 SUB_ID = uuid.UUID("00000000-0000-0000-0000-000000000002")
@@ -34,9 +35,7 @@ class DriverError(Exception):
 
 
 DATABASE_REFUSALS: dict[str, Exception] = {
-    "unique@example.com": IntegrityError(
-        "INSERT", {}, DriverError(Diag(actions.EMAIL_UNIQUE_INDEX))
-    ),
+    "unique@example.com": IntegrityError("INSERT", {}, DriverError(Diag(EMAIL_UNIQUE_INDEX))),
     "column@example.com": IntegrityError(
         "INSERT", {}, DriverError(Diag("users_phone_check", "phone"))
     ),
@@ -47,11 +46,36 @@ DATABASE_REFUSALS: dict[str, Exception] = {
 }
 
 
+class RecordingSession:
+    """What a view does with its session: open it, then commit or roll back (the actions that
+    would use it are replaced by fakes)."""
+
+    def __init__(self) -> None:
+        self.commits = self.rollbacks = 0
+
+    def __enter__(self) -> "RecordingSession":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def commit(self) -> None:
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+
+
 class Calls:
     def __init__(self) -> None:
         self.signups: list[tuple[actions.NewSignup, str]] = []
-        self.sessions: list[FakeSession] = []
-        self.ready = True
+        self.sessions: list[RecordingSession] = []
+        self.ready: bool | Exception = True
+
+    def database_ready(self) -> bool:
+        if isinstance(self.ready, Exception):
+            raise self.ready
+        return self.ready
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +85,12 @@ def state() -> Calls:
 
 @pytest.fixture(scope="module")
 def client(state: Calls) -> Iterator[TestClient]:
-    def sessions() -> FakeSession:
-        session = FakeSession()
+    def sessions() -> RecordingSession:
+        session = RecordingSession()
         state.sessions.append(session)
         return session
 
-    app = api.create_app(sessions, {"database": lambda: state.ready}, max_body_bytes=1024)  # type: ignore[arg-type]
+    app = api.create_app(sessions, {"database": state.database_ready}, max_body_bytes=1024)  # type: ignore[arg-type]
     with TestClient(app) as test_client:
         yield test_client
 
@@ -197,15 +221,41 @@ def test_user_id_that_is_not_a_uuid_is_422(client: TestClient) -> None:
 
 
 def test_alive_and_ready(client: TestClient) -> None:
-    assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert client.get("/healthz").json() == {"status": "ok"}
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"started": "ok", "database": "ok"}}
 
 
-def test_not_ready_without_database(client: TestClient, state: Calls) -> None:
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_probes_answer_head_and_ignore_a_query_string(client: TestClient, path: str) -> None:
+    head = client.head(path)
+    assert (head.status_code, head.content) == (200, b"")
+    assert client.get(f"{path}?probe=1").status_code == 200
+
+
+def test_not_ready_without_database_but_still_alive(client: TestClient, state: Calls) -> None:
     state.ready = False
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "unavailable"}
+    assert response.json()["checks"] == {"started": "ok", "database": "unavailable"}
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_check_that_raises_counts_as_unavailable(client: TestClient, state: Calls) -> None:
+    state.ready = ConnectionRefusedError("database down")
+    with structlog.testing.capture_logs() as logs:
+        response = client.get("/readyz")
+    assert (response.status_code, response.json()["checks"]["database"]) == (503, "unavailable")
+    assert "readiness.check_failed" in [entry["event"] for entry in logs]
+
+
+def test_not_ready_before_the_app_has_started() -> None:
+    app = api.create_app(RecordingSession, {"database": lambda: True})  # type: ignore[arg-type]
+    client = TestClient(app)  # used without "with": the lifespan never starts
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"started": "unavailable", "database": "ok"}
 
 
 def test_database_outage_is_503_with_retry_after(client: TestClient, state: Calls) -> None:
@@ -274,7 +324,7 @@ def test_any_name_holding_a_control_or_format_character_is_refused(
     before: str, refused: str, after: str
 ) -> None:
     with pytest.raises(ValidationError) as invalid:
-        api.SignupRequest.model_validate({**VALID, "full_name": before + refused + after})
+        SignupRequest.model_validate({**VALID, "full_name": before + refused + after})
     assert [error["loc"] for error in invalid.value.errors()] == [("full_name",)]
 
 
@@ -287,18 +337,27 @@ def test_any_name_holding_a_control_or_format_character_is_refused(
 def test_any_printable_name_is_accepted_trimmed(name: str) -> None:
     if not name.strip():
         return
-    request = api.SignupRequest.model_validate({**VALID, "full_name": name})
+    request = SignupRequest.model_validate({**VALID, "full_name": name})
     assert request.full_name == name.strip()
 
 
 def test_the_documented_name_pattern_refuses_what_the_server_refuses() -> None:
-    pattern = re.compile(
-        api.SignupRequest.model_json_schema()["properties"]["full_name"]["pattern"]
-    )
+    documented = SignupRequest.model_json_schema()["properties"]["full_name"]["pattern"]
+    assert documented == names.full_name_pattern()
+    pattern = re.compile(documented.removesuffix("$") + r"\Z")  # JavaScript's $ is Python's \Z
     for char in REFUSED_IN_NAMES:
         assert pattern.search(f"Ada{char}Lovelace") is None
-    assert pattern.search("  Zoë Ñúñez ")
-    assert pattern.search("   ") is None
+    for blank in ["   ", "\u3000", "\u00a0 \u2003", "Ada\n"]:
+        assert pattern.search(blank) is None
+    for name in ["  Zoë Ñúñez ", "\U0001d504da", "Ada\u00a0Lovelace", "李小龍"]:
+        assert pattern.search(name)
+
+
+def test_the_documented_name_pattern_has_no_escape_javascript_cannot_read() -> None:
+    # \U0001xxxx is Python only; \s differs between engines; the u flag reads code points.
+    pattern = names.full_name_pattern()
+    assert "\\U" not in pattern and "\\s" not in pattern and "\\x" not in pattern
+    assert "\U000110bd" in pattern  # beyond the BMP: the character itself
 
 
 @pytest.mark.parametrize(
@@ -338,7 +397,7 @@ def test_any_phone_with_a_non_ascii_digit_is_refused(digits: str) -> None:
     if re.fullmatch(r"\+[1-9][0-9]{7,14}", phone, flags=re.ASCII):
         return
     with pytest.raises(ValidationError):
-        api.SignupRequest.model_validate({**VALID, "phone": phone})
+        SignupRequest.model_validate({**VALID, "phone": phone})
 
 
 def test_email_is_normalised(client: TestClient, state: Calls) -> None:
