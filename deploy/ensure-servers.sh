@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL and RabbitMQ (with its management plugin) answer on this machine.
-# Installed but stopped: start them. Absent: say how to run them with deploy/compose.yaml.
+# Installed but stopped: start them. Absent: say how to run them with deploy/compose/compose.yaml.
 set -euo pipefail
 
 PG_HOST=${PGHOST:-127.0.0.1}
@@ -19,8 +19,10 @@ wait_port() {
 absent() {
   cat >&2 <<MSG
 $1 is not installed on this machine and nothing answers on $2.
-Start it in a container with:   docker compose -f deploy/compose.yaml up -d
-or point the services at another server (see README: Configuration).
+Start the servers in containers (the header of deploy/compose/compose.yaml says which
+variables to export then):
+  docker compose -f deploy/compose/compose.yaml up -d postgres rabbitmq-1 rabbitmq-admin
+or point the services at other servers (see README: Configuration).
 MSG
   exit 1
 }

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Start the whole Signup Platform in the foreground: servers, databases, topology, then every
-# process of deploy/Procfile under supervisord (why supervisord: deploy/supervisor/config.py).
+# process of deploy/roles.toml under supervisord (deploy/supervisor/supervisord.conf, generated
+# from that table; why supervisord: deploy/roles.py).
 #
 #   make run                          one process per program
 #   CONSUMER_PROCESSES=2 make run     two competing processes per consuming role
+#   INSTANCES=2 make run              two processes per web and relay role
+# Instance i of a role listens on its port (deploy/roles.toml) + 100 * i.
 #
 # A crashed process is restarted with a growing delay and its exit is logged while the others
 # keep serving; Ctrl-C or SIGTERM stops everything; if supervisord itself is killed, every
 # process gets SIGTERM from the kernel (parent-death signal) and the next `make run` starts
-# cleanly. Operators: .venv/bin/supervisorctl -c var/run/supervisord.conf status|restart <name>
+# cleanly. Operators: .venv/bin/supervisorctl -c deploy/supervisor/supervisord.conf status|restart <name>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/services.sh
 export PATH="$PWD/.venv/bin:$PATH" LOG_FORMAT=${LOG_FORMAT:-console} PYTHONUNBUFFERED=1
-CONFIG=var/run/supervisord.conf
+CONFIG=deploy/supervisor/supervisord.conf
 PIDFILE=var/run/supervisord.pid
+# What supervisord expands in $CONFIG (%(ENV_...)s): instances per role, the user it runs as.
+export CONSUMER_PROCESSES=${CONSUMER_PROCESSES:-1} INSTANCES=${INSTANCES:-1}
+export SUPERVISOR_USER=${SUPERVISOR_USER:-$(id -un)}
 
 # --- preflight: no platform still running, ports free -----------------------------------------
 if [[ -s $PIDFILE ]] && pid=$(<"$PIDFILE") && [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] \
@@ -23,8 +29,8 @@ if [[ -s $PIDFILE ]] && pid=$(<"$PIDFILE") && [[ $pid =~ ^[0-9]+$ && -r /proc/$p
   echo "Stop it first: Ctrl-C in its terminal, or kill $pid" >&2
   exit 1
 fi
-consumer_ports=$(python deploy/supervisor/config.py --print-ports)
-ports=(8000 8003 8020 8022 1025 8025 $consumer_ports)  # consumers: 8010 8001 8002 8013
+read -ra ports <<<"$(python deploy/roles.py ports)"
+read -ra ready_urls <<<"$(python deploy/roles.py ready-urls)"
 busy_ports() {
   busy=()
   for port in "${ports[@]}"; do
@@ -57,15 +63,10 @@ for service in "${SERVICES[@]}"; do
 done
 
 # --- supervision ------------------------------------------------------------------------------
-python deploy/supervisor/config.py --out "$CONFIG"
-
 # Prints one line once every process answers /readyz. It watches this shell's pid, which
 # becomes supervisord's below (exec keeps the pid), and gives up as soon as that is gone.
 announce_when_ready() {
-  local supervisor=$$ urls=(http://127.0.0.1:8000/readyz http://127.0.0.1:8003/readyz)
-  for port in $consumer_ports; do
-    urls+=("http://127.0.0.1:$port/readyz")
-  done
+  local supervisor=$$ urls=("${ready_urls[@]}")
   for _ in $(seq 240); do
     sleep 0.5
     kill -0 "$supervisor" 2>/dev/null || return 0
@@ -85,11 +86,9 @@ cat <<'BANNER'
 
   Accounts API        http://127.0.0.1:8000        docs: http://127.0.0.1:8000/docs
   Stats API           http://127.0.0.1:8003/stats  docs: http://127.0.0.1:8003/docs
-  Health              :8000 accounts, :8001 notifications, :8002 provisioning, :8003 stats (/healthz, /readyz)
-                      :8010 accounts consumer, :8013 stats consumer, :8020/:8022 accounts/provisioning relay
-  Metrics             /metrics on each of those ports (Prometheus text)
+  Health, metrics     /healthz, /readyz and /metrics (Prometheus text) on each process's port:
   RabbitMQ dashboard  http://127.0.0.1:15672  (guest/guest): Queues tab for queues, rates and *.dlq
-  Processes           .venv/bin/supervisorctl -c var/run/supervisord.conf status
+  Processes           .venv/bin/supervisorctl -c deploy/supervisor/supervisord.conf status
 
   Try it:
     curl -i -X POST http://127.0.0.1:8000/signups -H 'Content-Type: application/json' \
@@ -101,6 +100,8 @@ cat <<'BANNER'
                  var/spaces/<user_id>/ (the space)    signup-dlq list (dead letters)
 
 BANNER
+python deploy/roles.py listing
+echo
 # Every program checks that its parent is still this pid (the parent-death signal's race).
 export SIGNUP_PARENT_PID=$$
 exec supervisord -c "$CONFIG"

@@ -1,127 +1,69 @@
-"""Writes the Kubernetes base (deploy/k8s/base) from one table of the platform's process roles.
+"""The Kubernetes base (deploy/k8s/base), from the role table (deploy/roles.toml).
 
-One Deployment per process role (probes on its health port, resource requests and limits, a
-non-root read-only container), a PodDisruptionBudget per role, a KEDA ScaledObject per consumer
-on its queue depth, a NetworkPolicy per service (egress only to PostgreSQL, RabbitMQ and DNS;
-notifications also to SMTP and the SMS gateway), per-service Secrets with placeholder values
-and a migration Job per service. The overlays (deploy/k8s/overlays/*) set the namespace, the
-image and what differs per environment. A test checks that the committed files match this
-script and validates the rendered overlay against the Kubernetes schemas.
+Written by ``.venv/bin/python deploy/generate.py`` with the platform's other generated files.
+One Deployment per role (probes on its port, requests and limits, non-root and read-only), a
+PodDisruptionBudget each, a KEDA ScaledObject per consumer (which then owns its replica count:
+those Deployments carry no ``replicas``), one PodMonitor for every platform pod and a
+PrometheusRule holding deploy/prometheus/alerts.yml (Prometheus Operator), the NetworkPolicies
+(deploy/k8s/network.py) and the web Services. No Secret: the base only refers to
+``<service>-credentials`` and ``rabbitmq-keda``, which an overlay generates from files kept out
+of git (deploy/k8s/overlays/production/kustomization.yaml), so re-applying never overwrites them.
 
-    .venv/bin/python deploy/k8s/generate.py
+Migrations run in an init container of every pod of the service (``<service> migrate``: alembic,
+idempotent, each migration in one transaction), so a pod starts only once its schema is current
+and a new image migrates before it serves; re-applying needs no Job to delete.
 """
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-BASE = Path(__file__).resolve().parent / "base"
+K8S = Path(__file__).resolve().parent
+sys.path.insert(0, str(K8S))
+import network  # noqa: E402  (deploy/k8s is a folder of scripts, not a package)
+
+BASE = K8S / "base"
+ALERTS = K8S.parent / "prometheus" / "alerts.yml"
 IMAGE = "signup-platform"
-PART_OF = "signup-platform"
-SERVICE_LABEL = "signup-platform/service"
-ROLE_LABEL = "app.kubernetes.io/name"
-BROKER = "rabbitmq"  # the RabbitMQ cluster's client Service (e.g. RabbitMQ Cluster Operator)
-BROKER_NODES = (
-    "rabbitmq-server-0.rabbitmq-nodes",
-    "rabbitmq-server-1.rabbitmq-nodes",
-    "rabbitmq-server-2.rabbitmq-nodes",
-)
-DATABASE = "postgresql"
-SERVICES = ("accounts", "notifications", "provisioning", "stats")
-
-
-@dataclass(frozen=True)
-class Role:
-    name: str
-    service: str
-    component: str  # web | relay | consumer
-    command: tuple[str, ...]
-    port_variable: str | None = None  # the setting that holds its HTTP/health port
-    port: int | None = None
-    queues: tuple[str, ...] = ()  # what KEDA scales a consumer on
-    replicas: int = 2
-    cpu: tuple[str, str] = ("100m", "1")
-    memory: tuple[str, str] = ("192Mi", "512Mi")
-
-
-ROLES = (
-    Role(
-        "accounts-web",
-        "accounts",
-        "web",
-        ("accounts-web",),
-        "ACCOUNTS_HTTP_PORT",
-        8000,
-        cpu=("250m", "1"),
-    ),
-    Role(
-        "accounts-relay",
-        "accounts",
-        "relay",
-        ("accounts", "relay"),
-        "ACCOUNTS_RELAY_HTTP_PORT",
-        8020,
-    ),
-    Role(
-        "accounts-consumer",
-        "accounts",
-        "consumer",
-        ("accounts", "consume"),
-        "ACCOUNTS_CONSUMER_HTTP_PORT",
-        8010,
-        ("accounts.space_provisioned",),
-    ),
-    Role(
-        "notifications",
-        "notifications",
-        "consumer",
-        ("notifications", "consume"),
-        "NOTIFICATIONS_HTTP_PORT",
-        8001,
-        ("notifications.user_signed_up",),
-    ),
-    Role(
-        "provisioning",
-        "provisioning",
-        "consumer",
-        ("provisioning", "consume"),
-        "PROVISIONING_HTTP_PORT",
-        8002,
-        ("provisioning.user_signed_up",),
-    ),
-    Role(
-        "provisioning-relay",
-        "provisioning",
-        "relay",
-        ("provisioning", "relay"),
-        "PROVISIONING_RELAY_HTTP_PORT",
-        8022,
-    ),
-    Role(
-        "stats",
-        "stats",
-        "consumer",
-        ("stats", "consume"),
-        "STATS_CONSUMER_HTTP_PORT",
-        8013,
-        ("stats.user_signed_up", "stats.space_provisioned"),
-    ),
-    Role("stats-web", "stats", "web", ("stats-web",), "STATS_HTTP_PORT", 8003),
-)
+PART_OF = network.PART_OF
+SERVICE_LABEL = network.SERVICE_LABEL
+ROLE_LABEL = network.ROLE_LABEL
+KEDA_AUTH = "rabbitmq-keda"  # key "host": http://keda:<password>@rabbitmq:15672/%2F
+WEB_REPLICAS = 2  # web and relay roles; KEDA scales consumers between these bounds:
+CONSUMER_REPLICAS = (2, 10)
+RESOURCES = {  # role -> (cpu request, cpu limit, memory request, memory limit)
+    "accounts-web": ("250m", "1", "192Mi", "512Mi"),
+}
+DEFAULT_RESOURCES = ("100m", "1", "192Mi", "512Mi")
 # Pods meet the "restricted" Pod Security Standard (with the container settings below).
 POD_SECURITY = {
     "runAsNonRoot": True,
     "fsGroup": 10001,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-# Outside the cluster: the SMTP relay (submission and legacy ports) and the SMS gateway (HTTPS).
-NOTIFICATIONS_EGRESS_PORTS = (25, 465, 587, 443)
+CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+PROBES = """\
+# Probes (every role answers them on its port, named "http"):
+# - startupProbe and livenessProbe ask /healthz: "this process is alive and not wedged". It
+#   never depends on PostgreSQL or RabbitMQ, so an outage of either never restarts pods (a
+#   restart would not fix it). Failing 3 times in a row (30 s) restarts the container.
+# - readinessProbe asks /readyz: "send me work now". Web pods are ready without the broker
+#   (signups go to the outbox while RabbitMQ is down, so the Service keeps them); consumers
+#   and relays report not ready while they cannot reach what they work on.
+"""
 
 
-def labels(role: Role) -> dict[str, str]:
+def labels(role: Any) -> dict[str, str]:
     return {
         ROLE_LABEL: role.name,
         "app.kubernetes.io/component": role.component,
@@ -130,52 +72,7 @@ def labels(role: Role) -> dict[str, str]:
     }
 
 
-def secret_name(service: str) -> str:
-    return f"{service}-credentials"
-
-
-def container(role: Role) -> dict[str, Any]:
-    prefix = role.service.upper()
-    env = [
-        {"name": "LOG_FORMAT", "value": "json"},
-        {"name": f"{prefix}_HTTP_HOST", "value": "0.0.0.0"},
-    ]
-    spec: dict[str, Any] = {
-        "name": role.name,
-        "image": IMAGE,
-        "command": list(role.command),
-        "envFrom": [{"secretRef": {"name": secret_name(role.service)}}],
-        "env": env,
-    }
-    if role.service == "provisioning":
-        env.append({"name": "PROVISIONING_SPACES_ROOT", "value": "/app/var/spaces"})
-    if role.port is not None and role.port_variable is not None:
-        env.append({"name": role.port_variable, "value": str(role.port)})
-        env.append({"name": "HEALTH_PORT", "value": str(role.port)})
-        spec["ports"] = [{"name": "http", "containerPort": role.port, "protocol": "TCP"}]
-        spec["startupProbe"] = probe("/healthz", period=2, failures=30)
-        spec["livenessProbe"] = probe("/healthz", period=10, failures=3)
-        spec["readinessProbe"] = probe("/readyz", period=5, failures=2)
-    spec["resources"] = {
-        "requests": {"cpu": role.cpu[0], "memory": role.memory[0]},
-        "limits": {"cpu": role.cpu[1], "memory": role.memory[1]},
-    }
-    spec["securityContext"] = {
-        "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "runAsGroup": 10001,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-    mounts = [{"name": "var", "mountPath": "/app/var"}]
-    if role.service == "provisioning" and role.component == "consumer":
-        mounts.append({"name": "spaces", "mountPath": "/app/var/spaces"})
-    spec["volumeMounts"] = mounts
-    return spec
-
-
-def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http"},
         "periodSeconds": period,
@@ -184,46 +81,102 @@ def probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def deployment(role: Role) -> dict[str, Any]:
+def _base_container(name: str, service: str, command: list[str]) -> dict[str, Any]:
+    env = [
+        {"name": "LOG_FORMAT", "value": "json"},
+        {"name": f"{service.upper()}_HTTP_HOST", "value": "0.0.0.0"},
+    ]
+    if service == "provisioning":
+        env.append({"name": "PROVISIONING_SPACES_ROOT", "value": "/app/var/spaces"})
+    return {
+        "name": name,
+        "image": IMAGE,
+        "command": command,
+        "envFrom": [{"secretRef": {"name": f"{service}-credentials"}}],
+        "env": env,
+    }
+
+
+def container(role: Any) -> dict[str, Any]:
+    spec = _base_container(role.name, role.service, list(role.argv()))
+    spec["env"] += [
+        {"name": role.port_env, "value": str(role.port)},
+        {"name": "HEALTH_PORT", "value": str(role.port)},  # the image's HEALTHCHECK
+    ]
+    spec["ports"] = [{"name": "http", "containerPort": role.port, "protocol": "TCP"}]
+    spec["startupProbe"] = _probe("/healthz", period=2, failures=30)
+    spec["livenessProbe"] = _probe("/healthz", period=10, failures=3)
+    spec["readinessProbe"] = _probe("/readyz", period=5, failures=2)
+    cpu, cpu_limit, memory, memory_limit = RESOURCES.get(role.name, DEFAULT_RESOURCES)
+    spec["resources"] = {
+        "requests": {"cpu": cpu, "memory": memory},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+    }
+    spec["securityContext"] = CONTAINER_SECURITY
+    spec["volumeMounts"] = [{"name": "var", "mountPath": "/app/var"}]
+    if _has_spaces(role):
+        spec["volumeMounts"].append({"name": "spaces", "mountPath": "/app/var/spaces"})
+    return spec
+
+
+def migrate_container(service: str) -> dict[str, Any]:
+    spec = _base_container("migrate", service, [service, "migrate"])
+    spec["resources"] = {
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+    spec["securityContext"] = CONTAINER_SECURITY
+    spec["volumeMounts"] = [{"name": "var", "mountPath": "/app/var"}]
+    return spec
+
+
+def _has_spaces(role: Any) -> bool:
+    return bool(role.service == "provisioning" and role.component == "consumer")
+
+
+def deployment(role: Any) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [{"name": "var", "emptyDir": {}}]
-    if role.service == "provisioning" and role.component == "consumer":
-        volumes.append(
-            {"name": "spaces", "persistentVolumeClaim": {"claimName": "provisioning-spaces"}}
-        )
+    if _has_spaces(role):
+        claim = {"claimName": "provisioning-spaces"}
+        volumes.append({"name": "spaces", "persistentVolumeClaim": claim})
+    spec: dict[str, Any] = {}
+    if role.scaling != "consumer":  # KEDA owns the replica count of consumers
+        spec["replicas"] = WEB_REPLICAS
+    spec |= {
+        "selector": {"matchLabels": {ROLE_LABEL: role.name}},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+        "template": {
+            "metadata": {"labels": labels(role)},
+            "spec": {
+                "terminationGracePeriodSeconds": 30,
+                "automountServiceAccountToken": False,
+                "securityContext": POD_SECURITY,
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": {ROLE_LABEL: role.name}},
+                    }
+                ],
+                "initContainers": [migrate_container(role.service)],
+                "containers": [container(role)],
+                "volumes": volumes,
+            },
+        },
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": role.name, "labels": labels(role)},
-        "spec": {
-            "replicas": role.replicas,
-            "selector": {"matchLabels": {ROLE_LABEL: role.name}},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
-            "template": {
-                "metadata": {"labels": labels(role)},
-                "spec": {
-                    "terminationGracePeriodSeconds": 30,
-                    "automountServiceAccountToken": False,
-                    "securityContext": POD_SECURITY,
-                    "topologySpreadConstraints": [
-                        {
-                            "maxSkew": 1,
-                            "topologyKey": "kubernetes.io/hostname",
-                            "whenUnsatisfiable": "ScheduleAnyway",
-                            "labelSelector": {"matchLabels": {ROLE_LABEL: role.name}},
-                        }
-                    ],
-                    "containers": [container(role)],
-                    "volumes": volumes,
-                },
-            },
-        },
+        "spec": spec,
     }
 
 
-def disruption_budget(role: Role) -> dict[str, Any]:
+def disruption_budget(role: Any) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -232,28 +185,28 @@ def disruption_budget(role: Role) -> dict[str, Any]:
     }
 
 
-def scaled_object(role: Role) -> dict[str, Any]:
+def scaled_object(role: Any) -> dict[str, Any]:
+    trigger = {"type": "rabbitmq", "authenticationRef": {"name": KEDA_AUTH}}
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": {"name": role.name, "labels": labels(role)},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": role.name},
-            "minReplicaCount": role.replicas,
-            "maxReplicaCount": 10,
+            "minReplicaCount": CONSUMER_REPLICAS[0],
+            "maxReplicaCount": CONSUMER_REPLICAS[1],
             "pollingInterval": 15,
             "cooldownPeriod": 300,
             "triggers": [
-                {
-                    "type": "rabbitmq",
+                trigger
+                | {
                     "metadata": {
-                        "protocol": "amqp",
+                        "protocol": "http",
                         "mode": "QueueLength",
                         "value": "500",
                         "queueName": queue,
                         "vhostName": "/",
-                    },
-                    "authenticationRef": {"name": "rabbitmq-keda"},
+                    }
                 }
                 for queue in role.queues
             ],
@@ -262,163 +215,55 @@ def scaled_object(role: Role) -> dict[str, Any]:
 
 
 def trigger_authentication() -> dict[str, Any]:
+    """KEDA reads queue depths as the read-only ``keda`` user (deploy/rabbitmq/definitions.json)."""
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "TriggerAuthentication",
-        "metadata": {"name": "rabbitmq-keda", "labels": {"app.kubernetes.io/part-of": PART_OF}},
+        "metadata": {"name": KEDA_AUTH, "labels": {"app.kubernetes.io/part-of": PART_OF}},
+        "spec": {"secretTargetRef": [{"parameter": "host", "name": KEDA_AUTH, "key": "host"}]},
+    }
+
+
+def pod_monitor() -> dict[str, Any]:
+    """Every platform pod's /metrics, labelled like the other scrape configurations."""
+    relabel = [
+        {"targetLabel": "job", "replacement": PART_OF, "action": "replace"},
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_label_signup_platform_service"],
+            "targetLabel": "service",
+            "action": "replace",
+        },
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+            "targetLabel": "role",
+            "action": "replace",
+        },
+    ]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": PART_OF, "labels": {"app.kubernetes.io/part-of": PART_OF}},
         "spec": {
-            "secretTargetRef": [{"parameter": "host", "name": "rabbitmq-keda", "key": "host"}]
+            "selector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}},
+            "podMetricsEndpoints": [
+                {"port": "http", "path": "/metrics", "interval": "15s", "relabelings": relabel}
+            ],
         },
     }
 
 
-def amqp_url(service: str) -> str:
-    return ";".join(f"amqp://{service}:CHANGE-ME@{node}:5672/%2F" for node in BROKER_NODES)
-
-
-def secrets() -> list[dict[str, Any]]:
-    """Placeholders only: replace them (sealed-secrets, external-secrets, or the overlay)."""
-    found = []
-    for service in SERVICES:
-        prefix = service.upper()
-        data = {
-            f"{prefix}_DATABASE_URL": f"postgresql+psycopg://{service}:CHANGE-ME@{DATABASE}:5432/{service}",
-            f"{prefix}_AMQP_URL": amqp_url(service),
-        }
-        if service == "notifications":
-            data |= {
-                "NOTIFICATIONS_SMTP_HOST": "smtp.example.com",
-                "NOTIFICATIONS_SMTP_PORT": "587",
-                "NOTIFICATIONS_SMTP_STARTTLS": "true",
-                "NOTIFICATIONS_SMTP_USERNAME": "CHANGE-ME",
-                "NOTIFICATIONS_SMTP_PASSWORD": "CHANGE-ME",
-                "NOTIFICATIONS_SMS_BASE_URL": "https://sms.example.com",
-                "NOTIFICATIONS_SMS_TOKEN": "CHANGE-ME",
-            }
-        found.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "Opaque",
-                "metadata": {
-                    "name": secret_name(service),
-                    "labels": {"app.kubernetes.io/part-of": PART_OF, SERVICE_LABEL: service},
-                },
-                "stringData": data,
-            }
-        )
-    found.append(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": {"name": "rabbitmq-keda", "labels": {"app.kubernetes.io/part-of": PART_OF}},
-            "stringData": {"host": f"amqp://keda:CHANGE-ME@{BROKER}:5672/%2F"},
-        }
-    )
-    return found
-
-
-def network_policies() -> list[dict[str, Any]]:
-    any_namespace: dict[str, Any] = {}
-    dns = {
-        "to": [
-            {
-                "namespaceSelector": {
-                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
-                },
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-            }
-        ],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+def prometheus_rule() -> dict[str, Any]:
+    """deploy/prometheus/alerts.yml as it is: the same rules as compose and `make run`."""
+    alerts = yaml.safe_load(ALERTS.read_text())
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": PART_OF, "labels": {"app.kubernetes.io/part-of": PART_OF}},
+        "spec": {"groups": alerts["groups"]},
     }
-    postgres = {
-        "to": [
-            {
-                "namespaceSelector": any_namespace,
-                "podSelector": {"matchLabels": {ROLE_LABEL: DATABASE}},
-            }
-        ],
-        "ports": [{"protocol": "TCP", "port": 5432}],
-    }
-    rabbitmq = {
-        "to": [
-            {
-                "namespaceSelector": any_namespace,
-                "podSelector": {"matchLabels": {ROLE_LABEL: BROKER}},
-            }
-        ],
-        "ports": [{"protocol": "TCP", "port": 5672}],
-    }
-    policies: list[dict[str, Any]] = [
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "default-deny", "labels": {"app.kubernetes.io/part-of": PART_OF}},
-            "spec": {
-                "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}},
-                "policyTypes": ["Ingress", "Egress"],
-            },
-        }
-    ]
-    for service in SERVICES:
-        roles = [role for role in ROLES if role.service == service]
-        egress = [postgres, rabbitmq, dns]
-        if service == "notifications":
-            egress.append(
-                {
-                    "to": [
-                        {
-                            "ipBlock": {
-                                "cidr": "0.0.0.0/0",
-                                "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
-                            }
-                        }
-                    ],
-                    "ports": [
-                        {"protocol": "TCP", "port": port} for port in NOTIFICATIONS_EGRESS_PORTS
-                    ],
-                }
-            )
-        ingress = []
-        ports = sorted({role.port for role in roles if role.port is not None})
-        web_ports = sorted(
-            {role.port for role in roles if role.component == "web" and role.port is not None}
-        )
-        if ports:  # metrics scraping (and health checks from inside the cluster)
-            ingress.append(
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": any_namespace,
-                            "podSelector": {"matchLabels": {ROLE_LABEL: "prometheus"}},
-                        }
-                    ],
-                    "ports": [{"protocol": "TCP", "port": port} for port in ports],
-                }
-            )
-        if web_ports:  # the public API, through the ingress controller
-            ingress.append({"ports": [{"protocol": "TCP", "port": port} for port in web_ports]})
-        policies.append(
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": {
-                    "name": service,
-                    "labels": {"app.kubernetes.io/part-of": PART_OF, SERVICE_LABEL: service},
-                },
-                "spec": {
-                    "podSelector": {"matchLabels": {SERVICE_LABEL: service}},
-                    "policyTypes": ["Ingress", "Egress"],
-                    "ingress": ingress,
-                    "egress": egress,
-                },
-            }
-        )
-    return policies
 
 
-def web_services() -> list[dict[str, Any]]:
+def web_services(roles: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
             "apiVersion": "v1",
@@ -429,39 +274,9 @@ def web_services() -> list[dict[str, Any]]:
                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
             },
         }
-        for role in ROLES
+        for role in roles
         if role.component == "web"
     ]
-
-
-def migration_jobs() -> list[dict[str, Any]]:
-    jobs = []
-    for service in SERVICES:
-        role = Role(f"{service}-migrate", service, "migrate", ())
-        spec = container(role)
-        spec["command"] = ["sh", "-c", f"{service} migrate && {service} topology"]
-        jobs.append(
-            {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": {"name": role.name, "labels": labels(role)},
-                "spec": {
-                    "backoffLimit": 10,
-                    "ttlSecondsAfterFinished": 3600,
-                    "template": {
-                        "metadata": {"labels": labels(role)},
-                        "spec": {
-                            "restartPolicy": "OnFailure",
-                            "automountServiceAccountToken": False,
-                            "securityContext": POD_SECURITY,
-                            "containers": [spec],
-                            "volumes": [{"name": "var", "emptyDir": {}}],
-                        },
-                    },
-                },
-            }
-        )
-    return jobs
 
 
 def spaces_claim() -> dict[str, Any]:
@@ -476,26 +291,28 @@ def spaces_claim() -> dict[str, Any]:
     }
 
 
-def files() -> dict[str, list[dict[str, Any]]]:
-    """File name (in base/) -> its documents."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for role in ROLES:
+def files(table: Sequence[Any]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """File name (in base/) -> (its comment, its documents)."""
+    roles = [role for role in table if role.kubernetes]
+    services = sorted({role.service for role in roles})
+    out: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for role in roles:
         documents = [deployment(role), disruption_budget(role)]
-        if role.queues:
+        if role.scaling == "consumer":
             documents.append(scaled_object(role))
-        out[f"{role.name}.yaml"] = documents
-    out["services.yaml"] = web_services()
-    out["secrets.yaml"] = secrets()
-    out["keda.yaml"] = [trigger_authentication()]
-    out["network-policies.yaml"] = network_policies()
-    out["migrations.yaml"] = migration_jobs()
-    out["storage.yaml"] = [spaces_claim()]
+        out[f"{role.name}.yaml"] = (PROBES, documents)
+    ports = {s: [(r.component, r.port) for r in roles if r.service == s] for s in services}
+    out["services.yaml"] = ("", web_services(roles))
+    out["keda.yaml"] = ("", [trigger_authentication()])
+    out["monitoring.yaml"] = ("", [pod_monitor(), prometheus_rule()])
+    out["network-policies.yaml"] = ("", network.network_policies(services, ports))
+    out["storage.yaml"] = ("", [spaces_claim()])
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": sorted(out),
     }
-    out["kustomization.yaml"] = [kustomization]
+    out["kustomization.yaml"] = ("", [kustomization])
     return out
 
 
@@ -506,18 +323,13 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-HEADER = "# Generated by deploy/k8s/generate.py from its table of roles: edit that, then run it.\n"
+HEADER = "# Generated by deploy/generate.py from deploy/roles.toml: edit that, then run it.\n"
 
 
-def render() -> dict[str, str]:
+def render(table: Sequence[Any]) -> dict[str, str]:
     return {
-        name: HEADER + yaml.dump_all(documents, Dumper=_NoAliases, sort_keys=False, width=100)
-        for name, documents in files().items()
+        name: HEADER
+        + comment
+        + yaml.dump_all(documents, Dumper=_NoAliases, sort_keys=False, width=100)
+        for name, (comment, documents) in files(table).items()
     }
-
-
-if __name__ == "__main__":
-    BASE.mkdir(exist_ok=True)
-    for name, text in render().items():
-        (BASE / name).write_text(text)
-    sys.stdout.write(f"wrote {len(render())} files to {BASE}\n")

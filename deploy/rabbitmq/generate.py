@@ -25,6 +25,10 @@ is written ``amq.default``):
 - ``signup-dlq`` (operator): read the ``*.dlq`` queues, write to the default exchange (replay to
   the original queue by name: the operator may write into any queue, that is its job), configure
   nothing, tag ``management`` (queue list through the management API).
+- ``keda`` (only in the committed file, for Kubernetes): KEDA reads queue depths through the
+  management API (deploy/k8s). Tag ``monitoring`` (it sees every queue's figures, read-only);
+  no permission to configure, write or read anything, so it can neither publish nor consume.
+  Set its real password after importing: ``rabbitmqctl change_password keda '<password>'``.
 
     .venv/bin/python deploy/rabbitmq/generate.py
 """
@@ -60,6 +64,7 @@ SERVICES = ("accounts", "notifications", "provisioning", "stats")
 PUBLISHERS = frozenset({"accounts", "provisioning"})  # outbox relays: they publish <service>.*
 NOTHING = "^$"
 HASHING = "rabbit_password_hashing_sha256"
+MONITORING_USER = "keda"
 
 
 def service_queues() -> dict[str, list[topology.ConsumerQueue]]:
@@ -131,6 +136,18 @@ def operator_access(user: str) -> Access:
         topic_write=NOTHING,
         topic_read=NOTHING,
         tags=("management",),
+    )
+
+
+def monitoring_access(user: str) -> Access:
+    return Access(
+        user=user,
+        configure=NOTHING,
+        write=NOTHING,
+        read=NOTHING,
+        topic_write=NOTHING,
+        topic_read=NOTHING,
+        tags=("monitoring",),
     )
 
 
@@ -276,7 +293,7 @@ def topology_definitions() -> dict[str, Any]:
 
 def definitions() -> dict[str, Any]:
     """The committed file: topology, and the users with their local development passwords."""
-    grants = access()
+    grants = [*access(), monitoring_access(MONITORING_USER)]
     passwords = {g.user: local_password(g.user) for g in grants}
     return topology_definitions() | access_definitions(grants, passwords, VHOST, fixed_salt=True)
 

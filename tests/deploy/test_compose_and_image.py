@@ -98,7 +98,7 @@ def test_every_command_is_an_entry_point_of_the_image(compose: dict[str, Any]) -
 def test_three_clustered_rabbitmq_nodes_with_one_cookie_and_the_definitions(
     compose: dict[str, Any],
 ) -> None:
-    nodes = {n: s for n, s in compose["services"].items() if n.startswith("rabbitmq-")}
+    nodes = {n: s for n, s in compose["services"].items() if re.fullmatch(r"rabbitmq-\d", n)}
     assert sorted(nodes) == ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
     conf = (COMPOSE.parent / "rabbitmq" / "rabbitmq.conf").read_text()
     for name, node in nodes.items():
@@ -125,6 +125,30 @@ def test_every_consumer_runs_twice_and_every_service_has_its_own_credentials(
                 urls = value.split(";")
                 assert len(urls) == 3, f"{name}: {variable} lists every node"
                 assert all(url.startswith(f"amqp://{user}:") for url in urls), name
+
+
+def test_there_is_one_compose_file() -> None:
+    found = sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("deploy/**/*compose*.y*ml"))
+    assert found == ["deploy/compose/compose.yaml"]
+
+
+def test_the_dashboard_administrator_comes_from_a_secret(compose: dict[str, Any]) -> None:
+    assert compose["secrets"]["rabbitmq_admin_password"] == {
+        "environment": "RABBITMQ_ADMIN_PASSWORD"
+    }
+    admin = compose["services"]["rabbitmq-admin"]
+    assert admin["secrets"] == ["rabbitmq_admin_password"]
+    script = " ".join(admin["command"])
+    assert "/run/secrets/rabbitmq_admin_password" in script
+    assert "set_user_tags admin administrator" in script
+    assert admin["depends_on"]["rabbitmq-1"]["condition"] == "service_healthy"
+
+
+def test_no_policy_that_rabbitmq_4_refuses() -> None:
+    """Classic queue mirroring (ha-mode) is gone in RabbitMQ 4: no file may ask for it."""
+    for path in (REPO / "deploy").rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".yaml", ".yml", ".conf"}:
+            assert "ha-mode" not in path.read_text(), path
 
 
 def test_prometheus_and_grafana_only_with_their_configuration(compose: dict[str, Any]) -> None:

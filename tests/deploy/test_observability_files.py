@@ -1,9 +1,9 @@
 """The Prometheus scrape configuration, alert rules and Grafana dashboard under deploy/.
 
 Every platform metric they name must exist in ``signup_shared.metrics`` (a renamed metric
-breaks dashboards and alerts silently otherwise). Where ``promtool`` is installed (Debian
-package ``prometheus``), the configuration is checked and the alert rules run against their
-unit tests (``alerts_test.yml``).
+breaks dashboards and alerts silently otherwise). ``promtool`` (Debian package ``prometheus``,
+which .ci/run installs) checks both scrape configurations and the rules, and runs the rules'
+unit tests (``alerts_test.yml``), which cover every alert.
 """
 
 import json
@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from notifications.bootstrap import PendingDeliveries
 from signup_shared import metrics
+from signup_shared.outbox.parking import ParkedCollector
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
@@ -29,9 +31,21 @@ def defined_metric_names() -> set[str]:
     for family in metrics.REGISTRY.collect():
         names.update(sample.name for sample in family.samples)
         names.add(family.name + ("_total" if family.type == "counter" else ""))
-    collector = metrics.OutboxCollector("x", lambda: (0, 0.0))
-    names.update(family.name for family in collector.collect())
+    collectors = [
+        metrics.OutboxCollector("x", lambda: (0, 0.0)),
+        ParkedCollector("x", lambda: 0),
+        PendingDeliveries(FakeDelivery()),  # type: ignore[arg-type]
+    ]
+    for collector in collectors:
+        names.update(family.name for family in collector.collect())
     return names
+
+
+class FakeDelivery:
+    """What the notifications collector reads: owed notifications by channel."""
+
+    def pending_by_channel(self) -> dict[object, tuple[int, float]]:
+        return {}
 
 
 def referenced(text: str) -> set[str]:
@@ -85,17 +99,51 @@ def test_scrape_configuration_reaches_rabbitmq_per_queue_metrics() -> None:
     assert "queue_consumer_count" in jobs["rabbitmq-queues"]["params"]["family"]
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool not installed (Debian package 'prometheus'): rules not executed")
+def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]:
+    program = shutil.which("promtool")
+    assert program, "promtool is required (apt-get install prometheus; .ci/run installs it)"
     return subprocess.run(
-        ["promtool", *args], cwd=PROMETHEUS, capture_output=True, text=True, check=False, timeout=60
+        [program, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
     )
 
 
 def test_promtool_accepts_the_configuration() -> None:
     result = promtool("check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_compose_configuration(tmp_path: Path) -> None:
+    """As compose mounts it: alerts.yml beside it."""
+    shutil.copy(DEPLOY / "compose" / "prometheus" / "prometheus.yml", tmp_path)
+    shutil.copy(PROMETHEUS / "alerts.yml", tmp_path)
+    result = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_rules() -> None:
+    result = promtool("check", "rules", "alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_rule_test() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    tests = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
+    tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
+    assert alerts == tested
+
+
+def test_every_platform_process_is_scraped_where_it_runs() -> None:
+    """Relays too: the outbox alerts read their metrics."""
+    local = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    [job] = [j for j in local["scrape_configs"] if j["job_name"] == "signup-platform"]
+    roles = {tuple(sorted(c["labels"].items())) for c in job["static_configs"]}
+    assert (("role", "relay"), ("service", "accounts")) in roles
+    assert (("role", "relay"), ("service", "provisioning")) in roles
+    compose = yaml.safe_load((DEPLOY / "compose" / "prometheus" / "prometheus.yml").read_text())
+    [job] = [j for j in compose["scrape_configs"] if j["job_name"] == "signup-platform"]
+    names = {name for config in job["dns_sd_configs"] for name in config["names"]}
+    assert {"accounts-relay", "provisioning-relay"} <= names
 
 
 def test_alert_rules_pass_their_unit_tests() -> None:

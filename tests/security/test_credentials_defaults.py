@@ -82,7 +82,7 @@ def test_the_dead_letter_tool_defaults_to_the_operator_user() -> None:
 
 def test_no_settings_default_names_an_administrator() -> None:
     sources = [
-        REPO / "deploy" / "dlq" / "src" / "signup_dlq" / "config.py",
+        REPO / "tools" / "dlq" / "src" / "signup_dlq" / "config.py",
         *(REPO / "services").glob("*/src/*/settings.py"),
     ]
     assert len(sources) == 5
@@ -105,13 +105,16 @@ def test_a_service_given_its_own_url_keeps_it_over_the_shared_one(
 def test_the_committed_definitions_hold_users_permissions_and_topic_permissions() -> None:
     definitions = json.loads((REPO / "deploy" / "rabbitmq" / "definitions.json").read_text())
     users = {user["name"]: user for user in definitions["users"]}
-    assert set(users) == {*SETTINGS, "signup-dlq"}
+    assert set(users) == {*SETTINGS, "signup-dlq", "keda"}
     assert all("administrator" not in user["tags"] for user in users.values())
     assert users["signup-dlq"]["tags"] == ["management"]
+    assert users["keda"]["tags"] == ["monitoring"]  # KEDA reads queue depths, nothing else
     assert {p["user"] for p in definitions["permissions"]} == set(users)
     assert {(t["user"], t["exchange"]) for t in definitions["topic_permissions"]} == {
         (user, exchange) for user in users for exchange in ("events", "events.dlx", "events.retry")
     }
+    keda = [p for p in definitions["permissions"] if p["user"] == "keda"]
+    assert [(p["configure"], p["write"], p["read"]) for p in keda] == [("^$", "^$", "^$")]
 
 
 def grants(generate: ModuleType) -> dict[str, Any]:

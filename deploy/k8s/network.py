@@ -1,0 +1,82 @@
+"""The NetworkPolicies of the Kubernetes base (deploy/k8s/generate.py writes them).
+
+Default deny; each service reaches only PostgreSQL, RabbitMQ and DNS (notifications also the SMTP
+relay and the SMS gateway outside the cluster); Prometheus may scrape every port; the web
+ports take the public API through the ingress controller.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+PART_OF = "signup-platform"
+SERVICE_LABEL = "signup-platform/service"
+ROLE_LABEL = "app.kubernetes.io/name"
+BROKER = "rabbitmq"  # the RabbitMQ cluster's pods and client Service (e.g. its Cluster Operator)
+DATABASE = "postgresql"
+# Outside the cluster: the SMTP relay (submission and legacy ports) and the SMS gateway (HTTPS).
+NOTIFICATIONS_EGRESS_PORTS = (25, 465, 587, 443)
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def _peer(labels: dict[str, str], namespace: dict[str, Any]) -> dict[str, Any]:
+    return {"namespaceSelector": namespace, "podSelector": {"matchLabels": labels}}
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def network_policies(services: Sequence[str], ports: dict[str, list[tuple[str, int]]]) -> list[Any]:
+    """``ports``: service -> (component, port) of each of its roles."""
+    anywhere: dict[str, Any] = {}
+    dns = {
+        "to": [
+            _peer(
+                {"k8s-app": "kube-dns"},
+                {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            )
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    postgres = {"to": [_peer({ROLE_LABEL: DATABASE}, anywhere)], "ports": _tcp(5432)}
+    rabbitmq = {"to": [_peer({ROLE_LABEL: BROKER}, anywhere)], "ports": _tcp(5672)}
+    policies: list[dict[str, Any]] = [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "default-deny", "labels": {"app.kubernetes.io/part-of": PART_OF}},
+            "spec": {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}},
+                "policyTypes": ["Ingress", "Egress"],
+            },
+        }
+    ]
+    for service in services:
+        egress = [postgres, rabbitmq, dns]
+        if service == "notifications":
+            outside = {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}
+            egress.append({"to": [outside], "ports": _tcp(*NOTIFICATIONS_EGRESS_PORTS)})
+        every = sorted({port for _, port in ports[service]})
+        web = sorted({port for component, port in ports[service] if component == "web"})
+        ingress: list[dict[str, Any]] = [  # metrics scraping (and health checks in the cluster)
+            {"from": [_peer({ROLE_LABEL: "prometheus"}, anywhere)], "ports": _tcp(*every)}
+        ]
+        if web:  # the public API, through the ingress controller
+            ingress.append({"ports": _tcp(*web)})
+        policies.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {
+                    "name": service,
+                    "labels": {"app.kubernetes.io/part-of": PART_OF, SERVICE_LABEL: service},
+                },
+                "spec": {
+                    "podSelector": {"matchLabels": {SERVICE_LABEL: service}},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": ingress,
+                    "egress": egress,
+                },
+            }
+        )
+    return policies
