@@ -85,14 +85,14 @@ def test_a_changed_port_shows_up_as_drift() -> None:
 def test_supervisord_expands_instances_and_ports_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     single = programs(supervisord(monkeypatch, consumers=1, instances=1))
     assert len(single) == len(TABLE)
-    assert single["stats-0"] == {"STATS_CONSUMER_HTTP_PORT": "8013", "SIGNUP_INSTANCE": "0"}
+    assert single["stats-0"] == {"STATS_CONSUMER_HEALTH_PORT": "8013", "SIGNUP_INSTANCE": "0"}
     several = programs(supervisord(monkeypatch, consumers=3, instances=2))
-    assert [several[f"stats-{i}"]["STATS_CONSUMER_HTTP_PORT"] for i in range(3)] == [
+    assert [several[f"stats-{i}"]["STATS_CONSUMER_HEALTH_PORT"] for i in range(3)] == [
         "8013",
         "8113",
         "8213",
     ]
-    assert [several[f"accounts-web-{i}"]["ACCOUNTS_HTTP_PORT"] for i in range(2)] == [
+    assert [several[f"accounts-web-{i}"]["ACCOUNTS_WEB_PORT"] for i in range(2)] == [
         "8000",
         "8100",
     ]
@@ -109,9 +109,9 @@ def test_supervisord_runs_the_tables_commands(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_local_programs_follow_the_table_and_the_environment() -> None:
-    listed = roles.programs(TABLE, {"CONSUMER_PROCESSES": "2", "STATS_CONSUMER_HTTP_PORT": "9013"})
+    listed = roles.programs(TABLE, {"CONSUMER_PROCESSES": "2", "STATS_CONSUMER_HEALTH_PORT": "9013"})
     stats = [p for p in listed if p.role == "stats"]
-    assert [(p.name, p.env["STATS_CONSUMER_HTTP_PORT"]) for p in stats] == [
+    assert [(p.name, p.env["STATS_CONSUMER_HEALTH_PORT"]) for p in stats] == [
         ("stats-0", "9013"),
         ("stats-1", "9113"),
     ]
@@ -180,10 +180,10 @@ def test_no_port_of_the_table_is_written_elsewhere_in_deploy() -> None:
 def test_the_harness_adapter_numbers_instances_from_one() -> None:
     """deploy/supervisor/config.py, which tests/platform_harness still reads."""
     config = load(DEPLOY / "supervisor" / "config.py", "deploy_supervisor_config")
-    listed = config.programs({}, {"NOTIFICATIONS_HTTP_PORT": "9001"}, 2)
+    listed = config.programs({}, {"NOTIFICATIONS_CONSUMER_HEALTH_PORT": "9001"}, 2)
     names = {p.name: p.env for p in listed if p.role == "notifications"}
     assert names == {
-        "notifications-1": {"NOTIFICATIONS_HTTP_PORT": "9001", "SIGNUP_INSTANCE": "1"},
-        "notifications-2": {"NOTIFICATIONS_HTTP_PORT": "9101", "SIGNUP_INSTANCE": "2"},
+        "notifications-1": {"NOTIFICATIONS_CONSUMER_HEALTH_PORT": "9001", "SIGNUP_INSTANCE": "1"},
+        "notifications-2": {"NOTIFICATIONS_CONSUMER_HEALTH_PORT": "9101", "SIGNUP_INSTANCE": "2"},
     }
-    assert config.CONSUMERS["stats"] == ("STATS_CONSUMER_HTTP_PORT", 8013)
+    assert config.CONSUMERS["stats"] == ("STATS_CONSUMER_HEALTH_PORT", 8013)
