@@ -11,9 +11,12 @@ the code) binds each consumer queue to the ``events`` exchange with a routing ke
   consumer queue (named after the queue, with its retry and dead-letter queues);
 - one message per (type, version).
 
-Regenerate from the repository root (``--check`` exits 1 when the file is out of date):
+The document is shipped inside the package (``signup_contracts.catalog``); in this repository
+``docs/asyncapi/asyncapi.json`` points at that file. Regenerate it from the repository root
+(``--check`` exits 1 when the file is out of date); anywhere, ``--show`` prints the shipped one:
 
     .venv/bin/python -m signup_contracts.asyncapi
+    python -m signup_contracts.asyncapi --show
 """
 
 import argparse
@@ -25,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from signup_contracts import catalog
 from signup_contracts.amqp import (
     AMQP_PROPERTIES,
     CONTENT_TYPE,
@@ -41,7 +45,7 @@ from signup_contracts.envelope import EventData, registered_events
 from signup_contracts.schemas import message_schema
 
 DEFINITIONS = Path("deploy/rabbitmq/definitions.json")
-OUTPUT = Path("docs/asyncapi/asyncapi.json")
+OUTPUT = Path("contracts/src/signup_contracts/data/asyncapi.json")
 COMMAND = "python -m signup_contracts.asyncapi"
 BINDING_VERSION = "0.3.0"
 VHOST = "/"
@@ -254,7 +258,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="exit 1 if the output file differs from what would be written",
     )
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="print the document shipped with this package (needs no repository)",
+    )
     args = parser.parse_args(argv)
+    if args.show:
+        sys.stdout.write(catalog.asyncapi_text())
+        return 0
+    if not args.definitions.is_file():
+        sys.stderr.write(
+            f"{COMMAND}: {args.definitions} not found: regenerating needs the repository root "
+            f"(or --definitions FILE); {COMMAND} --show prints the document this package ships\n"
+        )
+        return 2
     text = generate(args.definitions)
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""

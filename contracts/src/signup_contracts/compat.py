@@ -39,313 +39,34 @@ ignored. What this allows within a version: adding an optional field, documentat
 Anything else is a new version: a new model class, registered beside the old one, with its own
 frozen file.
 
-    python -m signup_contracts.compat contracts/schemas            # check (exit 1 on a break)
-    python -m signup_contracts.compat --freeze contracts/schemas   # write missing frozen files
+    python -m signup_contracts.compat             # check against the schemas this package ships
+    python -m signup_contracts.compat --freeze    # write missing frozen files (in a checkout)
+    python -m signup_contracts.compat DIRECTORY   # the same with another folder
 """
 
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from enum import Enum
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
 
+from signup_contracts import catalog
+from signup_contracts.compat_rules import Break, Direction, check
 from signup_contracts.envelope import registered_events
-from signup_contracts.schemas import JsonSchema, freeze, frozen_file_name, message_schema
+from signup_contracts.schemas import freeze, frozen_file_name, message_schema
+
+__all__ = ["Break", "Direction", "check", "check_frozen", "main"]
 
 
-class Direction(Enum):
-    CONSUMERS = "deployed consumers would reject messages the changed producer sends"
-    REPLAY = "the changed reader would reject messages published before the change"
-
-
-@dataclass(frozen=True)
-class Break:
-    path: str
-    rule: str
-    detail: str
-    direction: Direction
-
-    def __str__(self) -> str:
-        return f"{self.path or '<message>'}: {self.rule}: {self.detail} ({self.direction.value})"
-
-
-_DOCUMENTATION = frozenset(
-    {
-        "title",
-        "description",
-        "default",
-        "examples",
-        "deprecated",
-        "$comment",
-        "readOnly",
-        "writeOnly",
-    }
-)
-_LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
-_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
-_HANDLED = frozenset(
-    {
-        "type",
-        "anyOf",
-        "oneOf",
-        "enum",
-        "const",
-        "properties",
-        "required",
-        "items",
-        "additionalProperties",
-        *_LOWER_BOUNDS,
-        *_UPPER_BOUNDS,
-    }
-)
-_WORDS = {
-    Direction.CONSUMERS: {
-        "type": "type-widened",
-        "enum": "enum-widened",
-        "bound": "constraint-loosened",
-    },
-    Direction.REPLAY: {
-        "type": "type-narrowed",
-        "enum": "enum-narrowed",
-        "bound": "constraint-tightened",
-    },
-}
-
-
-def check(frozen: JsonSchema, current: JsonSchema) -> list[Break]:
-    """Every way ``current`` breaks readers or messages of ``frozen``; empty if compatible."""
-    return [
-        *_subset(current, frozen, "", Direction.CONSUMERS),
-        *_subset(frozen, current, "", Direction.REPLAY),
-    ]
-
-
-def _subset(
-    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
-) -> Iterator[Break]:
-    """Breaks of "every value valid for ``inner`` is valid for ``outer``"."""
-    inner_variants, outer_variants = _variants(inner), _variants(outer)
-    for kind, inner_variant in inner_variants.items():
-        outer_variant = _counterpart(kind, outer_variants)
-        if outer_variant is None:
-            yield _break(
-                path, _WORDS[direction]["type"], f"{kind} {_accepted(direction)}", direction
-            )
-        else:
-            yield from _same_type(inner_variant, outer_variant, path, direction)
-
-
-def _accepted(direction: Direction) -> str:
-    return "is now allowed" if direction is Direction.CONSUMERS else "is no longer allowed"
-
-
-def _counterpart(kind: str, variants: Mapping[str, JsonSchema]) -> JsonSchema | None:
-    if kind in variants:
-        return variants[kind]
-    if kind == "integer" and "number" in variants:
-        return variants["number"]
-    return variants.get("any")
-
-
-def _variants(schema: JsonSchema) -> dict[str, JsonSchema]:
-    """The schema split by JSON type (``anyOf``/``oneOf`` branches and type lists flattened)."""
-    branches = schema.get("anyOf") or schema.get("oneOf")
-    if branches:
-        result: dict[str, JsonSchema] = {}
-        for branch in branches:
-            for kind, variant in _variants(branch).items():
-                if kind in result and result[kind] != variant:
-                    result[kind] = {"x-ambiguous": [result[kind], variant]}
-                else:
-                    result[kind] = variant
-        return result
-    kinds = schema.get("type")
-    if isinstance(kinds, list):
-        return {kind: {**schema, "type": kind} for kind in kinds}
-    if isinstance(kinds, str):
-        return {kinds: schema}
-    values = _values(schema)
-    if values is not None and values:
-        return {_json_type(value): schema for value in values}
-    return {"any": schema}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _values(schema: JsonSchema) -> list[Any] | None:
-    if "const" in schema:
-        return [schema["const"]]
-    enum = schema.get("enum")
-    return list(enum) if isinstance(enum, list) else None
-
-
-def _same_type(
-    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
-) -> Iterator[Break]:
-    if "x-ambiguous" in inner or "x-ambiguous" in outer:
-        if inner != outer:
-            yield _break(path, "constraint-changed", "alternatives of one type changed", direction)
-        return
-    yield from _enum(inner, outer, path, direction)
-    yield from _bounds(inner, outer, path, direction)
-    yield from _other_keywords(inner, outer, path, direction)
-    if "properties" in inner or "properties" in outer or "required" in outer:
-        yield from _object(inner, outer, path, direction)
-    if "items" in outer:
-        if "items" not in inner:
-            yield _break(
-                _join(path, "[]"),
-                _WORDS[direction]["type"],
-                f"items of any type {_accepted(direction)}",
-                direction,
-            )
-        else:
-            yield from _subset(inner["items"], outer["items"], _join(path, "[]"), direction)
-
-
-def _enum(inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction) -> Iterator[Break]:
-    inner_values, outer_values = _values(inner), _values(outer)
-    if outer_values is None:
-        return
-    rule = _WORDS[direction]["enum"]
-    if inner_values is None:
-        yield _break(
-            path,
-            rule,
-            f"any value {_accepted(direction)} (was one of {_show(outer_values)})",
-            direction,
-        )
-        return
-    extra = [value for value in inner_values if value not in outer_values]
-    if extra:
-        yield _break(path, rule, f"value {_show(extra)} {_accepted(direction)}", direction)
-
-
-def _bounds(
-    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
-) -> Iterator[Break]:
-    rule = _WORDS[direction]["bound"]
-    for keyword in (*_LOWER_BOUNDS, *_UPPER_BOUNDS):
-        if keyword not in outer:
-            continue
-        limit = outer[keyword]
-        if keyword not in inner:
-            yield _break(path, rule, f"{keyword} {limit} {_dropped(direction)}", direction)
-            continue
-        value = inner[keyword]
-        looser = value < limit if keyword in _LOWER_BOUNDS else value > limit
-        if looser:
-            before, after = _before_after(value, limit, direction)
-            yield _break(path, rule, f"{keyword} {before} -> {after}", direction)
-
-
-def _dropped(direction: Direction) -> str:
-    return "dropped" if direction is Direction.CONSUMERS else "added"
-
-
-def _before_after(inner: Any, outer: Any, direction: Direction) -> tuple[Any, Any]:
-    """(frozen, current) for the report, whichever side is ``inner``."""
-    return (outer, inner) if direction is Direction.CONSUMERS else (inner, outer)
-
-
-def _other_keywords(
-    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
-) -> Iterator[Break]:
-    for keyword in sorted(set(inner) | set(outer)):
-        if keyword in _HANDLED or keyword in _DOCUMENTATION:
-            continue
-        if keyword in outer and inner.get(keyword) != outer[keyword]:
-            before, after = _before_after(inner.get(keyword), outer[keyword], direction)
-            yield _break(
-                path,
-                "constraint-changed",
-                f"{keyword} {_show(before)} -> {_show(after)}",
-                direction,
-            )
-
-
-def _object(
-    inner: JsonSchema, outer: JsonSchema, path: str, direction: Direction
-) -> Iterator[Break]:
-    inner_properties: dict[str, Any] = inner.get("properties", {})
-    outer_properties: dict[str, Any] = outer.get("properties", {})
-    inner_required, outer_required = set(inner.get("required", [])), set(outer.get("required", []))
-    frozen_required = outer_required if direction is Direction.CONSUMERS else inner_required
-    for name in sorted(outer_required - inner_required):
-        if direction is Direction.CONSUMERS:
-            removed = name not in inner_properties
-            rule = "removed-field" if removed else "no-longer-required"
-            detail = "old readers require it" if removed else "the producer may leave it out"
-        else:
-            rule = "new-required-field"
-            detail = (
-                "it is new" if name not in inner_properties else "it was optional"
-            ) + ", older messages may lack it"
-        yield _break(_join(path, name), rule, detail, direction)
-    if direction is Direction.CONSUMERS:
-        for name in sorted(set(outer_properties) - set(inner_properties) - frozen_required):
-            yield _break(
-                _join(path, name),
-                "removed-field",
-                "old readers lose it (a rename is a removal and an addition)",
-                direction,
-            )
-    for name in sorted(set(inner_properties) & set(outer_properties)):
-        yield from _subset(
-            inner_properties[name], outer_properties[name], _join(path, name), direction
-        )
-    if outer.get("additionalProperties") is False:
-        for name in sorted(set(inner_properties) - set(outer_properties)):
-            yield _break(
-                _join(path, name),
-                "extra-properties",
-                "the other side forbids properties it does not list",
-                direction,
-            )
-        if inner.get("additionalProperties") is not False:
-            yield _break(
-                path,
-                "extra-properties",
-                "unlisted properties are allowed on one side and forbidden on the other",
-                direction,
-            )
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
-def _break(path: str, rule: str, detail: str, direction: Direction) -> Break:
-    return Break(path, rule, detail, direction)
-
-
-def check_frozen(directory: Path) -> list[str]:
+def check_frozen(directory: Path | Traversable | None = None) -> list[str]:
     """Problems of the registered contracts against the frozen schemas in ``directory``."""
+    directory = catalog.frozen_schemas_folder() if directory is None else directory
     problems = []
     events = registered_events()
     expected = {frozen_file_name(t, v): cls for (t, v), cls in events.items()}
     for name, event in expected.items():
         path = directory / name
-        if not path.exists():
+        if not path.is_file():
             problems.append(
                 f"{event.event_type} v{event.version} has no frozen schema {path}: "
                 f"run python -m signup_contracts.compat --freeze {directory}"
@@ -353,7 +74,8 @@ def check_frozen(directory: Path) -> list[str]:
             continue
         for found in check(json.loads(path.read_text()), message_schema(event)):
             problems.append(f"{event.event_type} v{event.version}: {found}")
-    for path in sorted(directory.glob("*.json")):
+    listed = directory.iterdir() if directory.is_dir() else iter(())
+    for path in sorted((p for p in listed if p.name.endswith(".json")), key=lambda p: p.name):
         if path.name not in expected:
             problems.append(
                 f"{path} is frozen but no registered contract publishes it: a "
@@ -367,17 +89,23 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m signup_contracts.compat",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
-    parser.add_argument("directory", type=Path, help="folder of frozen schemas")
+    parser.add_argument(
+        "directory",
+        type=Path,
+        nargs="?",
+        help="folder of frozen schemas (default: the one shipped in this package)",
+    )
     parser.add_argument(
         "--freeze",
         action="store_true",
         help="write the schemas of versions that have no frozen file yet",
     )
     args = parser.parse_args(argv)
+    directory: Path = args.directory or Path(str(catalog.frozen_schemas_folder()))
     if args.freeze:
-        for path in freeze(args.directory):
+        for path in freeze(directory):
             sys.stdout.write(f"froze {path}\n")
-    problems = check_frozen(args.directory)
+    problems = check_frozen(directory)
     for problem in problems:
         sys.stdout.write(f"{problem}\n")
     return 1 if problems else 0

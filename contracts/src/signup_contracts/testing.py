@@ -6,28 +6,74 @@
   wildcards (``accounts.*``, ``#.user_signed_up``), through the JSON wire format, like
   FastStream's ``TestBroker``.
 - ``run_handler``: runs one handler with one event and returns what it published.
+- ``redeliver`` / ``assert_effect_once``: the same message delivered again (after a failure or a
+  lost ack), and the check that its effect happened once.
 - ``wire_message``: the body, routing key, AMQP properties and headers a producer sends.
 
 A handler takes the delivered envelope. It publishes either by returning an envelope (or a list
 of them), or by calling ``publish`` of the broker it was given (``functools.partial`` it in).
+Handlers may be ``async def``: the synchronous entry points run them in a fresh event loop, and
+inside a running loop (an async test) ``await broker.apublish``, ``arun_handler``,
+``aredeliver`` and ``aassert_effect_once`` await them in that loop.
 With the pytest plugin installed (it is, with this package) the fixtures ``event_broker`` and
 ``event_factory`` give a fresh broker and these factories.
 """
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from signup_contracts.amqp import CONTENT_TYPE, EVENT_VERSION_HEADER, EVENTS_EXCHANGE, PERSISTENT
 from signup_contracts.amqp import topic_matches as topic_matches
-from signup_contracts.envelope import Envelope, EventData, parse_envelope, registered_events
+from signup_contracts.envelope import Envelope, EventData, registered_events
 from signup_contracts.events import SpaceProvisioned, UserSignedUp
+from signup_contracts.inmemory import (
+    AsyncHandlerInRunningLoopError,
+    Handler,
+    InMemoryBroker,
+    Subscription,
+    arun_handler,
+    over_the_wire,
+    run_handler,
+)
+from signup_contracts.redelivery import (
+    Delivery,
+    Redelivery,
+    aassert_effect_once,
+    aredeliver,
+    assert_effect_once,
+    redeliver,
+)
+
+__all__ = [
+    "DEFAULT_PAYLOADS",
+    "AsyncHandlerInRunningLoopError",
+    "Delivery",
+    "EventFactory",
+    "Handler",
+    "InMemoryBroker",
+    "Redelivery",
+    "Subscription",
+    "WireMessage",
+    "aassert_effect_once",
+    "aredeliver",
+    "arun_handler",
+    "assert_effect_once",
+    "build",
+    "over_the_wire",
+    "payload",
+    "redeliver",
+    "run_handler",
+    "space_provisioned",
+    "topic_matches",
+    "user_signed_up",
+    "wire_message",
+]
 
 D = TypeVar("D", bound=EventData)
-Handler = Callable[[Envelope[Any]], object]
 
 
 def _user_signed_up_v1() -> dict[str, Any]:
@@ -106,11 +152,6 @@ class EventFactory:
         return [build(event) for event in registered_events().values()]
 
 
-def over_the_wire(event: Envelope[Any]) -> Envelope[Any]:
-    """The envelope a consumer decodes from the event's JSON body (validated, typed payload)."""
-    return parse_envelope(event.to_json())
-
-
 @dataclass(frozen=True)
 class WireMessage:
     """What the producer hands to RabbitMQ for one event."""
@@ -139,98 +180,3 @@ def wire_message(event: Envelope[Any]) -> WireMessage:
         },
         headers={EVENT_VERSION_HEADER: event.version},
     )
-
-
-@dataclass
-class Subscription:
-    pattern: str
-    handler: Handler
-    name: str
-    received: list[Envelope[Any]] = field(default_factory=list)
-
-
-class InMemoryBroker:
-    """Topic routing in memory: every subscription whose pattern matches gets the event.
-
-    Delivery is synchronous and in publishing order: ``publish`` returns once every handler
-    (and every handler of what those published) has run. A handler's exception propagates to
-    the ``publish`` call, and the deliveries still pending are dropped. Events no subscription
-    matches are kept in ``unrouted``, as the ``events`` exchange's alternate exchange does.
-    """
-
-    def __init__(self) -> None:
-        self.subscriptions: list[Subscription] = []
-        self.published: list[Envelope[Any]] = []
-        self.unrouted: list[Envelope[Any]] = []
-        self._pending: list[tuple[Subscription, Envelope[Any]]] = []
-        self._delivering = False
-
-    def subscribe(self, pattern: str, handler: Handler, *, name: str | None = None) -> Subscription:
-        """Deliver events whose routing key matches ``pattern`` to ``handler``."""
-        label = name or str(getattr(handler, "__name__", pattern))
-        subscription = Subscription(pattern, handler, label)
-        self.subscriptions.append(subscription)
-        return subscription
-
-    def subscriber(self, pattern: str, *, name: str | None = None) -> Callable[[Handler], Handler]:
-        """Decorator form of ``subscribe``."""
-
-        def register(handler: Handler) -> Handler:
-            self.subscribe(pattern, handler, name=name)
-            return handler
-
-        return register
-
-    def publish(self, event: Envelope[Any]) -> None:
-        """Publish one event (validated through its JSON form) and deliver it."""
-        delivered = over_the_wire(event)
-        self.published.append(delivered)
-        targets = [s for s in self.subscriptions if topic_matches(s.pattern, delivered.routing_key)]
-        if not targets:
-            self.unrouted.append(delivered)
-        self._pending.extend((subscription, delivered) for subscription in targets)
-        if not self._delivering:
-            self._deliver()
-
-    def published_with(self, pattern: str) -> list[Envelope[Any]]:
-        """Published events whose routing key matches ``pattern``."""
-        return [event for event in self.published if topic_matches(pattern, event.routing_key)]
-
-    def _deliver(self) -> None:
-        self._delivering = True
-        try:
-            while self._pending:
-                subscription, event = self._pending.pop(0)
-                subscription.received.append(event)
-                for result in _returned(subscription.handler(event)):
-                    self.publish(result)
-        finally:
-            self._delivering = False
-            self._pending.clear()
-
-
-def _returned(result: object) -> list[Envelope[Any]]:
-    if result is None:
-        return []
-    if isinstance(result, Envelope):
-        return [result]
-    if isinstance(result, Iterable) and not isinstance(result, str | bytes):
-        items = list(result)
-        if all(isinstance(item, Envelope) for item in items):
-            return items
-    raise TypeError(f"a handler returns None, an Envelope or Envelopes, not {result!r}")
-
-
-def run_handler(
-    handler: Handler, event: Envelope[Any], *, broker: InMemoryBroker | None = None
-) -> list[Envelope[Any]]:
-    """Run ``handler`` with ``event`` as a consumer would receive it; return what it published.
-
-    Published means returned by the handler or published on ``broker`` while it ran (pass the
-    broker the handler was built with). Returned events are published on ``broker`` too.
-    """
-    bus = broker if broker is not None else InMemoryBroker()
-    before = len(bus.published)
-    for result in _returned(handler(over_the_wire(event))):
-        bus.publish(result)
-    return bus.published[before:]

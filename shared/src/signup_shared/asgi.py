@@ -4,11 +4,18 @@
 caller's ``traceparent`` continued, else a new one), a body limit that answers 413 whether the
 body declares its length or streams it, a logged 500 for an unexpected exception, one INFO line
 and the request metrics. It adds no task and copies no body.
+
+``ApiDocs`` (inside every ``RequestGuard`` unless ``api_docs=False``) serves ``/docs`` (Swagger
+UI) and ``/redoc`` (ReDoc) for the application's ``/openapi.json`` with the browser bundles
+shipped in this package (``signup_shared/apidocs``), never from a CDN: the pages work offline.
 """
 
+import functools
+import html
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -79,9 +86,96 @@ class _Answer:
         self.status, self.started, self.too_large = 500, False, False
 
 
+DOCS_PATH = "/docs"
+REDOC_PATH = "/redoc"
+ASSETS_PATH = "/docs/assets/"
+ASSET_TYPES = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+    "redoc.standalone.js": "text/javascript; charset=utf-8",
+}
+_SWAGGER_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="{assets}swagger-ui.css">
+<link rel="icon" type="image/png" href="{assets}favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="{assets}swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{openapi}", dom_id: "#swagger-ui", deepLinking: true,
+  layout: "BaseLayout", presets: [SwaggerUIBundle.presets.apis]}});</script>
+</body></html>
+"""
+_REDOC_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" type="image/png" href="{assets}favicon-32x32.png"></head>
+<body><redoc spec-url="{openapi}"></redoc>
+<script src="{assets}redoc.standalone.js"></script></body></html>
+"""
+
+
+@functools.cache
+def docs_asset(name: str) -> bytes:
+    """One of the packaged browser files (read once)."""
+    return (resources.files("signup_shared") / "apidocs" / name).read_bytes()
+
+
+class _DocsRoute:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class ApiDocs:
+    """``GET``/``HEAD`` ``/docs``, ``/redoc`` and their assets; everything else goes to ``app``."""
+
+    def __init__(
+        self, app: ASGIApp, openapi_url: str = "/openapi.json", title: str = "API"
+    ) -> None:
+        self.app, self.openapi_url, self.title = app, openapi_url, title
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or scope.get("method") not in {"GET", "HEAD"}:
+            await self.app(scope, receive, send)
+        elif path in {DOCS_PATH, REDOC_PATH}:
+            scope["route"] = _DocsRoute(path)
+            root = str(scope.get("root_path", ""))
+            page = _SWAGGER_PAGE if path == DOCS_PATH else _REDOC_PAGE
+            title = getattr(scope.get("app"), "title", None) or self.title
+            text = page.format(
+                title=html.escape(str(title)),
+                assets=html.escape(root + ASSETS_PATH),
+                openapi=html.escape(root + self.openapi_url),
+            )
+            await self._send(scope, send, 200, text.encode(), "text/html; charset=utf-8")
+        elif path.startswith(ASSETS_PATH):
+            scope["route"] = _DocsRoute(ASSETS_PATH + "{name}")
+            name = path.removeprefix(ASSETS_PATH)
+            if name in ASSET_TYPES:
+                await self._send(scope, send, 200, docs_asset(name), ASSET_TYPES[name])
+            else:
+                body = error_body("not found")
+                await self._send(scope, send, 404, body, "application/json")
+        else:
+            await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _send(scope: Scope, send: Send, status: int, body: bytes, kind: str) -> None:
+        headers = [
+            (b"content-type", kind.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"public, max-age=86400" if status == 200 else b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, limit: int | None = None) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int | None = None, api_docs: bool = True) -> None:
+        self.app, self.limit = (ApiDocs(app) if api_docs else app), limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -1,14 +1,18 @@
-"""Alembic helpers: every service keeps its own migrations and its own database."""
+"""Alembic helpers: every service keeps its own migrations and its own database.
 
-import base64
-import hashlib
-import hmac
-import os
+``upgrade``, ``downgrade`` and ``revision`` are alembic's commands for one service's migrations
+folder; with ``sql=True`` the first two print the SQL (alembic's offline mode) and connect to
+nothing. A service's ``env.py`` is one line, ``run_env(Base.metadata)``.
+"""
+
+import sys
 from pathlib import Path
+from typing import TextIO
 
 import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
@@ -72,7 +76,11 @@ def ensure_role_and_database(admin_url: str, database_url: str) -> bool:
                 )
             # The password travels only as a SCRAM verifier: never in clear in the statement,
             # so neither an error text nor the server's statement log can show it.
-            password = "NULL" if url.password is None else f"'{scram_verifier(url.password)}'"
+            password = (
+                "NULL"
+                if url.password is None
+                else f"'{scram_verifier(connection, role, url.password)}'"
+            )
             verb = "CREATE" if superuser is None else "ALTER"
             try:
                 connection.exec_driver_sql(
@@ -98,22 +106,15 @@ def ensure_role_and_database(admin_url: str, database_url: str) -> bool:
         admin.dispose()
 
 
-SCRAM_ITERATIONS = 4096
-
-
-def scram_verifier(password: str, salt: bytes | None = None) -> str:
-    """PostgreSQL's SCRAM-SHA-256 verifier of ``password`` (RFC 5802/7677), as the server
-    stores it: ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``."""
-    salt = salt if salt is not None else os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    b64 = base64.b64encode
-    return (
-        f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}"
-        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
-    )
+def scram_verifier(connection: sa.Connection, role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of ``password`` for ``role``, computed by libpq on the client
+    (``PQencryptPasswordConn``, psycopg's ``encrypt_password``), as the server stores it."""
+    raw = connection.connection.dbapi_connection
+    pgconn = getattr(raw, "pgconn", None)
+    if pgconn is None:
+        raise SetupError("the role setup needs a psycopg 3 connection (postgresql+psycopg://)")
+    verifier: bytes = pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    return verifier.decode()
 
 
 _FOREIGN_OBJECTS = """
@@ -152,16 +153,85 @@ def _hand_over_objects(admin_url: sa.URL, role: str) -> None:
         engine.dispose()
 
 
-def upgrade(database_url: str, migrations_dir: Path, revision: str = "head") -> None:
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, revision)
+FILE_TEMPLATE = "%%(rev)s_%%(slug)s"
+
+
+def config(database_url: str, migrations_dir: Path, stdout: TextIO | None = None) -> Config:
+    """Alembic's configuration for one service's migrations (no ini file)."""
+    out = stdout or sys.stdout
+    result = Config(stdout=out, output_buffer=out)  # messages, and the SQL of ``sql=True``
+    result.set_main_option("script_location", str(migrations_dir))
+    result.set_main_option("file_template", FILE_TEMPLATE)
+    result.attributes["database_url"] = database_url
+    return result
+
+
+def upgrade(
+    database_url: str,
+    migrations_dir: Path,
+    revision: str = "head",
+    *,
+    sql: bool = False,
+    stdout: TextIO | None = None,
+) -> None:
+    """Apply migrations up to ``revision``; ``sql=True`` prints their SQL instead."""
+    command.upgrade(config(database_url, migrations_dir, stdout), revision, sql=sql)
+
+
+def downgrade(
+    database_url: str,
+    migrations_dir: Path,
+    revision: str,
+    *,
+    sql: bool = False,
+    stdout: TextIO | None = None,
+) -> None:
+    """Undo migrations down to ``revision`` (an id, ``-1``, ``base``); ``sql=True`` prints the SQL
+    of undoing everything from the newest revision down to ``revision`` instead."""
+    settings = config(database_url, migrations_dir, stdout)
+    if sql and ":" not in revision:
+        if revision.startswith("-"):
+            raise SetupError(
+                f"downgrade {revision} --sql: the database is not read in SQL mode, so name the "
+                "target revision (an id, or base) instead of a relative step"
+            )
+        revision = f"{ScriptDirectory.from_config(settings).get_current_head()}:{revision}"
+    command.downgrade(settings, revision, sql=sql)
+
+
+def revision(
+    database_url: str, migrations_dir: Path, message: str, *, autogenerate: bool = False
+) -> Path:
+    """Write a new migration file after the newest one (ids ``0001``, ``0002``, ...); with
+    ``autogenerate`` alembic fills it from the difference between the models and the database."""
+    settings = config(database_url, migrations_dir)
+    script = ScriptDirectory.from_config(settings)
+    numbers = [int(r.revision) for r in script.walk_revisions() if r.revision.isdigit()]
+    made = command.revision(
+        settings,
+        message=message,
+        autogenerate=autogenerate,
+        rev_id=f"{max(numbers, default=0) + 1:04d}",
+    )
+    scripts = made if isinstance(made, list) else [made]
+    if not scripts or scripts[0] is None:
+        raise SetupError("alembic wrote no revision")
+    return Path(scripts[0].path)
 
 
 def run_env(target_metadata: MetaData) -> None:
-    """The body of a service's ``env.py`` (online migrations only)."""
+    """The body of a service's ``env.py``: online migrations, or SQL output in offline mode."""
     url = context.config.attributes["database_url"]
+    if context.is_offline_mode():
+        context.configure(
+            url=url,
+            target_metadata=target_metadata,
+            literal_binds=True,
+            dialect_opts={"paramstyle": "named"},
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)

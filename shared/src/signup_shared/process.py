@@ -3,6 +3,7 @@
 import json
 import signal
 import threading
+import urllib.parse
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -59,7 +60,12 @@ def _passes(check: Check) -> bool:
 
 class HealthServer:
     """``GET /healthz`` (the process answers), ``GET /readyz`` (every check passes, else 503)
-    and ``GET /metrics`` (the process's Prometheus metrics)."""
+    and ``GET /metrics`` (the process's Prometheus metrics).
+
+    ``HEAD`` answers the same status and headers without the body (load balancers and uptime
+    checks use it); a query string is ignored (``/metrics?x`` is ``/metrics``). Other methods
+    get 405 with an ``Allow`` header.
+    """
 
     def __init__(self, host: str, port: int, checks: Mapping[str, Check]) -> None:
         self.checks = dict(checks)
@@ -75,30 +81,47 @@ class HealthServer:
         checks = self.checks
 
         class Handler(BaseHTTPRequestHandler):
+            with_body = True
+
             def do_GET(self) -> None:
-                if self.path == "/healthz":
+                path = urllib.parse.urlsplit(self.path).path
+                if path == "/healthz":
                     self._reply(200, {"status": "ok"})
-                elif self.path == "/readyz":
+                elif path == "/readyz":
                     ok, results = readiness(checks)
                     self._reply(
                         200 if ok else 503,
                         {"status": "ok" if ok else "unavailable", "checks": results},
                     )
-                elif self.path == "/metrics":
+                elif path == "/metrics":
                     body, content_type = metrics.exposition()
                     self._send(200, body, content_type)
                 else:
                     self._reply(404, {"detail": "not found"})
 
-            def _reply(self, status: int, body: dict[str, object]) -> None:
-                self._send(status, json.dumps(body).encode(), "application/json")
+            def do_HEAD(self) -> None:
+                self.with_body = False
+                self.do_GET()
 
-            def _send(self, status: int, payload: bytes, content_type: str) -> None:
+            def _not_allowed(self) -> None:
+                self._reply(405, {"detail": "method not allowed"}, allow="GET, HEAD")
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+
+            def _reply(self, status: int, body: dict[str, object], allow: str = "") -> None:
+                self._send(status, json.dumps(body).encode(), "application/json", allow)
+
+            def _send(
+                self, status: int, payload: bytes, content_type: str, allow: str = ""
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
+                if allow:
+                    self.send_header("Allow", allow)
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.with_body:
+                    self.wfile.write(payload)
 
             def log_message(self, format: str, *args: object) -> None:
                 return
