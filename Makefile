@@ -3,15 +3,22 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := 3.11
 VENV := .venv/bin
-PYTEST := $(VENV)/python -m pytest -p no:cacheprovider
+# Tests keep compiled bytecode (and pytest's rewritten test modules) under var/pycache, also
+# for the processes the end-to-end and fault tests start: without it every run and every started
+# process compiles its imports again (seconds of CPU each), whatever PYTHONDONTWRITEBYTECODE says.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/var/pycache \
+	$(VENV)/python -m pytest -p no:cacheprovider
+UNIT := -m "not integration and not e2e and not faults"
 
-.PHONY: help install servers run test lint typecheck architecture unit integration e2e faults bench clean cluster-up cluster-down faults-cluster
+.PHONY: help install servers run test lint typecheck architecture unit properties integration e2e faults bench clean cluster-up cluster-down faults-cluster
 
 help:
 	@echo "make run    start the whole system (servers, databases, topology, all services)"
 	@echo "           under supervisord; CONSUMER_PROCESSES=N make run: N processes per consumer"
 	@echo "make test   lint, type checks, architecture contracts, unit, integration and e2e tests"
-	@echo "make unit | integration | e2e | faults | bench | lint | typecheck | architecture"
+	@echo "make unit | properties | integration | e2e | faults | bench | lint | typecheck | architecture"
+	@echo "           unit: the unit tests only (a small property-test budget); properties: the"
+	@echo "           property tests with a large budget; faults: the whole fault matrix"
 	@echo "make cluster-up | cluster-down | faults-cluster   local three-node RabbitMQ cluster"
 
 install:
@@ -35,8 +42,13 @@ typecheck: install
 architecture: install
 	$(VENV)/lint-imports
 
+# Only the unit tests are collected (the root conftest skips the server tiers' folders unread);
+# lists every unit test slower than 10 ms.
 unit: install
-	$(PYTEST) -m "not integration and not e2e and not faults" --durations=5
+	HYPOTHESIS_PROFILE=unit $(PYTEST) -p no:schemathesis $(UNIT) --durations=0 --durations-min=0.01
+
+properties: install
+	HYPOTHESIS_PROFILE=properties $(PYTEST) -p no:schemathesis -m "hypothesis and not integration and not e2e and not faults"
 
 integration: install servers
 	$(PYTEST) -m integration
@@ -62,8 +74,16 @@ faults-cluster: cluster-up
 bench: install servers
 	$(VENV)/python tests/bench/bench.py
 
+# Every tier in one session; property tests at the budget CI has always run (profile ci).
 test: install servers lint typecheck architecture
-	$(PYTEST) --durations=10
+	HYPOTHESIS_PROFILE=ci $(PYTEST) --durations=10
 
 clean:
 	rm -rf var .venv
+
+# ~11 min: signups at 5/s for 4 min, 2 min of quiet, 4 min more on a private stack; then
+# every effect once, no `missed heartbeats` close of its connections in the RabbitMQ log and
+# no `relay.retrying` in the relay logs (prints what it found, fails if anything).
+.PHONY: soak
+soak: install servers
+	PYTHONPATH=tests $(VENV)/python -m platform_harness.soak

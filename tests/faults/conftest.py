@@ -1,8 +1,11 @@
+import contextlib
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from platform_harness.scenarios import QUIET_HEARTBEAT_SECONDS, QUIET_RETRY_DELAYS_MS
 from platform_harness.stack import Stack, running_stack
 
 # The scenarios that run in `make test` (and so in CI); `make faults` runs all of them.
@@ -32,16 +35,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason="full fault matrix only: make faults"))
 
 
-@pytest.fixture
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    callspec = getattr(request.node, "callspec", None)
-    scenario = str(callspec.params.get("scenario")) if callspec else ""
+# Settings every fault stack runs with, and those of scenarios that need others.
+STACK_ENV = {
+    "NOTIFICATIONS_SWEEP_INTERVAL_SECONDS": "5",
+    "NOTIFICATIONS_SWEEP_GRACE_SECONDS": "10",
+}
+CONSUMING_SERVICES = ("ACCOUNTS", "NOTIFICATIONS", "PROVISIONING", "STATS")
+SCENARIO_ENV: dict[str, dict[str, str]] = {
+    # Heartbeats of 3 s: RabbitMQ closes a connection silent for two intervals (6 s).
+    "quiet_then_retry": {
+        **{f"{s}_AMQP_HEARTBEAT": str(QUIET_HEARTBEAT_SECONDS) for s in CONSUMING_SERVICES},
+        **{
+            f"{s}_RETRY_DELAYS": json.dumps(list(QUIET_RETRY_DELAYS_MS)) for s in CONSUMING_SERVICES
+        },
+    },
+}
+
+
+@contextlib.contextmanager
+def scenario_stack(scenario: str, **more_env: str) -> Iterator[Stack]:
+    """The platform shaped and configured for ``scenario`` (``more_env`` on top)."""
     processes, supervised = STACK_SHAPES.get(scenario, (1, False))
     with running_stack(
         consumer_processes=processes,
         supervised=supervised,
         start_timeout=60.0 * processes,
-        NOTIFICATIONS_SWEEP_INTERVAL="5",
-        NOTIFICATIONS_SWEEP_GRACE="10",
+        **{**STACK_ENV, **SCENARIO_ENV.get(scenario, {}), **more_env},
     ) as running:
         yield running
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    callspec = getattr(request.node, "callspec", None)
+    scenario = str(callspec.params.get("scenario")) if callspec else ""
+    with scenario_stack(scenario) as running:
+        yield running
+
+
+@pytest.fixture
+def make_stack() -> Callable[..., contextlib.AbstractContextManager[Stack]]:
+    """``with make_stack(scenario, **env) as stack``: for scenarios that prepare something the
+    platform must be pointed at before it starts (a misbehaving server in the test process)."""
+    return scenario_stack

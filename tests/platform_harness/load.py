@@ -24,19 +24,23 @@ class Load:
     count: int = 500
     rate: float = 60.0
     workers: int = 8
-    phone_every: int = 3
+    offset: int = 0  # numbers the signups from here: several loads on one stack never share
+    # a phone number (phones derive from the number; emails also carry the tag)
+    phone_every: int = 3  # every signup but each ``phone_every``-th gives a phone; 1: all do
     accepted: set[str] = field(default_factory=set)
+    accepted_at: dict[str, float] = field(default_factory=dict)  # email -> time.time()
     retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
 
     def body(self, index: int) -> dict[str, str]:
+        index += self.offset
         body = {
             "email": f"u{index}-{self.tag}@example.com",
             "full_name": f"User {index}",
             "plan": PLANS[index % 3],
         }
-        if index % self.phone_every:
+        if self.phone_every == 1 or index % self.phone_every:
             body["phone"] = f"+1{index % 1000:03d}55{index:06d}"
         return body
 
@@ -79,6 +83,7 @@ class Load:
             if status == 201 or (status == 409 and retried):
                 with self._lock:
                     self.accepted.add(body["email"])
+                    self.accepted_at[body["email"]] = time.time()
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"signup {index} never accepted (last status {status})")

@@ -138,18 +138,15 @@ class Stack:
                 "SMS_SINK_PORT": str(self.ports["sms"]),
                 "NOTIFICATIONS_SMTP_PORT": str(self.ports["smtp"]),
                 "NOTIFICATIONS_SMS_BASE_URL": f"http://127.0.0.1:{self.ports['sms']}",
-                "STATS_CONSUMER_HTTP_PORT": str(self.ports["stats_consumer"]),
-                "ACCOUNTS_CONSUMER_HTTP_PORT": str(self.ports["accounts_consumer"]),
-                "ACCOUNTS_RELAY_HTTP_PORT": str(self.ports["accounts_relay"]),
-                "PROVISIONING_RELAY_HTTP_PORT": str(self.ports["provisioning_relay"]),
                 "PROVISIONING_SPACES_ROOT": str(self.root / "var" / "spaces"),
             }
         )
+        for variable, port in PORT_SETTINGS.values():
+            env[variable] = str(self.ports[port])
         for service in SERVICES:
             prefix = service.upper()
             env[f"{prefix}_DATABASE_URL"] = self.database_url(service)
             env[f"{prefix}_AMQP_URL"] = self.service_amqp_url(service)
-            env[f"{prefix}_HTTP_PORT"] = str(self.ports[service])
         env["SIGNUP_STACK"] = self.name
         env.update(self.extra_env)
         self.env = env
@@ -159,10 +156,16 @@ class Stack:
     def _programs(self) -> dict[str, Any]:
         """Procfile name (or ``<role>-<i>``) -> ``Program``; further instances get free ports."""
         config = supervisor_config()
+        table_names = {role.name: role.port_env for role in config.ROLES}
         programs = {}
         for program in config.programs(procfile(), self.env, self.consumer_processes):
-            if program.env.get("SIGNUP_INSTANCE", "1") != "1":
-                program.env[config.CONSUMERS[program.role][0]] = str(free_port())
+            variable, key = PORT_SETTINGS[program.role]
+            first = program.env.get("SIGNUP_INSTANCE", "1") == "1"
+            port = str(self.ports[key] if first else free_port())
+            # The role table may still name a port by its old setting (an alias the services
+            # accept): both names carry the same port, so either spelling finds it.
+            program.env[variable] = port
+            program.env[table_names[program.role]] = port
             programs[program.name] = program
         return programs
 
@@ -177,7 +180,7 @@ class Stack:
         }
         for name, program in self.programs.items():
             if program.role in config.HEALTH_ENDPOINT:
-                ports[name] = int(program.env[config.CONSUMERS[program.role][0]])
+                ports[name] = int(program.env[PORT_SETTINGS[program.role][0]])
         return ports
 
     # lifecycle -----------------------------------------------------------------------------
@@ -485,6 +488,33 @@ class Stack:
         finally:
             engine.dispose()
 
+    def execute(self, service: str, sql: str, **params: Any) -> int:
+        """Run one statement as the service's role and commit it; the number of rows it hit."""
+        engine = sa.create_engine(self.database_url(service), poolclass=sa.pool.NullPool)
+        try:
+            with engine.begin() as connection:
+                return int(connection.execute(sa.text(sql), params).rowcount)
+        finally:
+            engine.dispose()
+
+    def command(self, program: str, *argv: str, timeout: float = 60) -> str:
+        """Run a service command (``accounts outbox parked``) with ``program``'s environment."""
+        done = subprocess.run(
+            list(argv),
+            cwd=self.root,
+            env={**self.env, **self.programs[program].env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv} exited with {done.returncode}: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def pids(self) -> dict[str, int]:
+        """Program name -> pid of every program the harness itself started (not supervised)."""
+        return {name: process.pid for name, process in self.processes.items()}
+
     def signup(
         self,
         client: httpx.Client,
@@ -507,6 +537,20 @@ class Stack:
         return {**body, **response.json()}
 
 
+# Role -> (the setting holding its port, the key of ``Stack.ports``). The services still accept
+# the old names (``*_HTTP_PORT``, ``*_CONSUMER_HTTP_PORT``, ``*_RELAY_HTTP_PORT``) as aliases.
+PORT_SETTINGS: dict[str, tuple[str, str]] = {
+    "smtp-sink": ("SMTP_SINK_PORT", "smtp"),
+    "sms-sink": ("SMS_SINK_PORT", "sms"),
+    "accounts-web": ("ACCOUNTS_WEB_PORT", "accounts"),
+    "accounts-relay": ("ACCOUNTS_RELAY_HEALTH_PORT", "accounts_relay"),
+    "accounts-consumer": ("ACCOUNTS_CONSUMER_HEALTH_PORT", "accounts_consumer"),
+    "notifications": ("NOTIFICATIONS_CONSUMER_HEALTH_PORT", "notifications"),
+    "provisioning": ("PROVISIONING_CONSUMER_HEALTH_PORT", "provisioning"),
+    "provisioning-relay": ("PROVISIONING_RELAY_HEALTH_PORT", "provisioning_relay"),
+    "stats": ("STATS_CONSUMER_HEALTH_PORT", "stats_consumer"),
+    "stats-web": ("STATS_WEB_PORT", "stats"),
+}
 SERVICES_PREFIXES = (*tuple(f"{s.upper()}_" for s in SERVICES), "AMQP_URL", "LOG_FORMAT")
 
 
