@@ -11,3 +11,7 @@ class TransientError(Exception):
 
 class PoisonMessageError(PermanentError):
     """The message cannot be decoded or validated; it is dead-lettered at once."""
+
+
+class UndecodableDeliveryError(PoisonMessageError):
+    """The AMQP client could not decode the delivery's properties (the message says which)."""

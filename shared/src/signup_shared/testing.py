@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from signup_contracts import testing as event_factories
+from signup_contracts.amqp import EVENTS_EXCHANGE
 from signup_shared import migrations, pytest_servers
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.publisher import PublishError, Ticket
@@ -120,7 +121,7 @@ class FakeMessage:
             body,
             headers or {},
             {"message_id": f"m{tag}"},
-            {"exchange": "events", "routing_key": "accounts.user_signed_up"},
+            {"exchange": EVENTS_EXCHANGE, "routing_key": "accounts.user_signed_up"},
             tag,
         )
 

@@ -31,7 +31,9 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-TRACEPARENT = "traceparent"
+from signup_contracts.amqp import TRACEPARENT_HEADER
+
+TRACEPARENT = TRACEPARENT_HEADER  # also the HTTP header and the propagator's carrier key
 TRACEPARENT_LENGTH = 55
 _VALID = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 _PROPAGATOR = TraceContextTextMapPropagator()

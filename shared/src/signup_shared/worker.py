@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from signup_shared import inbox
 from signup_shared.db import transaction
-from signup_shared.messaging.consumer import ConsumerRuntime, Subscription
+from signup_shared.messaging.consumer import ConsumerRuntime
 from signup_shared.messaging.handlers import EventHandler
+from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.periodic import every
 from signup_shared.process import Check, HealthServer, database_ready, stop_on_signals

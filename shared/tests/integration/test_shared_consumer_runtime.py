@@ -10,9 +10,9 @@ import pytest
 from amqp import Message as AmqpMessage
 from kombu import Connection
 
+from signup_contracts import amqp
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
-from signup_shared.messaging import failures
 from signup_shared.messaging.consumer import ConsumerRuntime, MessageProcessor, Subscription
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue, declare, delete
@@ -133,10 +133,10 @@ def test_poison_goes_to_the_dlq_with_its_reason_and_good_ones_keep_flowing(
     [dead] = dead_letters(broker, consumer_queue)
     headers = dead.headers
     assert dead.body == b"{not json"
-    assert headers[failures.FAILURE_KIND] == "permanent"
-    assert headers[failures.ERROR_TYPE] == "PoisonMessageError"
-    assert "invalid event" in headers[failures.ERROR_MESSAGE]
-    assert headers[failures.ORIGINAL_QUEUE] == consumer_queue.name
+    assert headers[amqp.FAILURE_KIND_HEADER] == "permanent"
+    assert headers[amqp.ERROR_TYPE_HEADER] == "PoisonMessageError"
+    assert "invalid event" in headers[amqp.ERROR_MESSAGE_HEADER]
+    assert headers[amqp.ORIGINAL_QUEUE_HEADER] == consumer_queue.name
 
 
 def test_transient_failure_is_retried_through_the_delay_queue(
@@ -171,10 +171,10 @@ def test_retries_exhausted_or_permanent_end_in_the_dlq(
         )
     )
     by_id = {m.properties["message_id"]: m.headers for m in dead_letters(broker, consumer_queue)}
-    assert by_id[str(flaky.id)][failures.FAILURE_KIND] == "exhausted"
-    assert by_id[str(flaky.id)][failures.ATTEMPTS] == 3
-    assert by_id[str(refused.id)][failures.FAILURE_KIND] == "permanent"
-    assert by_id[str(refused.id)][failures.ATTEMPTS] == 1
+    assert by_id[str(flaky.id)][amqp.FAILURE_KIND_HEADER] == "exhausted"
+    assert by_id[str(flaky.id)][amqp.ATTEMPTS_HEADER] == 3
+    assert by_id[str(refused.id)][amqp.FAILURE_KIND_HEADER] == "permanent"
+    assert by_id[str(refused.id)][amqp.ATTEMPTS_HEADER] == 1
     assert handler.handled == [str(fine.id)]
 
 
@@ -207,14 +207,14 @@ def test_hostile_headers_never_stop_the_consumer(
         key,
         overflowing.to_json(),
         message_id=str(overflowing.id),
-        application_headers={failures.ATTEMPTS: 2**63 - 1, "x-event-version": 1},
+        application_headers={amqp.ATTEMPTS_HEADER: 2**63 - 1, "x-event-version": 1},
     )
     publish_raw(
         broker,
         key,
         negative.to_json(),
         message_id=str(negative.id),
-        application_headers={failures.ATTEMPTS: -5, "x-event-version": 1.5},
+        application_headers={amqp.ATTEMPTS_HEADER: -5, "x-event-version": 1.5},
     )
     publish_raw(
         broker,
@@ -222,13 +222,13 @@ def test_hostile_headers_never_stop_the_consumer(
         b"{}",
         correlation_id="c" * 255,
         application_headers={
-            failures.ATTEMPTS: 1.5,
+            amqp.ATTEMPTS_HEADER: 1.5,
             "x-death": [{"count": 2**62, "reason": b"rejected"}],
             "x-delivery-count": "many",
-            failures.FIRST_FAILURE_AT: {"a": [b"x", None]},
+            amqp.FIRST_FAILURE_AT_HEADER: {"a": [b"x", None]},
             "x-price": Decimal("1.25"),
             "x-when": datetime(2026, 1, 1, tzinfo=UTC),
-            failures.ORIGINAL_EXCHANGE: 10**300 // 10**282,
+            amqp.ORIGINAL_EXCHANGE_HEADER: 10**300 // 10**282,
         },
     )
     publish_raw(broker, key, b"not zlib", application_headers={"compression": "application/x-gzip"})
@@ -249,10 +249,10 @@ def test_hostile_headers_never_stop_the_consumer(
     )
     assert runtime.connected and runtime.worker_alive
     by_body = {m.body: m.headers for m in dead_letters(broker, consumer_queue)}
-    assert by_body[b"junk"][failures.FAILURE_KIND] == "permanent"
-    assert by_body[b"{}"][failures.ERROR_TYPE] == "PoisonMessageError"
-    assert by_body[overflowing.to_json()][failures.FAILURE_KIND] == "exhausted"
-    assert by_body[overflowing.to_json()][failures.ATTEMPTS] == 1_000_001
+    assert by_body[b"junk"][amqp.FAILURE_KIND_HEADER] == "permanent"
+    assert by_body[b"{}"][amqp.ERROR_TYPE_HEADER] == "PoisonMessageError"
+    assert by_body[overflowing.to_json()][amqp.FAILURE_KIND_HEADER] == "exhausted"
+    assert by_body[overflowing.to_json()][amqp.ATTEMPTS_HEADER] == 1_000_001
 
 
 class BatchHandler(Handler):

@@ -6,31 +6,24 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase
 from structlog.testing import capture_logs
 
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.inbox import InboxMixin
 from signup_shared.messaging import failures
-from signup_shared.messaging.consumer import (
-    ConsumerRuntime,
-    Delivery,
-    MessageProcessor,
-    Subscription,
-)
+from signup_shared.messaging.consumer import ConsumerRuntime
+from signup_shared.messaging.delivery import Delivery
 from signup_shared.messaging.failures import Action
 from signup_shared.messaging.handlers import (
     EventHandler,
-    batch_exactly_once,
     event_handler,
-    session_handler,
-    unique,
 )
+from signup_shared.messaging.processing import MessageProcessor
+from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.settings import ServiceSettings
-from signup_shared.testing import FakeMessage, FakeSession, user_signed_up
+from signup_shared.testing import FakeMessage, user_signed_up
 from signup_shared.worker import health_checks, queues
 
 QUEUE = ConsumerQueue("svc", "accounts.user_signed_up", retry_delays_ms=(1_000,))
@@ -160,11 +153,11 @@ def test_a_batch_is_settled_with_one_multiple_ack_after_the_failures_were_rerout
     ]
     for message in messages:
         runtime._in_flight += 1
-        runtime._work.put((0, subscription, message))  # type: ignore[arg-type]
-    batch, last = runtime._take_batch(runtime._work.get())  # type: ignore[arg-type]
+        runtime.handling.work.put((0, subscription, message))  # type: ignore[arg-type]
+    batch, last = runtime.handling.take_batch(runtime.handling.work.get())  # type: ignore[arg-type]
     assert (len(batch), last) == (4, False)
 
-    _, results = runtime._process(batch)
+    _, results = runtime.handling.decide_batch(batch)
     runtime._settle_batch(results)
 
     assert recorder.batches == [events]
@@ -189,70 +182,14 @@ def test_held_messages_turn_multiple_acks_off_so_they_stay_unacked() -> None:
 
 def test_the_batch_size_bounds_what_is_taken_and_a_stop_ends_it() -> None:
     runtime, _ = runtime_for(Recorder())
-    runtime.batch_size = 2
+    runtime.handling.batch_size = 2
     for tag in (1, 2, 3):
-        runtime._work.put((0, None, tag))  # type: ignore[arg-type]
-    runtime._work.put(None)
-    first, last = runtime._take_batch(runtime._work.get())  # type: ignore[arg-type]
+        runtime.handling.work.put((0, None, tag))  # type: ignore[arg-type]
+    runtime.handling.work.put(None)
+    first, last = runtime.handling.take_batch(runtime.handling.work.get())  # type: ignore[arg-type]
     assert ([item[2] for item in first], last) == ([1, 2], False)
-    second, last = runtime._take_batch(runtime._work.get())  # type: ignore[arg-type]
+    second, last = runtime.handling.take_batch(runtime.handling.work.get())  # type: ignore[arg-type]
     assert ([item[2] for item in second], last) == ([3], True)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Inbox(InboxMixin, Base):
-    pass
-
-
-def test_batch_exactly_once_claims_in_one_statement_and_steps_only_new_events() -> None:
-    session = FakeSession()
-    new, seen = user_signed_up(), user_signed_up()
-    session.rows = [(new.id,)]
-    stepped: list[Envelope[Any]] = []
-    handle = batch_exactly_once("svc.q", Inbox, lambda _s, e: stepped.append(e))
-
-    assert handle(session, [new, seen, new]) == [new]
-
-    [claim] = session.executed
-    compiled = claim.compile(dialect=postgresql.dialect())
-    assert "ON CONFLICT DO NOTHING RETURNING inbox.event_id" in str(compiled)
-    assert session.parameters == [{"consumer": "svc.q", "event_ids": sorted([new.id, seen.id])}]
-    assert stepped == [new]
-    assert session.commits == 1
-
-
-def test_a_batch_step_takes_all_new_events_at_once() -> None:
-    session = FakeSession()
-    events = [user_signed_up(), user_signed_up()]
-    session.rows = [(e.id,) for e in events]
-    batches: list[list[Envelope[Any]]] = []
-    handle = batch_exactly_once(
-        "svc.q", Inbox, lambda *_: None, lambda _s, batch: batches.append(list(batch))
-    )
-    handle(session, events)
-    assert batches == [events]
-
-
-def test_unique_keeps_the_first_of_each_event_in_order() -> None:
-    a, b = user_signed_up(), user_signed_up()
-    assert unique([a, b, a, b]) == [a, b]
-    assert unique([a, b, a]) == [a, b]
-
-
-def test_the_single_handler_raises_what_after_commit_reports() -> None:
-    session = FakeSession()
-    event = user_signed_up()
-    error = TransientError("smtp")
-    handler = session_handler(
-        lambda: session,
-        lambda s, e: None,  # type: ignore[arg-type]
-        lambda events: {events[0].id: error},
-    )
-    with pytest.raises(TransientError):
-        handler(event)
 
 
 @event_handler("accounts", UserSignedUp)
@@ -270,21 +207,8 @@ def test_a_declaration_names_its_queue_and_injects_its_dependencies_by_name() ->
         (500,),
     )
 
-    session = FakeSession()
-    event = user_signed_up()
-    session.rows = [(event.id,)]
-    sent: list[str] = []
-    subscription = on_signed_up.subscription(
-        queue,
-        lambda: session,  # type: ignore[arg-type]
-        Inbox,
-        {"mailer": sent},
-    )
-    assert subscription.batch_handler is not None
-    subscription.batch_handler([event])
-    assert sent == [str(event.id)]
     with pytest.raises(TypeError, match="mailer"):
-        on_signed_up.subscription(queue, lambda: session, Inbox, {})  # type: ignore[arg-type]
+        on_signed_up.subscription(queue, None, InboxMixin, {})  # type: ignore[arg-type]
 
 
 def test_one_declaration_takes_one_event_type() -> None:

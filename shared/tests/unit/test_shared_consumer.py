@@ -6,17 +6,15 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from signup_contracts import amqp
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.messaging import failures
-from signup_shared.messaging.consumer import (
-    MAX_BODY_BYTES,
-    Delivery,
-    MessageProcessor,
-    Subscription,
-    rerouted,
-)
+from signup_shared.messaging.copies import rerouted
+from signup_shared.messaging.delivery import MAX_BODY_BYTES, Delivery
 from signup_shared.messaging.failures import Action
+from signup_shared.messaging.processing import MessageProcessor
+from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
 
 QUEUE = ConsumerQueue("stats", "accounts.user_signed_up")
@@ -123,8 +121,8 @@ def test_rerouted_copy_goes_to_the_delay_queue_of_its_attempt() -> None:
     decision = failures.decide(TransientError("x"), 1, 3)
     copy = rerouted(subscription, delivery(b"{}"), decision, "stats")
     assert (copy.exchange, copy.routing_key) == ("events.retry", "stats.user_signed_up.retry.10s")
-    assert copy.headers[failures.ATTEMPTS] == 2
-    assert copy.headers[failures.ORIGINAL_QUEUE] == "stats.user_signed_up"
+    assert copy.headers[amqp.ATTEMPTS_HEADER] == 2
+    assert copy.headers[amqp.ORIGINAL_QUEUE_HEADER] == "stats.user_signed_up"
 
 
 def test_rerouted_copy_goes_to_the_dead_letter_queue_with_the_reason() -> None:
@@ -133,8 +131,8 @@ def test_rerouted_copy_goes_to_the_dead_letter_queue_with_the_reason() -> None:
     copy = rerouted(subscription, delivery(b"junk"), decision, "stats")
     assert (copy.exchange, copy.routing_key) == ("events.dlx", "stats.user_signed_up.dlq")
     assert copy.body == b"junk"
-    assert copy.headers[failures.ERROR_MESSAGE] == "bad phone"
-    assert copy.headers[failures.SERVICE] == "stats"
+    assert copy.headers[amqp.ERROR_MESSAGE_HEADER] == "bad phone"
+    assert copy.headers[amqp.SERVICE_HEADER] == "stats"
 
 
 class DatabaseDown(Exception):

@@ -7,26 +7,22 @@ the samples before and after.
 import uuid
 from typing import Any
 
-import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.orm import DeclarativeBase
 
+from signup_contracts import amqp
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.inbox import InboxMixin
 from signup_shared.messaging import failures, queue_metrics
-from signup_shared.messaging.consumer import (
-    ConsumerRuntime,
-    Delivery,
-    MessageProcessor,
-    Settled,
-    Subscription,
-    settle,
-)
-from signup_shared.messaging.handlers import batch_exactly_once, exactly_once
+from signup_shared.messaging.consumer import ConsumerRuntime
+from signup_shared.messaging.delivery import Delivery
+from signup_shared.messaging.processing import MessageProcessor
 from signup_shared.messaging.publisher import PublishError
+from signup_shared.messaging.settling import Settled, settle
+from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
-from signup_shared.testing import FakeMessage, FakeSession, user_signed_up
+from signup_shared.testing import FakeMessage, user_signed_up
 
 
 def fresh_queue() -> ConsumerQueue:
@@ -94,8 +90,8 @@ def run_batch(
     dispatch = runtime._dispatcher(subscription)
     for message in messages:
         dispatch(message)  # type: ignore[arg-type]
-    batch, _ = runtime._take_batch(runtime._work.get())  # type: ignore[arg-type]
-    _, results = runtime._process(batch)
+    batch, _ = runtime.handling.take_batch(runtime.handling.work.get())  # type: ignore[arg-type]
+    _, results = runtime.handling.decide_batch(batch)
     runtime._settle_batch(results)
 
 
@@ -130,8 +126,8 @@ def test_transient_failures_count_as_retried_by_delay_then_dead_lettered_as_exha
         handlers.errors[event.id] = TransientError("provider busy")
     messages = [
         FakeMessage.tagged(1, first.to_json()),
-        FakeMessage.tagged(2, second.to_json(), {failures.ATTEMPTS: 1}),
-        FakeMessage.tagged(3, third.to_json(), {failures.ATTEMPTS: 2}),
+        FakeMessage.tagged(2, second.to_json(), {amqp.ATTEMPTS_HEADER: 1}),
+        FakeMessage.tagged(3, third.to_json(), {amqp.ATTEMPTS_HEADER: 2}),
     ]
 
     run_batch(runtime, subscription, messages)
@@ -197,41 +193,6 @@ class Base(DeclarativeBase):
 
 class Inbox(InboxMixin, Base):
     pass
-
-
-def test_batch_duplicates_are_counted_once_the_batch_committed() -> None:
-    queue = fresh_queue().name
-    session = FakeSession()
-    new, seen = user_signed_up(), user_signed_up()
-    session.rows = [(new.id,)]
-    handle = batch_exactly_once(queue, Inbox, lambda _s, _e: None)
-
-    assert handle(session, [new, seen, seen]) == [new]
-    assert sample("signup_inbox_duplicates_total", queue) == 2
-
-
-def test_a_failed_batch_counts_no_duplicates_its_one_by_one_rerun_counts_them() -> None:
-    queue = fresh_queue().name
-    session = FakeSession()
-    new, seen = user_signed_up(), user_signed_up()
-    session.rows = [(new.id,)]
-
-    def step(_session: Any, _event: Any) -> None:
-        raise TransientError("deadlock")
-
-    with pytest.raises(TransientError):
-        batch_exactly_once(queue, Inbox, step)(session, [new, seen])
-    assert session.rollbacks == 1
-    assert sample("signup_inbox_duplicates_total", queue) == 0
-
-
-def test_a_single_duplicate_is_counted() -> None:
-    queue = fresh_queue().name
-    session = FakeSession()  # no row returned: the inbox had the event already
-    stepped: list[Any] = []
-    exactly_once(queue, Inbox, lambda _s, e: stepped.append(e))(session, user_signed_up())
-    assert stepped == []
-    assert sample("signup_inbox_duplicates_total", queue) == 1
 
 
 def test_labelled_children_are_resolved_once_per_queue() -> None:

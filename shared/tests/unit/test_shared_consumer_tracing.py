@@ -2,7 +2,7 @@
 event, and what a handler writes (outbox rows) carries the handling span's traceparent."""
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,11 +11,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from signup_shared import tracing
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.inbox import InboxMixin
-from signup_shared.messaging.consumer import Delivery, MessageProcessor, Subscription
+from signup_shared.messaging.delivery import Delivery
 from signup_shared.messaging.failures import Action
-from signup_shared.messaging.handlers import batch_exactly_once
+from signup_shared.messaging.inbox_handler import InboxHandler
+from signup_shared.messaging.processing import MessageProcessor
+from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
-from signup_shared.testing import FakeSession, user_signed_up
+from signup_shared.testing import user_signed_up
 
 QUEUE = ConsumerQueue("svc", "accounts.user_signed_up", retry_delays_ms=(1_000,))
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -74,6 +76,19 @@ class Inbox(InboxMixin):
     pass
 
 
+class Session:
+    """Enough of a session for the handler; the inbox is replaced below."""
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+
 def test_each_event_of_a_batch_is_handled_in_its_own_trace(
     spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,15 +96,13 @@ def test_each_event_of_a_batch_is_handled_in_its_own_trace(
     parents = [PARENT, f"00-{'1' * 32}-{'2' * 16}-01"]
     seen: dict[uuid.UUID, str | None] = {}
     monkeypatch.setattr("signup_shared.inbox.claim_many", lambda _s, _m, _c, ids: set(ids))
-    handle = batch_exactly_once(
-        "svc", Inbox, lambda _s, e: seen.__setitem__(e.id, tracing.current_traceparent())
+    handler = InboxHandler(
+        "svc",
+        Session,  # type: ignore[arg-type]
+        Inbox,
+        lambda _s, e: seen.__setitem__(e.id, tracing.current_traceparent()),
     )
-
-    def batch_handler(envelopes: Sequence[Envelope[Any]]) -> dict[uuid.UUID, BaseException]:
-        handle(FakeSession(), envelopes)
-        return {}
-
-    subscription = Subscription(QUEUE, (UserSignedUp,), lambda _e: None, batch_handler)
+    subscription = Subscription(QUEUE, (UserSignedUp,), handler.handle, handler.handle_batch)
     decisions = MessageProcessor(in_process_attempts=1).process_batch(
         subscription,
         [delivery(e, {"traceparent": p}) for e, p in zip(events, parents, strict=True)],

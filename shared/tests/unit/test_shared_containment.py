@@ -10,18 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from signup_contracts import amqp
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import UserSignedUp
 from signup_shared.messaging import failures
-from signup_shared.messaging.consumer import (
-    ConsumerRuntime,
-    Delivery,
-    MessageProcessor,
-    Settled,
-    Subscription,
-    settle,
-)
+from signup_shared.messaging.consumer import ConsumerRuntime
+from signup_shared.messaging.delivery import Delivery
+from signup_shared.messaging.processing import MessageProcessor
 from signup_shared.messaging.publisher import PublishError
+from signup_shared.messaging.settling import Settled, settle
+from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.messaging.wire import (
     INT64_MAX,
@@ -34,11 +32,11 @@ from signup_shared.testing import FakeMessage, user_signed_up
 
 QUEUE = ConsumerQueue("stats", "accounts.user_signed_up", retry_delays_ms=(1_000, 10_000))
 OUR_HEADERS = [
-    failures.ATTEMPTS,
-    failures.FIRST_FAILURE_AT,
-    failures.ORIGINAL_EXCHANGE,
-    failures.ORIGINAL_ROUTING_KEY,
-    failures.FAILURE_KIND,
+    amqp.ATTEMPTS_HEADER,
+    amqp.FIRST_FAILURE_AT_HEADER,
+    amqp.ORIGINAL_EXCHANGE_HEADER,
+    amqp.ORIGINAL_ROUTING_KEY_HEADER,
+    amqp.FAILURE_KIND_HEADER,
     "x-event-version",
     "x-death",
     "x-delivery-count",
@@ -172,20 +170,20 @@ def test_any_message_is_decided_and_settled_exactly_once(
         [copy] = publisher.published
         assert message.acks == [False]
         assert copy.routing_key in {QUEUE.dlq_name, *(q.name for q in QUEUE.retry_queues())}
-        assert copy.headers[failures.FAILURE_KIND] in {
+        assert copy.headers[amqp.FAILURE_KIND_HEADER] in {
             "permanent",
             "transient",
             "exhausted",
             "unprocessable",
         }
-        assert "ada@example.com" not in copy.headers[failures.ERROR_MESSAGE]
-        assert "+442071838750" not in copy.headers[failures.ERROR_MESSAGE]
+        assert "ada@example.com" not in copy.headers[amqp.ERROR_MESSAGE_HEADER]
+        assert "+442071838750" not in copy.headers[amqp.ERROR_MESSAGE_HEADER]
 
 
 @settings(max_examples=200, deadline=None)
 @given(value=anything)
 def test_header_readers_never_raise(value: Any) -> None:
-    assert 0 <= failures.attempts_so_far({failures.ATTEMPTS: value}) <= failures.MAX_ATTEMPTS
+    assert 0 <= failures.attempts_so_far({amqp.ATTEMPTS_HEADER: value}) <= failures.MAX_ATTEMPTS
     assert failures.attempts_so_far(value) >= 0
     assert isinstance(short_text(value), str)
     assert len(short_text(value).encode()) <= 255
@@ -245,7 +243,7 @@ def test_sanitized_headers_keep_what_the_broker_takes_and_render_the_rest() -> N
 def test_a_hostile_attempt_count_ends_in_the_dead_letter_queue_not_an_index_error() -> None:
     for attempts in (-5, 2**70, "abc", float("inf")):
         message = FakeMessage(
-            b"junk", {failures.ATTEMPTS: attempts, "x-event-version": "abc"}, {}, {}
+            b"junk", {amqp.ATTEMPTS_HEADER: attempts, "x-event-version": "abc"}, {}, {}
         )
         publisher = FakePublisher(set())
         subscription = Subscription(QUEUE, (UserSignedUp,), handler_for("ok"))
@@ -272,8 +270,8 @@ def test_when_the_copy_is_refused_a_plain_unprocessable_copy_is_dead_lettered() 
         is Settled.DEAD_LETTERED
     )
     [copy] = publisher.published
-    assert copy.headers[failures.FAILURE_KIND] == "unprocessable"
-    assert copy.headers[failures.ERROR_TYPE] == "PublishError"
+    assert copy.headers[amqp.FAILURE_KIND_HEADER] == "unprocessable"
+    assert copy.headers[amqp.ERROR_TYPE_HEADER] == "PublishError"
     assert (copy.exchange, copy.routing_key, copy.message_id) == (
         "events.dlx",
         QUEUE.dlq_name,
@@ -303,9 +301,52 @@ def test_a_dying_worker_thread_ends_the_process_and_readiness_says_so() -> None:
         exits.append(code)
         died.set()
 
-    runtime.on_worker_death = exit_process
-    runtime._work.put("not a work item")  # type: ignore[arg-type]
-    runtime._worker.start()
+    runtime.handling.on_death = exit_process
+    runtime.handling.work.put("not a work item")  # type: ignore[arg-type]
+    runtime.handling.thread.start()
     assert died.wait(2)
     assert exits == [70]
     assert runtime.worker_alive is False
+
+
+class FaultyProcessor(MessageProcessor):
+    """A runtime fault (not a handler's error) on the deliveries whose body is ``b"bug"``."""
+
+    def process_batch(self, subscription: Any, deliveries: Any, stopping: Any = None) -> Any:
+        if any(delivery.body == b"bug" for delivery in deliveries):
+            raise RuntimeError("a bug in the runtime")
+        return super().process_batch(subscription, deliveries, stopping)
+
+
+def test_a_runtime_fault_dead_letters_only_the_delivery_at_fault() -> None:
+    runtime = ConsumerRuntime(
+        "it", "amqp://nowhere", [], processor=FaultyProcessor(in_process_attempts=1)
+    )
+    subscription = Subscription(QUEUE, (UserSignedUp,), handler_for("ok"), lambda events: {})
+    good = [Delivery.of(FakeMessage.tagged(tag, user_signed_up().to_json())) for tag in (1, 3)]
+    bug = Delivery.of(FakeMessage.tagged(2, b"bug"))
+    decisions = runtime.handling.decide(subscription, [good[0], bug, good[1]])
+    assert [d.action if d else None for d in decisions] == [
+        failures.Action.ACK,
+        failures.Action.DEAD_LETTER,
+        failures.Action.ACK,
+    ]
+    assert decisions[1] is not None and decisions[1].kind == failures.UNPROCESSABLE
+
+
+def test_a_fault_of_the_connection_loop_reconnects_instead_of_ending_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = ConsumerRuntime("it", "amqp://nowhere", [], publisher=FakePublisher(set()))
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def consume(_stop: Any, _backoff: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        stop.set()
+
+    monkeypatch.setattr(runtime, "_consume", consume)
+    runtime.run(stop)
+    assert calls == [1, 1] and runtime.handling.generation == 1

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.exc import DataError, OperationalError
 
+from signup_contracts import amqp
 from signup_shared.errors import PermanentError, PoisonMessageError, TransientError
 from signup_shared.messaging import failures
 from signup_shared.messaging.failures import Action
@@ -65,12 +66,12 @@ def test_failure_headers_keep_the_first_failure_and_origin() -> None:
         routing_key="notifications.user_signed_up.retry.1s",
         now=later,
     )
-    assert again[failures.FIRST_FAILURE_AT] == first.isoformat()
-    assert again[failures.LAST_FAILURE_AT] == later.isoformat()
-    assert again[failures.ORIGINAL_ROUTING_KEY] == "accounts.user_signed_up"
-    assert again[failures.ORIGINAL_EXCHANGE] == "events"
-    assert again[failures.ATTEMPTS] == 2
-    assert again[failures.ERROR_TYPE] == "TransientError"
+    assert again[amqp.FIRST_FAILURE_AT_HEADER] == first.isoformat()
+    assert again[amqp.LAST_FAILURE_AT_HEADER] == later.isoformat()
+    assert again[amqp.ORIGINAL_ROUTING_KEY_HEADER] == "accounts.user_signed_up"
+    assert again[amqp.ORIGINAL_EXCHANGE_HEADER] == "events"
+    assert again[amqp.ATTEMPTS_HEADER] == 2
+    assert again[amqp.ERROR_TYPE_HEADER] == "TransientError"
     assert again["x-event-version"] == 1
 
 

@@ -41,7 +41,11 @@ BATCH = Ticket(1, 3, frozenset({"a", "b", "c"}))
 def test_a_batch_whose_every_message_was_confirmed_or_refused_is_no_error() -> None:
     error = PublishError("1 refused", frozenset({"a", "c"}), {"b": f"{UNENCODABLE}: too long"})
     confirmed, refused, failed = relay(Failing(error))._confirm(BATCH, 0.0)
-    assert (confirmed, refused, failed) == (frozenset({"a", "c"}), {"b": f"{UNENCODABLE}: too long"}, None)
+    assert (confirmed, refused, failed) == (
+        frozenset({"a", "c"}),
+        {"b": f"{UNENCODABLE}: too long"},
+        None,
+    )
 
 
 def test_a_batch_with_messages_lost_to_the_connection_is_an_error_with_its_refusals() -> None:

@@ -6,7 +6,7 @@ then through the broker's delay queues, and dead-lettered once those are used up
 counted in our own header rather than in ``x-death`` (whose counting changed in RabbitMQ 3.13).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -15,21 +15,22 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from signup_contracts.amqp import (
+    ATTEMPTS_HEADER,
+    ERROR_MESSAGE_HEADER,
+    ERROR_TYPE_HEADER,
+    FAILURE_KIND_HEADER,
+    FIRST_FAILURE_AT_HEADER,
+    LAST_FAILURE_AT_HEADER,
+    ORIGINAL_EXCHANGE_HEADER,
+    ORIGINAL_QUEUE_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER,
+    SERVICE_HEADER,
+)
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.messaging.wire import header_int, sanitize_headers, short_text
 from signup_shared.redact import redact
 
-HEADER_PREFIX = "x-signup-"
-ATTEMPTS = "x-signup-attempts"
-FAILURE_KIND = "x-signup-failure-kind"
-ERROR_TYPE = "x-signup-error-type"
-ERROR_MESSAGE = "x-signup-error-message"
-SERVICE = "x-signup-service"
-FIRST_FAILURE_AT = "x-signup-first-failure-at"
-LAST_FAILURE_AT = "x-signup-last-failure-at"
-ORIGINAL_EXCHANGE = "x-signup-original-exchange"
-ORIGINAL_ROUTING_KEY = "x-signup-original-routing-key"
-ORIGINAL_QUEUE = "x-signup-original-queue"
 MAX_ERROR_MESSAGE = 1_000
 MAX_ATTEMPTS = 1_000_000
 UNPROCESSABLE = "unprocessable"
@@ -85,7 +86,7 @@ def attempts_so_far(headers: object) -> int:
     if not isinstance(headers, Mapping):
         return 0
     try:
-        value = headers.get(ATTEMPTS, 0)
+        value = headers.get(ATTEMPTS_HEADER, 0)
     except Exception:
         return 0
     return header_int(value, 0, low=0, high=MAX_ATTEMPTS)
@@ -121,6 +122,18 @@ def error_text(exc: BaseException | None) -> str:
     return redact(text[: MAX_ERROR_MESSAGE * 4])[:MAX_ERROR_MESSAGE]
 
 
+def error_type(exc: BaseException | None) -> str:
+    return type(exc).__name__ if exc is not None else ""
+
+
+def log_failure(
+    log: Callable[..., Any], event: str, exc: BaseException | None, **fields: Any
+) -> None:
+    """One log line about a failure: ``log`` (a bound logger's level method), the event name,
+    the error's type and its scrubbed text, and any other fields."""
+    log(event, error_type=error_type(exc), error=error_text(exc), **fields)
+
+
 def failure_headers(
     headers: Mapping[str, Any] | None,
     decision: Decision,
@@ -141,14 +154,16 @@ def failure_headers(
     error = decision.error
     return {
         **previous,
-        ATTEMPTS: decision.attempt,
-        FAILURE_KIND: decision.kind,
-        ERROR_TYPE: type(error).__name__ if error is not None else "",
-        ERROR_MESSAGE: error_text(error),
-        SERVICE: service,
-        FIRST_FAILURE_AT: short_text(previous.get(FIRST_FAILURE_AT, stamp)),
-        LAST_FAILURE_AT: stamp,
-        ORIGINAL_EXCHANGE: short_text(previous.get(ORIGINAL_EXCHANGE, exchange)),
-        ORIGINAL_ROUTING_KEY: short_text(previous.get(ORIGINAL_ROUTING_KEY, routing_key)),
-        ORIGINAL_QUEUE: queue,
+        ATTEMPTS_HEADER: decision.attempt,
+        FAILURE_KIND_HEADER: decision.kind,
+        ERROR_TYPE_HEADER: error_type(error),
+        ERROR_MESSAGE_HEADER: error_text(error),
+        SERVICE_HEADER: service,
+        FIRST_FAILURE_AT_HEADER: short_text(previous.get(FIRST_FAILURE_AT_HEADER, stamp)),
+        LAST_FAILURE_AT_HEADER: stamp,
+        ORIGINAL_EXCHANGE_HEADER: short_text(previous.get(ORIGINAL_EXCHANGE_HEADER, exchange)),
+        ORIGINAL_ROUTING_KEY_HEADER: short_text(
+            previous.get(ORIGINAL_ROUTING_KEY_HEADER, routing_key)
+        ),
+        ORIGINAL_QUEUE_HEADER: queue,
     }

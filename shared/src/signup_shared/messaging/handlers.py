@@ -1,10 +1,7 @@
-"""Builds consumer handlers: one transaction holding the inbox claims and the action's effects.
-
-Per message (``exactly_once`` + ``session_handler``) or per batch (``batch_exactly_once`` +
-``session_batch_handler``): the batch form claims every event id in one statement, runs the step
-for the new events only (or one batch-aware step for all of them) and commits once. Work that
-cannot join the transaction (sending an email) runs after the commit (``after_commit``) and
-reports, per event, what failed, so that each message keeps its own retry and dead-letter path.
+"""Declaring subscriptions: ``@event_handler(producer, Event)`` over a step, with ``.batch``,
+``.after_commit``, ``.queue(service, settings)`` and ``.subscription(queue, sessions,
+inbox_model, dependencies)``, which builds the runtime's handler (``inbox_handler``) with the
+step's keyword-only dependencies filled in by name.
 """
 
 import functools
@@ -13,124 +10,87 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from signup_shared import inbox, tracing
+from signup_contracts.amqp import routing_key
+from signup_shared import inbox
 from signup_shared.db import transaction
 from signup_shared.events import Envelope, EventData, event_name
-from signup_shared.messaging import topology
-from signup_shared.messaging.consumer import BatchHandler, Handler, Subscription
-from signup_shared.messaging.queue_metrics import for_queue
+from signup_shared.messaging.inbox_handler import (
+    AfterCommit,
+    BatchStep,
+    InboxHandler,
+    InboxModel,
+    Step,
+    claim_and_step,
+    claim_and_step_batch,
+    unique,
+)
+from signup_shared.messaging.subscription import BatchHandler, Handler, Subscription
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.settings import ServiceSettings
 
-log = structlog.get_logger(__name__)
+__all__ = [
+    "EventHandler",
+    "InboxHandler",
+    "batch_exactly_once",
+    "event_handler",
+    "exactly_once",
+    "session_batch_handler",
+    "session_handler",
+    "unique",
+]
 R = TypeVar("R")
 
-Step = Callable[[Session, Envelope[Any]], None]
-BatchStep = Callable[[Session, Sequence[Envelope[Any]]], None]
-AfterCommit = Callable[[Sequence[Envelope[Any]]], Mapping[uuid.UUID, BaseException]]
-"""Runs after the commit for every event of the batch (new or redelivered); returns the errors
-of the events whose work failed, by event id."""
 
-
-def exactly_once(
-    consumer: str, inbox_model: type[inbox.InboxMixin], step: Step
-) -> Callable[..., None]:
-    """``step`` runs only for events ``consumer`` has not handled yet, in the caller's transaction.
-
-    The returned function is transactional: ``persist`` (see ``signup_shared.db.transaction``)
-    decides whether it commits, rolls back or leaves the transaction open.
-    """
-    duplicates = for_queue(consumer).duplicates
+# For callers that compose a handler themselves (tests run a step in a rollback-only
+# transaction with ``persist=None``; benchmarks): the same claim-and-step, transactional.
+def exactly_once(consumer: str, inbox_model: InboxModel, step: Step) -> Callable[..., None]:
+    """``step`` runs only for events ``consumer`` has not handled yet; ``persist`` (see
+    ``signup_shared.db.transaction``) decides whether it commits, rolls back or leaves it open."""
 
     @transaction
     def handle(session: Session, envelope: Envelope[Any]) -> None:
-        if not inbox.claim(session, inbox_model, consumer, envelope.id):
-            log.debug("message.duplicate", consumer=consumer)
-            duplicates.inc()  # nothing else happens in this transaction: counted already
-            return
-        step(session, envelope)
+        claim_and_step(session, consumer, inbox_model, step, envelope)
 
     return handle
 
 
-def unique(envelopes: Sequence[Envelope[Any]]) -> list[Envelope[Any]]:
-    """The envelopes with each event id once (the first seen), in order."""
-    first: dict[uuid.UUID, Envelope[Any]] = {}
-    for envelope in envelopes:
-        first.setdefault(envelope.id, envelope)
-    return list(first.values())
-
-
 def batch_exactly_once(
-    consumer: str,
-    inbox_model: type[inbox.InboxMixin],
-    step: Step,
-    batch_step: BatchStep | None = None,
+    consumer: str, inbox_model: InboxModel, step: Step, batch_step: BatchStep | None = None
 ) -> Callable[..., list[Envelope[Any]]]:
-    """Claim every event in one statement; run ``batch_step`` (or ``step`` for each) on the new.
-
-    Transactional like ``exactly_once``; returns the events that were new.
-    """
+    """Transactional like ``exactly_once``, for a batch; returns the events that were new."""
 
     @transaction
     def handle(session: Session, envelopes: Sequence[Envelope[Any]]) -> list[Envelope[Any]]:
         events = unique(envelopes)
-        new_ids = inbox.claim_many(session, inbox_model, consumer, [e.id for e in events])
-        new = [event for event in events if event.id in new_ids]
-        if new and batch_step is not None:
-            batch_step(session, new)
-        elif new:
-            for event in new:
-                with tracing.handling(event.id, f"handle {event.type}"):
-                    step(session, event)
-        if len(new) < len(envelopes):
-            log.debug("batch.duplicates", consumer=consumer, count=len(envelopes) - len(new))
-        return new
+        return claim_and_step_batch(session, consumer, inbox_model, step, batch_step, events)
 
-    duplicates = for_queue(consumer).duplicates
-
-    @functools.wraps(handle)
-    def counted(
-        session: Session, envelopes: Sequence[Envelope[Any]], **options: Any
-    ) -> list[Envelope[Any]]:
-        """Duplicates are counted once the batch committed (a batch that fails is handled
-        again one message at a time, which counts them then)."""
-        new = handle(session, envelopes, **options)
-        if len(new) < len(envelopes):
-            duplicates.inc(len(envelopes) - len(new))
-        return new
-
-    return counted
+    return handle
 
 
 def session_handler(
-    sessions: sessionmaker[Session],
+    sessions: Callable[[], Session],
     handle: Callable[..., None],
     after_commit: AfterCommit | None = None,
 ) -> Handler:
-    """Give each message its own session and commit it (the handler's default ``persist``);
-    then run ``after_commit`` for it and raise its error, if any."""
+    """A runtime ``Handler`` from a transactional ``handle(session, envelope)``."""
 
     def run(envelope: Envelope[Any]) -> None:
         with sessions() as session:
             handle(session, envelope)
-        if after_commit is not None:
-            errors = after_commit([envelope])
-            if errors:
-                raise next(iter(errors.values()))
+        if after_commit is not None and (errors := after_commit([envelope])):
+            raise next(iter(errors.values()))
 
     return run
 
 
 def session_batch_handler(
-    sessions: sessionmaker[Session],
+    sessions: Callable[[], Session],
     handle: Callable[..., list[Envelope[Any]]],
     after_commit: AfterCommit | None = None,
 ) -> BatchHandler:
-    """One session and one commit for the whole batch; then ``after_commit`` for all of it."""
+    """A runtime ``BatchHandler`` from a transactional ``handle(session, envelopes)``."""
 
     def run(envelopes: Sequence[Envelope[Any]]) -> Mapping[uuid.UUID, BaseException]:
         with sessions() as session:
@@ -190,12 +150,11 @@ class EventHandler:
 
     def queue(self, service: str, settings: ServiceSettings) -> ConsumerQueue:
         """``<service>.<event_name>``, bound to ``<producer>.<event_name>``."""
-        return topology.consumer_queue(
+        return ConsumerQueue(
             service,
-            self.producer,
-            self.event_name,
-            settings.retry_delays,
-            settings.delivery_limit,
+            routing_key(self.producer, self.event_name),
+            retry_delays_ms=tuple(settings.retry_delays),
+            delivery_limit=settings.delivery_limit,
         )
 
     def subscription(
@@ -207,17 +166,15 @@ class EventHandler:
     ) -> Subscription:
         """The runtime's subscription: transactions, inbox and dependencies bound in."""
         deps = dependencies or {}
-        step = _inject(self.step, deps)
-        batch_step = _inject(self.batch_step, deps) if self.batch_step else None
-        after = _inject(self.after_commit_step, deps) if self.after_commit_step else None
-        one = exactly_once(queue.name, inbox_model, step)
-        many = batch_exactly_once(queue.name, inbox_model, step, batch_step)
-        return Subscription(
-            queue,
-            self.events,
-            session_handler(sessions, one, after),
-            session_batch_handler(sessions, many, after),
+        handler = InboxHandler(
+            queue.name,
+            sessions,
+            inbox_model,
+            _inject(self.step, deps),
+            _inject(self.batch_step, deps) if self.batch_step else None,
+            _inject(self.after_commit_step, deps) if self.after_commit_step else None,
         )
+        return handler.subscription(queue, self.events)
 
 
 def event_handler(

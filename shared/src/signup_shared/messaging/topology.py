@@ -26,14 +26,16 @@ from amqp.exceptions import PreconditionFailed
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue, binding
 
-EVENTS_EXCHANGE = "events"
-UNROUTED = "events.unrouted"
-DEAD_LETTER_EXCHANGE = "events.dlx"
-RETRY_EXCHANGE = "events.retry"
+from signup_contracts.amqp import DEAD_LETTER_EXCHANGE as DEAD_LETTER_EXCHANGE
+from signup_contracts.amqp import DEAD_LETTER_SUFFIX, EVENTS_EXCHANGE_TYPE, UNROUTED_EXCHANGE
+from signup_contracts.amqp import EVENTS_EXCHANGE as EVENTS_EXCHANGE
+from signup_contracts.amqp import RETRY_EXCHANGE as RETRY_EXCHANGE
+
+UNROUTED = UNROUTED_EXCHANGE  # the operator's definitions generator reads it by this name
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
 
 events_exchange = Exchange(
-    EVENTS_EXCHANGE, "topic", durable=True, arguments={"alternate-exchange": UNROUTED}
+    EVENTS_EXCHANGE, EVENTS_EXCHANGE_TYPE, durable=True, arguments={"alternate-exchange": UNROUTED}
 )
 unrouted_exchange = Exchange(UNROUTED, "fanout", durable=True)
 unrouted_queue = Queue(UNROUTED, unrouted_exchange, durable=True)
@@ -44,10 +46,6 @@ CORE_EXCHANGES = (unrouted_exchange, events_exchange, dead_letter_exchange, retr
 
 class TopologyError(Exception):
     """The broker holds an older topology that cannot be migrated safely (the message says why)."""
-
-
-def routing_key(producer: str, event_name: str) -> str:
-    return f"{producer}.{event_name}"
 
 
 def delay_label(delay_ms: int) -> str:
@@ -69,7 +67,7 @@ class ConsumerQueue:
 
     @property
     def dlq_name(self) -> str:
-        return f"{self.name}.dlq"
+        return f"{self.name}{DEAD_LETTER_SUFFIX}"
 
     def retry_queue_name(self, attempt: int) -> str:
         """Retry queue for the given (1-based) retry attempt."""
@@ -204,19 +202,3 @@ def delete(connection: Connection, queues: Iterable[ConsumerQueue]) -> None:
                 queue(channel).delete()
     finally:
         channel.close()
-
-
-def consumer_queue(
-    service: str,
-    producer: str,
-    event_name: str,
-    retry_delays_ms: Iterable[int],
-    delivery_limit: int,
-) -> ConsumerQueue:
-    """The queue ``service`` keeps for ``producer``'s ``event_name`` events."""
-    return ConsumerQueue(
-        service,
-        routing_key(producer, event_name),
-        retry_delays_ms=tuple(retry_delays_ms),
-        delivery_limit=delivery_limit,
-    )

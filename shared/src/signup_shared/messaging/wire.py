@@ -11,12 +11,28 @@ from typing import Any
 from amqp import Message
 from pydantic import ValidationError
 
+from signup_contracts.amqp import (
+    CONTENT_TYPE,
+    EVENT_VERSION_HEADER,
+    EVENTS_EXCHANGE,
+    PERSISTENT,
+    SHORTSTR_BYTES,
+)
 from signup_shared.errors import PoisonMessageError
 from signup_shared.events import Envelope, UnknownEventError, parse_envelope
 
-CONTENT_TYPE = "application/json"
-PERSISTENT = 2
-SHORTSTR_BYTES = 255
+__all__ = [
+    "CONTENT_TYPE",
+    "INT64_MAX",
+    "INT64_MIN",
+    "PERSISTENT",
+    "OutgoingMessage",
+    "header_int",
+    "parse_event",
+    "sanitize_headers",
+    "sanitize_value",
+    "short_text",
+]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_HEADER_DEPTH = 8
 MAX_HEADER_ITEMS = 256
@@ -33,11 +49,13 @@ class OutgoingMessage:
     version: int
     correlation_id: str
     producer: str
-    exchange: str = "events"
+    exchange: str = EVENTS_EXCHANGE
     headers: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_envelope(cls, envelope: Envelope[Any], exchange: str = "events") -> "OutgoingMessage":
+    def from_envelope(
+        cls, envelope: Envelope[Any], exchange: str = EVENTS_EXCHANGE
+    ) -> "OutgoingMessage":
         return cls(
             body=envelope.to_json(),
             routing_key=envelope.routing_key,
@@ -59,11 +77,11 @@ class OutgoingMessage:
             correlation_id=self.correlation_id,
             app_id=self.producer,
             timestamp=int(time.time()),
-            application_headers={"x-event-version": self.version, **self.headers},
+            application_headers={EVENT_VERSION_HEADER: self.version, **self.headers},
         )
 
 
-def decode(body: bytes) -> Envelope[Any]:
+def parse_event(body: bytes) -> Envelope[Any]:
     """Body -> validated envelope, or ``PoisonMessageError`` saying what is wrong with it."""
     try:
         return parse_envelope(body)

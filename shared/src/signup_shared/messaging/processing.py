@@ -1,0 +1,221 @@
+"""Deciding: what becomes of a delivery once its handler ran (ack, retry, dead-letter, hold).
+
+Poison (undecodable, invalid, unknown type/version, oversized) is dead-lettered at once. A
+handler's transient error is retried in process (tenacity), then through the broker's delay
+queues (``failures.decide``, the pure core, says which). An outage of the service's own database
+is not the message's fault: the message is held and retried until the database is back (or the
+process stops: then it stays unacked, for redelivery). A batch goes to the batch handler in one
+transaction; if that fails, each of its events is handled alone as ``process`` would.
+
+Nothing here knows connections or acks. A fault of the runtime itself (not a handler's error,
+which is a decision) raises; the worker loop's boundary (``consumer``) dead-letters the message
+at fault as ``unprocessable``.
+"""
+
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from signup_shared import tracing
+from signup_shared.backoff import Backoff
+from signup_shared.errors import PoisonMessageError
+from signup_shared.events import Envelope
+from signup_shared.logging import correlation_scope
+from signup_shared.messaging import failures
+from signup_shared.messaging.delivery import Delivery, decode
+from signup_shared.messaging.subscription import Handler, Subscription
+
+log = structlog.get_logger(__name__)
+Decision = failures.Decision
+
+
+class DatabaseOutageError(Exception):
+    """Raised inside the processor when it gives up waiting for the database (shutdown)."""
+
+
+class MessageProcessor:
+    """Decides the fate of deliveries; knows nothing of connections or acks."""
+
+    def __init__(
+        self, in_process_attempts: int = 3, max_wait: float = 1.0, outage_backoff_cap: float = 5.0
+    ) -> None:
+        self.in_process_attempts = in_process_attempts
+        self.max_wait = max_wait
+        self.outage_backoff_cap = outage_backoff_cap
+
+    def process(
+        self,
+        subscription: Subscription,
+        delivery: Delivery,
+        stopping: threading.Event | None = None,
+    ) -> Decision | None:
+        """The decision for this delivery, or None to leave it unacked for redelivery (only when
+        the process stops while its database is unreachable)."""
+        envelope = self._decoded(subscription, delivery)
+        if isinstance(envelope, Decision):
+            return envelope
+        return self.handle(subscription, delivery, envelope, stopping)
+
+    def process_batch(
+        self,
+        subscription: Subscription,
+        deliveries: Sequence[Delivery],
+        stopping: threading.Event | None = None,
+    ) -> list[Decision | None]:
+        """Decisions for several deliveries of one queue, aligned with them.
+
+        Poison is decided on its own; the valid events go to the batch handler in one
+        transaction. If that fails, each event is handled alone as ``process`` would.
+        """
+        if subscription.batch_handler is None or len(deliveries) < 2:
+            return [self.process(subscription, delivery, stopping) for delivery in deliveries]
+        decisions: list[Decision | None] = [None] * len(deliveries)
+        decoded: list[tuple[int, Envelope[Any]]] = []
+        for index, delivery in enumerate(deliveries):
+            envelope = self._decoded(subscription, delivery)
+            if isinstance(envelope, Decision):
+                decisions[index] = envelope
+            else:
+                decoded.append((index, envelope))
+        if not decoded:
+            return decisions
+        errors = self._run_batch(subscription, [envelope for _, envelope in decoded])
+        for index, envelope in decoded:
+            delivery = deliveries[index]
+            if errors is None:  # the transaction failed: each event alone
+                decisions[index] = self.handle(subscription, delivery, envelope, stopping)
+            elif envelope.id not in errors:
+                decisions[index] = failures.ACK
+                log.info(
+                    "message.handled",
+                    queue=subscription.queue.name,
+                    event_id=str(envelope.id),
+                    event_type=envelope.type,
+                    correlation_id=envelope.correlation_id,
+                    batch=len(decoded),
+                )
+            elif failures.is_permanent(errors[envelope.id]):
+                with correlation_scope(envelope.correlation_id, event_id=str(envelope.id)):
+                    decisions[index] = self._failed(subscription, delivery, errors[envelope.id])
+            else:  # after-commit work failed: the one-message path, as if there were no batch
+                decisions[index] = self.handle(subscription, delivery, envelope, stopping)
+        return decisions
+
+    def handle(
+        self,
+        subscription: Subscription,
+        delivery: Delivery,
+        envelope: Envelope[Any],
+        stopping: threading.Event | None = None,
+    ) -> Decision | None:
+        """Run the handler for one decoded event (retries in process, waits through outages)."""
+        with correlation_scope(
+            envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
+        ):
+            try:
+                with tracing.handling(envelope.id, f"handle {envelope.type}"):
+                    self._handle_through_outages(
+                        subscription, envelope, stopping or threading.Event()
+                    )
+            except DatabaseOutageError:
+                return None
+            except Exception as exc:
+                return self._failed(subscription, delivery, exc)
+            attempt = failures.attempts_so_far(delivery.headers) + 1
+            log.info("message.handled", queue=subscription.queue.name, attempt=attempt)
+            return failures.ACK
+
+    def _decoded(self, subscription: Subscription, delivery: Delivery) -> Envelope[Any] | Decision:
+        """The event, with its ``consume`` span; or the dead-letter decision for poison."""
+        try:
+            envelope = decode(subscription, delivery)
+        except PoisonMessageError as exc:
+            log.warning(
+                "message.poison", queue=subscription.queue.name, reason=failures.error_text(exc)
+            )
+            return failures.decide(exc, failures.attempts_so_far(delivery.headers), 0)
+        tracing.consumed(subscription.queue.name, envelope.id, delivery.traceparent)
+        return envelope
+
+    def _run_batch(
+        self, subscription: Subscription, envelopes: list[Envelope[Any]]
+    ) -> Mapping[Any, BaseException] | None:
+        """The batch handler's after-commit errors by event id; None if the transaction failed."""
+        assert subscription.batch_handler is not None
+        try:
+            errors = subscription.batch_handler(envelopes)
+        except Exception as exc:
+            failures.log_failure(
+                log.warning,
+                "batch.failed",
+                exc,
+                queue=subscription.queue.name,
+                count=len(envelopes),
+            )
+            return None
+        log.debug(
+            "batch.handled", queue=subscription.queue.name, count=len(envelopes), failed=len(errors)
+        )
+        return errors
+
+    def _failed(
+        self, subscription: Subscription, delivery: Delivery, error: BaseException
+    ) -> Decision:
+        """Retry or dead-letter after a handler failed, and say so in one line."""
+        previous = failures.attempts_so_far(delivery.headers)
+        decision = failures.decide(error, previous, len(subscription.queue.retry_delays_ms))
+        failures.log_failure(
+            log.warning,
+            "message.failed",
+            error,
+            queue=subscription.queue.name,
+            attempt=decision.attempt,
+            next_step=decision.action.value,
+        )
+        return decision
+
+    def _handle_through_outages(
+        self, subscription: Subscription, envelope: Envelope[Any], stopping: threading.Event
+    ) -> None:
+        backoff: Backoff | None = None  # built only when the database is away
+        while True:
+            try:
+                self._handle(subscription.handler, envelope)
+                return
+            except Exception as exc:
+                if not failures.is_outage(exc):
+                    raise
+                backoff = backoff or Backoff(base=0.5, cap=self.outage_backoff_cap)
+                delay = backoff.next()
+                failures.log_failure(
+                    log.warning,
+                    "message.waiting_for_database",
+                    exc,
+                    queue=subscription.queue.name,
+                    retry_in=round(delay, 2),
+                )
+                if stopping.wait(delay):
+                    raise DatabaseOutageError from exc
+
+    def _handle(self, handler: Handler, envelope: Envelope[Any]) -> None:
+        """The handler, retried in process on transient errors (the retrier is built only then)."""
+        try:
+            handler(envelope)
+            return
+        except Exception as exc:
+            if self.in_process_attempts <= 1 or not failures.is_transient(exc):
+                raise
+        time.sleep(random.uniform(0, min(0.05, self.max_wait)))
+        for attempt in Retrying(
+            retry=retry_if_exception(failures.is_transient),
+            stop=stop_after_attempt(self.in_process_attempts - 1),
+            wait=wait_exponential_jitter(multiplier=0.05, max=self.max_wait),
+            reraise=True,
+        ):
+            with attempt:
+                handler(envelope)
