@@ -1,43 +1,35 @@
-"""Business rules of notifications: owe the welcome messages, then deliver each one at most once.
+"""Business rules of notifications: owe the welcome messages, then deliver what is owed.
 
-Recording happens in the consumer's transaction (with the inbox claim); sending cannot join a
-transaction, so it happens afterwards, one notification per transaction: the row lock taken by
-``deliver_notification`` keeps any second deliverer away while the provider is being called.
+1. ``owe_welcome`` runs in the consumer's transaction (with the inbox claim): it writes the
+   messages a new user is owed, one row per channel. Nothing is sent there.
+2. After that commit, ``deliver`` sends one owed message in a transaction of its own: the row
+   lock it takes keeps any second deliverer away while the provider is called, and the outcome
+   (sent, retry later, failed for good) is recorded on the row.
+
+A user is owed one welcome per channel, whichever event asked (see ``models.USER_KIND_UNIQUE``).
 """
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notifications import templates
-from notifications.adapters.email import Email, EmailSender
+from notifications import models, templates
+from notifications.adapters.email_message import Email
 from notifications.adapters.sms import Sms, SmsSender
-from notifications.models import (
-    MAX_ERROR_LENGTH,
-    Channel,
-    InboxMessage,
-    Notification,
-    NotificationStatus,
-)
-from signup_shared import inbox
+from notifications.adapters.smtp import EmailSender
+from notifications.models import Channel as Channel
+from notifications.models import Owed
+from notifications.models import PendingRef as PendingRef
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
 
-EVENT_CHANNEL_UNIQUE = "uq_notifications_event_channel"
-
 log = structlog.get_logger(__name__)
-
-
-class NotificationAlreadyRecordedError(PermanentError):
-    """The event already created its notifications (its inbox row must have been pruned)."""
 
 
 class Outcome(enum.StrEnum):
@@ -47,6 +39,11 @@ class Outcome(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+class StillDeliveringError(TransientError):
+    """The provider had not answered when the broker needed an answer; the delivery goes on
+    (within its own deadline) and the event's retry waits for it."""
+
+
 @dataclass(frozen=True)
 class DeliveryResult:
     notification_id: uuid.UUID
@@ -54,277 +51,133 @@ class DeliveryResult:
     error: Exception | None = None
 
 
-def record_welcome_notifications(
-    session: Session, event: Envelope[UserSignedUp], now: datetime | None = None
-) -> list[Notification]:
-    """Owe the new user a welcome email and, if they gave a phone number, a welcome SMS.
+@dataclass(frozen=True)
+class Senders:
+    """The providers of each channel."""
 
-    Nothing is sent here: the rows are the intent, written in the caller's transaction.
-    """
-    now = now or datetime.now(UTC)
+    email: EmailSender
+    sms: SmsSender
+
+
+def welcome_rows(event: Envelope[UserSignedUp], now: datetime) -> list[dict[str, Any]]:
+    """The welcome email, and the welcome SMS if the user gave a phone number."""
     data = event.data
-    template_data = {"full_name": data.full_name, "plan": data.plan}
     owed = [(Channel.EMAIL, str(data.email), templates.WELCOME_EMAIL)]
     if data.phone is not None:
         owed.append((Channel.SMS, data.phone, templates.WELCOME_SMS))
-    notifications = [
-        Notification(
-            id=uuid.uuid4(),
+    template_data = {"full_name": data.full_name, "plan": data.plan}
+    return [
+        models.notification_row(
             user_id=data.user_id,
             channel=channel,
             recipient=recipient,
             template=template,
             template_data=template_data,
-            status=NotificationStatus.PENDING,
-            attempts=0,
             causing_event_id=event.id,
-            created_at=now,
-            updated_at=now,
+            now=now,
         )
         for channel, recipient, template in owed
     ]
-    session.add_all(notifications)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        if _violates(exc, EVENT_CHANNEL_UNIQUE):
-            raise NotificationAlreadyRecordedError(f"event {event.id} already recorded") from exc
-        raise
-    for notification in notifications:
-        log.debug(
-            "notification.recorded",
-            notification_id=str(notification.id),
-            channel=notification.channel.value,
-            user_id=str(data.user_id),
-        )
-    return notifications
 
 
-_TABLE: Table = Notification.metadata.tables[Notification.__tablename__]
-_INSERT = insert(_TABLE)
+def owe_welcome(session: Session, events: Sequence[Envelope[UserSignedUp]], now: datetime) -> None:
+    """Owe each new user their welcome messages, in the caller's transaction (one statement).
 
-
-def record_welcome_notifications_for(
-    session: Session, events: Sequence[Envelope[UserSignedUp]], now: datetime | None = None
-) -> int:
-    """``record_welcome_notifications`` for several events: one INSERT statement, no ORM objects.
-
-    Returns how many notifications are owed now. An event already recorded fails the whole
-    statement (the runtime then replays the batch one event at a time, which names it).
+    A user already owed a welcome (a second event for the same user) is owed nothing more.
     """
-    now = now or datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    for event in events:
-        data = event.data
-        template_data = {"full_name": data.full_name, "plan": data.plan}
-        owed = [(Channel.EMAIL, str(data.email), templates.WELCOME_EMAIL)]
-        if data.phone is not None:
-            owed.append((Channel.SMS, data.phone, templates.WELCOME_SMS))
-        rows.extend(
-            {
-                "id": uuid.uuid4(),
-                "user_id": data.user_id,
-                "channel": channel,
-                "recipient": recipient,
-                "template": template,
-                "template_data": template_data,
-                "status": NotificationStatus.PENDING,
-                "attempts": 0,
-                "causing_event_id": event.id,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for channel, recipient, template in owed
-        )
-    if not rows:
-        return 0
-    try:
-        # On the session's connection: Core's executemany (one multi-row INSERT), not the ORM's
-        # bulk path.
-        session.connection().execute(_INSERT, rows)
-    except IntegrityError as exc:
-        if _violates(exc, EVENT_CHANNEL_UNIQUE):
-            raise NotificationAlreadyRecordedError("a batch event already recorded") from exc
-        raise
-    log.debug("notifications.recorded", events=len(events), notifications=len(rows))
-    return len(rows)
+    rows = [row for event in events for row in welcome_rows(event, now)]
+    models.add_notifications(session, rows)
+    log.debug("notifications.owed", events=len(events), notifications=len(rows))
 
 
-def _violates(exc: IntegrityError, constraint: str) -> bool:
-    diag: Any = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None) == constraint
+def pending_of_events(session: Session, event_ids: Sequence[uuid.UUID]) -> list[PendingRef]:
+    """What these events still owe (a redelivered event: what its first delivery left)."""
+    return models.pending_of_events(session, list(dict.fromkeys(event_ids)))
 
 
-def pending_for_event(session: Session, event_id: uuid.UUID) -> list[uuid.UUID]:
-    """Ids of the event's notifications that still wait to be sent."""
-    return list(
-        session.scalars(
-            select(Notification.id)
-            .where(
-                Notification.causing_event_id == event_id,
-                Notification.status == NotificationStatus.PENDING,
-            )
-            .order_by(Notification.channel)
-        )
-    )
+def stale_pending(session: Session, older_than: datetime, limit: int) -> list[PendingRef]:
+    """What was left pending since ``older_than`` (a crash, or retries the broker gave up on)."""
+    return models.stale_pending(session, older_than, limit)
 
 
-def pending_for_events(
-    session: Session, event_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """``pending_for_event`` for several events in one query: ids by event (events owing nothing
-    are absent)."""
-    if not event_ids:
-        return {}
-    owed: dict[uuid.UUID, list[uuid.UUID]] = {}
-    rows = session.execute(
-        select(Notification.causing_event_id, Notification.id)
-        .where(
-            Notification.causing_event_id.in_(event_ids),
-            Notification.status == NotificationStatus.PENDING,
-        )
-        .order_by(Notification.causing_event_id, Notification.channel)
-    )
-    for event_id, notification_id in rows:
-        owed.setdefault(event_id, []).append(notification_id)
-    return owed
-
-
-def stale_pending(session: Session, older_than: datetime, limit: int) -> list[uuid.UUID]:
-    """Ids of pending notifications nobody touched since ``older_than``, oldest first.
-
-    A crash between recording and delivering, or retries the broker gave up on, leave such rows.
-    """
-    return list(
-        session.scalars(
-            select(Notification.id)
-            .where(
-                Notification.status == NotificationStatus.PENDING,
-                Notification.updated_at < older_than,
-            )
-            .order_by(Notification.updated_at)
-            .limit(limit)
-        )
-    )
-
-
-_LOCK_PENDING = (
-    select(
-        _TABLE.c.channel,
-        _TABLE.c.recipient,
-        _TABLE.c.template,
-        _TABLE.c.template_data,
-        _TABLE.c.attempts,
-    )
-    .where(
-        _TABLE.c.id == bindparam("notification_id"), _TABLE.c.status == NotificationStatus.PENDING
-    )
-    .with_for_update(skip_locked=True)
-)
-# The SET clause comes from the parameters' keys (columns); one cached statement per outcome.
-_RECORD_ATTEMPT = update(_TABLE).where(_TABLE.c.id == bindparam("notification_id"))
-
-
-@dataclass(frozen=True)
-class Owed:
-    """What sending one notification needs: read from its locked row."""
-
-    id: uuid.UUID
-    channel: Channel
-    recipient: str
-    template: str
-    template_data: dict[str, Any]
-    attempts: int
-
-
-def deliver_notification(
-    session: Session,
-    notification_id: uuid.UUID,
-    email: EmailSender,
-    sms: SmsSender,
-    now: datetime,
+def deliver(
+    session: Session, notification_id: uuid.UUID, senders: Senders, now: datetime
 ) -> DeliveryResult:
     """Send one pending notification and record the outcome; never raises a provider's error.
 
-    The row stays locked until the caller's transaction ends, so a concurrent deliverer skips it,
-    and a row no longer pending once the lock is ours (someone sent it meanwhile) is left alone.
-    The caller commits even when sending failed: the attempt and its error are part of the story.
-    Two Core statements on the session's connection (lock and read, then record the outcome):
-    no ORM object, identity map or flush on this path.
+    A row locked by another deliverer, or no longer pending, is skipped. The caller commits even
+    when sending failed: the attempt and its error are part of the story. An unexpected error
+    propagates, so the caller rolls back and the row stays as it was.
     """
-    connection = session.connection()
-    row = connection.execute(_LOCK_PENDING, {"notification_id": notification_id}).first()
-    if row is None:
+    owed = models.lock_pending(session, notification_id)
+    if owed is None:
         log.debug("notification.skipped", notification_id=str(notification_id))
         return DeliveryResult(notification_id, Outcome.SKIPPED)
-    channel, recipient, template, template_data, attempts = row
-    owed = Owed(
-        notification_id, Channel(channel), recipient, template, template_data, (attempts or 0) + 1
-    )
     try:
-        provider_message_id = _send(owed, email, sms)
+        provider_message_id = send(owed, senders)
     except PermanentError as exc:
-        _record(connection, owed, now, status=NotificationStatus.FAILED, last_error=_error(exc))
-        log.warning(
-            "notification.failed",
-            notification_id=str(notification_id),
-            channel=owed.channel.value,
-            attempts=owed.attempts,
-            error=str(exc),
-        )
+        models.record_failed(session, owed, str(exc), now)
+        _log_failure("notification.failed", owed, exc)
         return DeliveryResult(notification_id, Outcome.FAILED, exc)
     except TransientError as exc:
-        _record(connection, owed, now, last_error=_error(exc))
-        log.warning(
-            "notification.retry_later",
-            notification_id=str(notification_id),
-            channel=owed.channel.value,
-            attempts=owed.attempts,
-            error=str(exc),
-        )
+        models.record_retry_later(session, owed, str(exc), now)
+        _log_failure("notification.retry_later", owed, exc)
         return DeliveryResult(notification_id, Outcome.RETRY_LATER, exc)
-    _record(
-        connection,
-        owed,
-        now,
-        status=NotificationStatus.SENT,
-        last_error=None,
-        provider_message_id=provider_message_id,
-        sent_at=now,
-    )
+    models.record_sent(session, owed, provider_message_id, now)
     log.debug(
         "notification.sent",
-        notification_id=str(notification_id),
+        notification_id=str(owed.id),
         channel=owed.channel.value,
         attempts=owed.attempts,
     )
     return DeliveryResult(notification_id, Outcome.SENT)
 
 
-def _error(exc: Exception) -> str:
-    return str(exc)[:MAX_ERROR_LENGTH]
+def send(owed: Owed, senders: Senders) -> str:
+    """Render the owed message and hand it to its channel's provider; the provider's id."""
+    if owed.channel is Channel.EMAIL:
+        content = templates.render_email(owed.template, owed.template_data)
+        return senders.email.send(Email(owed.id, owed.recipient, content.subject, content.text))
+    body = templates.render_sms(owed.template, owed.template_data)
+    return senders.sms.send(Sms(owed.id, owed.recipient, body))
 
 
-def _record(connection: Connection, owed: Owed, now: datetime, **values: Any) -> None:
-    """One attempt counted, with its outcome (as ``Notification.record_attempt`` and
-    ``mark_sent``/``mark_failed`` would change the row)."""
-    connection.execute(
-        _RECORD_ATTEMPT,
-        {"notification_id": owed.id, "attempts": owed.attempts, "updated_at": now, **values},
+def _log_failure(event: str, owed: Owed, exc: Exception) -> None:
+    log.warning(
+        event,
+        notification_id=str(owed.id),
+        channel=owed.channel.value,
+        attempts=owed.attempts,
+        error=str(exc),
     )
 
 
-def _send(owed: Owed, email: EmailSender, sms: SmsSender) -> str:
-    if owed.channel is Channel.EMAIL:
-        content = templates.render_email(owed.template, owed.template_data)
-        return email.send(Email(owed.id, owed.recipient, content.subject, content.text))
-    body = templates.render_sms(owed.template, owed.template_data)
-    return sms.send(Sms(owed.id, owed.recipient, body))
+def errors_by_event(
+    pending: Iterable[PendingRef], results: Mapping[uuid.UUID, DeliveryResult]
+) -> dict[uuid.UUID, Exception]:
+    """The error each event's message must answer for: a retryable one if any of its
+    notifications has one (a retry may still help), else a permanent one (dead-letter)."""
+    by_event: dict[uuid.UUID, list[Exception]] = {}
+    for ref in pending:
+        result = results.get(ref.id)
+        if result is None:
+            error: Exception | None = StillDeliveringError(f"{ref.channel.value} still sending")
+        else:
+            error = result.error
+        if error is not None:
+            by_event.setdefault(ref.event_id, []).append(error)
+    return {event_id: first_error(errors) for event_id, errors in by_event.items()}
 
 
-def prune_inbox(session: Session, retention: timedelta) -> int:
-    """Forget handled event ids older than ``retention`` (longer than any redelivery)."""
-    pruned = inbox.prune(session, InboxMessage, retention)
-    if pruned:
-        log.info("inbox.pruned", rows=pruned)
-    return pruned
+def first_error(errors: Sequence[Exception]) -> Exception:
+    retryable = [error for error in errors if not isinstance(error, PermanentError)]
+    return (retryable or list(errors))[0]
+
+
+def pending_by_channel(session: Session, now: datetime) -> dict[Channel, tuple[int, float]]:
+    """Per channel: how many notifications wait, and the age in seconds of the oldest."""
+    waiting = models.pending_by_channel(session)
+    return {
+        channel: (count, max(0.0, (now - oldest).total_seconds()))
+        for channel, (count, oldest) in waiting.items()
+    }

@@ -1,22 +1,30 @@
 """Wiring: builds the real dependencies of each notifications process from settings."""
 
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifications import consumers, models
-from notifications.actions import DeliveryResult
-from notifications.adapters.email import EmailSender, SmtpEmailSender
+from notifications.actions import Channel, DeliveryResult, Senders
+from notifications.adapters.channel_pools import ChannelPools
 from notifications.adapters.sms import HttpSmsGateway
+from notifications.adapters.smtp import SmtpEmailSender
 from notifications.settings import NotificationsSettings
-from signup_shared import worker
+from signup_shared import metrics, worker
 from signup_shared.db import open_database
 from signup_shared.messaging.topology import ConsumerQueue
 
 SERVICE = "notifications"
+# Read with these defaults until the settings carry them (NOTIFICATIONS_SMTP_DEADLINE_SECONDS, ...).
+SMTP_DEADLINE = 30.0
+SMS_DEADLINE = 15.0
+DELIVERY_WAIT = 2.0
 
 
 def queues(settings: NotificationsSettings) -> list[ConsumerQueue]:
@@ -25,6 +33,10 @@ def queues(settings: NotificationsSettings) -> list[ConsumerQueue]:
 
 def database(settings: NotificationsSettings) -> tuple[Engine, sessionmaker[Session]]:
     return open_database(settings.database_url, settings.database_pool_size)
+
+
+def _seconds(settings: NotificationsSettings, name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
 
 
 def email_sender(settings: NotificationsSettings) -> SmtpEmailSender:
@@ -36,7 +48,8 @@ def email_sender(settings: NotificationsSettings) -> SmtpEmailSender:
         starttls=settings.smtp_starttls,
         username=settings.smtp_username,
         password=password,
-        timeout=settings.smtp_timeout,
+        timeout=settings.smtp_timeout_seconds,
+        deadline=_seconds(settings, "smtp_deadline_seconds", SMTP_DEADLINE),
         pool_size=settings.delivery_concurrency,
     )
 
@@ -45,9 +58,38 @@ def sms_sender(settings: NotificationsSettings) -> HttpSmsGateway:
     return HttpSmsGateway(
         settings.sms_base_url,
         settings.sms_token.get_secret_value(),
-        timeout=settings.sms_timeout,
+        timeout=settings.sms_timeout_seconds,
+        deadline=_seconds(settings, "sms_deadline_seconds", SMS_DEADLINE),
         max_connections=settings.delivery_concurrency,
     )
+
+
+class PendingDeliveries(Collector):
+    """Notifications waiting per channel and the age of the oldest, read at scrape time."""
+
+    def __init__(self, delivery: consumers.Delivery) -> None:
+        self.delivery = delivery
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        pending = GaugeMetricFamily(
+            "signup_notifications_pending",
+            "Notifications owed and not yet sent or given up, by channel.",
+            labels=["channel"],
+        )
+        oldest = GaugeMetricFamily(
+            "signup_notifications_oldest_pending_delivery_seconds",
+            "Age of the oldest notification still owed, by channel (0 when none).",
+            labels=["channel"],
+        )
+        try:
+            waiting = self.delivery.pending_by_channel()
+        except Exception:  # the database is away: report nothing rather than fail the scrape
+            return []
+        for channel in Channel:
+            count, age = waiting.get(channel, (0, 0.0))
+            pending.add_metric([channel.value], count)
+            oldest.add_metric([channel.value], age)
+        return [pending, oldest]
 
 
 @dataclass
@@ -57,31 +99,32 @@ class Deliverers:
     settings: NotificationsSettings
     engine: Engine
     sessions: sessionmaker[Session]
-    email: EmailSender
+    email: SmtpEmailSender
     sms: HttpSmsGateway
-    pool: ThreadPoolExecutor = field(init=False)
+    delivery: consumers.Delivery = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pool = ThreadPoolExecutor(
-            max_workers=max(1, self.settings.delivery_concurrency),
-            thread_name_prefix="deliver",
+        lanes: ChannelPools[uuid.UUID, DeliveryResult] = ChannelPools(
+            [channel.value for channel in Channel], self.settings.delivery_concurrency
+        )
+        self.delivery = consumers.Delivery(
+            self.sessions,
+            Senders(self.email, self.sms),
+            lanes,
+            wait=_seconds(self.settings, "delivery_wait_seconds", DELIVERY_WAIT),
         )
 
     def sweep(self) -> list[DeliveryResult]:
-        return consumers.sweep(
-            self.sessions,
-            self.email,
-            self.sms,
-            grace=timedelta(seconds=self.settings.sweep_grace),
-            batch_size=self.settings.sweep_batch_size,
+        return self.delivery.sweep(
+            timedelta(seconds=self.settings.sweep_grace_seconds), self.settings.sweep_batch_size
         )
 
     def dependencies(self) -> dict[str, object]:
-        return {"sessions": self.sessions, "email": self.email, "sms": self.sms, "pool": self.pool}
+        return {"delivery": self.delivery}
 
     def close(self) -> None:
-        """Let running sends finish before their clients go away."""
-        self.pool.shutdown(wait=True)
+        """Let running sends finish (each within its deadline) before their clients go away."""
+        self.delivery.lanes.shutdown(wait_seconds=max(self.email.deadline, self.sms.deadline))
         self.email.close()
         self.sms.close()
 
@@ -92,8 +135,16 @@ def deliverers(settings: NotificationsSettings) -> Deliverers:
 
 
 def consumer_worker(settings: NotificationsSettings) -> worker.ConsumerWorker:
-    """Consume ``UserSignedUp``; beside it, sweep stale notifications and prune the inbox."""
+    """Consume ``UserSignedUp``; beside it, sweep stale notifications and prune the inbox;
+    ``/metrics`` shows what waits on each channel."""
     parts = deliverers(settings)
+    collector = PendingDeliveries(parts.delivery)
+    metrics.register(collector)
+
+    def close() -> None:
+        metrics.unregister(collector)
+        parts.close()
+
     return worker.ConsumerWorker(
         SERVICE,
         settings,
@@ -101,9 +152,9 @@ def consumer_worker(settings: NotificationsSettings) -> worker.ConsumerWorker:
         parts.engine,
         parts.sessions,
         models.InboxMessage,
-        health_port=settings.http_port,
+        health_port=settings.consumer_health_port,
         dependencies=parts.dependencies(),
-        jobs=[worker.Job("notifications.sweep", settings.sweep_interval, parts.sweep)],
-        inbox_prune_interval=settings.inbox_prune_interval,
-        on_close=parts.close,
+        jobs=[worker.Job("notifications.sweep", settings.sweep_interval_seconds, parts.sweep)],
+        inbox_prune_interval=settings.inbox_prune_interval_seconds,
+        on_close=close,
     )

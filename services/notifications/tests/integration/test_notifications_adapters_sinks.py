@@ -13,8 +13,9 @@ import pytest
 from devsinks.reading import read_mail, read_sms
 from devsinks.sms_http import SmsSink
 from devsinks.smtp_sink import SmtpSink
-from notifications.adapters.email import Email, SmtpEmailSender
+from notifications.adapters.email_message import Email
 from notifications.adapters.sms import HttpSmsGateway, Sms
+from notifications.adapters.smtp import DeadlineSMTP, SmtpEmailSender
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"
@@ -32,7 +33,7 @@ def free_port() -> int:
 
 
 class CountingFactory:
-    """``smtplib.SMTP`` that counts the connections it opens."""
+    """``DeadlineSMTP`` that counts the connections it opens."""
 
     def __init__(self) -> None:
         self.connections = 0
@@ -41,7 +42,7 @@ class CountingFactory:
     def __call__(self, host: str, port: int, **options: Any) -> smtplib.SMTP:
         with self.lock:
             self.connections += 1
-        return smtplib.SMTP(host, port, **options)
+        return DeadlineSMTP(host, port, **options)
 
 
 @pytest.fixture

@@ -1,234 +1,185 @@
+"""The actions with their model functions replaced by fakes: what they decide, what they store."""
+
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
 
-from notifications import actions, templates
-from notifications.actions import DeliveryResult, NotificationAlreadyRecordedError, Outcome
-from notifications.adapters.email import EmailRejectedError, EmailTransientError, FakeEmailSender
-from notifications.adapters.sms import FakeSmsSender, SmsRejectedError, SmsTransientError
-from notifications.models import MAX_ERROR_LENGTH, Channel, Notification, NotificationStatus
-from signup_shared.errors import PermanentError
+from notifications import actions, models, templates
+from notifications.actions import (
+    DeliveryResult,
+    Outcome,
+    Senders,
+    StillDeliveringError,
+)
+from notifications.adapters.sms import SmsRejectedError, SmsTransientError
+from notifications.adapters.smtp import EmailRejectedError, EmailTransientError
+from notifications.models import Channel, NotificationStatus, Owed, PendingRef
+from notifications.testing import FakeEmailSender, FakeSmsSender
 from signup_shared.events import Envelope, UserSignedUp
-from signup_shared.testing import FakeSession
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-LATER = datetime(2026, 11, 25, 12, 1, tzinfo=UTC)
 SignedUp = Callable[..., Envelope[UserSignedUp]]
+SESSION: Any = object()  # the actions only hand it to the model functions
 
 
-def test_records_a_pending_welcome_email_and_sms(signed_up: SignedUp) -> None:
-    session = FakeSession()
+@dataclass
+class FakeModels:
+    """The model functions the actions call, recording what they were given."""
+
+    locked: Owed | None = None
+    added: list[dict[str, Any]] = field(default_factory=list)
+    recorded: list[tuple[str, Owed, Any]] = field(default_factory=list)
+    asked: list[tuple[str, Any]] = field(default_factory=list)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> "FakeModels":
+        monkeypatch.setattr(models, "add_notifications", lambda _s, rows: self.added.extend(rows))
+        monkeypatch.setattr(models, "lock_pending", self.lock_pending)
+        monkeypatch.setattr(
+            models, "record_sent", lambda _s, o, pid, when: self.recorded.append(("sent", o, pid))
+        )
+        monkeypatch.setattr(
+            models,
+            "record_retry_later",
+            lambda _s, o, error, when: self.recorded.append(("retry", o, error)),
+        )
+        monkeypatch.setattr(
+            models,
+            "record_failed",
+            lambda _s, o, error, when: self.recorded.append(("failed", o, error)),
+        )
+        return self
+
+    def lock_pending(self, _session: Any, notification_id: uuid.UUID) -> Owed | None:
+        self.asked.append(("lock", notification_id))
+        return self.locked
+
+
+@pytest.fixture
+def fake_models(monkeypatch: pytest.MonkeyPatch) -> FakeModels:
+    return FakeModels().install(monkeypatch)
+
+
+def test_a_new_user_is_owed_a_welcome_email_and_sms(
+    fake_models: FakeModels, signed_up: SignedUp
+) -> None:
     event = signed_up()
-    recorded = actions.record_welcome_notifications(session, event, now=NOW)  # type: ignore[arg-type]
-    assert session.added_of(Notification) == recorded
-    email, sms = recorded
-    assert (email.channel, email.recipient, email.template) == (
+    actions.owe_welcome(SESSION, [event], NOW)
+    email, sms = fake_models.added
+    assert (email["channel"], email["recipient"], email["template"]) == (
         Channel.EMAIL,
         "ada@example.com",
         templates.WELCOME_EMAIL,
     )
-    assert (sms.channel, sms.recipient, sms.template) == (
+    assert (sms["channel"], sms["recipient"], sms["template"]) == (
         Channel.SMS,
         "+14155550123",
         templates.WELCOME_SMS,
     )
-    for notification in recorded:
-        assert notification.status is NotificationStatus.PENDING
-        assert (notification.user_id, notification.causing_event_id) == (
-            event.data.user_id,
-            event.id,
-        )
-        assert notification.template_data == {"full_name": "Ada Lovelace", "plan": "pro"}
-        assert (notification.attempts, notification.created_at, notification.updated_at) == (
-            0,
-            NOW,
-            NOW,
-        )
-    assert email.id != sms.id
+    for row in (email, sms):
+        assert (row["user_id"], row["causing_event_id"]) == (event.data.user_id, event.id)
+        assert row["template_data"] == {"full_name": "Ada Lovelace", "plan": "pro"}
+        assert (row["status"], row["attempts"]) == (NotificationStatus.PENDING, 0)
+        assert (row["created_at"], row["updated_at"], row["sent_at"]) == (NOW, NOW, None)
+    assert email["id"] != sms["id"]
 
 
-def test_records_no_sms_for_a_user_without_a_phone(signed_up: SignedUp) -> None:
-    session = FakeSession()
-    [email] = actions.record_welcome_notifications(session, signed_up(phone=None))  # type: ignore[arg-type]
-    assert email.channel is Channel.EMAIL
-    assert len(session.added_of(Notification)) == 1
+def test_a_user_without_a_phone_is_owed_the_email_only(
+    fake_models: FakeModels, signed_up: SignedUp
+) -> None:
+    actions.owe_welcome(SESSION, [signed_up(phone=None)], NOW)
+    assert [row["channel"] for row in fake_models.added] == [Channel.EMAIL]
 
 
-def test_recording_sends_nothing_and_leaves_the_commit_to_the_caller(signed_up: SignedUp) -> None:
-    session = FakeSession()
-    actions.record_welcome_notifications(session, signed_up())  # type: ignore[arg-type]
-    assert (session.flushes, session.commits) == (1, 0)
+def test_a_batch_is_owed_in_one_call_of_the_model(
+    monkeypatch: pytest.MonkeyPatch, signed_up: SignedUp
+) -> None:
+    calls: list[list[dict[str, Any]]] = []
+    monkeypatch.setattr(models, "add_notifications", lambda _s, rows: calls.append(list(rows)))
+    events = [signed_up(), signed_up(phone=None), signed_up()]
+    actions.owe_welcome(SESSION, events, NOW)
+    [rows] = calls
+    assert [(row["causing_event_id"], row["channel"]) for row in rows] == [
+        (events[0].id, Channel.EMAIL),
+        (events[0].id, Channel.SMS),
+        (events[1].id, Channel.EMAIL),
+        (events[2].id, Channel.EMAIL),
+        (events[2].id, Channel.SMS),
+    ]
 
 
-class Diag:
-    constraint_name = actions.EVENT_CHANNEL_UNIQUE
-
-
-class DuplicateRow(Exception):
-    diag = Diag()
-
-
-class ConflictingSession(FakeSession):
-    def flush(self) -> None:
-        raise IntegrityError("INSERT INTO notifications", {}, DuplicateRow())
-
-
-def test_an_event_recorded_twice_is_a_permanent_error(signed_up: SignedUp) -> None:
-    with pytest.raises(NotificationAlreadyRecordedError) as raised:
-        actions.record_welcome_notifications(ConflictingSession(), signed_up())  # type: ignore[arg-type]
-    assert isinstance(raised.value, PermanentError)
-
-
-def pending(channel: Channel = Channel.EMAIL, **fields: Any) -> Notification:
-    recipient = "ada@example.com" if channel is Channel.EMAIL else "+14155550123"
-    template = templates.WELCOME_EMAIL if channel is Channel.EMAIL else templates.WELCOME_SMS
-    values = {
+def owed(channel: Channel = Channel.EMAIL, **fields: Any) -> Owed:
+    values: dict[str, Any] = {
         "id": uuid.uuid4(),
-        "user_id": uuid.uuid4(),
         "channel": channel,
-        "recipient": recipient,
-        "template": template,
+        "recipient": "ada@example.com" if channel is Channel.EMAIL else "+14155550123",
+        "template": templates.WELCOME_EMAIL if channel is Channel.EMAIL else templates.WELCOME_SMS,
         "template_data": {"full_name": "Ada Lovelace", "plan": "pro"},
-        "status": NotificationStatus.PENDING,
-        "attempts": 0,
-        "causing_event_id": uuid.uuid4(),
-        "created_at": NOW,
-        "updated_at": NOW,
+        "attempts": 1,
         **fields,
     }
-    return Notification(**values)
-
-
-class Result:
-    def __init__(self, row: tuple[Any, ...] | None) -> None:
-        self.row = row
-
-    def first(self) -> tuple[Any, ...] | None:
-        return self.row
-
-
-class LockingConnection:
-    """Answers the lock with the row it holds (None: locked elsewhere or no longer pending) and
-    applies the recorded outcome to ``row`` as the UPDATE would, keeping every statement."""
-
-    def __init__(self, notification: Notification | None) -> None:
-        self.notification = notification
-        self.statements: list[tuple[str, dict[str, Any]]] = []
-        self.commits = 0
-
-    def connection(self) -> "LockingConnection":
-        return self
-
-    def execute(self, statement: Any, params: dict[str, Any]) -> Result:
-        sql = str(statement.compile(dialect=postgresql.dialect()))
-        self.statements.append((sql, params))
-        n = self.notification
-        if sql.startswith("SELECT"):
-            assert "FOR UPDATE SKIP LOCKED" in sql and "status" in sql
-            row = (
-                None
-                if n is None
-                else (n.channel.value, n.recipient, n.template, n.template_data, n.attempts)
-            )
-            return Result(row)
-        assert sql.startswith("UPDATE notifications SET") and n is not None
-        assert params["notification_id"] == n.id
-        for column, value in params.items():
-            if column != "notification_id":
-                setattr(n, column, value)
-        return Result(None)
+    return Owed(**values)
 
 
 def deliver(
-    notification: Notification | None,
+    fake_models: FakeModels,
+    locked: Owed | None,
     email: FakeEmailSender | None = None,
     sms: FakeSmsSender | None = None,
-) -> tuple[DeliveryResult, LockingConnection]:
-    session = LockingConnection(notification)
-    notification_id = notification.id if notification else uuid.uuid4()
-    result = actions.deliver_notification(
-        session,
-        notification_id,
-        email or FakeEmailSender(),
-        sms or FakeSmsSender(),
-        LATER,  # type: ignore[arg-type]
-    )
-    return result, session
+) -> DeliveryResult:
+    fake_models.locked = locked
+    notification_id = locked.id if locked else uuid.uuid4()
+    senders = Senders(email or FakeEmailSender(), sms or FakeSmsSender())
+    return actions.deliver(SESSION, notification_id, senders, NOW)
 
 
-def test_delivers_a_pending_email_rendered_from_its_template() -> None:
-    notification, email = pending(), FakeEmailSender()
-    result, session = deliver(notification, email=email)
+def test_delivers_a_pending_email_rendered_from_its_template(fake_models: FakeModels) -> None:
+    notification, email = owed(), FakeEmailSender()
+    result = deliver(fake_models, notification, email=email)
     [sent] = email.sent
     assert (sent.idempotency_key, sent.to) == (notification.id, "ada@example.com")
     assert sent.subject == "Welcome to Signup Platform, Ada!"
     assert "Your Pro plan is ready" in sent.text
     assert result == DeliveryResult(notification.id, Outcome.SENT)
-    assert notification.status is NotificationStatus.SENT
-    assert notification.provider_message_id == f"<{notification.id}@signup.local>"
-    assert (notification.attempts, notification.sent_at, notification.last_error) == (
-        1,
-        LATER,
-        None,
-    )
-    assert notification.updated_at == LATER
-    assert session.commits == 0
-    assert len(session.statements) == 2  # lock and read, then record: no other round trip
+    assert fake_models.recorded == [("sent", notification, f"<{notification.id}@signup.local>")]
 
 
-def test_delivers_a_pending_sms_through_the_gateway() -> None:
-    notification, email, sms = pending(Channel.SMS), FakeEmailSender(), FakeSmsSender()
-    result, _ = deliver(notification, email=email, sms=sms)
+def test_delivers_a_pending_sms_through_the_gateway(fake_models: FakeModels) -> None:
+    notification, email, sms = owed(Channel.SMS), FakeEmailSender(), FakeSmsSender()
+    result = deliver(fake_models, notification, email=email, sms=sms)
     [sent] = sms.sent
     assert (sent.idempotency_key, sent.to) == (notification.id, "+14155550123")
     assert sent.body == "Welcome to Signup Platform, Ada! Your Pro plan is ready."
-    assert email.sent == []
-    assert result.outcome is Outcome.SENT
-    assert notification.provider_message_id == f"fake-sms-{notification.id}"
+    assert email.sent == [] and result.outcome is Outcome.SENT
+    assert fake_models.recorded == [("sent", notification, f"fake-sms-{notification.id}")]
 
 
-def test_skips_what_is_locked_by_another_deliverer_or_no_longer_pending() -> None:
+def test_skips_what_is_locked_by_another_deliverer_or_no_longer_pending(
+    fake_models: FakeModels,
+) -> None:
     email, sms = FakeEmailSender(), FakeSmsSender()
-    result, session = deliver(None, email=email, sms=sms)
+    result = deliver(fake_models, None, email=email, sms=sms)
     assert result.outcome is Outcome.SKIPPED and result.error is None
-    assert email.sent == [] and sms.sent == []
-    assert len(session.statements) == 1  # the lock only: nothing recorded
+    assert email.sent == [] and sms.sent == [] and fake_models.recorded == []
 
 
-def test_a_transient_failure_is_recorded_and_left_pending_for_a_retry() -> None:
-    notification = pending(Channel.SMS, attempts=2)
+def test_a_transient_failure_is_recorded_and_left_for_a_retry(fake_models: FakeModels) -> None:
+    notification = owed(Channel.SMS, attempts=3)
     error = SmsTransientError("SMS gateway answered 503")
-    result, session = deliver(notification, sms=FakeSmsSender(error))
+    result = deliver(fake_models, notification, sms=FakeSmsSender(error))
     assert result == DeliveryResult(notification.id, Outcome.RETRY_LATER, error)
-    assert notification.status is NotificationStatus.PENDING
-    assert (notification.attempts, notification.last_error) == (3, "SMS gateway answered 503")
-    assert notification.updated_at == LATER
-    assert session.commits == 0
-    assert "status" not in session.statements[-1][1]
+    assert fake_models.recorded == [("retry", notification, "SMS gateway answered 503")]
 
 
-def test_a_permanent_refusal_fails_the_notification() -> None:
-    notification = pending(Channel.SMS)
+def test_a_permanent_refusal_fails_the_notification(fake_models: FakeModels) -> None:
+    notification = owed(Channel.SMS)
     error = SmsRejectedError("SMS gateway answered 400: invalid to")
-    result, _ = deliver(notification, sms=FakeSmsSender(error))
+    result = deliver(fake_models, notification, sms=FakeSmsSender(error))
     assert result == DeliveryResult(notification.id, Outcome.FAILED, error)
-    assert notification.status is NotificationStatus.FAILED
-    assert (notification.attempts, notification.last_error) == (
-        1,
-        "SMS gateway answered 400: invalid to",
-    )
-    assert notification.sent_at is None
-
-
-def test_a_long_error_is_cut_to_what_the_column_keeps() -> None:
-    notification = pending(Channel.SMS)
-    deliver(notification, sms=FakeSmsSender(SmsTransientError("x" * (MAX_ERROR_LENGTH + 50))))
-    assert notification.last_error == "x" * MAX_ERROR_LENGTH
+    assert fake_models.recorded == [("failed", notification, str(error))]
 
 
 @pytest.mark.parametrize(
@@ -238,21 +189,79 @@ def test_a_long_error_is_cut_to_what_the_column_keeps() -> None:
         (EmailRejectedError("SMTP 550"), Outcome.FAILED),
     ],
 )
-def test_email_failures_are_classified_like_sms_ones(error: Exception, outcome: Outcome) -> None:
-    result, _ = deliver(pending(), email=FakeEmailSender(error))
+def test_email_failures_are_classified_like_sms_ones(
+    fake_models: FakeModels, error: Exception, outcome: Outcome
+) -> None:
+    result = deliver(fake_models, owed(), email=FakeEmailSender(error))
     assert (result.outcome, result.error) == (outcome, error)
 
 
-def test_an_unknown_template_fails_without_sending() -> None:
-    notification, email = pending(template="invoice_email"), FakeEmailSender()
-    result, _ = deliver(notification, email=email)
-    assert result.outcome is Outcome.FAILED
-    assert notification.status is NotificationStatus.FAILED
-    assert email.sent == []
+def test_an_unknown_template_fails_without_sending(fake_models: FakeModels) -> None:
+    email = FakeEmailSender()
+    result = deliver(fake_models, owed(template="invoice_email"), email=email)
+    assert result.outcome is Outcome.FAILED and email.sent == []
+    assert [kind for kind, _, _ in fake_models.recorded] == ["failed"]
 
 
-def test_an_unexpected_error_propagates_so_the_caller_rolls_back() -> None:
-    notification = pending()
+def test_an_unexpected_error_propagates_and_records_nothing(fake_models: FakeModels) -> None:
     with pytest.raises(RuntimeError):
-        deliver(notification, email=FakeEmailSender(RuntimeError("bug")))
-    assert (notification.status, notification.attempts) == (NotificationStatus.PENDING, 0)
+        deliver(fake_models, owed(), email=FakeEmailSender(RuntimeError("bug")))
+    assert fake_models.recorded == []
+
+
+EVENT_A, EVENT_B = uuid.uuid4(), uuid.uuid4()
+EMAIL_A, SMS_A, EMAIL_B = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+PENDING = [
+    PendingRef(EVENT_A, EMAIL_A, Channel.EMAIL),
+    PendingRef(EVENT_A, SMS_A, Channel.SMS),
+    PendingRef(EVENT_B, EMAIL_B, Channel.EMAIL),
+]
+
+
+def test_errors_by_event_name_each_event_once_preferring_what_a_retry_may_fix() -> None:
+    refused, busy = SmsRejectedError("400"), EmailTransientError("451")
+    results = {
+        EMAIL_A: DeliveryResult(EMAIL_A, Outcome.RETRY_LATER, busy),
+        SMS_A: DeliveryResult(SMS_A, Outcome.FAILED, refused),
+        EMAIL_B: DeliveryResult(EMAIL_B, Outcome.SENT),
+    }
+    assert actions.errors_by_event(PENDING, results) == {EVENT_A: busy}
+    results[EMAIL_A] = DeliveryResult(EMAIL_A, Outcome.SENT)
+    assert actions.errors_by_event(PENDING, results) == {EVENT_A: refused}
+
+
+def test_a_delivery_without_a_result_yet_is_a_transient_error_of_its_event() -> None:
+    results = {EMAIL_A: DeliveryResult(EMAIL_A, Outcome.SENT)}
+    errors = actions.errors_by_event(PENDING[:2] + PENDING[2:], results)
+    assert set(errors) == {EVENT_A, EVENT_B}
+    assert isinstance(errors[EVENT_A], StillDeliveringError)
+    assert str(errors[EVENT_B]) == "email still sending"
+
+
+def test_pending_of_events_asks_for_each_event_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[list[uuid.UUID]] = []
+
+    def pending_of_events(_session: Any, ids: list[uuid.UUID]) -> list[PendingRef]:
+        asked.append(ids)
+        return PENDING
+
+    monkeypatch.setattr(models, "pending_of_events", pending_of_events)
+    assert actions.pending_of_events(SESSION, [EVENT_A, EVENT_B, EVENT_A]) == PENDING
+    assert asked == [[EVENT_A, EVENT_B]]
+
+
+def test_pending_by_channel_gives_the_age_of_the_oldest_in_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        models,
+        "pending_by_channel",
+        lambda _s: {
+            Channel.EMAIL: (3, NOW - timedelta(seconds=90)),
+            Channel.SMS: (1, NOW + timedelta(seconds=1)),  # another clock, slightly ahead
+        },
+    )
+    assert actions.pending_by_channel(SESSION, NOW) == {
+        Channel.EMAIL: (3, 90.0),
+        Channel.SMS: (1, 0.0),
+    }

@@ -4,7 +4,8 @@ import pytest
 from pydantic import SecretStr
 
 import notifications.__main__ as cli
-from notifications import bootstrap
+from notifications import bootstrap, consumers
+from notifications.actions import Channel
 from notifications.settings import NotificationsSettings
 from signup_shared.events import UserSignedUp
 
@@ -20,15 +21,20 @@ def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retrie
     assert queue.dlq_name == "notifications.user_signed_up.dlq"
 
 
-def test_the_worker_delivers_on_a_bounded_pool_and_sweeps_beside_consuming() -> None:
-    settings = NotificationsSettings(delivery_concurrency=3, sweep_interval=7.0, http_port=9001)
+def test_the_worker_delivers_on_a_lane_per_channel_and_sweeps_beside_consuming() -> None:
+    settings = NotificationsSettings(
+        delivery_concurrency=3, sweep_interval_seconds=7.0, consumer_health_port=9001
+    )
     worker = bootstrap.consumer_worker(settings)
     try:
         [subscription] = worker.subscriptions()
         assert subscription.events == (UserSignedUp,)
         assert subscription.batch_handler is not None
-        assert set(worker.dependencies) == {"sessions", "email", "sms", "pool"}
-        assert worker.dependencies["pool"]._max_workers == 3  # type: ignore[attr-defined]
+        assert set(worker.dependencies) == {"delivery"}
+        delivery = worker.dependencies["delivery"]
+        assert isinstance(delivery, consumers.Delivery)
+        assert delivery.lanes.workers_per_channel == {"email": 3, "sms": 3}
+        assert delivery.wait == bootstrap.DELIVERY_WAIT
         assert [(job.name, job.interval) for job in worker.jobs] == [("notifications.sweep", 7.0)]
         assert worker.health_port == 9001
     finally:
@@ -43,11 +49,12 @@ def test_the_email_sender_is_configured_from_settings() -> None:
         smtp_port=587,
         smtp_username="relay",
         smtp_password=SecretStr("pw"),
-        smtp_timeout=4.0,
+        smtp_timeout_seconds=4.0,
         mail_from="Team <hi@signup.local>",
     )
     sender = bootstrap.email_sender(settings)
     assert (sender.host, sender.port, sender.timeout) == ("smtp.local", 587, 4.0)
+    assert sender.deadline == bootstrap.SMTP_DEADLINE
     assert (sender.username, sender.password, sender.mail_from) == (
         "relay",
         "pw",
@@ -78,7 +85,33 @@ def test_the_senders_keep_as_many_connections_as_deliveries_run_at_once() -> Non
     email, sms = bootstrap.email_sender(settings), bootstrap.sms_sender(settings)
     try:
         assert sms.limits.max_connections == 6
+        assert sms.deadline == bootstrap.SMS_DEADLINE
         assert email._slots._value == 6  # type: ignore[attr-defined]
     finally:
         email.close()
         sms.close()
+
+
+class Waiting:
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def pending_by_channel(self) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_pending_deliveries_gauges_show_every_channel() -> None:
+    collector = bootstrap.PendingDeliveries(Waiting({Channel.EMAIL: (4, 95.5)}))  # type: ignore[arg-type]
+    pending, oldest = collector.collect()
+    assert [(s.labels["channel"], s.value) for s in pending.samples] == [("email", 4), ("sms", 0)]
+    assert oldest.name == "signup_notifications_oldest_pending_delivery_seconds"
+    assert [(s.labels["channel"], s.value) for s in oldest.samples] == [
+        ("email", 95.5),
+        ("sms", 0.0),
+    ]
+
+
+def test_the_gauges_report_nothing_while_the_database_is_away() -> None:
+    assert list(bootstrap.PendingDeliveries(Waiting(OSError("down"))).collect()) == []  # type: ignore[arg-type]

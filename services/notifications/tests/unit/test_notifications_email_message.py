@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from notifications.adapters.email import (
+from notifications.adapters.email_message import (
     MAX_LINE_OCTETS,
     Email,
     SmtpEnvelope,
     build_message,
     envelope,
+    flatten,
     message_id,
 )
 
@@ -54,7 +55,14 @@ def parsed(content: bytes) -> email.message.EmailMessage:
     ],
 )
 def test_parses_back_to_what_the_email_message_version_says(welcome: Email) -> None:
-    built, reference = envelope(welcome, FROM), SmtpEnvelope.of(build_message(welcome, FROM))
+    built = envelope(welcome, FROM)
+    international = not ("welcome@signup.local" + welcome.to).isascii()
+    reference = SmtpEnvelope(
+        "welcome@signup.local",
+        welcome.to,
+        flatten(build_message(welcome, FROM), international),
+        international,
+    )
     assert (built.sender, built.recipient, built.international) == (
         reference.sender,
         reference.recipient,
@@ -71,7 +79,7 @@ def test_non_ascii_headers_are_rfc_2047_encoded_words_unless_smtputf8() -> None:
     plain = envelope(Email(KEY, "zoe@example.com", "Hallo Zoë!", "Hi\n"), FROM)
     head = plain.content.split(b"\r\n\r\n")[0]
     assert head.isascii()
-    assert b"Subject: =?utf-8?q?Hallo_Zo=C3=AB!?=" in head
+    assert b"Subject: Hallo =?utf-8?q?Zo=C3=AB!?=" in head
     assert parsed(plain.content)["Subject"] == "Hallo Zoë!"
     international = envelope(Email(KEY, "zoë@example.com", "Hallo Zoë!", "Hi\n"), FROM)
     assert international.international
@@ -81,7 +89,7 @@ def test_non_ascii_headers_are_rfc_2047_encoded_words_unless_smtputf8() -> None:
 def test_a_non_ascii_sender_name_is_encoded_once() -> None:
     built = envelope(Email(KEY, "ada@example.com", "Hi", "Hi\n"), "Anmeldung Zoë <w@signup.local>")
     assert built.sender == "w@signup.local"
-    assert b"From: =?utf-8?" in built.content
+    assert b"From: Anmeldung =?utf-8?q?Zo=C3=AB?= <w@signup.local>\r\n" in built.content
     assert parsed(built.content)["From"] == "Anmeldung Zoë <w@signup.local>"
 
 
@@ -101,11 +109,18 @@ def test_lines_end_in_crlf_and_the_body_is_7bit_when_ascii() -> None:
     assert b"Content-Transfer-Encoding: 7bit\r\n" in built.content
 
 
-def test_a_line_break_in_a_header_value_cannot_inject_a_header() -> None:
-    built = envelope(Email(KEY, "ada@example.com", "Hi\r\nBcc: eve@example.com", "Hi\n"), FROM)
+@pytest.mark.parametrize("subject", ["Hi\r\nBcc: eve@example.com", "Zoë\nBcc: eve@example.com"])
+def test_a_line_break_in_a_header_value_cannot_inject_a_header(subject: str) -> None:
+    built = envelope(Email(KEY, "ada@example.com", subject, "Hi\n"), FROM)
     message = parsed(built.content)
     assert message["Bcc"] is None
-    assert message["Subject"] == "Hi Bcc: eve@example.com"
+    assert message["Subject"] == " ".join(subject.splitlines())
+
+
+def test_a_line_break_in_the_recipient_cannot_inject_a_header() -> None:
+    built = envelope(Email(KEY, "ada@example.com\r\nBcc: eve@example.com", "Hi", "Hi\n"), FROM)
+    assert parsed(built.content)["Bcc"] is None
+    assert b"\r\nBcc:" not in built.content
 
 
 def test_a_body_line_too_long_for_smtp_is_encoded_the_general_way() -> None:

@@ -8,12 +8,12 @@ import pytest
 
 from notifications.adapters.sms import (
     MAX_DETAIL,
-    FakeSmsSender,
     HttpSmsGateway,
     Sms,
     SmsRejectedError,
     SmsTransientError,
 )
+from notifications.testing import FakeSmsSender
 from signup_shared.errors import PermanentError, TransientError
 
 KEY = uuid.UUID("7d3c2b1a-0f9e-4d8c-8b7a-6f5e4d3c2b1a")

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from notifications.adapters.email import (
-    Email,
+from notifications.adapters.email_message import Email
+from notifications.adapters.smtp import (
     EmailRejectedError,
     EmailTransientError,
-    FakeEmailSender,
     SmtpEmailSender,
     classify,
 )
+from notifications.testing import FakeEmailSender
 from signup_shared.errors import PermanentError, TransientError
 
 KEY = uuid.UUID("0b6f8a5e-2f0c-4a53-9b8e-6d7f1c2a3b4c")
@@ -47,7 +47,7 @@ class Server:
         """Queue what the next calls of ``step`` raise (``None``: that call succeeds)."""
         self.failures.setdefault(step, []).extend(errors)
 
-    def factory(self, host: str, port: int, timeout: float) -> "FakeSmtp":
+    def factory(self, host: str, port: int, timeout: float, deadline: float) -> "FakeSmtp":
         self.check("connect")
         session = FakeSmtp(self, (host, port), timeout)
         self.sessions.append(session)
@@ -329,7 +329,7 @@ def test_replies_that_are_not_ok_become_the_matching_error() -> None:
         "mail.local",
         2525,
         mail_from="welcome@signup.local",
-        smtp_factory=lambda host, port, timeout: Refusing(server, (host, port), timeout),
+        smtp_factory=lambda host, port, timeout, deadline: Refusing(server, (host, port), timeout),
     )
     with pytest.raises(EmailRejectedError, match="SMTP 550"):
         smtp_sender.send(WELCOME)
@@ -398,7 +398,7 @@ def test_close_quits_idle_sessions_and_those_in_use_when_their_send_ends() -> No
     server = Server()
     smtp_sender = sender(server, pool_size=2)
     smtp_sender.send(welcome(1))
-    in_use = smtp_sender._checkout()
+    in_use = smtp_sender._checkout(time.monotonic() + 30)
     smtp_sender.send(welcome(2))
     smtp_sender.close()
     assert server.sessions[1].calls[-1] == "quit"

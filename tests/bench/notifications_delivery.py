@@ -1,10 +1,10 @@
 """Micro benchmark: CPU per signup of notifications' own work, run by hand.
 
-    .venv/bin/python services/notifications/bench_delivery.py [--signups N] [--batch B]
-                                                               [--profile FILE]
+    .venv/bin/python tests/bench/notifications_delivery.py [--signups N] [--batch B]
+                                                            [--profile FILE]
 
 Through the real subscription code (``on_user_signed_up`` in a transaction per batch, as the
-runtime does after its inbox claim, then ``deliver_welcome`` on a thread pool), a scratch
+runtime does after its inbox claim, then ``deliver_welcome`` on the channel lanes), a scratch
 PostgreSQL database with the migrations applied, the real ``SmtpEmailSender`` (message built and
 flattened) talking to a null SMTP session, and the fake SMS sender. JSON logs at INFO to
 /dev/null, as in production. Prints this process's CPU (utime+stime, every thread) per signup,
@@ -20,17 +20,19 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 import notifications
 from notifications import consumers
-from notifications.adapters.email import SmtpEmailSender
-from notifications.adapters.sms import FakeSmsSender
+from notifications.actions import DeliveryResult, Senders
+from notifications.adapters.channel_pools import ChannelPools
+from notifications.adapters.smtp import SmtpEmailSender
+from notifications.testing import FakeSmsSender
 from signup_contracts.testing import user_signed_up
 from signup_shared.db import make_session_factory
 from signup_shared.events import Envelope, UserSignedUp
@@ -75,12 +77,15 @@ class NullSmtp:
         return None
 
 
-class InlineExecutor(Executor):
-    """Runs each call in the caller's thread (for a profile of one thread)."""
+class InlineLanes(ChannelPools[uuid.UUID, DeliveryResult]):
+    """Runs each delivery in the caller's thread (for a profile of one thread)."""
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> "Future[T]":
+    def __init__(self) -> None:
+        super().__init__([], 1)
+
+    def submit(self, key: uuid.UUID, channel: str, job: Callable[[], T]) -> "Future[T]":  # type: ignore[override]
         future: Future[T] = Future()
-        future.set_result(fn(*args, **kwargs))
+        future.set_result(job())
         return future
 
 
@@ -96,7 +101,9 @@ def events(count: int) -> list[Envelope[UserSignedUp]]:
 
 
 def run(
-    sessions: sessionmaker[Session], batches: list[list[Envelope[UserSignedUp]]], pool: Executor
+    sessions: sessionmaker[Session],
+    batches: list[list[Envelope[UserSignedUp]]],
+    lanes: ChannelPools[uuid.UUID, DeliveryResult],
 ) -> None:
     email = SmtpEmailSender(
         "127.0.0.1",
@@ -104,7 +111,7 @@ def run(
         mail_from="Signup Platform <welcome@signup.local>",
         smtp_factory=cast(Callable[..., smtplib.SMTP], NullSmtp),
     )
-    sms = FakeSmsSender()
+    delivery = consumers.Delivery(sessions, Senders(email, FakeSmsSender()), lanes, wait=None)
     for batch in batches:
         with sessions() as session, session.begin():
             batch_step = consumers.on_user_signed_up.batch_step
@@ -113,9 +120,7 @@ def run(
             else:
                 for envelope in batch:
                     consumers.on_user_signed_up(session, envelope)
-        errors = consumers.deliver_welcome(
-            batch, sessions=sessions, email=email, sms=sms, pool=pool
-        )
+        errors = consumers.deliver_welcome(batch, delivery=delivery)
         assert not errors, errors
     email.close()
 
@@ -149,13 +154,16 @@ def main() -> None:
             made = events(count)
             return [made[i : i + args.batch] for i in range(0, count, args.batch)]
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            run(sessions, batched(args.warmup), pool)
+        lanes: ChannelPools[uuid.UUID, DeliveryResult] = ChannelPools(["email", "sms"], 4)
+        try:
+            run(sessions, batched(args.warmup), lanes)
             measured = batched(args.signups)
             statements[0] = 0
             started_cpu, started = cpu(), time.perf_counter()
-            run(sessions, measured, pool)
+            run(sessions, measured, lanes)
             used, elapsed = cpu() - started_cpu, time.perf_counter() - started
+        finally:
+            lanes.shutdown()
         print(
             f"{args.signups} signups (1 email each, SMS for half), batch {args.batch}: "
             f"{used / args.signups * 1000:.2f} ms CPU per signup, "
@@ -166,7 +174,7 @@ def main() -> None:
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-            run(sessions, batched(args.signups // 2), InlineExecutor())
+            run(sessions, batched(args.signups // 2), InlineLanes())
             profiler.disable()
             profiler.dump_stats(args.profile)
             print(
