@@ -39,8 +39,13 @@ def signup_event() -> SignupFactory:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    with migrated_database("provisioning", MIGRATIONS_DIR) as migrated:
+def migrations_dir() -> Path:
+    return MIGRATIONS_DIR
+
+
+@pytest.fixture(scope="session")
+def engine(migrations_dir: Path) -> Iterator[Engine]:
+    with migrated_database("provisioning", migrations_dir) as migrated:
         yield migrated
 
 

@@ -1,5 +1,6 @@
-"""Fixtures shared by the stats tests: event factories, a recording fake session, databases."""
+"""Fixtures shared by the stats tests: event factories and databases."""
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,22 +12,9 @@ from sqlalchemy.orm import Session
 import stats
 from signup_contracts.testing import space_provisioned
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
-from signup_shared.testing import (
-    FakeSession,
-    migrated_database,
-    rollback_session,
-    user_signed_up,
-)
+from signup_shared.testing import migrated_database, rollback_session, user_signed_up
 
 MIGRATIONS_DIR = Path(stats.__file__).parent / "migrations"
-
-
-RecordingSession = FakeSession
-
-
-@pytest.fixture
-def fake_session() -> RecordingSession:
-    return RecordingSession()
 
 
 SignupFactory = Callable[..., Envelope[UserSignedUp]]
@@ -35,17 +23,19 @@ SignupFactory = Callable[..., Envelope[UserSignedUp]]
 @pytest.fixture
 def signup_event() -> SignupFactory:
     def make(
-        plan: str = "pro", signed_up_at: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+        plan: str = "pro",
+        signed_up_at: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        user_id: uuid.UUID | None = None,
     ) -> Envelope[UserSignedUp]:
-        return user_signed_up(plan=plan, signed_up_at=signed_up_at)
+        return user_signed_up(plan=plan, signed_up_at=signed_up_at, user_id=user_id or uuid.uuid4())
 
     return make
 
 
 @pytest.fixture
-def provisioned_event() -> Callable[[], Envelope[SpaceProvisioned]]:
-    def make() -> Envelope[SpaceProvisioned]:
-        return space_provisioned(quota_bytes=1024)
+def provisioned_event() -> Callable[..., Envelope[SpaceProvisioned]]:
+    def make(user_id: uuid.UUID | None = None) -> Envelope[SpaceProvisioned]:
+        return space_provisioned(quota_bytes=1024, user_id=user_id or uuid.uuid4())
 
     return make
 

@@ -39,7 +39,7 @@ def relay(settings: ProvisioningSettings) -> OutboxRelay:
         models.OutboxMessage,
         publisher,
         batch_size=settings.relay_batch_size,
-        poll_interval=settings.relay_poll_interval,
+        poll_interval=settings.relay_poll_interval_seconds,
         retention=timedelta(hours=settings.outbox_retention_hours),
     )
 
@@ -55,7 +55,7 @@ def consumer_worker(
         engine,
         sessions,
         models.InboxMessage,
-        health_port=settings.http_port,
+        health_port=settings.consumer_health_port,
         dependencies={"storage": space_storage or storage(settings)},
         inbox_prune_interval=settings.inbox_prune_interval_seconds,
     )

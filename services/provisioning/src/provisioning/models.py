@@ -1,16 +1,33 @@
-"""Persistence of users' storage spaces (plus this service's outbox and inbox)."""
+"""Persistence of users' storage spaces (plus this service's outbox and inbox): every statement
+provisioning runs."""
 
 import enum
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Enum, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    String,
+    UniqueConstraint,
+    bindparam,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from signup_shared.events import Envelope
 from signup_shared.inbox import InboxMixin
-from signup_shared.outbox import OutboxMixin
+from signup_shared.outbox import OutboxMixin, outbox_values
 
 SPACE_USER_UNIQUE = "uq_spaces_user_id"
+SPACE_PRIMARY_KEY = "spaces_pkey"
+# A space's id derives from its user's id, so either constraint means "this user has a space".
+SPACE_TAKEN = frozenset({SPACE_USER_UNIQUE, SPACE_PRIMARY_KEY})
 
 
 class Base(DeclarativeBase):
@@ -65,3 +82,65 @@ class OutboxMessage(OutboxMixin, Base):
 
 class InboxMessage(InboxMixin, Base):
     pass
+
+
+class SpaceTakenError(Exception):
+    """Another transaction recorded a space for this user first (``SPACE_TAKEN``)."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__(f"user {user_id} has a space recorded by another transaction")
+
+
+# A user's space, if any (built once: only its parameter changes from call to call).
+EXISTING_SPACE = select(Space).where(Space.user_id == bindparam("user_id"))
+# The space and its outbox row in one statement (one round trip, compiled once): the outbox row
+# is selected from the inserted space, so both are written or neither is, in the caller's
+# transaction. No ON CONFLICT: a concurrent insert for the same user fails on SPACE_TAKEN.
+INSERT_SPACE_AND_EVENT = text(
+    """
+    WITH space AS (
+        INSERT INTO spaces
+            (id, user_id, plan, quota_bytes, status, storage_path, created_at, updated_at)
+        VALUES (:space_id, :user_id, CAST(:plan AS plan), :quota_bytes,
+                CAST(:status AS space_status), :storage_path, :now, :now)
+        RETURNING id
+    )
+    INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
+                        payload, traceparent)
+    SELECT CAST(:event_id AS uuid), CAST(:routing_key AS varchar), CAST(:event_type AS varchar),
+           CAST(:version AS integer), CAST(:producer AS varchar),
+           CAST(:correlation_id AS varchar), CAST(:payload AS text), CAST(:traceparent AS varchar)
+    FROM space
+    """
+)
+
+
+def space_of(session: Session, user_id: uuid.UUID) -> Space | None:
+    """The user's space, if one is recorded."""
+    return session.scalar(EXISTING_SPACE, {"user_id": user_id})
+
+
+def add_space(session: Session, space: Space, event: Envelope[Any]) -> None:
+    """Insert ``space`` and ``event`` (into the outbox) together, in the caller's transaction.
+
+    Raises SpaceTakenError when the user has a space already; other database errors as they are.
+    """
+    try:
+        session.execute(
+            INSERT_SPACE_AND_EVENT,
+            {
+                "space_id": space.id,
+                "user_id": space.user_id,
+                "plan": space.plan.value,
+                "quota_bytes": space.quota_bytes,
+                "status": space.status.value,
+                "storage_path": space.storage_path,
+                "now": space.created_at,
+                **outbox_values(event),
+            },
+        )
+    except IntegrityError as exc:
+        diag: Any = getattr(exc.orig, "diag", None)
+        if getattr(diag, "constraint_name", None) in SPACE_TAKEN:
+            raise SpaceTakenError(space.user_id) from exc
+        raise

@@ -4,11 +4,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, insert, select
+from pydantic import ValidationError
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DataError, IntegrityError
 
-from provisioning import bootstrap, consumers
+from provisioning import actions, bootstrap, consumers, models
 from provisioning.adapters.storage import DirectorySpaceStorage
-from provisioning.models import InboxMessage, OutboxMessage, Space
+from provisioning.models import InboxMessage, OutboxMessage, Plan, Space
 from provisioning.settings import ProvisioningSettings
 from signup_shared.events import SpaceProvisioned, parse_envelope
 from signup_shared.messaging.handlers import batch_exactly_once, exactly_once
@@ -101,4 +103,67 @@ def test_a_batch_provisions_each_user_once_even_with_the_same_event_twice(
         2,
         2,
         2,
+    )
+
+
+def test_a_correlation_id_too_long_for_the_outbox_leaves_no_space_behind(
+    session, signup_event, tmp_path
+):
+    handle = user_signed_up_handler(DirectorySpaceStorage(tmp_path))
+    event = signup_event().model_copy(update={"correlation_id": "c" * 101})  # not validated
+
+    # Refused by the contract when the outgoing event is built (before any directory), or by
+    # the outbox column when it is written (then the directory is removed): nothing either way.
+    with pytest.raises((ValidationError, DataError)):
+        handle(session, event, persist=None)
+
+    assert list(tmp_path.iterdir()) == []
+    assert (count(session, Space), count(session, OutboxMessage), count(session, InboxMessage)) == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_any_database_error_after_the_directory_was_made_removes_it(
+    session, signup_event, tmp_path
+):
+    session.execute(text("ALTER TABLE outbox ADD CONSTRAINT refuse_all CHECK (false) NOT VALID"))
+    handle = user_signed_up_handler(DirectorySpaceStorage(tmp_path))
+
+    with pytest.raises(IntegrityError, match="refuse_all"):
+        handle(session, signup_event(), persist=None)
+
+    assert list(tmp_path.iterdir()) == []
+    assert count(session, Space) == 0
+
+
+def test_the_event_retried_after_a_failure_provisions_the_space(session, signup_event, tmp_path):
+    handle = user_signed_up_handler(DirectorySpaceStorage(tmp_path))
+    event = signup_event()
+    session.execute(text("ALTER TABLE outbox ADD CONSTRAINT refuse_all CHECK (false) NOT VALID"))
+    with pytest.raises(IntegrityError):
+        handle(session, event, persist=None)  # rolls the constraint back too
+
+    handle(session, event, persist=None)
+
+    space = session.scalars(select(Space)).one()
+    manifest = json.loads((tmp_path / str(event.data.user_id) / "space.json").read_text())
+    assert manifest["space_id"] == str(space.id)
+
+
+def test_a_space_recorded_after_the_check_is_retryable_and_its_directory_untouched(
+    session, signup_event, tmp_path, monkeypatch
+):
+    event = signup_event()
+    storage = DirectorySpaceStorage(tmp_path)
+    winner = actions.provision_space(session, storage, event)
+    monkeypatch.setattr(models, "space_of", lambda *_a: None)  # as if it raced the winner
+
+    with pytest.raises(actions.SpaceBeingProvisionedError), session.begin_nested():
+        actions.provision_space(session, storage, signup_event(user_id=event.data.user_id))
+
+    assert session.scalars(select(Space)).one().plan is Plan.FREE
+    assert json.loads((tmp_path / str(winner.user_id) / "space.json").read_text())["space_id"] == (
+        str(winner.id)
     )

@@ -1,81 +1,90 @@
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError
 
-from provisioning import actions
+from provisioning import actions, models
 from provisioning.adapters.storage import FakeSpaceStorage
 from provisioning.models import Plan, Space, SpaceStatus
 from signup_shared.errors import TransientError
-from signup_shared.events import SpaceProvisioned, parse_envelope
-from signup_shared.testing import FakeSession
+from signup_shared.events import SpaceProvisioned
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 GIB = 1024**3
+SESSION: Any = object()  # the action only hands the session on to the models
 
 
-class InsertFailingSession(FakeSession):
-    def __init__(self, error: Exception) -> None:
-        super().__init__()
-        self.error = error
+@dataclass
+class FakeSpaces:
+    """The models' port: the spaces already recorded, what was added, and an insert failure;
+    ``storage`` (when set) shows what storage held when the rows were written."""
 
-    def execute(self, statement, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if statement is actions.INSERT_SPACE_AND_EVENT:
-            raise self.error
-        return super().execute(statement, *args, **kwargs)
+    existing: dict[uuid.UUID, Space] = field(default_factory=dict)
+    added: list[tuple[Space, Any]] = field(default_factory=list)
+    failure: BaseException | None = None
+    storage: FakeSpaceStorage | None = None
+    storage_when_added: list[dict[uuid.UUID, Any]] = field(default_factory=list)
 
+    def space_of(self, session: Any, user_id: uuid.UUID) -> Space | None:
+        assert session is SESSION
+        return self.existing.get(user_id)
 
-def written(session: FakeSession) -> dict[str, object]:
-    """The parameters of the one statement that wrote the space and its outbox row."""
-    [parameters] = [
-        p
-        for s, p in zip(session.executed, session.parameters, strict=True)
-        if s is actions.INSERT_SPACE_AND_EVENT
-    ]
-    return dict(parameters)
-
-
-def unique_violation(constraint: str) -> IntegrityError:
-    orig = SimpleNamespace(diag=SimpleNamespace(constraint_name=constraint))
-    return IntegrityError("INSERT INTO spaces ...", {}, orig)  # type: ignore[arg-type]
+    def add_space(self, session: Any, space: Space, event: Any) -> None:
+        assert session is SESSION
+        if self.storage is not None:
+            self.storage_when_added.append(dict(self.storage.spaces))
+        if self.failure is not None:
+            raise self.failure
+        self.added.append((space, event))
 
 
-def test_creates_a_ready_space_in_storage_and_records_its_path(signup_event):
-    session, storage = FakeSession(), FakeSpaceStorage(root=Path("/spaces"))
+@pytest.fixture
+def spaces(monkeypatch: pytest.MonkeyPatch) -> FakeSpaces:
+    fake = FakeSpaces()
+    monkeypatch.setattr(models, "space_of", fake.space_of)
+    monkeypatch.setattr(models, "add_space", fake.add_space)
+    return fake
+
+
+@pytest.fixture
+def storage() -> FakeSpaceStorage:
+    return FakeSpaceStorage(root=Path("/spaces"))
+
+
+def test_creates_a_ready_space_in_storage_and_records_it(spaces, storage, signup_event):
     event = signup_event(plan="pro")
 
-    space = actions.provision_space(session, storage, event, now=NOW)
+    space = actions.provision_space(SESSION, storage, event, now=NOW)
 
-    row = written(session)
-    assert (row["space_id"], row["user_id"], row["plan"], row["status"]) == (
-        space.id,
+    [(added, _)] = spaces.added
+    assert added is space
+    assert (space.id, space.user_id) == (
+        actions.space_id_for(event.data.user_id),
         event.data.user_id,
-        "pro",
-        "ready",
     )
-    assert (row["quota_bytes"], row["storage_path"], row["now"]) == (
-        50 * GIB,
-        f"/spaces/{event.data.user_id}",
-        NOW,
-    )
-    assert session.added == []
-    assert space.user_id == event.data.user_id
-    assert space.plan is Plan.PRO
-    assert space.status is SpaceStatus.READY
+    assert (space.plan, space.status, space.quota_bytes) == (Plan.PRO, SpaceStatus.READY, 50 * GIB)
     assert space.storage_path == f"/spaces/{event.data.user_id}"
     assert space.created_at == space.updated_at == NOW
-    assert session.executed == [actions.INSERT_SPACE_AND_EVENT]
-    assert session.commits == 0
+    assert list(storage.spaces) == [event.data.user_id]
 
 
-def test_asks_storage_for_the_space_with_its_id_plan_and_quota(signup_event):
-    session, storage = FakeSession(), FakeSpaceStorage()
+def test_the_rows_are_written_before_the_directory_is_made(spaces, storage, signup_event):
+    spaces.storage = storage
+
+    actions.provision_space(SESSION, storage, signup_event())
+
+    assert spaces.storage_when_added == [{}]
+    assert len(storage.spaces) == 1
+
+
+def test_asks_storage_for_the_space_with_its_id_plan_and_quota(spaces, storage, signup_event):
     event = signup_event(plan="team")
 
-    space = actions.provision_space(session, storage, event, now=NOW)
+    space = actions.provision_space(SESSION, storage, event, now=NOW)
 
     [request] = storage.requests
     assert (request.user_id, request.space_id) == (event.data.user_id, space.id)
@@ -85,83 +94,105 @@ def test_asks_storage_for_the_space_with_its_id_plan_and_quota(signup_event):
 @pytest.mark.parametrize(
     ("plan", "quota_bytes"), [("free", 1 * GIB), ("pro", 50 * GIB), ("team", 500 * GIB)]
 )
-def test_quota_follows_the_plan(signup_event, plan, quota_bytes):
-    space = actions.provision_space(FakeSession(), FakeSpaceStorage(), signup_event(plan=plan))
+def test_quota_follows_the_plan(spaces, storage, signup_event, plan, quota_bytes):
+    space = actions.provision_space(SESSION, storage, signup_event(plan=plan))
 
     assert space.quota_bytes == quota_bytes
 
 
-def test_emits_space_provisioned_caused_by_the_signup(signup_event):
-    session = FakeSession()
+def test_records_space_provisioned_caused_by_the_signup(spaces, storage, signup_event):
     event = signup_event(plan="pro", correlation_id="corr-42")
 
-    space = actions.provision_space(session, FakeSpaceStorage(), event, now=NOW)
+    space = actions.provision_space(SESSION, storage, event, now=NOW)
 
-    row = SimpleNamespace(**written(session))
-    emitted = parse_envelope(row.payload)
+    [(_, emitted)] = spaces.added
     assert emitted.data == SpaceProvisioned(
         user_id=event.data.user_id, space_id=space.id, quota_bytes=50 * GIB
     )
-    assert emitted.causation_id == str(event.id)
-    assert emitted.correlation_id == row.correlation_id == "corr-42"
-    assert emitted.producer == "provisioning"
-    assert row.routing_key == "provisioning.space_provisioned"
-    assert row.event_id == emitted.id != event.id
-
-
-def test_existing_space_is_returned_without_a_new_event_or_storage_call(signup_event):
-    event = signup_event()
-    existing = Space(
-        id=uuid.uuid4(),
-        user_id=event.data.user_id,
-        plan=Plan.FREE,
-        quota_bytes=GIB,
-        status=SpaceStatus.READY,
-        storage_path="/spaces/x",
+    assert (emitted.causation_id, emitted.correlation_id) == (str(event.id), "corr-42")
+    assert (emitted.producer, emitted.routing_key) == (
+        "provisioning",
+        "provisioning.space_provisioned",
     )
-    session, storage = FakeSession(), FakeSpaceStorage()
-    session.scalar_results.append(existing)
+    assert emitted.id != event.id
 
-    space = actions.provision_space(session, storage, event)
+
+def test_a_user_with_a_space_gets_it_back_without_a_new_event_or_storage_call(
+    spaces, storage, signup_event
+):
+    event = signup_event()
+    existing = Space(id=uuid.uuid4(), user_id=event.data.user_id, plan=Plan.FREE)
+    spaces.existing[event.data.user_id] = existing
+
+    space = actions.provision_space(SESSION, storage, event)
 
     assert space is existing
-    assert session.executed == []  # the select went through ``scalar``
-    assert storage.requests == []
+    assert (spaces.added, storage.requests) == ([], [])
 
 
-def test_space_id_is_the_same_for_every_event_of_one_user(signup_event):
-    def provision(event):
-        return actions.provision_space(FakeSession(), FakeSpaceStorage(), event)
-
+def test_space_id_is_the_same_for_every_event_of_one_user(spaces, storage, signup_event):
     user_id = uuid.uuid4()
-    first = provision(signup_event(user_id=user_id))
-    again = provision(signup_event(user_id=user_id))
-    other = provision(signup_event())
+
+    first = actions.provision_space(SESSION, storage, signup_event(user_id=user_id))
+    again = actions.provision_space(SESSION, FakeSpaceStorage(), signup_event(user_id=user_id))
+    other = actions.provision_space(SESSION, storage, signup_event())
 
     assert first.id == again.id != other.id
 
 
-def test_concurrent_insert_of_the_same_user_becomes_a_retryable_error(signup_event):
-    session = InsertFailingSession(unique_violation("uq_spaces_user_id"))
+def test_a_space_recorded_by_a_concurrent_handler_is_a_retryable_error_and_no_directory(
+    spaces, storage, signup_event
+):
+    spaces.failure = models.SpaceTakenError(uuid.uuid4())
 
     with pytest.raises(actions.SpaceBeingProvisionedError) as raised:
-        actions.provision_space(session, FakeSpaceStorage(), signup_event())
+        actions.provision_space(SESSION, storage, signup_event())
 
     assert isinstance(raised.value, TransientError)
+    assert storage.requests == []
 
 
-def test_other_integrity_errors_are_not_disguised(signup_event):
-    session = InsertFailingSession(unique_violation("ck_spaces_quota_bytes_non_negative"))
+@pytest.mark.parametrize(
+    "failure",
+    [
+        DataError("INSERT INTO outbox ...", {}, Exception("value too long")),
+        RuntimeError("connection lost"),
+    ],
+)
+def test_rows_the_database_refuses_leave_no_directory(spaces, storage, signup_event, failure):
+    spaces.failure = failure
 
-    with pytest.raises(IntegrityError):
-        actions.provision_space(session, FakeSpaceStorage(), signup_event())
+    with pytest.raises(type(failure)) as raised:
+        actions.provision_space(SESSION, storage, signup_event())
+
+    assert raised.value is failure
+    assert storage.requests == []
 
 
-def test_storage_failure_adds_nothing(signup_event):
-    session, storage = FakeSession(), FakeSpaceStorage()
+def test_a_storage_failure_is_raised_so_the_caller_rolls_the_rows_back(
+    spaces, storage, signup_event
+):
     storage.failure = OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        actions.provision_space(session, storage, signup_event())
+        actions.provision_space(SESSION, storage, signup_event())
 
-    assert actions.INSERT_SPACE_AND_EVENT not in session.executed
+    assert len(storage.requests) == 1
+
+
+def test_a_retry_after_a_storage_failure_asks_for_the_same_space(spaces, storage, signup_event):
+    event = signup_event()
+    storage.failure = OSError("disk full")
+    with pytest.raises(OSError):
+        actions.provision_space(SESSION, storage, event)
+    spaces.added.clear()  # the caller rolled the rows back
+    storage.failure = None
+
+    actions.provision_space(SESSION, storage, event)
+
+    first, retried = storage.requests
+    assert (first.space_id, first.plan, first.quota_bytes) == (
+        retried.space_id,
+        retried.plan,
+        retried.quota_bytes,
+    )

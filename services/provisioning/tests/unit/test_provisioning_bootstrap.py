@@ -16,7 +16,7 @@ def test_consumes_user_signed_up_from_accounts_on_its_own_queue():
 
 
 def test_the_worker_subscribes_that_queue_to_user_signed_up_with_the_storage():
-    settings = ProvisioningSettings(http_port=9002)
+    settings = ProvisioningSettings(consumer_health_port=9002)
     storage = FakeSpaceStorage()
 
     worker = bootstrap.consumer_worker(settings, storage)

@@ -94,3 +94,20 @@ def test_fake_storage_is_idempotent_per_user():
 
     assert fake.create_space(first) == fake.create_space(request_for(user_id))
     assert fake.spaces == {user_id: first}
+
+
+def test_path_of_is_where_create_space_puts_the_space(tmp_path):
+    storage, request = DirectorySpaceStorage(tmp_path), request_for(uuid.uuid4())
+
+    assert storage.path_of(request.user_id) == tmp_path / str(request.user_id)
+    assert not storage.path_of(request.user_id).exists()
+    assert storage.create_space(request) == storage.path_of(request.user_id)
+
+
+def test_creating_a_half_made_space_again_finishes_it(tmp_path):
+    storage, request = DirectorySpaceStorage(tmp_path), request_for(uuid.uuid4())
+    storage.path_of(request.user_id).mkdir()
+
+    path = storage.create_space(request)
+
+    assert json.loads((path / "space.json").read_text())["space_id"] == str(request.space_id)

@@ -1,22 +1,23 @@
-"""Business rules of stats: counting signups and activations, reading the figures back."""
+"""Business rules of stats: counting signups and activations, reading the figures back.
 
-from collections import Counter as Tally
+A user is counted once per figure, however many events name them (the natural key is the
+user id, not the event id): see ``record_signups`` and ``record_activations``.
+"""
+
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
-from typing import Any, get_args
+from datetime import UTC
+from typing import get_args
 
 import structlog
-from sqlalchemy import CompoundSelect, func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
-from signup_shared import inbox
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.events.contracts import Plan
-from stats.models import Counter, CounterName, DailySignups, InboxMessage, PlanSignups
+from stats import models
+from stats.models import COUNTER, DAY, PLAN, CounterName
 
 PLANS: tuple[str, ...] = get_args(Plan)
-COUNTER, PLAN, DAY = "counter", "plan", "day"
 
 log = structlog.get_logger(__name__)
 
@@ -29,41 +30,6 @@ class Stats:
     activated_subscriptions: int
 
 
-# Both statements are constants, so SQLAlchemy compiles each once and every batch, whatever its
-# size, is one round trip. Increments are atomic upserts: concurrent increments of the same row
-# queue on its row lock and each adds to the value the previous one committed.
-ADD_TO_COUNTER = text(
-    "INSERT INTO counters (name, value) VALUES (:counter, :by)"
-    " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"
-)
-# The plan and day upserts have a one-time filter on the counter's upsert, so the total_users row
-# is always locked first: concurrent signup transactions queue on that one row, and the plan and
-# day rows (each array sorted, its rows once) are only ever taken behind it, so no deadlock.
-RECORD_SIGNUPS = text(
-    """
-    WITH total AS (
-        INSERT INTO counters (name, value) VALUES (:counter, :total)
-        ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value
-        RETURNING 1
-    ), plans AS (
-        INSERT INTO plan_signups (plan, count)
-        SELECT added.plan, added.count
-        FROM unnest(CAST(:plans AS text[]), CAST(:plan_counts AS bigint[])) AS added(plan, count)
-        WHERE EXISTS (SELECT FROM total)
-        ORDER BY added.plan
-        ON CONFLICT (plan) DO UPDATE SET count = plan_signups.count + excluded.count
-        RETURNING 1
-    )
-    INSERT INTO daily_signups (day, count)
-    SELECT added.day, added.count
-    FROM unnest(CAST(:days AS date[]), CAST(:day_counts AS bigint[])) AS added(day, count)
-    WHERE EXISTS (SELECT FROM total)
-    ORDER BY added.day
-    ON CONFLICT (day) DO UPDATE SET count = daily_signups.count + excluded.count
-    """
-)
-
-
 def record_signup(session: Session, event: Envelope[UserSignedUp]) -> None:
     """One more user, on their plan and on the UTC day they signed up."""
     record_signups(session, [event])
@@ -72,26 +38,19 @@ def record_signup(session: Session, event: Envelope[UserSignedUp]) -> None:
 def record_signups(session: Session, events: Sequence[Envelope[UserSignedUp]]) -> None:
     """More users, counted in total, per plan and per UTC day they signed up: one statement.
 
-    Rows are always locked in the same order (the total first, then plans and days, each
-    sorted) so that concurrent handlers cannot deadlock each other.
+    A ``UserSignedUp`` for a user already counted (a new event id, same ``user_id``) is a
+    duplicate or a forgery: a user signs up once. It is ignored; the first signup counted
+    keeps its plan and day, and the event is still acknowledged. The same holds inside a batch.
     """
     if not events:
         return
-    plans: Tally[str] = Tally(event.data.plan for event in events)
-    days: Tally[date] = Tally(event.data.signed_up_at.astimezone(UTC).date() for event in events)
-    plan_keys, day_keys = sorted(plans), sorted(days)
-    session.execute(
-        RECORD_SIGNUPS,
-        {
-            "counter": CounterName.TOTAL_USERS.value,
-            "total": len(events),
-            "plans": plan_keys,
-            "plan_counts": [plans[plan] for plan in plan_keys],
-            "days": day_keys,
-            "day_counts": [days[day] for day in day_keys],
-        },
+    models.add_signups(
+        session,
+        [event.data.user_id for event in events],
+        [event.data.plan for event in events],
+        [event.data.signed_up_at.astimezone(UTC).date() for event in events],
     )
-    log.debug("stats.signups_recorded", count=len(events), plans=dict(plans))
+    log.debug("stats.signups_recorded", count=len(events))
 
 
 def record_activation(session: Session, event: Envelope[SpaceProvisioned]) -> None:
@@ -100,35 +59,24 @@ def record_activation(session: Session, event: Envelope[SpaceProvisioned]) -> No
 
 
 def record_activations(session: Session, events: Sequence[Envelope[SpaceProvisioned]]) -> None:
-    """Each provisioned space means one more activated subscription: one upsert for all."""
+    """Each user whose space was provisioned is one more activated subscription, once.
+
+    A second ``SpaceProvisioned`` for the same user (a new event id: provisioning gives a user
+    one space, so a replay or a forgery) is ignored: that subscription is counted already.
+    """
     if not events:
         return
-    session.execute(
-        ADD_TO_COUNTER,
-        {"counter": CounterName.ACTIVATED_SUBSCRIPTIONS.value, "by": len(events)},
+    models.count_users(
+        session, CounterName.ACTIVATED_SUBSCRIPTIONS, [event.data.user_id for event in events]
     )
     log.debug("stats.activations_recorded", count=len(events))
 
 
-def snapshot_query() -> CompoundSelect[Any]:
-    """Every figure as ``(kind, key, value)`` rows.
-
-    A single statement reads one snapshot, so the figures agree with each other (total_users
-    is always the sum over plans) even while signups are being recorded.
-    """
-    return union_all(
-        select(
-            literal(COUNTER).label("kind"), Counter.name.label("key"), Counter.value.label("value")
-        ),
-        select(literal(PLAN), PlanSignups.plan, PlanSignups.count),
-        select(literal(DAY), func.to_char(DailySignups.day, "YYYY-MM-DD"), DailySignups.count),
-    )
-
-
 def read_stats(session: Session) -> Stats:
+    """Every figure, from one snapshot; plans and figures never counted read as zero."""
     figures: dict[str, dict[str, int]] = {COUNTER: {}, PLAN: {}, DAY: {}}
-    for kind, key, value in session.execute(snapshot_query()).all():
-        figures[kind][key] = int(value)
+    for kind, key, value in models.read_figures(session):
+        figures[kind][key] = value
     counters = figures[COUNTER]
     return Stats(
         total_users=counters.get(CounterName.TOTAL_USERS.value, 0),
@@ -136,11 +84,3 @@ def read_stats(session: Session) -> Stats:
         signups_per_day=dict(sorted(figures[DAY].items())),
         activated_subscriptions=counters.get(CounterName.ACTIVATED_SUBSCRIPTIONS.value, 0),
     )
-
-
-def forget_handled_events(session: Session, retention: timedelta) -> int:
-    """Drop inbox ids older than ``retention`` (longer than any redelivery can take)."""
-    pruned = inbox.prune(session, InboxMessage, retention)
-    if pruned:
-        log.info("inbox.pruned", rows=pruned, retention_days=retention.days)
-    return pruned

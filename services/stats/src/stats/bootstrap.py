@@ -29,6 +29,6 @@ def consumer_worker(settings: StatsSettings) -> worker.ConsumerWorker:
         engine,
         sessions,
         models.InboxMessage,
-        health_port=settings.consumer_http_port,
+        health_port=settings.consumer_health_port,
         inbox_prune_interval=settings.inbox_prune_interval_seconds,
     )

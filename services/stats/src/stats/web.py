@@ -26,7 +26,7 @@ def main() -> None:
         uvicorn.run(
             app(settings),
             host=settings.http_host,
-            port=settings.http_port,
+            port=settings.web_port,
             log_level="warning",
             access_log=False,
             log_config=None,  # keep configure_logging's masking handler for uvicorn's own lines

@@ -1,6 +1,7 @@
 """Several consumer processes on one queue: every signup counted once, none lost, none doubled."""
 
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,6 +72,24 @@ def test_concurrent_duplicates_are_counted_once(committing_sessions, signup_even
     assert stats.total_users == N // 2
     assert sum(stats.signups_per_plan.values()) == N // 2
     assert handled == N // 2
+
+
+def test_concurrent_signups_of_one_user_under_new_event_ids_count_once(
+    committing_sessions, signup_event
+) -> None:
+    users = [uuid.uuid4() for _ in range(N // 4)]
+    events = [signup_event(plan=PLANS[i % 3], user_id=users[i % len(users)]) for i in range(N)]
+
+    deliver_concurrently(committing_sessions, events)
+
+    with committing_sessions() as session:
+        stats = actions.read_stats(session)
+        handled = session.scalar(select(func.count()).select_from(InboxMessage))
+    assert (stats.total_users, sum(stats.signups_per_plan.values()), handled) == (
+        len(users),
+        len(users),
+        N,
+    )
 
 
 def events_of(events: list[Any], plan: str) -> int:

@@ -18,6 +18,19 @@ STATS = actions.Stats(
 )
 
 
+class ReadSession:
+    """All the view does with its session itself: end the transaction (the action is faked)."""
+
+    def __init__(self) -> None:
+        self.commits = self.rollbacks = 0
+
+    def commit(self) -> None:
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+
+
 class Backend:
     """What the app under test talks to; each test sets its own session and check results."""
 
@@ -49,8 +62,8 @@ def client() -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def backend(fake_session, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    BACKEND.session, BACKEND.sessions_read = fake_session, []
+def backend(monkeypatch: pytest.MonkeyPatch) -> Backend:
+    BACKEND.session, BACKEND.sessions_read = ReadSession(), []
     BACKEND.ready = {"database": True, "broker": True}
     BACKEND.failure = None
     monkeypatch.setattr(actions, "read_stats", BACKEND.read_stats)

@@ -1,8 +1,7 @@
 import pytest
 
 from signup_shared.events import SpaceProvisioned, UserSignedUp
-from signup_shared.testing import FakeSession
-from stats import actions, bootstrap
+from stats import bootstrap
 from stats.models import InboxMessage
 from stats.settings import StatsSettings
 
@@ -13,7 +12,7 @@ def settings() -> StatsSettings:
         retry_delays=[1_000, 5_000],
         delivery_limit=4,
         consumer_batch_size=7,
-        consumer_http_port=9013,
+        consumer_health_port=9013,
         inbox_prune_interval_seconds=60.0,
     )
 
@@ -40,26 +39,4 @@ def test_the_worker_consumes_each_queue_with_its_event_in_batches(settings) -> N
     assert (runtime.service, runtime.batch_size) == ("stats", 7)
     assert (worker.health_port, worker.inbox_model) == (9013, InboxMessage)
     assert [job.interval for job in worker.all_jobs()] == [60.0]
-    worker.engine.dispose()
-
-
-def test_the_batch_handler_claims_all_events_then_counts_the_new_ones_once(
-    settings, signup_event
-) -> None:
-    session = FakeSession()
-    first, second = signup_event(), signup_event()
-    session.rows = [(first.id,), (second.id,)]
-    worker = bootstrap.consumer_worker(settings)
-    worker.sessions = lambda: session  # type: ignore[assignment, misc, method-assign]
-    [signups, _] = worker.subscriptions()
-
-    assert signups.batch_handler is not None
-    assert signups.batch_handler([first, second, first]) == {}
-
-    claim, signups_recorded = session.executed
-    assert claim.table.name == "inbox"
-    assert session.parameters[0]["event_ids"] == sorted([first.id, second.id])
-    assert signups_recorded is actions.RECORD_SIGNUPS
-    assert session.parameters[1]["total"] == 2
-    assert session.commits == 1
     worker.engine.dispose()

@@ -1,4 +1,8 @@
-"""Storage backend of users' spaces: a directory per user holding a ``space.json`` manifest."""
+"""Storage backend of users' spaces: a directory per user holding a ``space.json`` manifest.
+
+Creating a space is idempotent: same user, same directory (``path_of``), and a manifest already
+there is kept, so creating it again after a failure finishes or repeats the same space.
+"""
 
 import contextlib
 import json
@@ -32,6 +36,10 @@ class SpaceRequest:
 
 
 class SpaceStorage(Protocol):
+    def path_of(self, user_id: uuid.UUID) -> Path:
+        """Where the user's space lives (or will), without touching storage."""
+        ...
+
     def create_space(self, request: SpaceRequest) -> Path:
         """Create the user's space, or do nothing if it exists; returns where it lives."""
         ...
@@ -43,8 +51,11 @@ class DirectorySpaceStorage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
+    def path_of(self, user_id: uuid.UUID) -> Path:
+        return self.root / str(user_id)
+
     def create_space(self, request: SpaceRequest) -> Path:
-        directory = self.root / str(request.user_id)
+        directory = self.path_of(request.user_id)
         directory.mkdir(parents=True, exist_ok=True)
         manifest = directory / MANIFEST
         if not manifest.exists():
@@ -81,4 +92,7 @@ class FakeSpaceStorage:
         if self.failure is not None:
             raise self.failure
         self.spaces.setdefault(request.user_id, request)
-        return self.root / str(request.user_id)
+        return self.path_of(request.user_id)
+
+    def path_of(self, user_id: uuid.UUID) -> Path:
+        return self.root / str(user_id)
