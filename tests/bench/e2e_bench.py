@@ -3,16 +3,19 @@
 One private stack (its own databases, vhost, ports) runs, in this order:
 
 1. a warm-up (60 signups at 20/s);
-2. fixed-rate phases, each followed by a wait until every effect of its signups is committed
+2. the idle burn (``idle``): once every effect is committed and a few seconds more have passed,
+   CPU per second of every process over 30 s of no traffic; then a py-spy profile and a dump of
+   every platform process while it stays idle;
+3. fixed-rate phases, each followed by a wait until every effect of its signups is committed
    (``effects``: email sent, SMS sent when owed, space, stats, subscription active; and every
-   space counted by stats):
-   - 20/s x 600 signups: CPU per signup per process;
-   - 50/s x 500: end-to-end latency (10 s, so also judged as a step of part 4);
-   - 100/s x 1000: CPU per signup, latency, and a py-spy profile of the process that is busiest
-     in its first 2 s (10 s, also a step);
-3. a stats backlog drain: the stats consumer is stopped, N ``UserSignedUp`` events are put
+   space counted by stats); CPU per signup per process and end-to-end latency in each:
+   - 5/s x 150 and 20/s x 600 (30 s each): the rates a signup platform mostly runs at;
+   - 50/s x 500 (10 s, so also judged as a step of part 5);
+   - 100/s x 1000, with a py-spy profile of the process that is busiest 30% into it (10 s, also
+     a step);
+4. a stats backlog drain: the stats consumer is stopped, N ``UserSignedUp`` events are put
    straight into its queue, it is started again; events/s from its first inbox row to the last;
-4. the maximum sustained rate: 10 s steps of rising offered rate, continuing above the highest
+5. the maximum sustained rate: 10 s steps of rising offered rate, continuing above the highest
    fixed phase that passed (``judge.ladder_from``), until one fails. A step passes with >= 95% of
    the offered rate achieved, no failed request, and every effect committed within 5 s after its
    last request was due (judged by the rows' own timestamps, not by when polling noticed).
@@ -22,7 +25,8 @@ Optionally a second stack with N processes per consuming service repeats the war
 
 CPU (``cpu``): a /proc snapshot right before a phase's first request and one as soon as all of
 its effects are committed (polled every 0.25 s, up to ``SETTLE_TIMEOUT``); divided by the signups
-accepted. Before each phase the system is let go quiet (earlier effects all done).
+accepted. Before each phase the system is let go quiet (earlier effects all done). The load
+generator's own CPU (``LoadRun.cpu_seconds``) is split out of the benchmark process's share.
 """
 
 import dataclasses
@@ -38,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import cpu
+import idle
 from effects import STATS_CONSUMER, EffectReader, SignupTimes
 from figures import distribution, percentile
+from idle import IdleFigures
 from judge import ladder_from, step_passed
-from loadgen import LoadRun, offer, scheduled_end, scheduled_end_utc
+from loadgen import LoadRun, offer, scheduled_end, scheduled_end_utc, split_bench_share
 from pyspy import BusiestProfiler, Profile
 from resources import publish_all, ready_messages, unique, wait_for
 
@@ -78,11 +84,15 @@ class Phase:
 @dataclass(frozen=True)
 class Plan:
     phases: tuple[Phase, ...] = (
-        Phase(20, 600, cpu=True),
-        Phase(50, 500, latency=True),
+        Phase(5, 150, cpu=True, latency=True),
+        Phase(20, 600, cpu=True, latency=True),
+        Phase(50, 500, cpu=True, latency=True),
         Phase(100, 1000, cpu=True, latency=True, profile=True),
     )
     warm_up: Phase = Phase(20, 60)
+    idle_seconds: float = 30.0  # 0: no idle measurement
+    idle_settle_seconds: float = 5.0  # after the system went quiet, before the idle window
+    idle_profile_seconds: float = 15.0  # 0: no idle profiles
     step_seconds: float = 10.0
     step_rates: tuple[int, ...] = STEP_RATES
     drain_events: int = 5000
@@ -93,11 +103,15 @@ class Plan:
         """For iterating on the benchmark itself: every phase a few seconds, few steps."""
         return cls(
             phases=(
-                Phase(20, 100, cpu=True),
-                Phase(50, 150, latency=True),
+                Phase(5, 25, cpu=True, latency=True),
+                Phase(20, 100, cpu=True, latency=True),
+                Phase(50, 150, cpu=True, latency=True),
                 Phase(100, 300, cpu=True, latency=True, profile=True),
             ),
             warm_up=Phase(20, 20),
+            idle_seconds=10.0,
+            idle_settle_seconds=2.0,
+            idle_profile_seconds=5.0,
             step_seconds=3.0,
             step_rates=(20, 40, 150, 300),
             drain_events=1000,
@@ -119,11 +133,21 @@ class CpuFigures:
     complete: bool  # False: some effect was still missing when CPU was read
 
     @classmethod
-    def of(cls, used: cpu.Usage, signups: int, complete: bool) -> "CpuFigures":
+    def of(
+        cls, used: cpu.Usage, signups: int, complete: bool, generator_seconds: float = 0.0
+    ) -> "CpuFigures":
+        """``generator_seconds`` of the benchmark process's CPU were the load generator's: they
+        are shown as a group of their own, the rest as the benchmark's reads."""
+        per_signup, kinds, processes = split_bench_share(
+            used.per_item_ms(signups),
+            {g.name: g.kind for g in used.groups},
+            {g.name: g.processes for g in used.groups},
+            round(1000 * generator_seconds / max(signups, 1), 2),
+        )
         return cls(
-            per_signup_ms=used.per_item_ms(signups),
-            kinds={g.name: g.kind for g in used.groups},
-            processes={g.name: g.processes for g in used.groups},
+            per_signup_ms=per_signup,
+            kinds=kinds,
+            processes=processes,
             total_ms=used.total_per_item_ms(signups),
             percent_of_core=used.percent(),
             window_s=round(used.seconds, 2),
@@ -142,6 +166,7 @@ class PhaseFigures:
     achieved_rate: float
     http_ms: dict[str, float]
     generator_lag_p99_ms: float
+    generator_cpu_ms_per_request: float
     end_to_end_ms: dict[str, float]
     effects_ms: dict[str, dict[str, float]]
     incomplete: int
@@ -168,6 +193,7 @@ class SystemFigures:
     phases: tuple[PhaseFigures, ...]
     steps: tuple[PhaseFigures, ...]  # every 10 s step run, the fixed 50 and 100/s ones included
     drain: DrainFigures | None
+    idle: IdleFigures | None = None
     scaled: tuple[PhaseFigures, ...] = field(default=())  # the profiled phase, N processes
     scaled_processes: int = 1
 
@@ -224,6 +250,7 @@ def phase_figures(
         achieved_rate=round(run.achieved_rate, 1),
         http_ms=distribution(to_ms([o.latency for o in run.ok])),
         generator_lag_p99_ms=round(percentile(to_ms([o.lag for o in run.outcomes]), 99), 1),
+        generator_cpu_ms_per_request=round(1000 * run.cpu_seconds / max(len(run.outcomes), 1), 3),
         end_to_end_ms=distribution(end_to_end(times)),
         effects_ms=per_effect(times),
         incomplete=sum(1 for t in times if not t.complete),
@@ -322,7 +349,9 @@ class Measure:
         if not complete:
             self.settle(signups, time.perf_counter() + SETTLE_TIMEOUT)
         used = cpu.usage(before, after, context)
-        cpu_figures = CpuFigures.of(used, len(run.ok), complete) if phase.cpu else None
+        cpu_figures = (
+            CpuFigures.of(used, len(run.ok), complete, run.cpu_seconds) if phase.cpu else None
+        )
         figures = phase_figures(run, self.reader.times(signups), cpu_figures, profile)
         self.log(phase_line(tag, figures))
         return figures
@@ -330,6 +359,28 @@ class Measure:
     def step(self, rate: int, seconds: float) -> PhaseFigures:
         """One step of the ladder: the effects get 5 s after the end (+ a poll's grace)."""
         return self.phase(f"step{rate}", Phase(rate, round(rate * seconds)), deadline=5.5)
+
+    def idle(self, plan: "Plan") -> IdleFigures:
+        """The idle burn once everything earlier is done; then idle profiles of every process."""
+        self.quiet()
+        time.sleep(plan.idle_settle_seconds)
+        figures = idle.measure(self.context, plan.idle_seconds)
+        counted = [
+            (k, v)
+            for k, v in figures.per_process_ms.items()
+            if figures.kinds.get(k, cpu.PLATFORM) in cpu.COUNTED
+        ]
+        self.log(
+            f"  idle: {figures.total_ms:.1f} ms of CPU per second (platform + PostgreSQL + "
+            f"RabbitMQ) over {figures.seconds:.0f} s; "
+            + ", ".join(f"{k} {v:.1f}" for k, v in counted[:6])
+        )
+        if plan.idle_profile_seconds > 0:
+            profiles = idle.profile_idle(
+                self.platform_pids(), self.folder, plan.idle_profile_seconds
+            )
+            figures = dataclasses.replace(figures, profiles=profiles)
+        return figures
 
     # the stats backlog drain --------------------------------------------------------------------
     def drain(self, events: int) -> DrainFigures:
@@ -406,8 +457,14 @@ def phase_line(tag: str, figures: PhaseFigures) -> str:
 # running ---------------------------------------------------------------------------------------
 def measure_system(
     measure: Measure, plan: Plan, log: Log
-) -> tuple[list[PhaseFigures], list[PhaseFigures], DrainFigures | None]:
+) -> tuple[list[PhaseFigures], list[PhaseFigures], DrainFigures | None, IdleFigures | None]:
     offer(measure.url, "warmup", plan.warm_up.rate, plan.warm_up.seconds)
+    quiet = None
+    if plan.idle_seconds > 0:
+        try:
+            quiet = measure.idle(plan)
+        except Exception as exc:  # the other figures stand without it
+            log(f"  idle measurement failed, left out: {exc!r}")
     phases = [measure.phase(f"phase{p.rate}", p) for p in plan.phases]
     drain = None
     if plan.drain_events:
@@ -423,7 +480,7 @@ def measure_system(
         if not step.passed:
             break
     log(f"  steps: {', '.join(f'{s.rate}/s ' + ('pass' if s.passed else 'FAIL') for s in steps)}")
-    return phases, sorted(steps, key=lambda s: s.rate), drain
+    return phases, sorted(steps, key=lambda s: s.rate), drain, quiet
 
 
 def with_stack(processes: int, folder: Path, log: Log, body: Callable[[Measure], Any]) -> Any:
@@ -445,7 +502,7 @@ def with_stack(processes: int, folder: Path, log: Log, body: Callable[[Measure],
 
 
 def run(plan: Plan, folder: Path, log: Log = print) -> SystemFigures:
-    phases, steps, drain = with_stack(1, folder, log, lambda m: measure_system(m, plan, log))
+    phases, steps, drain, quiet = with_stack(1, folder, log, lambda m: measure_system(m, plan, log))
     scaled: list[PhaseFigures] = []
     if plan.consumer_processes > 1:
         profiled = next((p for p in plan.phases if p.profile), plan.phases[-1])
@@ -464,6 +521,7 @@ def run(plan: Plan, folder: Path, log: Log = print) -> SystemFigures:
         phases=tuple(phases),
         steps=tuple(steps),
         drain=drain,
+        idle=quiet,
         scaled=tuple(scaled),
         scaled_processes=plan.consumer_processes if scaled else 1,
     )

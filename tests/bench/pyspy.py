@@ -81,11 +81,16 @@ def top_functions(
     return total, own.most_common(limit), inclusive.most_common(limit)
 
 
-def top_text(name: str, seconds: float, stacks: list[tuple[list[str], int]]) -> str:
+GIL_ONLY = "the thread holding the GIL only: Python CPU time"
+ON_CPU = "every thread on a CPU, idle threads left out"
+
+
+def top_text(
+    name: str, seconds: float, stacks: list[tuple[list[str], int]], sampled: str = GIL_ONLY
+) -> str:
     total, own, inclusive = top_functions(stacks)
     lines = [
-        f"py-spy profile of {name}: {total} samples over {seconds:.0f} s at {RATE}/s "
-        "(the thread holding the GIL only: Python CPU time)",
+        f"py-spy profile of {name}: {total} samples over {seconds:.0f} s at {RATE}/s ({sampled})",
         "",
     ]
     for title, rows in (("self", own), ("inclusive", inclusive)):
@@ -148,8 +153,16 @@ class BusiestProfiler:
 
 
 def record(
-    name: str, pid: int, folder: Path, seconds: float, owner: BusiestProfiler | None = None
+    name: str,
+    pid: int,
+    folder: Path,
+    seconds: float,
+    owner: BusiestProfiler | None = None,
+    gil: bool = True,
+    subprocesses: bool = False,
 ) -> Profile:
+    """``py-spy record`` for ``seconds``; ``gil``: only the GIL holder is sampled (Python CPU
+    time); without it every thread that is on a CPU (py-spy leaves idle threads out)."""
     folder.mkdir(parents=True, exist_ok=True)
     raw, top = folder / f"profile-{name}.txt", folder / f"profile-{name}-top.txt"
     command = [
@@ -162,7 +175,8 @@ def record(
         "--rate",
         str(RATE),
         "--nonblocking",
-        "--gil",
+        *(["--gil"] if gil else []),
+        *(["--subprocesses"] if subprocesses else []),
         "--format",
         "raw",
         "--output",
@@ -176,5 +190,5 @@ def record(
         message = output.decode(errors="replace").strip().splitlines()
         return Profile(name, pid, seconds, None, None, 0, message[0] if message else "failed")
     stacks = parse_collapsed(raw.read_text())
-    top.write_text(top_text(name, seconds, stacks))
+    top.write_text(top_text(name, seconds, stacks, GIL_ONLY if gil else ON_CPU))
     return Profile(name, pid, seconds, raw, top, sum(c for _, c in stacks))

@@ -14,7 +14,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def relay(settings: AccountsSettings) -> None:
     run_relay(
-        bootstrap.relay(settings), settings.amqp_url, settings.http_host, settings.relay_http_port
+        bootstrap.relay(settings), settings.amqp_url, settings.http_host, settings.relay_health_port
     )
 
 

@@ -23,7 +23,7 @@ def test_defaults_work_on_a_developer_machine():
     assert settings.database_url == (
         "postgresql+psycopg://provisioning:local-dev-provisioning@127.0.0.1:5432/provisioning"
     )
-    assert settings.http_port == 8002
+    assert settings.consumer_health_port == 8002
     assert settings.spaces_root == Path("var/spaces")
     assert (settings.relay_batch_size, settings.relay_poll_interval) == (500, 1.0)
     assert settings.inbox_prune_interval_seconds == 3600.0
@@ -35,4 +35,4 @@ def test_environment_overrides_with_the_service_prefix(monkeypatch):
 
     settings = ProvisioningSettings()
 
-    assert (settings.spaces_root, settings.http_port) == (Path("/srv/spaces"), 9102)
+    assert (settings.spaces_root, settings.consumer_health_port) == (Path("/srv/spaces"), 9102)

@@ -19,8 +19,8 @@ def test_defaults_work_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -
     assert settings.database_url == (
         "postgresql+psycopg://stats:local-dev-stats@127.0.0.1:5432/stats"
     )
-    assert settings.http_port == 8003
-    assert settings.consumer_http_port == 8013
+    assert settings.web_port == 8003
+    assert settings.consumer_health_port == 8013
     assert settings.inbox_prune_interval_seconds == 3600.0
     assert settings.amqp_url == "amqp://stats:local-dev-stats@127.0.0.1:5672//"
 
@@ -36,7 +36,7 @@ def test_settings_come_from_prefixed_environment_variables(
 
     settings = StatsSettings()
 
-    assert (settings.http_port, settings.consumer_http_port) == (9003, 9013)
+    assert (settings.web_port, settings.consumer_health_port) == (9003, 9013)
     assert settings.database_url == "postgresql+psycopg://db/stats_x"
     assert settings.retry_delays == [500, 5000]
     assert settings.amqp_url == "amqp://broker//"
