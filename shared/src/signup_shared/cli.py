@@ -38,7 +38,7 @@ from signup_shared.logging import configure_logging
 from signup_shared.messaging import topology
 from signup_shared.messaging.connection import connect
 from signup_shared.messaging.topology import ConsumerQueue
-from signup_shared.settings import ServiceSettings
+from signup_shared.settings import ServiceSettings, environment_help
 
 S = TypeVar("S", bound=ServiceSettings)
 log = structlog.get_logger(__name__)
@@ -224,14 +224,20 @@ def declare_topology(amqp_url: str, queues: Sequence[ConsumerQueue]) -> None:
 def serve_web(
     prog: str,
     description: str | None,
-    settings_class: Callable[[], S],
+    settings_class: type[S],
     serve: Callable[[S, str, int], None],
     argv: list[str] | None = None,
+    help_settings: Sequence[str] = (),
 ) -> None:
     """A web program: ``--help``, ``--host``/``--port`` over the settings; ``serve(settings,
     host, port)`` runs the server (uvicorn) and logs where it listens once bound."""
     lifecycle.die_with_parent()  # first: this process must not outlive its supervisor
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=environment_help(settings_class, help_settings) if help_settings else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", help="address to bind (default: the settings' http_host)")
     parser.add_argument("--port", type=int, help="port to serve (default: the settings')")
     args = parser.parse_args(argv)

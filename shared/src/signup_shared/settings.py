@@ -1,6 +1,6 @@
 """Settings shared by every service, read from environment variables with local defaults."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, model_validator
@@ -105,3 +105,19 @@ class ServiceSettings(BaseSettings):
                     values.pop(key, None)
                 values[new] = value
         return values
+
+
+def environment_help(settings_class: type[BaseSettings], names: Sequence[str]) -> str:
+    """The environment variables of the settings ``names`` with their defaults, for ``--help``
+    (URLs are named without their default: it may hold a password)."""
+    prefix = str(settings_class.model_config.get("env_prefix", ""))
+    lines = ["environment (defaults in brackets):"]
+    for name in names:
+        field = settings_class.model_fields[name]
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):  # a renamed setting: its current name comes first
+            alias = alias.choices[0]
+        variable = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
+        default = "" if name.endswith("_url") else f" [{field.default}]"
+        lines.append(f"  {variable}{default}")
+    return "\n".join(lines)

@@ -1,39 +1,37 @@
-"""The stats HTTP process (``stats-web``): the only process that loads the web framework."""
+"""stats-web: the stats HTTP API (GET /stats).
 
-import uvicorn
+The only stats process that loads the web framework. Liveness is GET /healthz (the process
+answers), readiness GET /readyz (started and the database reachable; the broker is not a
+condition: this process never talks to it). Settings come from the environment; it logs the
+addresses it listens on once bound.
+"""
+
+import sys
+
 from fastapi import FastAPI
 
-from signup_shared import lifecycle, tracing
-from signup_shared.logging import configure_logging
-from signup_shared.messaging.connection import broker_ready
+from signup_shared import cli, webserver
 from signup_shared.process import database_ready
 from stats import api, bootstrap
 from stats.settings import StatsSettings
 
+PROG = "stats-web"
+HELP_SETTINGS = ("http_host", "web_port", "database_url", "log_level")
+
 
 def app(settings: StatsSettings) -> FastAPI:
     engine, sessions = bootstrap.database(settings)
-    checks = {"database": database_ready(engine), "broker": broker_ready(settings.amqp_url)}
-    return api.create_app(sessions, checks)
+    return api.create_app(sessions, {"database": database_ready(engine)})
 
 
-def main() -> None:
-    lifecycle.die_with_parent()  # first: this process must not outlive its supervisor
-    settings = StatsSettings()
-    configure_logging("stats-web", settings.log_level, settings.log_format)
-    tracing.configure_tracing("stats-web")
-    try:
-        uvicorn.run(
-            app(settings),
-            host=settings.http_host,
-            port=settings.web_port,
-            log_level="warning",
-            access_log=False,
-            log_config=None,  # keep configure_logging's masking handler for uvicorn's own lines
-        )
-    finally:
-        tracing.shutdown()
+def serve(settings: StatsSettings, host: str, port: int) -> None:
+    webserver.serve(app(settings), host, port, PROG)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.serve_web(PROG, __doc__, StatsSettings, serve, argv, HELP_SETTINGS)
 
 
 if __name__ == "__main__":
-    main()
+    # run as `stats web` (argv is then ["stats", "web", ...]) or as `python -m stats.web`
+    main(sys.argv[2:] if sys.argv[1:2] == ["web"] else sys.argv[1:])

@@ -1,4 +1,4 @@
-"""accounts-web says where it listens once the socket is bound (a real socket, port 0)."""
+"""A web process says where it listens once the socket is bound (a real socket, port 0)."""
 
 import threading
 import time
@@ -9,7 +9,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from accounts import web
+from signup_shared import webserver
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 def test_the_listening_addresses_are_logged_once_bound() -> None:
     app = FastAPI()
     app.get("/ping")(lambda: {"pong": True})
-    server = web.AnnouncingServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
+    server = webserver.AnnouncingServer(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None), "test-web"
+    )
     with structlog.testing.capture_logs() as logs:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
