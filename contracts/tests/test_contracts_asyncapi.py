@@ -162,8 +162,9 @@ def test_each_consumer_queue_is_a_receive_operation_on_every_channel_it_matches(
     }
     operation = receive["notifications.user_signed_up"]
     assert operation["channel"] == {"$ref": "#/channels/accounts.user_signed_up"}
-    assert operation["messages"] == [
-        {"$ref": "#/channels/accounts.user_signed_up/messages/UserSignedUp.v1"}
+    assert operation["messages"] == [  # every version published on the routing key
+        {"$ref": "#/channels/accounts.user_signed_up/messages/UserSignedUp.v1"},
+        {"$ref": "#/channels/accounts.user_signed_up/messages/UserSignedUp.v2"},
     ]
     assert operation["x-queue"]["service"] == "notifications"
     assert errors(document(queues, "1.0")) == []

@@ -247,12 +247,13 @@ def test_every_registered_version_needs_a_frozen_file(tmp_path: Path) -> None:
     )
     (tmp_path / "user_signed_down.v1.json").write_text("{}")
     problems = check_frozen(tmp_path)
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert problems[0].startswith("UserSignedUp v1 has no frozen schema")
+    assert problems[1].startswith("UserSignedUp v2 has no frozen schema")
     assert "--freeze" in problems[0]
     assert (
         "user_signed_down.v1.json is frozen but no registered contract publishes it"
-        in (problems[1])
+        in (problems[2])
     )
 
 
@@ -271,12 +272,12 @@ def test_the_command_freezes_missing_files_without_overwriting(
 
 
 def test_a_new_version_is_a_new_frozen_file() -> None:
-    class UserSignedUpV2(UserSignedUp):
-        version = 2
+    class UserSignedUpV3(UserSignedUp):
+        version = 3
         locale: str
 
-    assert frozen_file_name(UserSignedUpV2.event_type, UserSignedUpV2.version) == (
-        "user_signed_up.v2.json"
+    assert frozen_file_name(UserSignedUpV3.event_type, UserSignedUpV3.version) == (
+        "user_signed_up.v3.json"
     )
-    assert message_schema(UserSignedUpV2)["properties"]["version"]["const"] == 2
-    assert ("UserSignedUp", 2) not in registered_events()  # not registered: no leak
+    assert message_schema(UserSignedUpV3)["properties"]["version"]["const"] == 3
+    assert ("UserSignedUp", 3) not in registered_events()  # not registered: no leak

@@ -101,7 +101,11 @@ def test_routing_keys_name_the_producer_and_the_event() -> None:
 
 
 def test_the_catalog_lists_every_published_version() -> None:
-    assert list(registered_events()) == [("SpaceProvisioned", 1), ("UserSignedUp", 1)]
+    assert list(registered_events()) == [
+        ("SpaceProvisioned", 1),
+        ("UserSignedUp", 1),
+        ("UserSignedUp", 2),
+    ]
 
 
 def test_a_type_and_version_cannot_be_registered_twice() -> None:

@@ -22,7 +22,15 @@ from signup_contracts.envelope import (
     register,
     registered_events,
 )
-from signup_contracts.events import E164, PLANS, Plan, SpaceProvisioned, UserSignedUp
+from signup_contracts.events import (
+    E164,
+    PLANS,
+    Plan,
+    SpaceProvisioned,
+    UserSignedUp,
+    UserSignedUpV2,
+    upcast,
+)
 
 __all__ = [
     "CONTENT_TYPE",
@@ -38,6 +46,7 @@ __all__ = [
     "SpaceProvisioned",
     "UnknownEventError",
     "UserSignedUp",
+    "UserSignedUpV2",
     "event_name",
     "parse_envelope",
     "published_routing_key",
@@ -45,4 +54,5 @@ __all__ = [
     "registered_events",
     "routing_key",
     "topic_matches",
+    "upcast",
 ]

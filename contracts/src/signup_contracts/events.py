@@ -10,6 +10,14 @@ from typing import Literal, get_args
 from pydantic import AwareDatetime, EmailStr, Field
 
 from signup_contracts.envelope import EventData, register
+from signup_contracts.text_rules import (
+    DEFAULT_LOCALE,
+    E164_ASCII,
+    FULL_NAME_MAX_LENGTH,
+    LOCALE,
+    LOCALE_MAX_LENGTH,
+    TRIMMED_PRINTABLE,
+)
 
 Plan = Literal["free", "pro", "team"]
 PLANS: tuple[str, ...] = get_args(Plan)
@@ -32,6 +40,42 @@ class UserSignedUp(EventData):
     phone: str | None = Field(default=None, pattern=E164)
     plan: Plan
     signed_up_at: AwareDatetime
+
+
+@register
+class UserSignedUpV2(EventData):
+    """A user signed up and has a subscription (pending until their space exists).
+
+    Version 2 carries the API's own rules: ``full_name`` printable and trimmed, ``phone`` E.164
+    in ASCII digits; and the user's ``locale``, negotiated from the signup request's
+    ``Accept-Language``. During a migration window accounts publishes v1 and v2 of one signup
+    with the same envelope ``id`` (the id names the event, not its representation): a consumer
+    takes whichever copy arrives first and its inbox drops the other.
+    """
+
+    event_type = "UserSignedUp"
+    version = 2
+    producer = "accounts"
+
+    user_id: uuid.UUID
+    subscription_id: uuid.UUID
+    email: EmailStr
+    full_name: str = Field(min_length=1, max_length=FULL_NAME_MAX_LENGTH, pattern=TRIMMED_PRINTABLE)
+    phone: str | None = Field(pattern=E164_ASCII)
+    plan: Plan
+    signed_up_at: AwareDatetime
+    locale: str = Field(min_length=2, max_length=LOCALE_MAX_LENGTH, pattern=LOCALE)
+
+
+def upcast(data: UserSignedUp | UserSignedUpV2) -> UserSignedUpV2:
+    """The v2 reading of a ``UserSignedUp`` of either version (v1 has no locale: ``en``).
+
+    Raises ``pydantic.ValidationError`` when a v1 payload breaks a v2 rule (a name with a
+    control character or surrounding spaces, a phone with non-ASCII digits): v1 was looser.
+    """
+    if isinstance(data, UserSignedUpV2):
+        return data
+    return UserSignedUpV2.model_validate({**data.model_dump(), "locale": DEFAULT_LOCALE})
 
 
 @register

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from signup_contracts.amqp import CONTENT_TYPE, EVENT_VERSION_HEADER, EVENTS_EXCHANGE, PERSISTENT
 from signup_contracts.amqp import topic_matches as topic_matches
 from signup_contracts.envelope import Envelope, EventData, registered_events
-from signup_contracts.events import SpaceProvisioned, UserSignedUp
+from signup_contracts.events import SpaceProvisioned, UserSignedUp, UserSignedUpV2
 from signup_contracts.inmemory import (
     AsyncHandlerInRunningLoopError,
     Handler,
@@ -70,6 +70,7 @@ __all__ = [
     "space_provisioned",
     "topic_matches",
     "user_signed_up",
+    "user_signed_up_v2",
     "wire_message",
 ]
 
@@ -88,12 +89,17 @@ def _user_signed_up_v1() -> dict[str, Any]:
     }
 
 
+def _user_signed_up_v2() -> dict[str, Any]:
+    return {**_user_signed_up_v1(), "locale": "en"}
+
+
 def _space_provisioned_v1() -> dict[str, Any]:
     return {"user_id": uuid.uuid4(), "space_id": uuid.uuid4(), "quota_bytes": 1024**3}
 
 
 DEFAULT_PAYLOADS: dict[tuple[str, int], Callable[[], dict[str, Any]]] = {
     (UserSignedUp.event_type, UserSignedUp.version): _user_signed_up_v1,
+    (UserSignedUpV2.event_type, UserSignedUpV2.version): _user_signed_up_v2,
     (SpaceProvisioned.event_type, SpaceProvisioned.version): _space_provisioned_v1,
 }
 """A valid payload of every published (type, version); new ids on every call."""
@@ -133,6 +139,11 @@ def user_signed_up(**overrides: Any) -> Envelope[UserSignedUp]:
     return build(UserSignedUp, **overrides)
 
 
+def user_signed_up_v2(**overrides: Any) -> Envelope[UserSignedUpV2]:
+    """A ``UserSignedUp`` v2 envelope (``build``'s envelope keywords work too)."""
+    return build(UserSignedUpV2, **overrides)
+
+
 def space_provisioned(**overrides: Any) -> Envelope[SpaceProvisioned]:
     """A ``SpaceProvisioned`` v1 envelope (``build``'s envelope keywords work too)."""
     return build(SpaceProvisioned, **overrides)
@@ -144,6 +155,7 @@ class EventFactory:
     build = staticmethod(build)
     payload = staticmethod(payload)
     user_signed_up = staticmethod(user_signed_up)
+    user_signed_up_v2 = staticmethod(user_signed_up_v2)
     space_provisioned = staticmethod(space_provisioned)
 
     @staticmethod

@@ -5,19 +5,31 @@ The rules decide; ``accounts.models`` persists. Nothing here builds SQL or commi
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from accounts import models
 from accounts.models import Plan, SubscriptionStatus
-from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
+from signup_contracts import UserSignedUpV2
+from signup_contracts.text_rules import DEFAULT_LOCALE
+from signup_shared.events import Envelope, EventData, SpaceProvisioned, UserSignedUp
 
 __all__ = ["Plan", "SubscriptionStatus"]
 
 PRODUCER = "accounts"
+USER_SIGNED_UP: dict[int, type[UserSignedUp] | type[UserSignedUpV2]] = {
+    1: UserSignedUp,
+    2: UserSignedUpV2,
+}
+"""The ``UserSignedUp`` versions accounts can publish (the setting picks among them)."""
+PUBLISHED_VERSIONS = (2, 1)
+"""During the migration window: both, the newest first (its outbox row goes out first)."""
 # Which request field a constraint of the database stands for (for errors the views map).
 CONSTRAINT_FIELDS = {models.EMAIL_UNIQUE_INDEX: "email"}
 
@@ -47,6 +59,7 @@ class NewSignup:
     full_name: str
     plan: Plan
     phone: str | None = None
+    locale: str = DEFAULT_LOCALE
 
 
 @dataclass(frozen=True)
@@ -66,32 +79,51 @@ class UserProfile:
     subscription_id: uuid.UUID
     status: SubscriptionStatus
     created_at: datetime
+    locale: str = DEFAULT_LOCALE
 
 
 def sign_up(
-    session: Session, signup: NewSignup, *, correlation_id: str, now: datetime | None = None
+    session: Session,
+    signup: NewSignup,
+    *,
+    correlation_id: str,
+    now: datetime | None = None,
+    versions: Sequence[int] = PUBLISHED_VERSIONS,
 ) -> SignupReceipt:
     """Create the user with a pending subscription and record ``UserSignedUp`` in the outbox.
 
+    One event, one copy per published version (``versions``, in that order) with the same id:
+    a consumer handles the first copy it gets and its inbox drops the others.
+
     Raises ``EmailAlreadyRegisteredError`` when the email is taken in any letter case (also when
     a concurrent signup wins the race) and ``SignupRejectedError`` naming a value the database
-    cannot store.
+    cannot store or the event's contract refuses.
     """
     now = now or datetime.now(UTC)
     user_id, subscription_id = uuid.uuid4(), uuid.uuid4()
-    event = Envelope.wrap(
-        UserSignedUp(
-            user_id=user_id,
-            subscription_id=subscription_id,
-            email=signup.email,
-            full_name=signup.full_name,
-            phone=signup.phone,
-            plan=signup.plan.value,
-            signed_up_at=now,
-        ),
-        producer=PRODUCER,
-        correlation_id=correlation_id,
-    )
+    fields: dict[str, Any] = {
+        "user_id": user_id,
+        "subscription_id": subscription_id,
+        "email": signup.email,
+        "full_name": signup.full_name,
+        "phone": signup.phone,
+        "plan": signup.plan.value,
+        "signed_up_at": now,
+        "locale": signup.locale,
+    }
+    event_id = uuid.uuid4()
+    events = [
+        Envelope.wrap(
+            _user_signed_up(version, fields),
+            producer=PRODUCER,
+            correlation_id=correlation_id,
+            event_id=event_id,
+            occurred_at=now,
+        )
+        for version in versions
+    ]
+    if not events:
+        raise ValueError("sign_up needs at least one UserSignedUp version to publish")
     try:
         models.add_signup(
             session,
@@ -99,20 +131,34 @@ def sign_up(
             email=signup.email,
             full_name=signup.full_name,
             phone=signup.phone,
+            locale=signup.locale,
             subscription_id=subscription_id,
             plan=signup.plan,
             status=SubscriptionStatus.PENDING,
             created_at=now,
-            event=event,
+            events=events,
         )
     except models.EmailTakenError as exc:
         raise EmailAlreadyRegisteredError from exc
     except models.UnstorableValueError as exc:
         raise SignupRejectedError(exc.field, exc.reason) from exc
     log.debug(
-        "user.signed_up", user_id=str(user_id), plan=signup.plan.value, event_id=str(event.id)
+        "user.signed_up", user_id=str(user_id), plan=signup.plan.value, event_id=str(event_id)
     )
     return SignupReceipt(user_id, subscription_id, SubscriptionStatus.PENDING)
+
+
+def _user_signed_up(version: int, fields: dict[str, Any]) -> EventData:
+    """The payload of ``UserSignedUp`` ``version``; ``SignupRejectedError`` if it refuses one."""
+    event = USER_SIGNED_UP.get(version)
+    if event is None:
+        raise ValueError(f"UserSignedUp v{version} is not a version accounts publishes")
+    try:
+        return event.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        raise SignupRejectedError(field, f"UserSignedUp v{version}: {error['msg']}") from exc
 
 
 def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
@@ -129,6 +175,7 @@ def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
         subscription_id=subscription.id,
         status=subscription.status,
         created_at=user.created_at,
+        locale=user.locale,
     )
 
 

@@ -7,7 +7,7 @@ the caller's transaction and never commit.
 
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    UniqueConstraint,
     bindparam,
     func,
     select,
@@ -24,13 +25,22 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    declared_attr,
+    mapped_column,
+    relationship,
+)
 
 from signup_shared.events import Envelope
 from signup_shared.inbox import InboxMixin
 from signup_shared.outbox import OutboxMixin, outbox_values
 
 EMAIL_UNIQUE_INDEX = "uq_users_email_lower"
+OUTBOX_COPY_UNIQUE = "uq_outbox_event_id_version"
+LOCALE_MAX_LENGTH = 35
 
 
 class Base(DeclarativeBase):
@@ -61,6 +71,7 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    locale: Mapped[str] = mapped_column(String(LOCALE_MAX_LENGTH), server_default="en")
 
     subscription: Mapped["Subscription"] = relationship(back_populates="user", uselist=False)
 
@@ -88,7 +99,18 @@ class Subscription(Base):
 
 
 class OutboxMessage(OutboxMixin, Base):
-    pass
+    """One copy of an event per published version: unique by (event id, version), not by id.
+
+    During a contract's migration window one event is written once per version with the same
+    event id (the id names the event, not its representation; consumers' inboxes keep one).
+    """
+
+    event_id: Mapped[uuid.UUID] = mapped_column()
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        indexes: tuple[Any, ...] = OutboxMixin.__dict__["__table_args__"].fget(cls)
+        return (*indexes, UniqueConstraint("event_id", "version", name=OUTBOX_COPY_UNIQUE))
 
 
 class InboxMessage(InboxMixin, Base):
@@ -107,15 +129,17 @@ class UnstorableValueError(Exception):
         self.field, self.reason = field, reason
 
 
-# The user, their subscription and the event's outbox row in one statement (one round trip,
-# compiled once), in the caller's transaction: all three are written or none is. The
-# subscription's and the outbox's rows are selected from the inserted user, so they follow it;
-# the foreign key is checked at the end of the statement, when the user row exists.
+# The user, their subscription and the event's outbox rows in one statement (one round trip,
+# compiled once), in the caller's transaction: all are written or none is. The subscription's
+# and the outbox's rows are selected from the inserted user, so they follow it; the foreign key
+# is checked at the end of the statement, when the user row exists. The event's copies (one per
+# published version, one event id) come as parallel arrays and take outbox positions in the
+# order given, so the first copy is published first.
 INSERT_SIGNUP = text(
     """
     WITH new_user AS (
-        INSERT INTO users (id, email, full_name, phone, created_at)
-        VALUES (:user_id, :email, :full_name, :phone, :now)
+        INSERT INTO users (id, email, full_name, phone, locale, created_at)
+        VALUES (:user_id, :email, :full_name, :phone, :locale, :now)
         RETURNING id
     ), new_subscription AS (
         INSERT INTO subscriptions (id, user_id, plan, status, created_at)
@@ -127,9 +151,12 @@ INSERT_SIGNUP = text(
     INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
                         payload, traceparent)
     SELECT CAST(:event_id AS uuid), CAST(:routing_key AS varchar), CAST(:event_type AS varchar),
-           CAST(:version AS integer), CAST(:producer AS varchar),
-           CAST(:correlation_id AS varchar), CAST(:payload AS text), CAST(:traceparent AS varchar)
-    FROM new_subscription
+           copy.version, CAST(:producer AS varchar), CAST(:correlation_id AS varchar),
+           copy.payload, CAST(:traceparent AS varchar)
+    FROM new_subscription,
+         unnest(CAST(:versions AS integer[]), CAST(:payloads AS text[]))
+             WITH ORDINALITY AS copy(version, payload, rank)
+    ORDER BY copy.rank
     """
 )
 
@@ -141,19 +168,24 @@ def add_signup(
     email: str,
     full_name: str,
     phone: str | None,
+    locale: str,
     subscription_id: uuid.UUID,
     plan: Plan,
     status: SubscriptionStatus,
     created_at: datetime,
-    event: Envelope[Any],
+    events: Sequence[Envelope[Any]],
 ) -> None:
-    """Insert the user, their subscription and ``event`` into the outbox, all or nothing.
+    """Insert the user, their subscription and ``events`` into the outbox, all or nothing.
 
-    Raises ``EmailTakenError`` when the email is taken in any letter case (also when a
-    concurrent insert wins the race) and ``UnstorableValueError`` when a column refuses a value;
-    any other refusal of the database is raised as it is.
+    ``events`` are the copies of one event (one id and routing key, one version each), written
+    in the order given. Raises ``EmailTakenError`` when the email is taken in any letter case
+    (also when a concurrent insert wins the race) and ``UnstorableValueError`` when a column
+    refuses a value; any other refusal of the database is raised as it is.
     """
-    values = {"email": email, "full_name": full_name, "phone": phone}
+    if not events or len({(e.id, e.routing_key) for e in events}) != 1:
+        raise ValueError("add_signup takes the copies of one event: one id, one routing key")
+    copies = [outbox_values(event) for event in events]
+    values = {"email": email, "full_name": full_name, "phone": phone, "locale": locale}
     try:
         session.execute(
             INSERT_SIGNUP,
@@ -164,7 +196,9 @@ def add_signup(
                 "subscription_id": subscription_id,
                 "plan": plan.value,
                 "status": status.value,
-                **outbox_values(event),
+                **copies[0],
+                "versions": [copy["version"] for copy in copies],
+                "payloads": [copy["payload"] for copy in copies],
             },
         )
     except IntegrityError as exc:

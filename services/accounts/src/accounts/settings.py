@@ -1,5 +1,6 @@
 from typing import ClassVar
 
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from signup_shared.settings import (
@@ -52,3 +53,22 @@ class AccountsSettings(ServiceSettings):
     @property
     def relay_poll_interval(self) -> float:
         return self.relay_poll_interval_seconds
+
+    # UserSignedUp versions written to the outbox for every signup, each a copy of one event
+    # (one event id), the newest first. [1, 2] during the migration window; [2] once every
+    # consumer reads v2 (docs/contracts.md). As JSON: ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS=[2]
+    publish_user_signed_up_versions: list[int] = Field(default=[1, 2])
+    publishable_user_signed_up_versions: ClassVar[tuple[int, ...]] = (1, 2)
+
+    @field_validator("publish_user_signed_up_versions")
+    @classmethod
+    def _known_versions(cls, versions: list[int]) -> list[int]:
+        if not versions:
+            raise ValueError("name at least one UserSignedUp version to publish, e.g. [2]")
+        unknown = sorted(set(versions) - set(cls.publishable_user_signed_up_versions))
+        if unknown:
+            raise ValueError(
+                f"UserSignedUp version(s) {unknown} cannot be published; "
+                f"known: {list(cls.publishable_user_signed_up_versions)}"
+            )
+        return sorted(set(versions), reverse=True)

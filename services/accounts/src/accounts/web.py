@@ -15,12 +15,24 @@ from signup_shared.process import database_ready
 
 PROG = "accounts-web"
 # The settings this process reads, shown by --help with the variables that set them.
-HELP_SETTINGS = ("http_host", "web_port", "database_url", "max_body_bytes", "log_level")
+HELP_SETTINGS = (
+    "http_host",
+    "web_port",
+    "database_url",
+    "max_body_bytes",
+    "publish_user_signed_up_versions",
+    "log_level",
+)
 
 
 def app(settings: AccountsSettings) -> FastAPI:
     engine, sessions = bootstrap.database(settings)
-    return api.create_app(sessions, {"database": database_ready(engine)}, settings.max_body_bytes)
+    return api.create_app(
+        sessions,
+        {"database": database_ready(engine)},
+        settings.max_body_bytes,
+        settings.publish_user_signed_up_versions,
+    )
 
 
 def serve(settings: AccountsSettings, host: str, port: int) -> None:

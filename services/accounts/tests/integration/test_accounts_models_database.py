@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from accounts import models
 from accounts.models import OutboxMessage, Plan, Subscription, SubscriptionStatus, User
+from signup_contracts import UserSignedUpV2
 from signup_shared.events import Envelope, UserSignedUp, parse_envelope
 
 pytestmark = pytest.mark.integration
@@ -29,22 +30,48 @@ def add(session: Session, email: str = "ada@example.com", **change: Any) -> dict
         "plan": Plan.TEAM,
         "status": SubscriptionStatus.PENDING,
         "created_at": NOW,
+        "locale": "en",
         **change,
     }
-    values["event"] = Envelope.wrap(
-        UserSignedUp(
-            user_id=values["user_id"],
-            subscription_id=values["subscription_id"],
-            email=email,
-            full_name="Ada Lovelace",
-            plan="team",
-            signed_up_at=NOW,
-        ),
-        producer="accounts",
-        correlation_id="corr-9",
+    values.setdefault(
+        "events",
+        [
+            Envelope.wrap(
+                UserSignedUp(
+                    user_id=values["user_id"],
+                    subscription_id=values["subscription_id"],
+                    email=email,
+                    full_name="Ada Lovelace",
+                    plan="team",
+                    signed_up_at=NOW,
+                ),
+                producer="accounts",
+                correlation_id="corr-9",
+            )
+        ],
     )
     models.add_signup(session, **values)
     return values
+
+
+def copies(event_id: uuid.UUID, locale: str = "de") -> list[Envelope[Any]]:
+    """A signup's event as v2 then v1, one event id."""
+    fields: dict[str, Any] = {
+        "user_id": uuid.uuid4(),
+        "subscription_id": uuid.uuid4(),
+        "email": "grace@example.com",
+        "full_name": "Grace Hopper",
+        "phone": None,
+        "plan": "pro",
+        "signed_up_at": NOW,
+        "locale": locale,
+    }
+    return [
+        Envelope.wrap(
+            cls.model_validate(fields), producer="accounts", correlation_id="c", event_id=event_id
+        )
+        for cls in (UserSignedUpV2, UserSignedUp)
+    ]
 
 
 def test_add_signup_writes_the_user_the_subscription_and_the_outbox_row(
@@ -68,7 +95,7 @@ def test_add_signup_writes_the_user_the_subscription_and_the_outbox_row(
     )
     assert (subscription.created_at, subscription.activated_at) == (NOW, None)
     [row] = session.scalars(select(OutboxMessage)).all()
-    event = values["event"]
+    [event] = values["events"]
     assert (row.event_id, row.event_type, row.version, row.sent_at) == (
         event.id,
         "UserSignedUp",
@@ -81,6 +108,37 @@ def test_add_signup_writes_the_user_the_subscription_and_the_outbox_row(
         "corr-9",
     )
     assert parse_envelope(row.payload) == event
+
+
+def test_add_signup_writes_one_row_per_copy_in_order_with_one_event_id(
+    session: Session,
+) -> None:
+    event_id = uuid.uuid4()
+    events = copies(event_id)
+    add(session, events=events, locale="de")
+    rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.position)).all()
+    assert [(row.event_id, row.version) for row in rows] == [(event_id, 2), (event_id, 1)]
+    assert [parse_envelope(row.payload) for row in rows] == events
+    assert {row.routing_key for row in rows} == {"accounts.user_signed_up"}
+    [locale] = session.scalars(select(User.locale)).all()
+    assert locale == "de"
+
+
+def test_the_outbox_refuses_a_second_copy_of_one_version(session: Session) -> None:
+    event_id = uuid.uuid4()
+    v2 = copies(event_id)[0]
+    with pytest.raises(IntegrityError) as refused, session.begin_nested():
+        add(session, events=[v2, v2])
+    assert models.violated_constraint(refused.value) == models.OUTBOX_COPY_UNIQUE
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_add_signup_takes_the_copies_of_one_event_only(session: Session) -> None:
+    with pytest.raises(ValueError, match="one event"):
+        add(session, events=copies(uuid.uuid4())[:1] + copies(uuid.uuid4())[1:])
+    with pytest.raises(ValueError, match="one event"):
+        add(session, events=[])
+    assert session.scalar(select(func.count()).select_from(User)) == 0
 
 
 def test_an_email_taken_in_any_letter_case_is_refused_and_nothing_is_written(

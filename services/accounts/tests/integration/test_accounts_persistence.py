@@ -53,8 +53,12 @@ def test_sign_up_then_get_user(session: Session) -> None:
         Plan.TEAM,
         SubscriptionStatus.PENDING,
     )
-    [row] = session.scalars(select(OutboxMessage)).all()
-    assert parse_envelope(row.payload).data.user_id == receipt.user_id
+    rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.position)).all()
+    assert [(row.version, parse_envelope(row.payload).data.user_id) for row in rows] == [
+        (2, receipt.user_id),
+        (1, receipt.user_id),
+    ]
+    assert len({row.event_id for row in rows}) == 1
 
 
 def test_email_is_unique_in_any_letter_case(session: Session) -> None:
@@ -124,7 +128,8 @@ def test_concurrent_signups_with_one_email_create_exactly_one_user(engine: Engin
             users = session.scalars(select(User).where(func.lower(User.email) == email)).all()
             assert len(users) == 1
             rows = session.scalars(select(OutboxMessage)).all()
-            assert [parse_envelope(r.payload).data.user_id for r in rows] == [users[0].id]
+            assert {parse_envelope(r.payload).data.user_id for r in rows} == {users[0].id}
+            assert sorted(r.version for r in rows) == [1, 2]
     finally:
         with Session(engine) as session, session.begin():
             session.execute(delete(OutboxMessage))

@@ -1,5 +1,6 @@
 """The accounts rules, with the model functions replaced by an in-memory fake (no database)."""
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +60,12 @@ class FakeModels:
 
     def holding(self, status: SubscriptionStatus) -> uuid.UUID:
         user = User(
-            id=uuid.uuid4(), email="ada@example.com", full_name="Ada", phone=None, created_at=NOW
+            id=uuid.uuid4(),
+            email="ada@example.com",
+            full_name="Ada",
+            phone=None,
+            created_at=NOW,
+            locale="fr",
         )
         self.users[user.id] = user
         self.subscriptions[user.id] = Subscription(
@@ -108,8 +114,8 @@ def test_each_signup_gets_new_ids(fake: FakeModels) -> None:
 
 
 def test_sign_up_records_user_signed_up_with_the_signup(fake: FakeModels) -> None:
-    receipt = actions.sign_up(SESSION, ADA, correlation_id="corr-1", now=NOW)
-    event: Envelope[Any] = fake.signups[0]["event"]
+    receipt = actions.sign_up(SESSION, ADA, correlation_id="corr-1", now=NOW, versions=[1])
+    [event] = fake.signups[0]["events"]
     assert (event.type, event.version, event.routing_key) == (
         "UserSignedUp",
         1,
@@ -125,6 +131,42 @@ def test_sign_up_records_user_signed_up_with_the_signup(fake: FakeModels) -> Non
         "plan": "pro",
         "signed_up_at": NOW,
     }
+
+
+def test_in_the_migration_window_both_versions_are_copies_of_one_event(
+    fake: FakeModels,
+) -> None:
+    signup = dataclasses.replace(ADA, locale="de")
+    receipt = actions.sign_up(SESSION, signup, correlation_id="corr-1", now=NOW)
+    v2, v1 = fake.signups[0]["events"]  # the newest first: its row is published first
+    assert (v2.version, v1.version) == (2, 1)
+    assert v2.id == v1.id and v2.occurred_at == v1.occurred_at == NOW
+    assert (v2.routing_key, v2.correlation_id) == (v1.routing_key, v1.correlation_id)
+    assert v2.data.model_dump() == {**v1.data.model_dump(), "locale": "de"}
+    assert (v2.data.user_id, fake.signups[0]["locale"]) == (receipt.user_id, "de")
+
+
+def test_with_v2_only_one_copy_is_written(fake: FakeModels) -> None:
+    actions.sign_up(SESSION, ADA, correlation_id="c", now=NOW, versions=[2])
+    [event] = fake.signups[0]["events"]
+    assert (event.version, event.data.locale) == (2, "en")
+
+
+def test_a_value_the_v2_contract_refuses_is_a_rejected_signup(fake: FakeModels) -> None:
+    padded = dataclasses.replace(ADA, full_name=" Ada")  # the API trims: a caller's mistake
+    with pytest.raises(actions.SignupRejectedError) as refused:
+        actions.sign_up(SESSION, padded, correlation_id="c", now=NOW)
+    assert refused.value.field == "full_name"
+    assert "UserSignedUp v2" in refused.value.reason
+    assert fake.signups == []  # nothing written
+
+
+def test_no_version_to_publish_is_a_programming_error(fake: FakeModels) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        actions.sign_up(SESSION, ADA, correlation_id="c", versions=[])
+    with pytest.raises(ValueError, match="v3"):
+        actions.sign_up(SESSION, ADA, correlation_id="c", versions=[3])
+    assert fake.signups == []
 
 
 def test_sign_up_without_a_clock_stamps_now(fake: FakeModels) -> None:
@@ -166,6 +208,7 @@ def test_get_user_reads_the_profile(fake: FakeModels) -> None:
         subscription_id=subscription.id,
         status=SubscriptionStatus.ACTIVE,
         created_at=NOW,
+        locale="fr",
     )
 
 

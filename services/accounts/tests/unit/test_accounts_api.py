@@ -69,6 +69,7 @@ class RecordingSession:
 class Calls:
     def __init__(self) -> None:
         self.signups: list[tuple[actions.NewSignup, str]] = []
+        self.versions: list[tuple[int, ...]] = []
         self.sessions: list[RecordingSession] = []
         self.ready: bool | Exception = True
 
@@ -90,7 +91,12 @@ def client(state: Calls) -> Iterator[TestClient]:
         state.sessions.append(session)
         return session
 
-    app = api.create_app(sessions, {"database": state.database_ready}, max_body_bytes=1024)  # type: ignore[arg-type]
+    app = api.create_app(
+        sessions,  # type: ignore[arg-type]
+        {"database": state.database_ready},
+        max_body_bytes=1024,
+        user_signed_up_versions=[2],
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -98,10 +104,14 @@ def client(state: Calls) -> Iterator[TestClient]:
 @pytest.fixture(autouse=True)
 def fake_actions(monkeypatch: pytest.MonkeyPatch, state: Calls) -> None:
     state.signups.clear()
+    state.versions.clear()
     state.sessions.clear()
     state.ready = True
 
-    def sign_up(_session: Any, signup: actions.NewSignup, *, correlation_id: str) -> Any:
+    def sign_up(
+        _session: Any, signup: actions.NewSignup, *, correlation_id: str, versions: Any
+    ) -> Any:
+        state.versions.append(tuple(versions))
         if signup.email == "taken@example.com":
             raise actions.EmailAlreadyRegisteredError
         if signup.email == "down@example.com":
@@ -152,6 +162,23 @@ def test_signup_without_correlation_header_gets_one(client: TestClient, state: C
 def test_full_name_is_trimmed(client: TestClient, state: Calls) -> None:
     client.post("/signups", json={**VALID, "full_name": "  Ada  "})
     assert state.signups[0][0].full_name == "Ada"
+
+
+def test_the_versions_the_app_was_given_are_published(client: TestClient, state: Calls) -> None:
+    client.post("/signups", json=VALID)
+    assert state.versions == [(2,)]
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "locale"),
+    [(None, "en"), ("de-CH, de;q=0.9, en;q=0.8", "de"), ("es, fr;q=0.5", "fr"), ("xx;q=abc", "en")],
+)
+def test_the_locale_is_negotiated_from_accept_language(
+    client: TestClient, state: Calls, accept_language: str | None, locale: str
+) -> None:
+    headers = {} if accept_language is None else {"Accept-Language": accept_language}
+    assert client.post("/signups", json=VALID, headers=headers).status_code == 201
+    assert state.signups[0][0].locale == locale
 
 
 def test_duplicate_email_is_409_and_rolled_back(client: TestClient, state: Calls) -> None:

@@ -1,3 +1,6 @@
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -7,7 +10,7 @@ import notifications.__main__ as cli
 from notifications import bootstrap, consumers
 from notifications.actions import Channel
 from notifications.settings import NotificationsSettings
-from signup_shared.events import UserSignedUp
+from signup_shared.events import UserSignedUp, UserSignedUpV2
 
 
 def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
@@ -23,18 +26,21 @@ def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retrie
 
 def test_the_worker_delivers_on_a_lane_per_channel_and_sweeps_beside_consuming() -> None:
     settings = NotificationsSettings(
-        delivery_concurrency=3, sweep_interval_seconds=7.0, consumer_health_port=9001
+        delivery_concurrency=3,
+        sweep_interval_seconds=7.0,
+        consumer_health_port=9001,
+        delivery_wait_seconds=0.75,
     )
     worker = bootstrap.consumer_worker(settings)
     try:
         [subscription] = worker.subscriptions()
-        assert subscription.events == (UserSignedUp,)
+        assert subscription.events == (UserSignedUp, UserSignedUpV2)
         assert subscription.batch_handler is not None
         assert set(worker.dependencies) == {"delivery"}
         delivery = worker.dependencies["delivery"]
         assert isinstance(delivery, consumers.Delivery)
         assert delivery.lanes.workers_per_channel == {"email": 3, "sms": 3}
-        assert delivery.wait == bootstrap.DELIVERY_WAIT
+        assert delivery.wait == 0.75
         assert [(job.name, job.interval) for job in worker.jobs] == [("notifications.sweep", 7.0)]
         assert worker.health_port == 9001
     finally:
@@ -50,11 +56,12 @@ def test_the_email_sender_is_configured_from_settings() -> None:
         smtp_username="relay",
         smtp_password=SecretStr("pw"),
         smtp_timeout_seconds=4.0,
+        smtp_deadline_seconds=12.5,
         mail_from="Team <hi@signup.local>",
     )
     sender = bootstrap.email_sender(settings)
     assert (sender.host, sender.port, sender.timeout) == ("smtp.local", 587, 4.0)
-    assert sender.deadline == bootstrap.SMTP_DEADLINE
+    assert sender.deadline == 12.5
     assert (sender.username, sender.password, sender.mail_from) == (
         "relay",
         "pw",
@@ -81,11 +88,11 @@ def test_the_cli_runs_the_chosen_command_with_settings(monkeypatch: pytest.Monke
 
 
 def test_the_senders_keep_as_many_connections_as_deliveries_run_at_once() -> None:
-    settings = NotificationsSettings(delivery_concurrency=6)
+    settings = NotificationsSettings(delivery_concurrency=6, sms_deadline_seconds=7.5)
     email, sms = bootstrap.email_sender(settings), bootstrap.sms_sender(settings)
     try:
         assert sms.limits.max_connections == 6
-        assert sms.deadline == bootstrap.SMS_DEADLINE
+        assert sms.deadline == 7.5
         assert email._slots._value == 6  # type: ignore[attr-defined]
     finally:
         email.close()
@@ -115,3 +122,15 @@ def test_the_pending_deliveries_gauges_show_every_channel() -> None:
 
 def test_the_gauges_report_nothing_while_the_database_is_away() -> None:
     assert list(bootstrap.PendingDeliveries(Waiting(OSError("down"))).collect()) == []  # type: ignore[arg-type]
+
+
+def test_preview_writes_an_eml_and_its_html_for_a_plan(tmp_path: Path) -> None:
+    out = tmp_path / "preview" / "team.eml"
+    cli.main(["preview", "--plan", "team", "--out", str(out)])
+    mail = message_from_bytes(out.read_bytes(), policy=default)
+    assert mail.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in mail.iter_parts()] == ["text/plain", "text/html"]
+    page = out.with_suffix(".html").read_text(encoding="utf-8")
+    assert "Invite your teammates" in page and page.startswith("<!DOCTYPE html>")
+    with pytest.raises(SystemExit):
+        cli.main(["preview", "--plan", "team", "--locale", "de", "--out", str(out)])

@@ -12,7 +12,7 @@ from notifications import actions, consumers
 from notifications.actions import Channel, DeliveryResult, Outcome, PendingRef, Senders
 from notifications.adapters.sms import SmsRejectedError
 from notifications.testing import FakeEmailSender, FakeSmsSender
-from signup_shared.events import Envelope, UserSignedUp
+from signup_shared.events import Envelope, UserSignedUp, UserSignedUpV2
 
 SignedUp = Callable[..., Envelope[UserSignedUp]]
 EVENT_ID = uuid.uuid4()
@@ -92,7 +92,7 @@ def test_the_subscription_owes_user_signed_up_from_accounts_then_delivers() -> N
     assert (consumers.on_user_signed_up,) == consumers.SUBSCRIPTIONS
     assert (consumers.on_user_signed_up.producer, consumers.on_user_signed_up.events) == (
         "accounts",
-        (UserSignedUp,),
+        (UserSignedUp, UserSignedUpV2),
     )
     assert consumers.on_user_signed_up.after_commit_step is consumers.deliver_welcome
 

@@ -6,11 +6,12 @@ from sqlalchemy.orm import Session
 
 from provisioning import actions
 from provisioning.adapters.storage import SpaceStorage
+from signup_contracts import UserSignedUpV2
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.handlers import event_handler
 
 
-@event_handler("accounts", UserSignedUp)
+@event_handler("accounts", UserSignedUp, UserSignedUpV2)
 def on_user_signed_up(session: Session, event: Envelope[Any], *, storage: SpaceStorage) -> None:
     actions.provision_space(session, storage, event)
 

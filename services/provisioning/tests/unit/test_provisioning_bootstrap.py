@@ -2,7 +2,7 @@ from provisioning import bootstrap
 from provisioning.adapters.storage import FakeSpaceStorage
 from provisioning.models import InboxMessage
 from provisioning.settings import ProvisioningSettings
-from signup_shared.events import UserSignedUp
+from signup_shared.events import UserSignedUp, UserSignedUpV2
 
 
 def test_consumes_user_signed_up_from_accounts_on_its_own_queue():
@@ -24,7 +24,7 @@ def test_the_worker_subscribes_that_queue_to_user_signed_up_with_the_storage():
 
     [subscription] = runtime.subscriptions
     assert subscription.queue == bootstrap.queues(settings)[0]
-    assert subscription.events == (UserSignedUp,)
+    assert subscription.events == (UserSignedUp, UserSignedUpV2)
     assert runtime.service == "provisioning"
     assert worker.dependencies == {"storage": storage}
     assert (worker.health_port, worker.inbox_model) == (9002, InboxMessage)

@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from signup_contracts import UserSignedUpV2
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.messaging.handlers import event_handler
 from stats import actions
 
 
-@event_handler("accounts", UserSignedUp)
+@event_handler("accounts", UserSignedUp, UserSignedUpV2)
 def on_user_signed_up(session: Session, event: Envelope[Any]) -> None:
     actions.record_signup(session, event)
 

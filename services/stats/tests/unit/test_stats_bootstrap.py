@@ -1,6 +1,6 @@
 import pytest
 
-from signup_shared.events import SpaceProvisioned, UserSignedUp
+from signup_shared.events import SpaceProvisioned, UserSignedUp, UserSignedUpV2
 from stats import bootstrap
 from stats.models import InboxMessage
 from stats.settings import StatsSettings
@@ -32,7 +32,7 @@ def test_the_worker_consumes_each_queue_with_its_event_in_batches(settings) -> N
     runtime = worker.runtime()
 
     assert [(s.queue.name, s.events) for s in runtime.subscriptions] == [
-        ("stats.user_signed_up", (UserSignedUp,)),
+        ("stats.user_signed_up", (UserSignedUp, UserSignedUpV2)),
         ("stats.space_provisioned", (SpaceProvisioned,)),
     ]
     assert all(s.batch_handler is not None for s in runtime.subscriptions)

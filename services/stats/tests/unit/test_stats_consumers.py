@@ -2,7 +2,7 @@ from typing import Any
 
 import pytest
 
-from signup_shared.events import SpaceProvisioned, UserSignedUp
+from signup_shared.events import SpaceProvisioned, UserSignedUp, UserSignedUpV2
 from stats import actions, consumers
 
 SESSION: Any = object()  # the consumers only hand the session on to the actions
@@ -49,6 +49,6 @@ def test_batches_go_to_the_aggregating_actions(calls, signup_event, provisioned_
 
 def test_each_subscription_names_its_producer_and_event() -> None:
     assert [(h.producer, h.event_name, h.events) for h in consumers.SUBSCRIPTIONS] == [
-        ("accounts", "user_signed_up", (UserSignedUp,)),
+        ("accounts", "user_signed_up", (UserSignedUp, UserSignedUpV2)),
         ("provisioning", "space_provisioned", (SpaceProvisioned,)),
     ]

@@ -19,17 +19,17 @@ Health, as an orchestrator reads it:
 import contextlib
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Response, status
+from fastapi import FastAPI, Header, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import actions
 from accounts.actions import NewSignup
-from accounts.api import errors
+from accounts.api import errors, locales
 from accounts.api.schemas import (
     ERROR,
     UNAVAILABLE,
@@ -48,8 +48,10 @@ __all__ = ["SignupRequest", "create_app"]
 
 
 @transaction
-def _sign_up(session: Session, signup: NewSignup, correlation_id: str) -> actions.SignupReceipt:
-    return actions.sign_up(session, signup, correlation_id=correlation_id)
+def _sign_up(
+    session: Session, signup: NewSignup, correlation_id: str, versions: Sequence[int]
+) -> actions.SignupReceipt:
+    return actions.sign_up(session, signup, correlation_id=correlation_id, versions=versions)
 
 
 @transaction
@@ -63,9 +65,14 @@ def json_response(model: BaseModel, status_code: int = 200) -> Response:
 
 
 def create_app(
-    sessions: sessionmaker[Session], checks: Mapping[str, Check], max_body_bytes: int = 16384
+    sessions: sessionmaker[Session],
+    checks: Mapping[str, Check],
+    max_body_bytes: int = 16384,
+    user_signed_up_versions: Sequence[int] = actions.PUBLISHED_VERSIONS,
 ) -> FastAPI:
-    """The API; ``checks`` decide readiness (the database's; see the module's docstring)."""
+    """The API; ``checks`` decide readiness (the database's; see the module's docstring);
+    ``user_signed_up_versions``: the ``UserSignedUp`` versions each signup publishes."""
+    versions = tuple(user_signed_up_versions)
     started = threading.Event()
 
     @contextlib.asynccontextmanager
@@ -91,15 +98,26 @@ def create_app(
         response_model=SignupResponse,
         responses={400: ERROR, 409: ERROR, 413: ERROR, 422: ERROR, 503: UNAVAILABLE},
     )
-    def post_signup(body: SignupRequest) -> Response:
+    def post_signup(
+        body: SignupRequest,
+        accept_language: Annotated[
+            str | None,
+            Header(
+                description="The user's languages: the preferred supported one "
+                f"({', '.join(locales.SUPPORTED)}; else {locales.DEFAULT}) becomes their locale"
+            ),
+        ] = None,
+    ) -> Response:
         signup = NewSignup(
             email=body.email,
             full_name=body.full_name,
             plan=actions.Plan(body.plan),
             phone=body.phone,
+            locale=locales.negotiate(accept_language),
         )
+        correlation_id = current_correlation_id() or new_correlation_id()
         with sessions() as db:
-            receipt = _sign_up(db, signup, current_correlation_id() or new_correlation_id())
+            receipt = _sign_up(db, signup, correlation_id, versions)
         response = SignupResponse(
             user_id=receipt.user_id,
             subscription_id=receipt.subscription_id,
@@ -125,6 +143,7 @@ def create_app(
                 subscription_id=profile.subscription_id,
                 status=profile.status.value,
                 created_at=profile.created_at,
+                locale=profile.locale,
             )
         )
 

@@ -62,6 +62,7 @@ class UserResponse(BaseModel):
     subscription_id: uuid.UUID
     status: str
     created_at: datetime
+    locale: str = Field(description="BCP 47 tag negotiated from the signup's Accept-Language")
 
 
 class FieldError(BaseModel):
