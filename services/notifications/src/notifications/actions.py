@@ -6,7 +6,8 @@
    lock it takes keeps any second deliverer away while the provider is called, and the outcome
    (sent, retry later, failed for good) is recorded on the row.
 
-A user is owed one welcome per channel, whichever event asked (see ``models.USER_KIND_UNIQUE``).
+A user is owed one welcome, decided by the first event for the user (``models.WelcomedUser``);
+later events for the same user owe nothing.
 """
 
 import enum
@@ -81,13 +82,27 @@ def welcome_rows(event: Envelope[UserSignedUp], now: datetime) -> list[dict[str,
 
 
 def owe_welcome(session: Session, events: Sequence[Envelope[UserSignedUp]], now: datetime) -> None:
-    """Owe each new user their welcome messages, in the caller's transaction (one statement).
+    """Owe each new user their welcome messages, in the caller's transaction.
 
-    A user already owed a welcome (a second event for the same user) is owed nothing more.
+    The first ``UserSignedUp`` for a user decides the welcome (which channels, which address):
+    it claims the user (``models.claim_welcomes``) and only a claimed user is owed anything. A
+    later event for the same user, in this batch or any later one, is a duplicate or a forgery
+    and owes nothing, even if it brings a phone number the first did not.
     """
-    rows = [row for event in events for row in welcome_rows(event, now)]
+    first: dict[uuid.UUID, Envelope[UserSignedUp]] = {}
+    for event in events:
+        first.setdefault(event.data.user_id, event)
+    claimed = models.claim_welcomes(
+        session, {user_id: event.id for user_id, event in first.items()}, now
+    )
+    rows = [
+        row
+        for user_id, event in first.items()
+        if user_id in claimed
+        for row in welcome_rows(event, now)
+    ]
     models.add_notifications(session, rows)
-    log.debug("notifications.owed", events=len(events), notifications=len(rows))
+    log.debug("notifications.owed", events=len(events), users=len(claimed), notifications=len(rows))
 
 
 def pending_of_events(session: Session, event_ids: Sequence[uuid.UUID]) -> list[PendingRef]:
@@ -137,9 +152,18 @@ def send(owed: Owed, senders: Senders) -> str:
     """Render the owed message and hand it to its channel's provider; the provider's id."""
     if owed.channel is Channel.EMAIL:
         content = templates.render_email(owed.template, owed.template_data)
-        return senders.email.send(Email(owed.id, owed.recipient, content.subject, content.text))
-    body = templates.render_sms(owed.template, owed.template_data)
-    return senders.sms.send(Sms(owed.id, owed.recipient, body))
+        return senders.email.send(
+            Email(owed.id, owed.recipient, content.subject, content.text, content.html)
+        )
+    sms = templates.render_sms(owed.template, owed.template_data)
+    if sms.segments.parts > 1:
+        log.info(
+            "notification.sms_parts",
+            notification_id=str(owed.id),
+            parts=sms.segments.parts,
+            encoding=sms.segments.encoding,
+        )
+    return senders.sms.send(Sms(owed.id, owed.recipient, sms.body))
 
 
 def _log_failure(event: str, owed: Owed, exc: Exception) -> None:

@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifications import consumers, models
+from notifications import consumers, models, templates
 from notifications.actions import Channel, DeliveryResult, Senders
 from notifications.adapters.channel_pools import ChannelPools
 from notifications.adapters.sms import HttpSmsGateway
@@ -21,10 +21,6 @@ from signup_shared.db import open_database
 from signup_shared.messaging.topology import ConsumerQueue
 
 SERVICE = "notifications"
-# Read with these defaults until the settings carry them (NOTIFICATIONS_SMTP_DEADLINE_SECONDS, ...).
-SMTP_DEADLINE = 30.0
-SMS_DEADLINE = 15.0
-DELIVERY_WAIT = 2.0
 
 
 def queues(settings: NotificationsSettings) -> list[ConsumerQueue]:
@@ -33,10 +29,6 @@ def queues(settings: NotificationsSettings) -> list[ConsumerQueue]:
 
 def database(settings: NotificationsSettings) -> tuple[Engine, sessionmaker[Session]]:
     return open_database(settings.database_url, settings.database_pool_size)
-
-
-def _seconds(settings: NotificationsSettings, name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
 
 
 def email_sender(settings: NotificationsSettings) -> SmtpEmailSender:
@@ -49,7 +41,7 @@ def email_sender(settings: NotificationsSettings) -> SmtpEmailSender:
         username=settings.smtp_username,
         password=password,
         timeout=settings.smtp_timeout_seconds,
-        deadline=_seconds(settings, "smtp_deadline_seconds", SMTP_DEADLINE),
+        deadline=settings.smtp_deadline_seconds,
         pool_size=settings.delivery_concurrency,
     )
 
@@ -59,7 +51,7 @@ def sms_sender(settings: NotificationsSettings) -> HttpSmsGateway:
         settings.sms_base_url,
         settings.sms_token.get_secret_value(),
         timeout=settings.sms_timeout_seconds,
-        deadline=_seconds(settings, "sms_deadline_seconds", SMS_DEADLINE),
+        deadline=settings.sms_deadline_seconds,
         max_connections=settings.delivery_concurrency,
     )
 
@@ -111,7 +103,7 @@ class Deliverers:
             self.sessions,
             Senders(self.email, self.sms),
             lanes,
-            wait=_seconds(self.settings, "delivery_wait_seconds", DELIVERY_WAIT),
+            wait=self.settings.delivery_wait_seconds,
         )
 
     def sweep(self) -> list[DeliveryResult]:
@@ -130,6 +122,7 @@ class Deliverers:
 
 
 def deliverers(settings: NotificationsSettings) -> Deliverers:
+    templates.warm_up()  # a broken template file fails the start, not the first send
     engine, sessions = database(settings)
     return Deliverers(settings, engine, sessions, email_sender(settings), sms_sender(settings))
 

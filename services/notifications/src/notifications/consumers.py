@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifications import actions
 from notifications.actions import Channel, DeliveryResult, Outcome, PendingRef, Senders
 from notifications.adapters.channel_pools import ChannelPools
+from signup_contracts import UserSignedUpV2
 from signup_shared.db import transaction
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.handlers import event_handler
@@ -25,7 +26,7 @@ from signup_shared.messaging.handlers import event_handler
 log = structlog.get_logger(__name__)
 
 
-@event_handler("accounts", UserSignedUp)
+@event_handler("accounts", UserSignedUp, UserSignedUpV2)
 def on_user_signed_up(session: Session, event: Envelope[Any]) -> None:
     """Owe the new user a welcome email (and SMS if they gave a phone number).
 

@@ -6,7 +6,7 @@ session's connection: Core rows, no ORM identity map or flush on these hot paths
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,6 +90,21 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class WelcomedUser(Base):
+    """A user whose welcome is decided: the first ``UserSignedUp`` for the user claimed it.
+
+    The natural key of the welcome. A later event for the same user (another event id: a
+    replayed history, a second contract version, a forgery) finds the claim taken and is owed
+    nothing, whatever email or phone it carries.
+    """
+
+    __tablename__ = "welcomed_users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    welcomed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class InboxMessage(InboxMixin, Base):
     pass
 
@@ -121,6 +136,21 @@ _C = _TABLE.c
 # A user owed this kind of message already (another event for the same user), or an event
 # recorded again after its inbox row was pruned: nothing new is owed, nothing fails.
 _OWE = insert(_TABLE).on_conflict_do_nothing()
+
+# Claims the welcome of each user not claimed before, in the caller's transaction: the users it
+# returns are the ones this transaction decides. A concurrent claim of the same user (another
+# consumer process) waits on the key's lock and, once that commits, finds it taken; sorting
+# keeps two batches with users in common from deadlocking.
+_CLAIM_WELCOMES = text(
+    """
+    INSERT INTO welcomed_users (user_id, event_id, welcomed_at)
+    SELECT claim.user_id, claim.event_id, :now
+    FROM unnest(CAST(:user_ids AS uuid[]), CAST(:event_ids AS uuid[])) AS claim(user_id, event_id)
+    ORDER BY claim.user_id
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING user_id
+    """
+)
 
 _PENDING_OF_EVENTS = (
     select(_C.causing_event_id, _C.id, _C.channel)
@@ -183,6 +213,20 @@ def notification_row(
         "updated_at": now,
         "sent_at": None,
     }
+
+
+def claim_welcomes(
+    session: Session, first_events: Mapping[uuid.UUID, uuid.UUID], now: datetime
+) -> set[uuid.UUID]:
+    """Claim the welcome of each user (``user_id -> event_id``, one event per user) for that
+    event; the users claimed now (a user claimed before, by any event, is left out)."""
+    if not first_events:
+        return set()
+    rows = session.connection().execute(
+        _CLAIM_WELCOMES,
+        {"user_ids": list(first_events), "event_ids": list(first_events.values()), "now": now},
+    )
+    return {user_id for (user_id,) in rows}
 
 
 def add_notifications(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -29,11 +29,14 @@ class NotificationsSettings(ServiceSettings):
     smtp_timeout_seconds: float = renamed_field(
         PREFIX, "smtp_timeout_seconds", "smtp_timeout", 10.0
     )
+    # Whole-session deadlines: connect, every command and the data, however slowly bytes come.
+    smtp_deadline_seconds: float = 30.0
     mail_from: str = "Signup Platform <welcome@signup.local>"
 
     sms_base_url: str = "http://127.0.0.1:8025"
     sms_token: SecretStr = SecretStr("local-dev-token")
     sms_timeout_seconds: float = renamed_field(PREFIX, "sms_timeout_seconds", "sms_timeout", 5.0)
+    sms_deadline_seconds: float = 15.0
 
     sweep_interval_seconds: float = renamed_field(
         PREFIX, "sweep_interval_seconds", "sweep_interval", 15.0
@@ -44,6 +47,8 @@ class NotificationsSettings(ServiceSettings):
         PREFIX, "inbox_prune_interval_seconds", "inbox_prune_interval", 3600.0
     )
     delivery_concurrency: int = 4
+    # How long a batch waits for its deliveries before answering the broker (the rest go on).
+    delivery_wait_seconds: float = 2.0
 
     renamed: ClassVar[dict[str, str]] = {
         "http_port": "consumer_health_port",

@@ -5,6 +5,9 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 from devsinks.reading import read_mail, read_sms
 from devsinks.sms_http import SmsSink
 from devsinks.smtp_sink import SmtpSink
+from notifications import templates
 from notifications.adapters.email_message import Email
 from notifications.adapters.sms import HttpSmsGateway, Sms
 from notifications.adapters.smtp import DeadlineSMTP, SmtpEmailSender
@@ -142,3 +146,24 @@ def test_sms_from_several_threads_through_one_client(tmp_path: Path) -> None:
             gateway.close()
         stored = read_sms(tmp_path / "sms")
     assert sorted(str(record["body"]) for record in stored) == sorted(m.body for m in messages)
+
+
+def test_the_sinks_maildir_holds_the_multipart_welcome_a_mail_client_opens(
+    smtp_sink: SmtpSink, maildir: Path
+) -> None:
+    content = templates.welcome_email({"full_name": "Zoë <b>Eve</b>", "plan": "pro"})
+    email = Email(uuid.uuid4(), "zoe@example.com", content.subject, content.text, content.html)
+    sender = smtp_sender(smtp_sink.port, CountingFactory())
+    try:
+        sender.send(email)
+    finally:
+        sender.close()
+    [path] = [p for p in maildir.rglob("*") if p.is_file() and p.parent.name == "new"]
+    stored = message_from_bytes(path.read_bytes(), policy=default)
+    assert isinstance(stored, EmailMessage)
+    assert stored.get_content_type() == "multipart/alternative"
+    assert stored["Subject"] == "Welcome to Signup Platform, Zoë!"
+    text, html = stored.iter_parts()
+    assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    assert text.get_content_charset() == html.get_content_charset() == "utf-8"
+    assert isinstance(html, EmailMessage) and "Zoë &lt;b&gt;Eve&lt;/b&gt;" in html.get_content()

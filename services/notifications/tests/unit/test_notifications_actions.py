@@ -34,8 +34,10 @@ class FakeModels:
     added: list[dict[str, Any]] = field(default_factory=list)
     recorded: list[tuple[str, Owed, Any]] = field(default_factory=list)
     asked: list[tuple[str, Any]] = field(default_factory=list)
+    welcomed: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> "FakeModels":
+        monkeypatch.setattr(models, "claim_welcomes", self.claim_welcomes)
         monkeypatch.setattr(models, "add_notifications", lambda _s, rows: self.added.extend(rows))
         monkeypatch.setattr(models, "lock_pending", self.lock_pending)
         monkeypatch.setattr(
@@ -52,6 +54,15 @@ class FakeModels:
             lambda _s, o, error, when: self.recorded.append(("failed", o, error)),
         )
         return self
+
+    def claim_welcomes(
+        self, _session: Any, first_events: dict[uuid.UUID, uuid.UUID], _now: datetime
+    ) -> set[uuid.UUID]:
+        """As the table does: a user claimed once stays claimed by that event."""
+        self.asked.append(("claim", dict(first_events)))
+        claimed = {user for user in first_events if user not in self.welcomed}
+        self.welcomed |= {user: first_events[user] for user in claimed}
+        return claimed
 
     def lock_pending(self, _session: Any, notification_id: uuid.UUID) -> Owed | None:
         self.asked.append(("lock", notification_id))
@@ -94,10 +105,37 @@ def test_a_user_without_a_phone_is_owed_the_email_only(
     assert [row["channel"] for row in fake_models.added] == [Channel.EMAIL]
 
 
+def test_the_first_event_for_a_user_decides_the_welcome(
+    fake_models: FakeModels, signed_up: SignedUp
+) -> None:
+    first = signed_up(phone=None)
+    second = signed_up(user_id=first.data.user_id, email="second@example.com")
+    actions.owe_welcome(SESSION, [first, second], NOW)
+    actions.owe_welcome(SESSION, [second], NOW)
+    assert [(r["causing_event_id"], r["channel"]) for r in fake_models.added] == [
+        (first.id, Channel.EMAIL)
+    ]
+    # One claim per user per batch, for the batch's first event of that user.
+    assert fake_models.asked == [
+        ("claim", {first.data.user_id: first.id}),
+        ("claim", {first.data.user_id: second.id}),
+    ]
+
+
+def test_a_user_claimed_elsewhere_is_owed_nothing(
+    fake_models: FakeModels, signed_up: SignedUp
+) -> None:
+    event = signed_up()
+    fake_models.welcomed[event.data.user_id] = uuid.uuid4()  # another process was first
+    actions.owe_welcome(SESSION, [event], NOW)
+    assert fake_models.added == []
+
+
 def test_a_batch_is_owed_in_one_call_of_the_model(
     monkeypatch: pytest.MonkeyPatch, signed_up: SignedUp
 ) -> None:
     calls: list[list[dict[str, Any]]] = []
+    monkeypatch.setattr(models, "claim_welcomes", lambda _s, firsts, _now: set(firsts))
     monkeypatch.setattr(models, "add_notifications", lambda _s, rows: calls.append(list(rows)))
     events = [signed_up(), signed_up(phone=None), signed_up()]
     actions.owe_welcome(SESSION, events, NOW)
@@ -143,6 +181,7 @@ def test_delivers_a_pending_email_rendered_from_its_template(fake_models: FakeMo
     assert (sent.idempotency_key, sent.to) == (notification.id, "ada@example.com")
     assert sent.subject == "Welcome to Signup Platform, Ada!"
     assert "Your Pro plan is ready" in sent.text
+    assert sent.html is not None and "Ada Lovelace" in sent.html
     assert result == DeliveryResult(notification.id, Outcome.SENT)
     assert fake_models.recorded == [("sent", notification, f"<{notification.id}@signup.local>")]
 
@@ -152,7 +191,9 @@ def test_delivers_a_pending_sms_through_the_gateway(fake_models: FakeModels) -> 
     result = deliver(fake_models, notification, email=email, sms=sms)
     [sent] = sms.sent
     assert (sent.idempotency_key, sent.to) == (notification.id, "+14155550123")
-    assert sent.body == "Welcome to Signup Platform, Ada! Your Pro plan is ready."
+    assert sent.body == (
+        "Welcome to Signup Platform, Ada! Your Pro plan is ready. Import your files in the app."
+    )
     assert email.sent == [] and result.outcome is Outcome.SENT
     assert fake_models.recorded == [("sent", notification, f"fake-sms-{notification.id}")]
 

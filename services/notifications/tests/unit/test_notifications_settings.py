@@ -22,6 +22,8 @@ def test_defaults_work_on_a_developer_machine(monkeypatch: pytest.MonkeyPatch) -
     assert settings.sms_base_url == "http://127.0.0.1:8025"
     assert settings.sms_token.get_secret_value() == "local-dev-token"
     assert settings.sms_timeout == 5.0
+    assert (settings.smtp_deadline_seconds, settings.sms_deadline_seconds) == (30.0, 15.0)
+    assert settings.delivery_wait_seconds == 2.0
     assert (settings.sweep_interval, settings.sweep_grace) == (15.0, 30.0)
     assert settings.inbox_retention_days == 7
 
@@ -30,7 +32,9 @@ def test_environment_overrides_with_the_service_prefix(monkeypatch: pytest.Monke
     monkeypatch.setenv("NOTIFICATIONS_SMTP_PORT", "2525")
     monkeypatch.setenv("NOTIFICATIONS_SMS_TOKEN", "s3cret")
     monkeypatch.setenv("NOTIFICATIONS_SWEEP_GRACE", "120")
+    monkeypatch.setenv("NOTIFICATIONS_SMTP_DEADLINE_SECONDS", "45")
     settings = NotificationsSettings()
+    assert settings.smtp_deadline_seconds == 45.0
     assert settings.smtp_port == 2525
     assert settings.sweep_grace == 120.0
     assert settings.sms_token.get_secret_value() == "s3cret"

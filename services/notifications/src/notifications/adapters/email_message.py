@@ -1,5 +1,12 @@
 """The welcome email as RFC 5322 bytes, written with the standard library's ``email`` package.
 
+With an HTML part it is ``multipart/alternative`` (plain text first, then HTML: a client shows
+the last part it can), each part declaring ``charset="utf-8"``. The boundary is derived from
+the notification id, so a message is the same bytes whenever it is built (and its snapshot
+stable); a body that happens to contain it takes the general path with a random boundary.
+No ``List-Unsubscribe``: a welcome is a transactional message sent once per signup, not a
+list anyone subscribes to (RFC 2369 headers belong on newsletters and digests).
+
 Headers are encoded by ``email.policy.SMTP`` (RFC 2047 words for non-ASCII text) or, for an
 address that needs it, ``email.policy.SMTPUTF8``. What does not depend on the recipient (the
 sender, the fixed headers) is computed once per sender; per message only ``To``, ``Subject``,
@@ -30,6 +37,16 @@ _FIXED_HEADERS = (
     "Content-Transfer-Encoding: {encoding}\r\n"
     "MIME-Version: 1.0\r\n"
 )
+_MULTIPART_HEADERS = (
+    "Auto-Submitted: auto-generated\r\n"
+    'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
+    "MIME-Version: 1.0\r\n"
+)
+# The CRLF before a delimiter belongs to the delimiter (RFC 2046 5.1.1), not to the part.
+_PART_HEADERS = (
+    '\r\n--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+    "Content-Transfer-Encoding: {encoding}\r\n\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,7 @@ class Email:
     to: str
     subject: str
     text: str
+    html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,10 @@ class SmtpEnvelope:
     recipient: str
     content: bytes
     international: bool
+
+
+def boundary(idempotency_key: uuid.UUID) -> str:
+    return f"=_signup_{idempotency_key.hex}"
 
 
 def message_id(idempotency_key: uuid.UUID) -> str:
@@ -78,6 +100,8 @@ def build_message(email: Email, mail_from: str) -> EmailMessage:
     message["Message-ID"] = message_id(email.idempotency_key)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(email.text)
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html")
     return message
 
 
@@ -115,20 +139,44 @@ def _body(text: str) -> tuple[bytes, str] | None:
     return b"".join(line + b"\r\n" for line in lines), ("7bit" if body.isascii() else "8bit")
 
 
+def _content(email: Email) -> tuple[str, bytes] | None:
+    """The MIME headers of the content and the body (CRLF line ends), or None when the general
+    path must write it (a line too long for 8bit, or the boundary found in a part)."""
+    text = _body(email.text)
+    if text is None:
+        return None
+    if email.html is None:
+        return _FIXED_HEADERS.format(encoding=text[1]), text[0]
+    html = _body(email.html)
+    mark = boundary(email.idempotency_key)
+    if html is None or mark in email.text or mark in email.html:
+        return None
+    parts = b"".join(
+        (
+            _PART_HEADERS.format(boundary=mark, subtype="plain", encoding=text[1]).encode(),
+            text[0],
+            _PART_HEADERS.format(boundary=mark, subtype="html", encoding=html[1]).encode(),
+            html[0],
+            f"\r\n--{mark}--\r\n".encode(),
+        )
+    )
+    return _MULTIPART_HEADERS.format(boundary=mark), parts
+
+
 def envelope(email: Email, mail_from: str, now: datetime | None = None) -> SmtpEnvelope:
     """The SMTP transaction of ``email``: sender, recipient and the message bytes."""
     sender = _sender(mail_from)
     recipient = one_line(email.to)
     international = not (sender.address + recipient).isascii()
-    body = _body(email.text)
-    if body is None:
+    content = _content(email)
+    if content is None:
         return SmtpEnvelope(
             sender.address,
             recipient,
             flatten(build_message(email, mail_from), international),
             international,
         )
-    content, encoding = body
+    content_headers, body = content
     policy = SMTPUTF8 if international else SMTP
     head = "".join(
         (
@@ -137,7 +185,7 @@ def envelope(email: Email, mail_from: str, now: datetime | None = None) -> SmtpE
             header(policy, "Subject", email.subject),
             f"Date: {format_datetime(now or datetime.now(UTC))}\r\n",
             f"Message-ID: {message_id(email.idempotency_key)}\r\n",
-            _FIXED_HEADERS.format(encoding=encoding),
+            content_headers,
         )
     )
-    return SmtpEnvelope(sender.address, recipient, head.encode() + b"\r\n" + content, international)
+    return SmtpEnvelope(sender.address, recipient, head.encode() + b"\r\n" + body, international)
