@@ -11,9 +11,10 @@
 #
 # Node i (1..3): AMQP 127.0.0.1:568i, management 1568i, Prometheus 1579i, distribution 2568i.
 # Data, logs and config live in var/cluster/rabbit-i (owned by the rabbitmq user). The nodes share
-# the system node's Erlang cookie (/var/lib/rabbitmq/.erlang.cookie). Quorum queues get three
-# replicas (quorum_cluster_size = 3, and every node is added to every quorum queue after the
-# definitions are imported), then leaders are rebalanced over the nodes.
+# the system node's Erlang cookie (/var/lib/rabbitmq/.erlang.cookie). Every queue of the platform
+# is a quorum queue (the retry delay queues and events.unrouted included: no classic mirroring,
+# which RabbitMQ 4 removed); each gets three replicas (quorum_cluster_size = 3, and every node is
+# added to every quorum queue after the definitions are imported), then leaders are rebalanced.
 #
 # Needs root (it starts the nodes as the rabbitmq user) and the RabbitMQ 3.10+ package.
 # Point `make run` at the cluster with:  eval "$(deploy/cluster/cluster.sh env)" && make run
@@ -27,12 +28,8 @@ SYSTEM_COOKIE=/var/lib/rabbitmq/.erlang.cookie
 INDEXES=(1 2 3)
 FIRST=rabbit-1@localhost
 
-# Quorum queues replicate themselves; the few classic queues (the retry delay queues and
-# events.unrouted) would live on one node only, so a policy mirrors them on every node. (Classic
-# mirroring is deprecated and gone in RabbitMQ 4: there, declare those queues as quorum queues.)
-CLASSIC_POLICY=classic-mirrored
-CLASSIC_PATTERN='(\.retry\.|^events\.unrouted$)'
-CLASSIC_DEFINITION='{"ha-mode":"all","ha-sync-mode":"automatic"}'
+# The classic-mirroring policy an older version of this script set; removed when found.
+OLD_MIRRORING_POLICY=classic-mirrored
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf 'cluster: %s\n' "$*" >&2; exit 1; }
@@ -160,9 +157,11 @@ cluster_up() {
     rmqctl -n "$FIRST" -q import_definitions <"$DEFINITIONS" >/dev/null ||
       die "import_definitions failed for $DEFINITIONS"
   fi
-  say "policy: classic queues (retry delays, unrouted) mirrored on every node"
-  rmqctl -n "$FIRST" -q set_policy -p / --apply-to queues --priority 0 \
-    "$CLASSIC_POLICY" "$CLASSIC_PATTERN" "$CLASSIC_DEFINITION" >/dev/null
+  if rmqctl -n "$FIRST" -q list_policies -p / --formatter json 2>/dev/null |
+    grep -q "\"$OLD_MIRRORING_POLICY\""; then
+    say "removing the old classic-mirroring policy (every queue is a quorum queue now)"
+    rmqctl -n "$FIRST" -q clear_policy -p / "$OLD_MIRRORING_POLICY" >/dev/null
+  fi
   say "three replicas for every quorum queue, then leaders rebalanced"
   for i in "${INDEXES[@]}"; do
     queues_ctl -n "$FIRST" -q grow "$(node "$i")" all >/dev/null 2>&1 || true

@@ -52,6 +52,12 @@ from notifications.bootstrap import queues as notifications_queues
 from notifications.settings import NotificationsSettings
 from provisioning.bootstrap import queues as provisioning_queues
 from provisioning.settings import ProvisioningSettings
+from signup_contracts.amqp import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    RETRY_EXCHANGE,
+    UNROUTED_EXCHANGE,
+)
 from signup_dlq.config import OPERATOR_USER
 from signup_shared.messaging import topology
 from signup_shared.settings import local_password
@@ -104,10 +110,10 @@ def service_access(service: str, user: str, queues: Sequence[topology.ConsumerQu
     core = [
         re.escape(name)
         for name in (
-            topology.EVENTS_EXCHANGE,
-            topology.DEAD_LETTER_EXCHANGE,
-            topology.RETRY_EXCHANGE,
-            topology.UNROUTED,
+            EVENTS_EXCHANGE,
+            DEAD_LETTER_EXCHANGE,
+            RETRY_EXCHANGE,
+            UNROUTED_EXCHANGE,
         )
     ]
     events, dlx, retry, unrouted = core
@@ -187,7 +193,7 @@ def permission(grant: Access, vhost: str) -> dict[str, Any]:
     }
 
 
-OWN_QUEUE_EXCHANGES = (topology.DEAD_LETTER_EXCHANGE, topology.RETRY_EXCHANGE)
+OWN_QUEUE_EXCHANGES = (DEAD_LETTER_EXCHANGE, RETRY_EXCHANGE)
 
 
 def topic_permissions(grant: Access, vhost: str) -> list[dict[str, Any]]:
@@ -200,7 +206,7 @@ def topic_permissions(grant: Access, vhost: str) -> list[dict[str, Any]]:
         {
             "user": grant.user,
             "vhost": vhost,
-            "exchange": topology.EVENTS_EXCHANGE,
+            "exchange": EVENTS_EXCHANGE,
             "write": grant.topic_write,
             "read": grant.topic_read,
         },

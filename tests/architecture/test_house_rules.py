@@ -39,15 +39,16 @@ def _source_modules() -> list[Path]:
     return modules
 
 
+SQL_MODULES = {"sqlalchemy", "sqlalchemy.sql", "sqlalchemy.sql.expression"}
+
+
 def sql_builders_imported(tree: ast.AST) -> list[str]:
     """Names of SQL-building constructs imported from sqlalchemy by this module."""
     found: list[str] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
-            if node.module in {"sqlalchemy", "sqlalchemy.sql", "sqlalchemy.sql.expression"} or (
-                node.module or ""
-            ).startswith("sqlalchemy.dialects"):
-                found += [alias.name for alias in node.names if alias.name in SQL_BUILDERS]
+        module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+        if module in SQL_MODULES or module.startswith("sqlalchemy.dialects"):
+            found += [alias.name for alias in node.names if alias.name in SQL_BUILDERS]
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names if alias.name == "sqlalchemy"]
     return found

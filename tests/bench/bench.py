@@ -57,9 +57,9 @@ import loadgen
 import pyspy
 import relay_bench
 import report
-from e2e_bench import PhaseFigures, Plan, SystemFigures
 from handler_bench import HandlerFigures
 from relay_bench import RelayFigures
+from system_figures import PhaseFigures, Plan, SystemFigures
 
 from signup_shared.logging import configure_logging
 

@@ -51,6 +51,9 @@ def supervisord(monkeypatch: pytest.MonkeyPatch, consumers: int, instances: int)
         ("SUPERVISOR_USER", "nobody"),
     ):
         monkeypatch.setenv(name, value)
+    # supervisord checks that its directories exist; `make run` creates them, a fresh clone not.
+    for directory in ("log", "run"):
+        (DEPLOY.parent / "var" / directory).mkdir(parents=True, exist_ok=True)
     options = ServerOptions()
     options.configfile = str(DEPLOY / "supervisor" / "supervisord.conf")
     options.process_config(do_usage=False)
@@ -109,7 +112,9 @@ def test_supervisord_runs_the_tables_commands(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_local_programs_follow_the_table_and_the_environment() -> None:
-    listed = roles.programs(TABLE, {"CONSUMER_PROCESSES": "2", "STATS_CONSUMER_HEALTH_PORT": "9013"})
+    listed = roles.programs(
+        TABLE, {"CONSUMER_PROCESSES": "2", "STATS_CONSUMER_HEALTH_PORT": "9013"}
+    )
     stats = [p for p in listed if p.role == "stats"]
     assert [(p.name, p.env["STATS_CONSUMER_HEALTH_PORT"]) for p in stats] == [
         ("stats-0", "9013"),

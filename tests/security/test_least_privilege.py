@@ -8,6 +8,8 @@ databases likewise. Everything is removed afterwards.
 """
 
 import base64
+import hashlib
+import hmac
 import importlib.util
 import os
 import secrets
@@ -35,6 +37,7 @@ from notifications.bootstrap import queues as notifications_queues
 from notifications.settings import NotificationsSettings
 from provisioning.bootstrap import queues as provisioning_queues
 from provisioning.settings import ProvisioningSettings
+from signup_contracts.amqp import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE
 from signup_dlq.cli import main as signup_dlq
 from signup_shared import migrations
 from signup_shared.messaging import topology
@@ -207,8 +210,8 @@ def test_a_service_publishes_its_retries_and_dead_letters(broker: Broker, servic
             exchange=exchange,
         )
         for exchange, target in (
-            (topology.RETRY_EXCHANGE, queue.retry_queue_name(1)),
-            (topology.DEAD_LETTER_EXCHANGE, queue.dlq_name),
+            (RETRY_EXCHANGE, queue.retry_queue_name(1)),
+            (DEAD_LETTER_EXCHANGE, queue.dlq_name),
         )
     ]
     publisher = ConfirmingPublisher(broker.url(service), confirm_timeout=10)
@@ -234,7 +237,7 @@ def test_a_producer_publishes_its_own_events(
         topology.declare(connection, QUEUES["stats"])
     subscriber = {SIGNED_UP: "stats.user_signed_up", PROVISIONED: "stats.space_provisioned"}
     before = broker.depth(subscriber[routing_key])
-    publish(broker, service, topology.EVENTS_EXCHANGE, routing_key)
+    publish(broker, service, EVENTS_EXCHANGE, routing_key)
     assert broker.depth(subscriber[routing_key]) == before + 1
 
 
@@ -257,7 +260,7 @@ def test_publishing_a_foreign_routing_key_on_events_is_refused(
         topology.declare(connection, QUEUES["stats"])
     subscriber = {SIGNED_UP: "stats.user_signed_up", PROVISIONED: "stats.space_provisioned"}
     before = broker.depth(subscriber[routing_key])
-    refused(publish, broker, role, topology.EVENTS_EXCHANGE, routing_key)
+    refused(publish, broker, role, EVENTS_EXCHANGE, routing_key)
     assert broker.depth(subscriber[routing_key]) == before
 
 
@@ -283,10 +286,10 @@ def test_a_service_cannot_publish_into_a_queue_through_the_default_exchange(
 @pytest.mark.parametrize(
     ("exchange", "target"),
     [
-        (topology.RETRY_EXCHANGE, "accounts.space_provisioned"),  # into the main queue
-        (topology.RETRY_EXCHANGE, "accounts.space_provisioned.retry.1s"),
-        (topology.DEAD_LETTER_EXCHANGE, "accounts.space_provisioned.dlq"),
-        (topology.DEAD_LETTER_EXCHANGE, "accounts.space_provisioned"),
+        (RETRY_EXCHANGE, "accounts.space_provisioned"),  # into the main queue
+        (RETRY_EXCHANGE, "accounts.space_provisioned.retry.1s"),
+        (DEAD_LETTER_EXCHANGE, "accounts.space_provisioned.dlq"),
+        (DEAD_LETTER_EXCHANGE, "accounts.space_provisioned"),
     ],
 )
 def test_a_service_cannot_publish_retries_or_dead_letters_for_another_service(
@@ -303,7 +306,7 @@ def test_a_service_cannot_publish_retries_or_dead_letters_for_another_service(
 def test_a_service_cannot_consume_or_purge_another_services_queue(broker: Broker) -> None:
     with Connection(broker.url("notifications")) as connection:
         topology.declare(connection, QUEUES["notifications"])
-    publish(broker, "accounts", topology.EVENTS_EXCHANGE, SIGNED_UP)
+    publish(broker, "accounts", EVENTS_EXCHANGE, SIGNED_UP)
     before = broker.depth("notifications.user_signed_up")
     assert before > 0
     for operation in ("basic_consume", "basic_get", "queue_purge", "queue_delete"):
@@ -327,7 +330,7 @@ def test_a_service_cannot_bind_its_queue_to_events_it_does_not_subscribe_to(
         refused(
             connection.channel().queue_bind,
             "accounts.space_provisioned",
-            topology.EVENTS_EXCHANGE,
+            EVENTS_EXCHANGE,
             binding_key,
         )
     finally:
@@ -347,7 +350,7 @@ def test_the_operator_reads_and_replays_dead_letters_and_nothing_else(broker: Br
     with Connection(broker.url("notifications")) as connection:
         topology.declare(connection, [queue])
     main_before, dead_before = broker.depth(queue.name), broker.depth(queue.dlq_name)
-    publish(broker, "notifications", topology.DEAD_LETTER_EXCHANGE, queue.dlq_name)
+    publish(broker, "notifications", DEAD_LETTER_EXCHANGE, queue.dlq_name)
     connection = broker.connect(OPERATOR)
     try:
         channel = connection.channel()
@@ -380,7 +383,7 @@ def test_the_signup_dlq_tool_lists_replays_and_purges_as_the_operator(broker: Br
     with Connection(broker.url("provisioning")) as connection:
         topology.declare(connection, [queue])
     for _ in range(3):
-        publish(broker, "provisioning", topology.DEAD_LETTER_EXCHANGE, queue.dlq_name)
+        publish(broker, "provisioning", DEAD_LETTER_EXCHANGE, queue.dlq_name)
     before = broker.depth(queue.name)
     user, password, _ = broker.logins[OPERATOR]
     management_url = urllib.parse.urlsplit(MANAGEMENT)
@@ -579,9 +582,24 @@ def test_role_passwords_reach_the_server_only_as_scram_verifiers(databases: Data
         "SELECT rolpassword FROM pg_authid WHERE rolname = :role",
         role=f"{databases.prefix}_accounts",
     )
-    assert stored.startswith(f"SCRAM-SHA-256${migrations.SCRAM_ITERATIONS}:")
-    salt = base64.b64decode(stored.split("$")[1].split(":")[1])
-    assert stored == migrations.scram_verifier(databases.passwords["accounts"], salt)
+    assert scram_verifies(stored, databases.passwords["accounts"]), stored
+
+
+def scram_verifies(stored: str, password: str) -> bool:
+    """Whether a ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`` verifier is the
+    one of ``password`` (RFC 5802 / RFC 7677; a hex password needs no SASLprep)."""
+    mechanism, parameters, keys = stored.split("$")
+    iterations, salt = parameters.split(":")
+    stored_key, server_key = (base64.b64decode(key) for key in keys.split(":"))
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+    )
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    return (
+        mechanism == "SCRAM-SHA-256"
+        and hashlib.sha256(client_key).digest() == stored_key
+        and hmac.new(salted, b"Server Key", hashlib.sha256).digest() == server_key
+    )
 
 
 def test_the_setup_migrates_a_broker_of_the_previous_version() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import structlog
 
+from signup_contracts.amqp import TRACEPARENT_HEADER
 from signup_shared import metrics, tracing
 from signup_shared.logging import correlation_scope, new_correlation_id
 
@@ -32,7 +33,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_KEY = CORRELATION_HEADER.lower().encode()
-_TRACEPARENT_KEY = tracing.TRACEPARENT.encode()
+_TRACEPARENT_KEY = TRACEPARENT_HEADER.encode()  # the HTTP header of the same name
 # Short enough for every correlation_id column, and safe to echo into headers and logs.
 SAFE_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 MAX_DECLARED_LENGTH_DIGITS = 18

@@ -3,6 +3,12 @@
 ``upgrade``, ``downgrade`` and ``revision`` are alembic's commands for one service's migrations
 folder; with ``sql=True`` the first two print the SQL (alembic's offline mode) and connect to
 nothing. A service's ``env.py`` is one line, ``run_env(Base.metadata)``.
+
+Online migrations take a PostgreSQL advisory lock (``pg_advisory_xact_lock``, one constant key;
+advisory locks are per database) before alembic reads the current revision, inside the
+migrations' transaction: of several processes migrating one database at once (init containers
+of replicas, a Job beside them), one migrates while the others wait, then find the database at
+its head and do nothing, instead of failing on a table or revision that already exists.
 """
 
 import sys
@@ -17,6 +23,10 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
 from signup_shared.outbox import outbox_ddl
+
+MIGRATION_LOCK_KEY = 7_424_917_319_505_216_339
+"""The advisory lock key of migrations (any constant bigint; chosen once, never changed)."""
+_DUPLICATE_DATABASE = "42P04"
 
 
 class SetupError(Exception):
@@ -40,6 +50,8 @@ def ensure_database(database_url: str) -> bool:
                 try:
                     connection.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
                 except sa.exc.ProgrammingError as exc:
+                    if getattr(exc.orig, "sqlstate", None) == _DUPLICATE_DATABASE:
+                        return False  # another process created it a moment ago
                     raise SetupError(
                         f"database {url.database!r} does not exist and role {url.username!r} may "
                         "not create it: run deploy/credentials/setup.py (make run does)"
@@ -236,8 +248,14 @@ def run_env(target_metadata: MetaData) -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
+            lock_migrations(connection)
             context.run_migrations()
     engine.dispose()
+
+
+def lock_migrations(connection: sa.Connection) -> None:
+    """Wait until no other process migrates this database; held until this transaction ends."""
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
 
 
 def create_outbox_table() -> None:

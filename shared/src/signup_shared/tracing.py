@@ -33,7 +33,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from signup_contracts.amqp import TRACEPARENT_HEADER
 
-TRACEPARENT = TRACEPARENT_HEADER  # also the HTTP header and the propagator's carrier key
 TRACEPARENT_LENGTH = 55
 _VALID = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -127,13 +126,13 @@ def span(
     """A span, child of ``parent`` (a traceparent; malformed or missing starts a new trace),
     or of the current span. Yields this span's own ``traceparent`` for what it causes."""
     carrier_parent = parse_traceparent(parent) or _current.get()
-    context = _PROPAGATOR.extract({TRACEPARENT: carrier_parent}) if carrier_parent else None
+    context = _PROPAGATOR.extract({TRACEPARENT_HEADER: carrier_parent}) if carrier_parent else None
     with _tracer().start_as_current_span(
         name, context=context, kind=kind, attributes=dict(attributes or {})
     ) as current:
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(current))
-        traceparent = carrier.get(TRACEPARENT, "")
+        traceparent = carrier.get(TRACEPARENT_HEADER, "")
         span_context = current.get_span_context()
         token = _current.set(traceparent or None)
         log_tokens = structlog.contextvars.bind_contextvars(

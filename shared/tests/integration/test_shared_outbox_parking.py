@@ -108,7 +108,9 @@ def test_an_unpublishable_row_at_the_head_is_parked_and_the_50_behind_it_are_pub
         relay.close()
 
 
-def test_the_operator_puts_a_parked_row_back_in_line(outbox: Engine, producer: str) -> None:
+def test_the_operator_puts_a_parked_row_back_in_line(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:  # the queue: the event it publishes is routed, not left in events.unrouted
     bad = write_unpublishable(outbox, producer)
     relay = OutboxRelay(outbox, Outbox, ConfirmingPublisher(amqp_url()))
     try:

@@ -7,11 +7,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from signup_contracts.amqp import TRACEPARENT_HEADER
 from signup_shared import tracing
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
 from signup_shared.messaging.topology import declare, events_exchange
 from signup_shared.outbox import OutboxMixin, outbox_ddl
-from signup_shared.outbox.relay import NotificationListener, OutboxRelay
+from signup_shared.outbox.listener import NotificationListener
+from signup_shared.outbox.relay import OutboxRelay
 from signup_shared.testing import FakePublisher, amqp_url, scratch_database, user_signed_up
 
 pytestmark = pytest.mark.integration
@@ -207,6 +209,6 @@ def test_the_trace_of_the_writing_transaction_travels_with_the_event(
     relay(outbox).publish_pending()
     traced, untraced = queue.get(no_ack=True), queue.get(no_ack=True)
     assert traced is not None and untraced is not None
-    header = traced.headers[tracing.TRACEPARENT]
+    header = traced.headers[TRACEPARENT_HEADER]
     assert header.split("-")[1] == parent.split("-")[1] and header != parent
-    assert tracing.TRACEPARENT not in untraced.headers
+    assert TRACEPARENT_HEADER not in untraced.headers

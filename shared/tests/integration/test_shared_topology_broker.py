@@ -1,6 +1,7 @@
 """The topology on a real broker, in a vhost of this test: retries come back through
 ``events.retry``, dead letters (published or the quorum queue's own) reach the DLQ through the
-topic exchange ``events.dlx``, and a broker declared by the previous version is migrated."""
+topic exchange ``events.dlx``, and a broker declared by older versions is migrated (classic
+retry queues and ``events.unrouted`` become quorum queues; a queue holding messages is refused)."""
 
 import time
 import urllib.parse
@@ -12,6 +13,12 @@ import httpx
 import pytest
 from kombu import Connection
 
+from signup_contracts.amqp import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    RETRY_EXCHANGE,
+    UNROUTED_EXCHANGE,
+)
 from signup_shared.messaging import topology
 from signup_shared.messaging.topology import ConsumerQueue, TopologyError
 from signup_shared.testing import amqp_url
@@ -94,10 +101,10 @@ def test_retries_come_back_and_dead_letters_reach_the_dlq(vhost: Vhost) -> None:
     with Connection(vhost.url()) as connection:
         topology.declare(connection, [QUEUE])
         topology.declare(connection, [QUEUE])  # idempotent
-    vhost.publish(topology.RETRY_EXCHANGE, QUEUE.retry_queue_name(1))
+    vhost.publish(RETRY_EXCHANGE, QUEUE.retry_queue_name(1))
     assert vhost.depth(QUEUE.retry_queue_name(1)) == 1
     assert eventually(lambda: vhost.depth(QUEUE.name) == 1)  # after its 300 ms
-    vhost.publish(topology.DEAD_LETTER_EXCHANGE, QUEUE.dlq_name)
+    vhost.publish(DEAD_LETTER_EXCHANGE, QUEUE.dlq_name)
     assert vhost.depth(QUEUE.dlq_name) == 1
     connection, channel = vhost.channel()  # the quorum queue's own dead-lettering
     try:
@@ -150,6 +157,71 @@ def test_the_previous_versions_topology_is_migrated_and_a_busy_retry_queue_refus
         for q in vhost.api("GET", f"/api/queues/{vhost.name}?columns=name,arguments").json()
     }
     assert queues[busy]["x-dead-letter-exchange"] == "events.retry"
+    assert queues[busy]["x-queue-type"] == "quorum"
     assert vhost.api("GET", f"/api/exchanges/{vhost.name}/events.dlx").json()["type"] == "topic"
-    vhost.publish(topology.DEAD_LETTER_EXCHANGE, QUEUE.dlq_name)  # mandatory: it is bound
+    vhost.publish(DEAD_LETTER_EXCHANGE, QUEUE.dlq_name)  # mandatory: it is bound
     assert vhost.depth(QUEUE.dlq_name) == 1
+
+
+def queue_types(vhost: Vhost) -> dict[str, str]:
+    found = vhost.api("GET", f"/api/queues/{vhost.name}?columns=name,type").json()
+    return {q["name"]: q["type"] for q in found}
+
+
+def declare_classic_as_before(vhost: Vhost) -> None:
+    """What the version before quorum retry queues declared: the same TTLs and routes, classic."""
+    connection, channel = vhost.channel()
+    try:
+        channel.exchange_declare(UNROUTED_EXCHANGE, "fanout", durable=True, auto_delete=False)
+        channel.queue_declare(UNROUTED_EXCHANGE, durable=True, auto_delete=False)
+        channel.queue_bind(UNROUTED_EXCHANGE, UNROUTED_EXCHANGE, "")
+        for attempt, delay in enumerate(QUEUE.retry_delays_ms, start=1):
+            channel.queue_declare(
+                QUEUE.retry_queue_name(attempt),
+                durable=True,
+                auto_delete=False,
+                arguments={
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": RETRY_EXCHANGE,
+                    "x-dead-letter-routing-key": QUEUE.name,
+                },
+            )
+    finally:
+        connection.close()
+
+
+def test_classic_retry_and_unrouted_queues_become_quorum_queues_and_retries_still_return(
+    vhost: Vhost,
+) -> None:
+    declare_classic_as_before(vhost)
+    assert queue_types(vhost)[QUEUE.retry_queue_name(1)] == "classic"
+    with Connection(vhost.url()) as connection:
+        topology.declare(connection, [QUEUE])
+    types = queue_types(vhost)
+    assert types[UNROUTED_EXCHANGE] == "quorum"
+    assert {types[QUEUE.retry_queue_name(n)] for n in (1, 2)} == {"quorum"}
+    sent = time.monotonic()
+    vhost.publish(RETRY_EXCHANGE, QUEUE.retry_queue_name(1))  # mandatory: it is bound again
+    assert eventually(lambda: vhost.depth(QUEUE.name) == 1)  # back in its queue...
+    assert time.monotonic() - sent >= 0.3  # ...after its delay (the queue's TTL)
+    assert vhost.depth(QUEUE.retry_queue_name(1)) == 0
+    vhost.publish(EVENTS_EXCHANGE, "nobody.listens_to_this")  # the alternate exchange's queue
+    assert eventually(lambda: vhost.depth(UNROUTED_EXCHANGE) == 1)
+
+
+@pytest.mark.parametrize("busy", [UNROUTED_EXCHANGE, QUEUE.retry_queue_name(2)])
+def test_a_classic_queue_that_holds_messages_is_refused_and_kept(vhost: Vhost, busy: str) -> None:
+    declare_classic_as_before(vhost)
+    connection, channel = vhost.channel()
+    try:
+        channel.basic_publish(amqp.Message(b"{}", delivery_mode=2), exchange="", routing_key=busy)
+    finally:
+        connection.close()
+    assert eventually(lambda: vhost.depth(busy) == 1)
+    with (
+        Connection(vhost.url()) as kombu_connection,
+        pytest.raises(TopologyError, match=f"{busy!r}.*holds 1 message.*declare again"),
+    ):
+        topology.declare(kombu_connection, [QUEUE])
+    assert vhost.depth(busy) == 1  # not deleted with its message
+    assert queue_types(vhost)[busy] == "classic"

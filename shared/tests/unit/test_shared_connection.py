@@ -7,6 +7,7 @@ import pytest
 from signup_shared.messaging import connection
 from signup_shared.messaging.connection import (
     address,
+    addresses,
     broker_urls,
     default_connection_name,
     failover_order,
@@ -88,3 +89,9 @@ def test_default_connection_name_of_python_dash_m_is_the_package(
 ) -> None:
     monkeypatch.setattr(connection.sys, "argv", ["/venv/lib/notifications/__main__.py", "consume"])
     assert default_connection_name().startswith("notifications consume (pid ")
+
+
+def test_addresses_lists_host_and_port_of_each_broker_only() -> None:
+    url = "amqp://a:pw@rabbit-1:5681/v;amqps://b:pw@rabbit-2/v; "
+    assert addresses(url) == "rabbit-1:5681,rabbit-2:5671"
+    assert addresses(["amqp://a:pw@h//"]) == "h:5672"

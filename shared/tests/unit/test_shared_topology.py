@@ -34,9 +34,12 @@ def test_retry_queues_dead_letter_back_to_the_main_queue() -> None:
     retry = ConsumerQueue("stats", "accounts.user_signed_up", retry_delays_ms=(500,)).retry_queues()
     assert retry[0].name == "stats.user_signed_up.retry.500ms"
     assert retry[0].queue_arguments == {
+        "x-queue-type": "quorum",  # replicated on a cluster; RabbitMQ 4 has no classic mirroring
         "x-message-ttl": 500,
         "x-dead-letter-exchange": "events.retry",  # not the default exchange: see generate.py
         "x-dead-letter-routing-key": "stats.user_signed_up",
+        "x-dead-letter-strategy": "at-least-once",  # at-most-once is the default
+        "x-overflow": "reject-publish",  # which at-least-once dead-lettering requires
     }
     assert (retry[0].exchange.name, retry[0].routing_key) == (
         "events.retry",
@@ -61,3 +64,18 @@ def test_retries_and_dead_letters_go_through_topic_exchanges() -> None:
 
 def test_delay_label() -> None:
     assert (delay_label(1000), delay_label(60_000), delay_label(250)) == ("1s", "60s", "250ms")
+
+
+def test_every_queue_is_a_quorum_queue_the_unrouted_one_included() -> None:
+    queues = [
+        topology.unrouted_queue,
+        *ConsumerQueue("stats", "accounts.user_signed_up").all_queues(),
+    ]
+    assert {q.name: q.queue_arguments["x-queue-type"] for q in queues} == {
+        "events.unrouted": "quorum",
+        "stats.user_signed_up": "quorum",
+        "stats.user_signed_up.dlq": "quorum",
+        "stats.user_signed_up.retry.1s": "quorum",
+        "stats.user_signed_up.retry.10s": "quorum",
+        "stats.user_signed_up.retry.60s": "quorum",
+    }

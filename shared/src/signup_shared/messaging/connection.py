@@ -80,6 +80,12 @@ def address(url: str) -> str:
     return f"{split.hostname or '?'}:{port or default}"
 
 
+def addresses(url: str | Sequence[str]) -> str:
+    """``host:port`` of every broker in ``url``, comma-separated, for logs (no credentials)."""
+    urls = url.split(";") if isinstance(url, str) else list(url)
+    return ",".join(address(candidate) for candidate in urls if candidate.strip())
+
+
 def default_connection_name() -> str:
     """Which process this is, for the broker dashboard: ``accounts relay (pid 42 on web-1)``."""
     path = sys.argv[0] if sys.argv and sys.argv[0] else "python"
@@ -136,7 +142,9 @@ def connect(
             interval_step=0,
             interval_max=0,
         )
-    except BaseException:
+    except BaseException as exc:
+        # kombu calls no errback for the last address tried: say here which one failed, and why.
+        log.warning("broker.unreachable", broker=connection.host, error=repr(exc))
         connection.release()
         raise
     if len(urls) > 1:

@@ -30,7 +30,7 @@ from kombu.messaging import Consumer
 
 from signup_shared.backoff import Backoff
 from signup_shared.messaging import failures, topology
-from signup_shared.messaging.connection import CONNECTION_ERRORS, connect
+from signup_shared.messaging.connection import CONNECTION_ERRORS, addresses, connect
 from signup_shared.messaging.delivery import refuse_compressed_bodies
 from signup_shared.messaging.frames import contained_frame_handler
 from signup_shared.messaging.handler_thread import HandlerThread
@@ -64,6 +64,7 @@ class ConsumerRuntime:
         refuse_compressed_bodies()
         self.service = service
         self.amqp_url = amqp_url
+        self.broker = addresses(amqp_url)  # host:port of the node in use (all, when none is)
         self.subscriptions = list(subscriptions)
         self.prefetch = prefetch
         self.dead_letter_report_interval = 60.0
@@ -103,7 +104,10 @@ class ConsumerRuntime:
                         if isinstance(exc, CONNECTION_ERRORS)
                         else "consumer.failed"
                     )
-                    failures.log_failure(log.warning, event, exc, retry_in=round(delay, 2))
+                    failures.log_failure(
+                        log.warning, event, exc, broker=self.broker, retry_in=round(delay, 2)
+                    )
+                    self.broker = addresses(self.amqp_url)  # the next round tries them all
                     stop.wait(delay)
         finally:
             self.handling.finish(timeout=60)
@@ -115,6 +119,7 @@ class ConsumerRuntime:
         with connect(
             self.amqp_url, self.heartbeat, frame_handler=contained_frame_handler
         ) as connection:
+            self.broker = str(connection.host)
             topology.declare(connection, [s.queue for s in self.subscriptions])
             channel = connection.channel()
             channel.basic_qos(0, self.prefetch, False)
@@ -133,7 +138,11 @@ class ConsumerRuntime:
                 consumer.consume()
             self.connected = True
             backoff.reset()
-            log.info("consumer.started", queues=[s.queue.name for s in self.subscriptions])
+            log.info(
+                "consumer.started",
+                broker=self.broker,
+                queues=[s.queue.name for s in self.subscriptions],
+            )
             next_report = time.monotonic()
             while not stop.is_set():
                 self._pump(connection, 0.005 if self._in_flight else 0.25)

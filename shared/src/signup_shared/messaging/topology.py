@@ -11,10 +11,18 @@
   exchange, and ``events.retry`` and ``events.dlx`` being topic exchanges, topic permissions
   limit each service to routing keys of its own queues (``deploy/rabbitmq/generate.py``).
 
+Every queue is a quorum queue, the retry queues and ``events.unrouted`` included: they
+replicate on a cluster by themselves (RabbitMQ 4 has no classic mirroring), and since RabbitMQ
+3.10 a quorum queue keeps a message TTL and dead-letters what expires. Dead-lettering is
+at-most-once by default; the retry queues ask for at-least-once (which needs
+``x-overflow: reject-publish``), so a retry copy whose way back is briefly unavailable stays in
+its retry queue instead of being dropped.
+
 Brokers declared by an older version (``events.dlx`` a direct exchange, retry queues
-dead-lettering through the default exchange) are migrated by :func:`declare`: the exchange is
-re-created, an empty retry queue re-declared; a retry queue that still holds messages is refused
-with a message saying what to do.
+dead-lettering through the default exchange, retry queues and ``events.unrouted`` classic
+queues) are migrated by :func:`declare`: the exchange is re-created, an empty queue re-declared
+(a queue's type or arguments cannot change in place); a queue that still holds messages is
+refused with a message saying what to do.
 """
 
 import contextlib
@@ -26,19 +34,28 @@ from amqp.exceptions import PreconditionFailed
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue, binding
 
-from signup_contracts.amqp import DEAD_LETTER_EXCHANGE as DEAD_LETTER_EXCHANGE
-from signup_contracts.amqp import DEAD_LETTER_SUFFIX, EVENTS_EXCHANGE_TYPE, UNROUTED_EXCHANGE
-from signup_contracts.amqp import EVENTS_EXCHANGE as EVENTS_EXCHANGE
-from signup_contracts.amqp import RETRY_EXCHANGE as RETRY_EXCHANGE
+from signup_contracts.amqp import (
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_SUFFIX,
+    EVENTS_EXCHANGE,
+    EVENTS_EXCHANGE_TYPE,
+    RETRY_EXCHANGE,
+    UNROUTED_EXCHANGE,
+)
 
-UNROUTED = UNROUTED_EXCHANGE  # the operator's definitions generator reads it by this name
+QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
 
 events_exchange = Exchange(
-    EVENTS_EXCHANGE, EVENTS_EXCHANGE_TYPE, durable=True, arguments={"alternate-exchange": UNROUTED}
+    EVENTS_EXCHANGE,
+    EVENTS_EXCHANGE_TYPE,
+    durable=True,
+    arguments={"alternate-exchange": UNROUTED_EXCHANGE},
 )
-unrouted_exchange = Exchange(UNROUTED, "fanout", durable=True)
-unrouted_queue = Queue(UNROUTED, unrouted_exchange, durable=True)
+unrouted_exchange = Exchange(UNROUTED_EXCHANGE, "fanout", durable=True)
+unrouted_queue = Queue(
+    UNROUTED_EXCHANGE, unrouted_exchange, durable=True, queue_arguments=dict(QUORUM)
+)
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, "topic", durable=True)
 retry_exchange = Exchange(RETRY_EXCHANGE, "topic", durable=True)
 CORE_EXCHANGES = (unrouted_exchange, events_exchange, dead_letter_exchange, retry_exchange)
@@ -75,7 +92,7 @@ class ConsumerQueue:
 
     def main_queue(self) -> Queue:
         arguments: dict[str, Any] = {
-            "x-queue-type": "quorum",
+            **QUORUM,
             "x-delivery-limit": self.delivery_limit,
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
             "x-dead-letter-routing-key": self.dlq_name,
@@ -99,7 +116,7 @@ class ConsumerQueue:
             dead_letter_exchange,
             routing_key=self.dlq_name,
             durable=True,
-            queue_arguments={"x-queue-type": "quorum"},
+            queue_arguments=dict(QUORUM),
         )
 
     def retry_queues(self) -> list[Queue]:
@@ -110,9 +127,12 @@ class ConsumerQueue:
                 routing_key=self.retry_queue_name(attempt),
                 durable=True,
                 queue_arguments={
+                    **QUORUM,
                     "x-message-ttl": delay,
                     "x-dead-letter-exchange": RETRY_EXCHANGE,
                     "x-dead-letter-routing-key": self.name,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",  # what at-least-once dead-lettering needs
                 },
             )
             for attempt, delay in enumerate(self.retry_delays_ms, start=1)
@@ -128,9 +148,10 @@ def declare(connection: Connection, queues: Iterable[ConsumerQueue] = ()) -> Non
     An exchange of another type (``events.dlx`` was a direct exchange) is deleted and re-created:
     its messages live in queues, and the bindings of the queues declared here are re-created
     right after (other services' DLQ bindings come back when they declare theirs; ``make run``'s
-    setup migrates every binding at once as the administrator). A retry queue with other
-    arguments is deleted and re-declared if it is empty, refused with :class:`TopologyError`
-    if it holds messages.
+    setup migrates every binding at once as the administrator). A retry queue or
+    ``events.unrouted`` of another type or other arguments (classic, from an older version) is
+    deleted and re-declared if it is empty, refused with :class:`TopologyError` if it holds
+    messages.
     """
     for exchange in CORE_EXCHANGES:
         _declare(
@@ -138,7 +159,7 @@ def declare(connection: Connection, queues: Iterable[ConsumerQueue] = ()) -> Non
             exchange,
             _exchange_deleter(exchange.name) if exchange is dead_letter_exchange else None,
         )
-    _declare(connection, unrouted_queue, None)
+    _declare(connection, unrouted_queue, _empty_queue_deleter(unrouted_queue.name))
     for consumer_queue in queues:
         retries = {queue.name for queue in consumer_queue.retry_queues()}
         for queue in consumer_queue.all_queues():
@@ -178,14 +199,23 @@ def _empty_queue_deleter(name: str) -> Callable[[Any], None]:
     def delete_if_empty(channel: Any) -> None:
         depth = channel.queue_declare(name, passive=True).message_count
         if depth:
-            raise TopologyError(
-                f"queue {name!r} was declared with other arguments by an older version and "
-                f"holds {depth} message(s): let them flow back to their queue (or move them "
-                f"with the operator's tools), then declare again"
-            )
-        channel.queue_delete(name, if_empty=True)
+            raise _busy(name, depth)
+        try:
+            channel.queue_delete(name, if_empty=True)
+        except PreconditionFailed as exc:  # a message arrived since it was counted
+            raise _busy(name, None) from exc
 
     return delete_if_empty
+
+
+def _busy(name: str, depth: int | None) -> TopologyError:
+    held = "messages" if depth is None else f"{depth} message(s)"
+    return TopologyError(
+        f"queue {name!r} was declared with another type or other arguments by an older version "
+        f"(a queue's type cannot change in place) and holds {held}: it was left as it is. Let "
+        f"them flow back to their queue (retry queues empty themselves after their delay) or "
+        f"move them with the operator's tools, then declare again"
+    )
 
 
 def _close(channel: Any) -> None:

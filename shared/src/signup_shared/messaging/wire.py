@@ -22,10 +22,8 @@ from signup_shared.errors import PoisonMessageError
 from signup_shared.events import Envelope, UnknownEventError, parse_envelope
 
 __all__ = [
-    "CONTENT_TYPE",
     "INT64_MAX",
     "INT64_MIN",
-    "PERSISTENT",
     "OutgoingMessage",
     "header_int",
     "parse_event",

@@ -8,14 +8,15 @@
   (``signup_relay_parked_total``, gauge ``signup_outbox_parked_rows``); the rest of its batch is
   marked sent, so no row holds back the rows behind it. Refusals cost no extra round trip for
   the good rows: they are recorded in the batch's own transaction, with its ``sent`` mark.
-- It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger) with a poll timeout as
-  a safety net, and prunes rows sent longer ago than the retention period.
+- It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger,
+  ``signup_shared.outbox.listener``) with a poll timeout as a safety net, and prunes rows sent
+  longer ago than the retention period.
 """
 
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,11 +27,13 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, Transaction
 from sqlalchemy.exc import DBAPIError
 
+from signup_contracts.amqp import TRACEPARENT_HEADER
 from signup_shared import metrics, tracing
 from signup_shared.backoff import Backoff
 from signup_shared.messaging.publisher import UNENCODABLE, Publisher, PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
-from signup_shared.outbox.model import OUTBOX_NOTIFY_CHANNEL, OutboxMixin
+from signup_shared.outbox.listener import NotificationListener
+from signup_shared.outbox.model import OutboxMixin
 from signup_shared.outbox.parking import RELAY_PARKED, ParkedCollector
 from signup_shared.outbox.queries import OutboxQueries, Refusal
 
@@ -46,7 +49,7 @@ def _to_message(row: Any) -> OutgoingMessage:
             tracing.PRODUCER,
             {"messaging.system": "rabbitmq", "messaging.message.id": row.event_id},
         ) as traceparent:
-            headers[tracing.TRACEPARENT] = traceparent
+            headers[TRACEPARENT_HEADER] = traceparent
     return OutgoingMessage(
         body=row.payload.encode(),
         routing_key=row.routing_key,
@@ -269,34 +272,3 @@ class _Claim:
             self.transaction.rollback()
         finally:
             self.connection.close()
-
-
-class NotificationListener:
-    """Waits for ``NOTIFY outbox``; falls back to plain sleeping while the database is away."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
-        self._connection: psycopg.Connection[Any] | None = None
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        if self._connection is None or self._connection.closed:
-            connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-            connection.execute(f"LISTEN {OUTBOX_NOTIFY_CHANNEL}")
-            self._connection = connection
-        return self._connection
-
-    def wait(self, timeout: float) -> None:
-        try:
-            notifications: Iterator[Any] = self._connect().notifies(timeout=timeout, stop_after=1)
-            for _ in notifications:
-                pass
-        except psycopg.Error:
-            self.close()
-            time.sleep(min(timeout, 1.0))
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
