@@ -19,6 +19,8 @@ RETRY_EXCHANGE: Final = "events.retry"
 DEAD_LETTER_EXCHANGE: Final = "events.dlx"
 """Where consumers publish (or the broker dead-letters) what is given up on (``<queue>.dlq``)."""
 DEAD_LETTER_SUFFIX: Final = ".dlq"
+HISTORY_STREAM: Final = "events.history"
+"""The stream that keeps every event published on ``events`` (bound with ``#``) for replays."""
 CONTENT_TYPE: Final = "application/json"
 PERSISTENT: Final = 2
 SHORTSTR_BYTES: Final = 255
