@@ -7,6 +7,7 @@ every signup exactly once (``platform_harness.checks.settle``), plus its own ass
 run in ``make faults`` (FAULTS=all), not in the CI subset.
 """
 
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime
@@ -67,7 +68,10 @@ def test_quiet_then_retry(stack: Stack, scenario: str) -> None:
         producer="provisioning",
         correlation_id=f"{scenario}-{uuid.uuid4().hex[:8]}",
     )
-    publish(stack, [OutgoingMessage.from_envelope(unknown)])  # a user accounts does not know
+    # A user accounts does not know, straight onto accounts' queue (through the default
+    # exchange): stats would count it as an activation if it came through ``events``.
+    message = OutgoingMessage.from_envelope(unknown, exchange="")
+    publish(stack, [dataclasses.replace(message, routing_key=ACCOUNTS_QUEUE)])
     signups(stack, 20, 10, offset=1_000).start().join()
     dlq = f"{ACCOUNTS_QUEUE}.dlq"
     wait_until(

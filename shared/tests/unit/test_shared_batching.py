@@ -97,7 +97,6 @@ def test_after_commit_failures_decide_only_their_own_message() -> None:
         refused.id: PermanentError("sms 400"),
         flaky.id: TransientError("smtp 421"),
     }
-    recorder.single_errors[flaky.id] = TransientError("smtp 421")
     decisions = processor().process_batch(
         recorder.subscription(),
         [delivery(e.to_json()) for e in (fine, refused, flaky)],
@@ -107,7 +106,9 @@ def test_after_commit_failures_decide_only_their_own_message() -> None:
         (Action.DEAD_LETTER, "permanent"),
         (Action.RETRY, "transient"),
     ]
-    assert recorder.single == [flaky]  # the transient one gets the one-message path
+    # decided from the batch's own errors: nothing is run again (a slow provider's wait would
+    # be paid once more per event, holding back the queue)
+    assert recorder.single == []
 
 
 def test_a_subscription_without_a_batch_handler_is_handled_one_by_one() -> None:

@@ -19,8 +19,9 @@ def test_a_stuck_channel_holds_back_only_its_own_jobs() -> None:
         )
         assert results == {"s1": "sms-1", "s2": "sms-2"}
         assert time.monotonic() - started < 1.0
+        stuck = lanes.submit("e1", "email", lambda: "again")  # the same job, not a second one
         release.set()
-        assert lanes.run([("e1", "email", lambda: "again")], wait=5) == {"e1": "sent"}
+        assert stuck.result(5) == "sent"
     finally:
         release.set()
         lanes.shutdown(wait_seconds=5)
@@ -65,3 +66,21 @@ def test_each_channel_has_its_own_workers() -> None:
         assert lanes.workers_per_channel == {"email": 3, "sms": 3}
     finally:
         lanes.shutdown()
+
+
+def test_a_channel_whose_workers_are_all_taken_is_not_waited_on() -> None:
+    release = threading.Event()
+    lanes: ChannelPools[str, str] = ChannelPools(["email", "sms"], workers_per_channel=1)
+    try:
+        lanes.submit("stuck", "email", lambda: "sent" if release.wait(5) else "timeout")
+        assert lanes.saturated() == {"email"}
+        started = time.monotonic()
+        results = lanes.run(
+            [("e2", "email", lambda: "queued"), ("s1", "sms", lambda: "sms-1")], wait=2.0
+        )
+        assert results == {"s1": "sms-1"}
+        assert time.monotonic() - started < 1.0  # not the 2 s a free lane could be waited on
+    finally:
+        release.set()
+        lanes.shutdown(wait_seconds=5)
+    assert lanes.saturated() == set()

@@ -70,7 +70,10 @@ class MessageProcessor:
         """Decisions for several deliveries of one queue, aligned with them.
 
         Poison is decided on its own; the valid events go to the batch handler in one
-        transaction. If that fails, each event is handled alone as ``process`` would.
+        transaction. If that fails, each event is handled alone as ``process`` would. An event
+        whose after-commit work failed is retried through the broker (or dead-lettered when the
+        error is permanent) without running it again here: a slow provider must not make the
+        consumer pay its wait once more per event, holding back the rest of the queue.
         """
         if subscription.batch_handler is None or len(deliveries) < 2:
             return [self.process(subscription, delivery, stopping) for delivery in deliveries]
@@ -99,11 +102,9 @@ class MessageProcessor:
                     correlation_id=envelope.correlation_id,
                     batch=len(decoded),
                 )
-            elif failures.is_permanent(errors[envelope.id]):
+            else:  # after-commit work failed (it was just tried): the broker's retry or DLQ
                 with correlation_scope(envelope.correlation_id, event_id=str(envelope.id)):
                     decisions[index] = self._failed(subscription, delivery, errors[envelope.id])
-            else:  # after-commit work failed: the one-message path, as if there were no batch
-                decisions[index] = self.handle(subscription, delivery, envelope, stopping)
         return decisions
 
     def handle(

@@ -2,7 +2,10 @@
 
 A slow or dead SMTP server fills the email lane and nothing else: SMS keep their own threads.
 Work is keyed (a notification id): a key already queued or running is not started twice, and
-whoever asks for it again waits on the same future.
+whoever asks for it again waits on the same future. ``run`` does not wait on a lane whose
+workers were all taken before it was called (a stuck provider, or one that cannot keep up): the
+consumer that asked goes on with its next messages instead of paying the wait on every one of
+them, and what it did not wait for is retried later.
 """
 
 import threading
@@ -28,6 +31,7 @@ class ChannelPools(Generic[K, R]):
         }
         self._lock = threading.RLock()  # a job done at once calls back under the lock
         self._running: dict[K, Future[R]] = {}
+        self._busy = dict.fromkeys(self._pools, 0)  # jobs queued or running per channel
 
     @property
     def workers_per_channel(self) -> Mapping[str, int]:
@@ -38,26 +42,40 @@ class ChannelPools(Generic[K, R]):
         with self._lock:
             future = self._running.get(key)
             if future is None:
+                self._busy[channel] += 1
                 future = self._pools[channel].submit(job)
                 self._running[key] = future
-                future.add_done_callback(lambda _done: self._forget(key))
+                future.add_done_callback(lambda _done: self._forget(key, channel))
         return future
+
+    def saturated(self) -> set[str]:
+        """The channels whose workers all have a job (running, or queued behind them)."""
+        with self._lock:
+            return {
+                channel
+                for channel, pool in self._pools.items()
+                if self._busy[channel] >= pool._max_workers
+            }
 
     def run(self, jobs: Sequence[tuple[K, str, Callable[[], R]]], wait: float | None) -> dict[K, R]:
         """Run every job on its channel's pool; the results of those done within ``wait``
-        seconds (None: all). A job not done by then goes on running; its key is missing."""
+        seconds (None: all). A job not done by then goes on running; its key is missing. A
+        channel saturated before the call is not waited on."""
+        saturated = self.saturated()
         futures = {key: self.submit(key, channel, job) for key, channel, job in jobs}
-        if futures:
-            wait_for(futures.values(), timeout=wait)
+        awaited = [futures[key] for key, channel, _ in jobs if channel not in saturated]
+        if awaited:
+            wait_for(awaited, timeout=wait)
         return {
             key: future.result()
             for key, future in futures.items()
             if future.done() and not future.cancelled()
         }
 
-    def _forget(self, key: K) -> None:
+    def _forget(self, key: K, channel: str) -> None:
         with self._lock:
             self._running.pop(key, None)
+            self._busy[channel] -= 1
 
     def shutdown(self, wait_seconds: float = 60.0) -> None:
         """Start nothing new; let running jobs finish (each ends within its own deadline)."""
