@@ -14,8 +14,9 @@ Runs as the servers' administrators:
   CONNECT revoked from PUBLIC.
 
 Who and which password: each service's own settings (``<SERVICE>_AMQP_URL``,
-``<SERVICE>_DATABASE_URL``), the operator's ``SIGNUP_DLQ_AMQP_URL``; without them the local
-development defaults (``local-dev-<user>``); the history reader's ``EVENTS_READER_AMQP_URL``, which only ``make run`` on a developer machine uses.
+``<SERVICE>_DATABASE_URL``), the operator's ``SIGNUP_DLQ_AMQP_URL``, the history reader's
+``EVENTS_READER_AMQP_URL``; without them the local development defaults
+(``local-dev-<user>``), which only ``make run`` on a developer machine uses.
 No service connects as an administrator, so the setup refuses to hand a service ``guest``, the
 administrator's own user, a shared user or a superuser role.
 

@@ -52,10 +52,10 @@ from typing import Any
 
 from kombu.entity import Exchange, Queue
 
-from audit.bootstrap import queues as audit_queues
-from audit.settings import AuditSettings
 from accounts.bootstrap import queues as accounts_queues
 from accounts.settings import AccountsSettings
+from audit.bootstrap import queues as audit_queues
+from audit.settings import AuditSettings
 from notifications.bootstrap import queues as notifications_queues
 from notifications.settings import NotificationsSettings
 from provisioning.bootstrap import queues as provisioning_queues

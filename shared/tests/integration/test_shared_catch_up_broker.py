@@ -172,5 +172,5 @@ def test_a_broker_without_the_history_is_named(vhost: Vhost) -> None:
         channel = connection.channel()
         channel.queue_delete(HISTORY_STREAM)
         channel.close()
-    with pytest.raises(Exception, match="events.history"):
+    with pytest.raises(Exception, match=r"events\.history"):
         job(vhost.url(), Inbox(), margin=0).run(threading.Event())

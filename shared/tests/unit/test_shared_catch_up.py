@@ -110,7 +110,9 @@ def catch_up(signups: Recorder, spaces: Recorder | None = None) -> tuple[CatchUp
     if spaces is not None:
         subscriptions.append(
             Subscription(
-                ConsumerQueue("audit", "provisioning.space_provisioned"), (SpaceProvisioned,), spaces
+                ConsumerQueue("audit", "provisioning.space_provisioned"),
+                (SpaceProvisioned,),
+                spaces,
             )
         )
     publisher = FakePublisher()
