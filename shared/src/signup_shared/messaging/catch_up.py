@@ -161,8 +161,7 @@ class CatchUp:
             last_delivery = time.monotonic()
             next_progress = self.progress_every
             while not stop.is_set() and not report.complete:
-                with contextlib.suppress(TimeoutError):
-                    connection.drain_events(timeout=0.05 if pending else 0.5)
+                self._fill(connection, pending)
                 connection.heartbeat_check()
                 if not pending:
                     if time.monotonic() - last_delivery > self.idle_timeout:
@@ -184,6 +183,17 @@ class CatchUp:
         finally:
             with contextlib.suppress(Exception):
                 channel.close()  # unacked deliveries of a stream need no requeue
+
+    def _fill(self, connection: Connection, pending: list[Any]) -> None:
+        """Take deliveries until a batch is full or none came for a moment (``drain_events``
+        dispatches one delivery per call)."""
+        timeout = 0.5
+        while len(pending) < self.batch_size:
+            try:
+                connection.drain_events(timeout=timeout)
+            except TimeoutError:
+                return
+            timeout = 0.01
 
     def _handle(
         self, messages: list[Any], tail: int, report: CatchUpReport, stop: threading.Event
