@@ -10,7 +10,6 @@ import pytest
 
 from signup_contracts.testing import space_provisioned
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp, UserSignedUpV2
-from signup_shared.messaging import catch_up as catch_up_module
 from signup_shared.messaging import history
 from signup_shared.messaging.catch_up import CatchUp, CatchUpReport
 from signup_shared.messaging.processing import MessageProcessor
@@ -70,7 +69,7 @@ def test_the_offset_is_read_from_its_header_defensively(headers: Any, offset: in
     ],
 )
 def test_a_start_after_the_tail_reads_nothing(start: history.Position, after: bool) -> None:
-    assert catch_up_module._after(start, history.Tail(offset=10, timestamp=1_000)) is after
+    assert history.after_tail(start, history.Tail(offset=10, timestamp=1_000)) is after
 
 
 # handling ----------------------------------------------------------------------------------

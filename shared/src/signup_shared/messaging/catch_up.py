@@ -15,7 +15,8 @@ Without a gap and without a double:
 4. The events after the bindings and up to the tail are in both the history and the live
    queue: whichever is handled second finds its id in the inbox and does nothing.
 
-An empty history (no tail) or a start after the tail ends the catch-up at once. Progress is
+An empty history (no tail) or a start after the tail ends the catch-up at once; a stream that
+stops delivering before the tail raises ``StalledError`` (the worker starts over). Progress is
 logged every ``progress_every`` events and counted in ``signup_catch_up_events_total``.
 """
 
@@ -25,7 +26,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -55,6 +55,10 @@ CATCH_UP_REMAINING = Gauge(
     "Offsets of the history still to read before the catch-up reaches its tail (0: done).",
     ["service"],
 )
+
+
+class StalledError(Exception):
+    """The stream delivered nothing for ``idle_timeout`` seconds before the tail."""
 
 
 @dataclass
@@ -124,7 +128,7 @@ class CatchUp:
             tail = history.read_tail(connection)
             report.tail = tail.offset if tail else None
             log.info("catch_up.started", start=report.start, tail=report.tail)
-            if tail is not None and not _after(self.start, tail):
+            if tail is not None and not history.after_tail(self.start, tail):
                 self._replay(connection, tail.offset, report, stop)
             else:
                 report.complete = True
@@ -165,8 +169,8 @@ class CatchUp:
                 connection.heartbeat_check()
                 if not pending:
                     if time.monotonic() - last_delivery > self.idle_timeout:
-                        log.warning("catch_up.history_ended_before_tail", tail=tail)
-                        report.complete = True
+                        # Not "done": ending here could leave a gap. The worker starts over.
+                        raise StalledError(f"no delivery for {self.idle_timeout} s before {tail}")
                     continue
                 last_delivery = time.monotonic()
                 batch, pending[:] = pending[: self.batch_size], pending[self.batch_size :]
@@ -236,12 +240,3 @@ class CatchUp:
             self.remaining.set(max(tail - report.last_offset, 0))
         if report.last_offset is not None and report.last_offset >= tail:
             report.complete = True
-
-
-def _after(start: history.Position, tail: history.Tail) -> bool:
-    """True when ``start`` lies after the tail: nothing to read."""
-    if isinstance(start, int):
-        return start > tail.offset
-    if isinstance(start, datetime) and tail.timestamp is not None:
-        return start.timestamp() > tail.timestamp + 1  # timestamps have a second's resolution
-    return False

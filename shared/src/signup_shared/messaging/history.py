@@ -139,3 +139,12 @@ def _epoch(stamp: object) -> int | None:
     if isinstance(stamp, datetime):
         return int(stamp.timestamp())
     return stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
+
+
+def after_tail(start: Position, tail: Tail) -> bool:
+    """True when ``start`` lies after the tail: there is nothing to read."""
+    if isinstance(start, int):
+        return start > tail.offset
+    if isinstance(start, datetime) and tail.timestamp is not None:
+        return start.timestamp() > tail.timestamp + 1  # timestamps have a second's resolution
+    return False
