@@ -1,2 +1,2 @@
 # The services of the platform, in the order they are migrated and declared.
-SERVICES=(accounts notifications provisioning stats)
+SERVICES=(accounts notifications provisioning stats audit)

@@ -15,6 +15,8 @@
 # is a quorum queue (the retry delay queues and events.unrouted included: no classic mirroring,
 # which RabbitMQ 4 removed); each gets three replicas (quorum_cluster_size = 3, and every node is
 # added to every quorum queue after the definitions are imported), then leaders are rebalanced.
+# The event history (events.history) is a stream declared with x-initial-cluster-size 3: a
+# replica on each node (added with rabbitmq-streams add_replica when a node was missing).
 #
 # Needs root (it starts the nodes as the rabbitmq user) and the RabbitMQ 3.10+ package.
 # Point `make run` at the cluster with:  eval "$(deploy/cluster/cluster.sh env)" && make run
@@ -45,6 +47,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 as_rabbitmq() { runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq "$@"; }
 rmqctl() { as_rabbitmq "$RABBITMQ_BIN/rabbitmqctl" "$@"; }
 queues_ctl() { as_rabbitmq "$RABBITMQ_BIN/rabbitmq-queues" "$@"; }
+streams_ctl() { as_rabbitmq "$RABBITMQ_BIN/rabbitmq-streams" "$@"; }
+HISTORY_STREAM=events.history
 running() { rmqctl -n "$(node "$1")" -q ping >/dev/null 2>&1; }
 node_pid() { cat "$BASE/rabbit-$1/rabbit.pid" 2>/dev/null || true; }
 vm_alive() { # the Erlang VM of node $1 still exists (its pid file may be stale)
@@ -167,6 +171,10 @@ cluster_up() {
     queues_ctl -n "$FIRST" -q grow "$(node "$i")" all >/dev/null 2>&1 || true
   done
   rebalance
+  say "a replica of $HISTORY_STREAM on every node"
+  for i in "${INDEXES[@]}"; do  # fails harmlessly where the replica exists already
+    streams_ctl -n "$FIRST" -q add_replica -p / "$HISTORY_STREAM" "$(node "$i")" >/dev/null 2>&1 || true
+  done
   status
   echo
   echo "Point make run at it:  eval \"\$(deploy/cluster/cluster.sh env)\" && make run"
@@ -233,6 +241,12 @@ leaders = collections.Counter(r.get("leader") for r in rows)
 sizes = collections.Counter(len(r.get("members") or []) for r in rows)
 print(f"quorum queues in /: {len(rows)}; leaders per node: {dict(sorted(leaders.items()))};"
       f" replicas per queue: {dict(sorted(sizes.items()))}")' || true
+  rmqctl -n "$first" -q list_queues --formatter json -p / name type leader members 2>/dev/null |
+    python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    if r.get("type") == "stream":
+        print("stream", r["name"] + ": leader", r.get("leader"), "replicas", len(r.get("members") or []))' || true
 }
 
 urls() {
@@ -243,7 +257,7 @@ urls() {
 
 environment() { # export lines that point `make run` (each service as its own user) at the cluster
   local service upper i urls
-  for service in accounts notifications provisioning stats; do
+  for service in accounts notifications provisioning stats audit; do
     upper=$(tr '[:lower:]' '[:upper:]' <<<"$service")
     urls=()
     for i in "${INDEXES[@]}"; do
@@ -256,6 +270,11 @@ environment() { # export lines that point `make run` (each service as its own us
     urls+=("amqp://signup-dlq:local-dev-signup-dlq@127.0.0.1:$(amqp_port "$i")//")
   done
   echo "export SIGNUP_DLQ_AMQP_URL='${urls[0]}'"
+  urls=()
+  for i in "${INDEXES[@]}"; do
+    urls+=("amqp://events-reader:local-dev-events-reader@127.0.0.1:$(amqp_port "$i")//")
+  done
+  (IFS=';'; echo "export EVENTS_READER_AMQP_URL='${urls[*]}'")
   echo "export SIGNUP_DLQ_MANAGEMENT_URL='http://signup-dlq:local-dev-signup-dlq@127.0.0.1:$(management_port 1)'"
   echo "export RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$(management_port 1)'"
 }

@@ -7,13 +7,16 @@ Runs as the servers' administrators:
   bootstrap administrator, which RabbitMQ lets log in from loopback only). Posts the definitions
   of ``deploy/rabbitmq/generate.py`` (topology, users, permissions, topic permissions) to
   ``/api/definitions``.
+  The history stream's retention comes from ``EVENTS_HISTORY_*`` (``HistorySettings``) when
+  the stream is created; an existing stream keeps its arguments (change them with a policy).
 - PostgreSQL: ``POSTGRES_ADMIN_URL`` (default: the local superuser ``postgres``). Creates each
   service's login role (no superuser, no createdb) and its database, owned by the role, with
   CONNECT revoked from PUBLIC.
 
 Who and which password: each service's own settings (``<SERVICE>_AMQP_URL``,
-``<SERVICE>_DATABASE_URL``), the operator's ``SIGNUP_DLQ_AMQP_URL``; without them the local
-development defaults (``local-dev-<user>``), which only ``make run`` on a developer machine uses.
+``<SERVICE>_DATABASE_URL``), the operator's ``SIGNUP_DLQ_AMQP_URL``, the history reader's
+``EVENTS_READER_AMQP_URL``; without them the local development defaults
+(``local-dev-<user>``), which only ``make run`` on a developer machine uses.
 No service connects as an administrator, so the setup refuses to hand a service ``guest``, the
 administrator's own user, a shared user or a superuser role.
 
@@ -32,12 +35,13 @@ from typing import Any
 import httpx
 
 from accounts.settings import AccountsSettings
+from audit.settings import AuditSettings
 from notifications.settings import NotificationsSettings
 from provisioning.settings import ProvisioningSettings
 from signup_dlq.config import DEFAULT_AMQP_URL as OPERATOR_DEFAULT_AMQP_URL
 from signup_dlq.config import OPERATOR_AMQP_URL_ENV, OPERATOR_USER
 from signup_shared import migrations
-from signup_shared.settings import LOCAL_POSTGRES_URL, ServiceSettings
+from signup_shared.settings import LOCAL_POSTGRES_URL, ServiceSettings, local_amqp_url
 from stats.settings import StatsSettings
 
 GENERATOR = Path(__file__).resolve().parents[1] / "rabbitmq" / "generate.py"
@@ -46,6 +50,8 @@ POSTGRES_ADMIN_URL_ENV = "POSTGRES_ADMIN_URL"
 LOCAL_MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672"
 ADMINISTRATORS = frozenset({"guest", "postgres"})
 RETRY_QUEUE_MARK = ".retry."
+READER_USER = "events-reader"
+READER_AMQP_URL_ENV = "EVENTS_READER_AMQP_URL"
 
 
 class CredentialsError(Exception):
@@ -66,6 +72,7 @@ def service_settings() -> dict[str, ServiceSettings]:
         "notifications": NotificationsSettings(),
         "provisioning": ProvisioningSettings(),
         "stats": StatsSettings(),
+        "audit": AuditSettings(),
     }
 
 
@@ -81,9 +88,10 @@ def amqp_login(url: str) -> tuple[str, str, str]:
 
 
 def broker_logins(env: Mapping[str, str]) -> dict[str, tuple[str, str, str]]:
-    """``{service or "signup-dlq": (user, password, vhost)}`` from the settings."""
+    """``{service, "signup-dlq" or "events-reader": (user, password, vhost)}``."""
     logins = {name: amqp_login(s.amqp_url) for name, s in service_settings().items()}
     logins[OPERATOR_USER] = amqp_login(env.get(OPERATOR_AMQP_URL_ENV) or OPERATOR_DEFAULT_AMQP_URL)
+    logins[READER_USER] = amqp_login(env.get(READER_AMQP_URL_ENV) or local_amqp_url(READER_USER))
     return logins
 
 

@@ -22,6 +22,12 @@ is written ``amq.default``):
   that publish nothing) and binding to the routing keys the service subscribes to; on
   ``events.retry`` and ``events.dlx`` (topic exchanges, every queue bound by its own name)
   publishing and binding to ``<service>.*``, i.e. its own queues only.
+- the history stream ``events.history``: every service and ``events-reader`` may read
+  (consume) it; nobody may write to it (no write regex matches it; a binding needs write access
+  to the queue, so only the administrator who loads these definitions binds it). Services
+  configure nothing of it either (they never declare it; the definitions do).
+- ``events-reader`` (a team or tool reading the history): read ``events.history``, nothing else;
+  configure and write nothing; no topic permission (every topic exchange: nothing).
 - ``signup-dlq`` (operator): read the ``*.dlq`` queues, write to the default exchange (replay to
   the original queue by name: the operator may write into any queue, that is its job), configure
   nothing, tag ``management`` (queue list through the management API).
@@ -48,6 +54,8 @@ from kombu.entity import Exchange, Queue
 
 from accounts.bootstrap import queues as accounts_queues
 from accounts.settings import AccountsSettings
+from audit.bootstrap import queues as audit_queues
+from audit.settings import AuditSettings
 from notifications.bootstrap import queues as notifications_queues
 from notifications.settings import NotificationsSettings
 from provisioning.bootstrap import queues as provisioning_queues
@@ -55,22 +63,25 @@ from provisioning.settings import ProvisioningSettings
 from signup_contracts.amqp import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
+    HISTORY_STREAM,
     RETRY_EXCHANGE,
     UNROUTED_EXCHANGE,
 )
 from signup_dlq.config import OPERATOR_USER
 from signup_shared.messaging import topology
-from signup_shared.settings import local_password
+from signup_shared.settings import HistorySettings, local_password
 from stats.bootstrap import queues as stats_queues
 from stats.settings import StatsSettings
 
 OUTPUT = Path(__file__).with_name("definitions.json")
 VHOST = "/"
-SERVICES = ("accounts", "notifications", "provisioning", "stats")
+SERVICES = ("accounts", "notifications", "provisioning", "stats", "audit")
 PUBLISHERS = frozenset({"accounts", "provisioning"})  # outbox relays: they publish <service>.*
 NOTHING = "^$"
 HASHING = "rabbit_password_hashing_sha256"
 MONITORING_USER = "keda"
+READER_USER = "events-reader"
+HISTORY = re.escape(HISTORY_STREAM)
 
 
 def service_queues() -> dict[str, list[topology.ConsumerQueue]]:
@@ -79,6 +90,7 @@ def service_queues() -> dict[str, list[topology.ConsumerQueue]]:
         "notifications": notifications_queues(NotificationsSettings()),
         "provisioning": provisioning_queues(ProvisioningSettings()),
         "stats": stats_queues(StatsSettings()),
+        "audit": audit_queues(AuditSettings()),
     }
 
 
@@ -123,7 +135,7 @@ def service_access(service: str, user: str, queues: Sequence[topology.ConsumerQu
         user=user,
         configure=one_of(own, *core),
         write=one_of(own, dlx, retry, unrouted, *([events] if publishes else [])),
-        read=one_of(own, *core),
+        read=one_of(own, *core, HISTORY),
         topic_write=own_keys if publishes else NOTHING,
         topic_read=one_of(*sorted(re.escape(queue.routing_key) for queue in queues))
         if queues
@@ -145,6 +157,18 @@ def operator_access(user: str) -> Access:
     )
 
 
+def reader_access(user: str) -> Access:
+    """``events-reader``: consumes the history stream, and nothing else."""
+    return Access(
+        user=user,
+        configure=NOTHING,
+        write=NOTHING,
+        read=f"^{HISTORY}$",
+        topic_write=NOTHING,
+        topic_read=NOTHING,
+    )
+
+
 def monitoring_access(user: str) -> Access:
     return Access(
         user=user,
@@ -158,12 +182,14 @@ def monitoring_access(user: str) -> Access:
 
 
 def access(users: Mapping[str, str] | None = None) -> list[Access]:
-    """Every user of the platform; ``users`` maps service (or ``signup-dlq``) to a user name."""
-    names = {name: name for name in (*SERVICES, OPERATOR_USER)} | dict(users or {})
+    """Every user of the platform; ``users`` maps service (or ``signup-dlq``,
+    ``events-reader``) to a user name."""
+    names = {name: name for name in (*SERVICES, OPERATOR_USER, READER_USER)} | dict(users or {})
     queues = service_queues()
     return [
         *(service_access(s, names[s], queues[s]) for s in SERVICES),
         operator_access(names[OPERATOR_USER]),
+        reader_access(names[READER_USER]),
     ]
 
 
@@ -274,9 +300,9 @@ def binding(entity: Queue, source: str, routing_key: str) -> dict[str, Any]:
     }
 
 
-def topology_definitions() -> dict[str, Any]:
+def topology_definitions(history: HistorySettings | None = None) -> dict[str, Any]:
     exchanges = list(topology.CORE_EXCHANGES)
-    queues = [topology.unrouted_queue]
+    queues = [topology.unrouted_queue, topology.history_stream(history)]
     for consumer_queue in consumer_queues():
         queues.extend(consumer_queue.all_queues())
     return {
@@ -301,7 +327,8 @@ def definitions() -> dict[str, Any]:
     """The committed file: topology, and the users with their local development passwords."""
     grants = [*access(), monitoring_access(MONITORING_USER)]
     passwords = {g.user: local_password(g.user) for g in grants}
-    return topology_definitions() | access_definitions(grants, passwords, VHOST, fixed_salt=True)
+    committed = topology_definitions(HistorySettings.model_construct())  # defaults, not the env
+    return committed | access_definitions(grants, passwords, VHOST, fixed_salt=True)
 
 
 def render() -> str:

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from accounts.settings import AccountsSettings
+from audit.settings import AuditSettings
 from notifications.settings import NotificationsSettings
 from provisioning.settings import ProvisioningSettings
 from signup_shared.settings import ServiceSettings
@@ -23,6 +24,7 @@ SERVICES: list[type[ServiceSettings]] = [
     NotificationsSettings,
     ProvisioningSettings,
     StatsSettings,
+    AuditSettings,
 ]
 UNITS = ("_seconds", "_ms", "_hours", "_days")
 # Shared fields named before the convention; renaming them needs a per-service alias each.

@@ -194,7 +194,7 @@ def start_second_relay(stack: Stack, role: str) -> str:
     """Another relay of ``role`` beside the first, with a health port of its own."""
     name = f"{role}#2"
     program = stack.programs[role]
-    port = {f"{role.split('-')[0].upper()}_RELAY_HTTP_PORT": str(free_port())}
+    port = {f"{role.split('-')[0].upper()}_RELAY_HEALTH_PORT": str(free_port())}
     log = (stack.root / "var" / "log" / f"{name}.log").open("ab")
     stack.processes[name] = subprocess.Popen(
         list(program.argv),

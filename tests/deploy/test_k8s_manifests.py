@@ -157,6 +157,7 @@ def test_secrets_are_generated_from_files_and_referenced_by_their_hashed_names(
         "notifications-credentials",
         "provisioning-credentials",
         "stats-credentials",
+        "audit-credentials",
         "rabbitmq-keda",
     }
     for deployment in of_kind(rendered, "Deployment").values():

@@ -36,6 +36,7 @@ def test_every_service_queue_has_its_dead_letter_queue_and_retries() -> None:
     ]
     assert sorted(services) == [
         "accounts.space_provisioned",
+        "audit.user_signed_up",
         "notifications.user_signed_up",
         "provisioning.user_signed_up",
         "stats.space_provisioned",
@@ -44,6 +45,28 @@ def test_every_service_queue_has_its_dead_letter_queue_and_retries() -> None:
     for name in services:
         assert f"{name}.dlq" in queues
         assert f"{name}.retry.1s" in queues
+
+
+def test_the_history_stream_keeps_every_event_and_nobody_may_write_to_it() -> None:
+    definitions = json.loads(generator().render())
+    [stream] = [q for q in definitions["queues"] if q["name"] == "events.history"]
+    assert stream["arguments"] == {
+        "x-queue-type": "stream",
+        "x-max-age": "30D",
+        "x-max-length-bytes": 20_000_000_000,
+        "x-stream-max-segment-size-bytes": 100_000_000,
+        "x-initial-cluster-size": 3,
+    }
+    bindings = [b for b in definitions["bindings"] if b["destination"] == "events.history"]
+    assert [(b["source"], b["routing_key"]) for b in bindings] == [("events", "#")]
+    permissions = {p["user"]: p for p in definitions["permissions"]}
+    for user, permission in permissions.items():
+        assert not re.search(permission["write"], "events.history"), user
+        assert not re.search(permission["configure"], "events.history"), user
+    readers = {u for u, p in permissions.items() if re.search(p["read"], "events.history")}
+    services = {"accounts", "notifications", "provisioning", "stats", "audit"}
+    assert readers == {*services, "events-reader"}
+    assert permissions["events-reader"]["read"] == r"^events\.history$"
 
 
 def test_retries_and_dead_letters_route_through_topic_exchanges_by_queue_name() -> None:

@@ -4,7 +4,8 @@ The processes are the ones ``make run`` starts (read from ``deploy/Procfile`` th
 ``deploy/supervisor/config.py``), so the tests exercise exactly what operators run:
 ``consumer_processes=N`` runs N competing instances of each consuming role (``notifications-1``
 .. ``notifications-N``), and ``supervised=True`` runs them all under supervisord, as ``make run``
-does (one log file per program instead of the console). Nothing is left behind: ``close()``
+does (one log file per program instead of the console). ``held=("audit",)`` starts every program
+but those (a test starts them later with ``start_process``). Nothing is left behind: ``close()``
 stops the processes, drops the databases and deletes the vhost.
 
 Every process of a stack carries ``SIGNUP_STACK=<name>`` in its environment (``platform_pids``
@@ -41,7 +42,8 @@ from signup_shared import migrations
 from signup_shared.testing import postgres_server_url
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("accounts", "notifications", "provisioning", "stats")
+SERVICES = ("accounts", "notifications", "provisioning", "stats", "audit")
+READER = "events-reader"  # the history's reader (deploy/credentials/setup.py)
 MANAGEMENT = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 AMQP_HOST = os.environ.get("TEST_AMQP_HOSTPORT", "127.0.0.1:5672")
 
@@ -100,6 +102,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     consumer_processes: int = 1
     supervised: bool = False
+    held: tuple[str, ...] = ()
     root: Path = field(init=False)
     env: dict[str, str] = field(init=False)
     ports: dict[str, int] = field(init=False)
@@ -115,6 +118,7 @@ class Stack:
                 "provisioning",
                 "stats",
                 "stats_consumer",
+                "audit_consumer",
                 "accounts_consumer",
                 "accounts_relay",
                 "provisioning_relay",
@@ -179,7 +183,7 @@ class Stack:
             "provisioning-relay": self.ports["provisioning_relay"],
         }
         for name, program in self.programs.items():
-            if program.role in config.HEALTH_ENDPOINT:
+            if program.role in config.HEALTH_ENDPOINT and name not in self.held:
                 ports[name] = int(program.env[PORT_SETTINGS[program.role][0]])
         return ports
 
@@ -217,11 +221,13 @@ class Stack:
             self.start_supervisor()
         else:
             for name in self.programs:
-                self.start_process(name)
+                if name not in self.held:
+                    self.start_process(name)
         self.wait_ready(timeout)
         return self
 
     def start_process(self, name: str) -> None:
+        self.held = tuple(held for held in self.held if held != name)
         program = self.programs[name]
         log = (self.root / "var" / "log" / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
@@ -395,6 +401,8 @@ class Stack:
         }
         logins[setup.OPERATOR_USER] = (f"{self.name}-dlq", secrets.token_hex(12), self.name)
         self.broker_users[setup.OPERATOR_USER] = f"{self.name}-dlq"
+        logins[READER] = (f"{self.name}-reader", secrets.token_hex(12), self.name)
+        self.broker_users[READER] = f"{self.name}-reader"
         self._management(
             "POST",
             "/api/definitions",
@@ -550,6 +558,7 @@ PORT_SETTINGS: dict[str, tuple[str, str]] = {
     "provisioning-relay": ("PROVISIONING_RELAY_HEALTH_PORT", "provisioning_relay"),
     "stats": ("STATS_CONSUMER_HEALTH_PORT", "stats_consumer"),
     "stats-web": ("STATS_WEB_PORT", "stats"),
+    "audit": ("AUDIT_CONSUMER_HEALTH_PORT", "audit_consumer"),
 }
 SERVICES_PREFIXES = (*tuple(f"{s.upper()}_" for s in SERVICES), "AMQP_URL", "LOG_FORMAT")
 
@@ -560,9 +569,15 @@ def running_stack(
     consumer_processes: int = 1,
     supervised: bool = False,
     start_timeout: float = 60.0,
+    held: tuple[str, ...] = (),
     **extra_env: str,
 ) -> Iterator[Stack]:
-    stack = Stack(extra_env=extra_env, consumer_processes=consumer_processes, supervised=supervised)
+    stack = Stack(
+        extra_env=extra_env,
+        consumer_processes=consumer_processes,
+        supervised=supervised,
+        held=held,
+    )
     try:
         yield stack.start(start_timeout)
     except BaseException:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from accounts.settings import AccountsSettings
+from audit.settings import AuditSettings
 from notifications.settings import NotificationsSettings
 from provisioning.settings import ProvisioningSettings
 from signup_dlq.config import DEFAULT_AMQP_URL, DEFAULT_MANAGEMENT_URL, resolve_amqp_url
@@ -26,6 +27,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "notifications": NotificationsSettings,
     "provisioning": ProvisioningSettings,
     "stats": StatsSettings,
+    "audit": AuditSettings,
 }
 ADMINISTRATORS = {"guest", "postgres", "root", "admin"}
 
@@ -85,7 +87,7 @@ def test_no_settings_default_names_an_administrator() -> None:
         REPO / "tools" / "dlq" / "src" / "signup_dlq" / "config.py",
         *(REPO / "services").glob("*/src/*/settings.py"),
     ]
-    assert len(sources) == 5
+    assert len(sources) == 6
     for source in sources:
         text = source.read_text()
         assert "guest" not in text.replace("``guest``", ""), source
@@ -105,10 +107,11 @@ def test_a_service_given_its_own_url_keeps_it_over_the_shared_one(
 def test_the_committed_definitions_hold_users_permissions_and_topic_permissions() -> None:
     definitions = json.loads((REPO / "deploy" / "rabbitmq" / "definitions.json").read_text())
     users = {user["name"]: user for user in definitions["users"]}
-    assert set(users) == {*SETTINGS, "signup-dlq", "keda"}
+    assert set(users) == {*SETTINGS, "signup-dlq", "events-reader", "keda"}
     assert all("administrator" not in user["tags"] for user in users.values())
     assert users["signup-dlq"]["tags"] == ["management"]
     assert users["keda"]["tags"] == ["monitoring"]  # KEDA reads queue depths, nothing else
+    assert users["events-reader"]["tags"] == []  # consumes the history, no management API
     assert {p["user"] for p in definitions["permissions"]} == set(users)
     assert {(t["user"], t["exchange"]) for t in definitions["topic_permissions"]} == {
         (user, exchange) for user in users for exchange in ("events", "events.dlx", "events.retry")
@@ -132,9 +135,10 @@ def test_each_service_configures_and_reads_only_its_own_queues(generate: ModuleT
         "notifications": "notifications.user_signed_up",
         "provisioning": "provisioning.user_signed_up",
         "stats": "stats.user_signed_up",
+        "audit": "audit.user_signed_up",
     }
     for service, grant in access.items():
-        if service == "signup-dlq":
+        if service in ("signup-dlq", "events-reader"):
             continue
         for other, queue in own.items():
             for name in (queue, f"{queue}.dlq", f"{queue}.retry.1s"):
@@ -187,14 +191,16 @@ def test_only_producers_may_publish_on_events_and_only_their_own_keys(
         "provisioning": {"provisioning.space_provisioned"},
         "notifications": set(),
         "stats": set(),
+        "audit": set(),
         "signup-dlq": set(),
+        "events-reader": set(),
     }
     bound = {
         user: {key for key in keys if allowed(g.topic_read, key)} for user, g in access.items()
     }
     assert bound["notifications"] == {"accounts.user_signed_up"}
     assert bound["accounts"] == {"provisioning.space_provisioned"}
-    assert bound["signup-dlq"] == set()
+    assert bound["signup-dlq"] == bound["events-reader"] == set()
     assert not allowed(access["stats"].topic_read, "#")
 
 

@@ -8,6 +8,7 @@ databases likewise. Everything is removed afterwards.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import importlib.util
@@ -33,11 +34,18 @@ from sqlalchemy.engine import make_url
 import accounts
 from accounts.bootstrap import queues as accounts_queues
 from accounts.settings import AccountsSettings
+from audit.bootstrap import queues as audit_queues
+from audit.settings import AuditSettings
 from notifications.bootstrap import queues as notifications_queues
 from notifications.settings import NotificationsSettings
 from provisioning.bootstrap import queues as provisioning_queues
 from provisioning.settings import ProvisioningSettings
-from signup_contracts.amqp import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE
+from signup_contracts.amqp import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    HISTORY_STREAM,
+    RETRY_EXCHANGE,
+)
 from signup_dlq.cli import main as signup_dlq
 from signup_shared import migrations
 from signup_shared.messaging import topology
@@ -58,7 +66,9 @@ QUEUES: dict[str, list[ConsumerQueue]] = {
     "notifications": notifications_queues(NotificationsSettings()),
     "provisioning": provisioning_queues(ProvisioningSettings()),
     "stats": stats_queues(StatsSettings()),
+    "audit": audit_queues(AuditSettings()),
 }
+READER = "events-reader"
 SIGNED_UP, PROVISIONED = "accounts.user_signed_up", "provisioning.space_provisioned"
 
 
@@ -92,7 +102,7 @@ class Broker:
         self.vhost = f"lp{uuid.uuid4().hex[:10]}"
         self.logins = {
             role: (f"{self.vhost}-{role}", secrets.token_hex(12), self.vhost)
-            for role in (*QUEUES, OPERATOR)
+            for role in (*QUEUES, OPERATOR, READER)
         }
         admin = urllib.parse.urlsplit(amqp_url())
         self.host = f"{admin.hostname}:{admin.port or 5672}"
@@ -345,6 +355,81 @@ def test_a_service_cannot_declare_a_queue_outside_its_own_names(broker: Broker) 
         connection.collect()
 
 
+# --- the event history ---------------------------------------------------------------------------
+def read_history(broker: Broker, role: str) -> int | None:
+    """Consume the stream as ``role`` from its first offset: the first offset delivered."""
+    connection = broker.connect(role)
+    try:
+        channel = connection.channel()
+        channel.basic_qos(0, 10, False)  # a stream refuses a consumer without a prefetch
+        offsets: list[int] = []
+        tag = channel.basic_consume(
+            HISTORY_STREAM,
+            callback=lambda message: offsets.append(message.headers["x-stream-offset"]),
+            arguments={"x-stream-offset": "first"},
+        )
+        deadline = time.monotonic() + 5
+        while not offsets and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.2)
+        channel.basic_cancel(tag)
+        return offsets[0] if offsets else None
+    finally:
+        connection.collect()
+
+
+@pytest.mark.parametrize("role", [*sorted(QUEUES), READER])
+def test_every_service_and_the_events_reader_read_the_history(broker: Broker, role: str) -> None:
+    publish(broker, "accounts", EVENTS_EXCHANGE, SIGNED_UP)  # kept by the stream's binding
+
+    assert read_history(broker, role) == 0
+
+
+@pytest.mark.parametrize("role", [*sorted(QUEUES), READER])
+def test_nobody_writes_binds_declares_or_deletes_the_history(broker: Broker, role: str) -> None:
+    for operation, args in (
+        ("basic_publish", (event(SIGNED_UP), "", HISTORY_STREAM)),  # the default exchange
+        ("queue_bind", (HISTORY_STREAM, EVENTS_EXCHANGE, SIGNED_UP)),
+        ("queue_unbind", (HISTORY_STREAM, EVENTS_EXCHANGE, "#")),
+        ("queue_delete", (HISTORY_STREAM,)),
+    ):
+        connection = broker.connect(role)
+        try:
+            channel = connection.channel()
+            channel.confirm_select()
+            operate = channel.basic_publish_confirm if operation == "basic_publish" else None
+            refused(operate or getattr(channel, operation), *args)
+        finally:
+            connection.collect()
+    connection = broker.connect(role)
+    try:
+        refused(
+            connection.channel().queue_declare,
+            HISTORY_STREAM,
+            durable=True,
+            auto_delete=False,
+            arguments={"x-queue-type": "stream"},
+        )
+    finally:
+        connection.collect()
+
+
+def test_the_events_reader_reads_nothing_else_and_publishes_nothing(broker: Broker) -> None:
+    with Connection(broker.url("stats")) as connection:
+        topology.declare(connection, QUEUES["stats"])
+    for operation, args in (
+        ("basic_consume", ("stats.user_signed_up",)),
+        ("basic_get", ("stats.user_signed_up.dlq",)),
+        ("queue_declare", ("events-reader.mine",)),
+    ):
+        connection = broker.connect(READER)
+        try:
+            refused(getattr(connection.channel(), operation), *args)
+        finally:
+            connection.collect()
+    refused(publish, broker, READER, EVENTS_EXCHANGE, SIGNED_UP)
+
+
 def test_the_operator_reads_and_replays_dead_letters_and_nothing_else(broker: Broker) -> None:
     queue = QUEUES["notifications"][0]
     with Connection(broker.url("notifications")) as connection:
@@ -520,18 +605,17 @@ def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_d
     prefix = f"lp{uuid.uuid4().hex[:10]}"
     admin = urllib.parse.urlsplit(amqp_url())
     host = f"{admin.hostname}:{admin.port or 5672}"
-    passwords = {role: secrets.token_hex(12) for role in (*QUEUES, OPERATOR)}
+    passwords = {role: secrets.token_hex(12) for role in (*QUEUES, OPERATOR, READER)}
+    services = tuple(f"{service.upper()}_" for service in QUEUES)
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(
-            ("ACCOUNTS_", "NOTIFICATIONS_", "PROVISIONING_", "STATS_", "SIGNUP_DLQ_", "AMQP_URL")
-        )
+        if not k.startswith((*services, "SIGNUP_DLQ_", "EVENTS_READER_", "AMQP_URL"))
     }
     for role, password in passwords.items():
-        prefix_env = "SIGNUP_DLQ" if role == OPERATOR else role.upper()
+        prefix_env = {OPERATOR: "SIGNUP_DLQ", READER: "EVENTS_READER"}.get(role, role.upper())
         env[f"{prefix_env}_AMQP_URL"] = f"amqp://{prefix}-{role}:{password}@{host}/{prefix}"
-        if role != OPERATOR:
+        if role not in (OPERATOR, READER):
             env[f"{prefix_env}_DATABASE_URL"] = (
                 make_url(postgres_server_url())
                 .set(username=f"{prefix}_{role}", password=password, database=f"{prefix}_{role}")
@@ -557,6 +641,7 @@ def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_d
         assert {f"{prefix}-{role}" for role in passwords} <= set(users)
         queues = management("GET", f"/api/queues/{prefix}?columns=name").json()
         assert "stats.user_signed_up.retry.1s" in {row["name"] for row in queues}
+        assert HISTORY_STREAM in {row["name"] for row in queues}
         assert scalar(env["STATS_DATABASE_URL"], "SELECT count(*) FROM inbox") == 0
         with pytest.raises(sa.exc.OperationalError, match="permission denied for database"):
             foreign = make_url(env["STATS_DATABASE_URL"]).set(database=f"{prefix}_accounts")

@@ -68,9 +68,16 @@ class ConsumerQueue:
 def consumer_queues(definitions: Mapping[str, Any]) -> list[ConsumerQueue]:
     """The consumer queues in a RabbitMQ definitions document (``export_definitions``)."""
     names = [queue["name"] for queue in definitions.get("queues", [])]
+    streams = {  # the event history keeps every event: not a consumer
+        queue["name"]
+        for queue in definitions.get("queues", [])
+        if (queue.get("arguments") or {}).get("x-queue-type") == "stream"
+    }
     found = []
     for binding in definitions.get("bindings", []):
         if binding.get("source") != EVENTS_EXCHANGE or binding.get("destination_type") != "queue":
+            continue
+        if binding["destination"] in streams:
             continue
         queue = binding["destination"]
         dlq = f"{queue}.dlq"

@@ -2,7 +2,7 @@
 # First boot of the compose PostgreSQL: one login role and one database per service, each role
 # owning only its own database. Passwords come from <SERVICE>_DB_PASSWORD (compose.yaml).
 set -eu
-for service in accounts notifications provisioning stats; do
+for service in accounts notifications provisioning stats audit; do
   variable=$(echo "${service}_DB_PASSWORD" | tr '[:lower:]' '[:upper:]')
   password=$(printenv "$variable")
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \

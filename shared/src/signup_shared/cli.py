@@ -6,6 +6,10 @@ has ``migrate`` also gets ``downgrade`` and ``revision``, and ``migrate``/``down
 ``--sql`` (print the SQL instead of running it); the service's own ``migrate`` function stays
 ``cli.migrate(database_url, MIGRATIONS_DIR)``, which carries out whichever was asked.
 
+A service that has ``consume`` also gets ``catch-up --from first|<offset>|<ISO time>`` (read the
+event history through its handlers, then exit) and ``consume --catch-up-from`` (the same, then
+consume): see ``signup_shared.messaging.catch_up``.
+
 ``serve_web`` is the same for a web process (``accounts-web``): ``--help``, ``--host`` and
 ``--port``, settings and the same one-line errors; its ``serve`` runs the server and logs the
 addresses once they are bound (as ``accounts.web.AnnouncingServer`` does).
@@ -35,7 +39,7 @@ import structlog
 
 from signup_shared import lifecycle, migrations, tracing
 from signup_shared.logging import configure_logging
-from signup_shared.messaging import topology
+from signup_shared.messaging import history, topology
 from signup_shared.messaging.connection import connect
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.settings import ServiceSettings, environment_help
@@ -91,10 +95,12 @@ def run(
 ) -> None:
     lifecycle.die_with_parent()  # first: this process must not outlive its supervisor
     args = _parser(prog, description, commands).parse_args(argv)
-    settings = _settings(prog, settings_class)
+    settings = _catching_up(prog, args, _settings(prog, settings_class))
     configure_logging(f"{prog}-{args.command}", settings.log_level, settings.log_format)
     tracing.configure_tracing(f"{prog}-{args.command}")
-    name = "migrate" if args.command in {"downgrade", "revision"} else args.command
+    name = {"downgrade": "migrate", "revision": "migrate", "catch-up": "consume"}.get(
+        args.command, args.command
+    )
     token = _REQUEST.set(_request(args))
     try:
         _guarded(f"{prog} {args.command}", settings, lambda: commands[name](settings))
@@ -111,9 +117,26 @@ def _parser(
     for name in sorted(commands):
         doc = (commands[name].__doc__ or "").strip().splitlines()
         command = sub.add_parser(name, help=doc[0] if doc else None)
+        if name == "consume":
+            command.add_argument(
+                "--catch-up-from",
+                metavar="START",
+                help="first catch up from the event history: first, an offset or an ISO time",
+            )
         if name == "migrate":
             command.add_argument("--to", dest="revision", default="head", help="default: head")
             command.add_argument("--sql", action="store_true", help="print the SQL, run nothing")
+    if "consume" in commands:
+        catch_up = sub.add_parser(
+            "catch-up", help="run the event history through the handlers (up to now), then exit"
+        )
+        catch_up.add_argument(
+            "--from",
+            dest="catch_up_from",
+            metavar="START",
+            required=True,
+            help="first | a stream offset | an ISO 8601 time (UTC unless it names an offset)",
+        )
     if "migrate" in commands:
         down = sub.add_parser("downgrade", help="undo migrations down to a revision")
         down.add_argument("revision", help="target revision: an id, -1, or base")
@@ -124,6 +147,20 @@ def _parser(
             "--autogenerate", action="store_true", help="diff the models with the database"
         )
     return parser
+
+
+def _catching_up(prog: str, args: argparse.Namespace, settings: S) -> S:
+    """The settings with the catch-up the command line asked for (it overrides the env)."""
+    start = getattr(args, "catch_up_from", None)
+    if start is None:
+        return settings
+    try:
+        history.parse_position(start)
+    except ValueError as error:
+        sys.stderr.write(f"{prog}: {error}\n")
+        raise SystemExit(EXIT_USAGE) from None
+    update = {"catch_up_from": start.strip(), "catch_up_then_exit": args.command == "catch-up"}
+    return settings.model_copy(update=update)
 
 
 def _request(args: argparse.Namespace) -> MigrationRequest:
@@ -150,7 +187,7 @@ def _guarded(program: str, settings: ServiceSettings, body: Callable[[], None]) 
     """Run ``body``; an unreachable server or a failed setup ends the program with one line."""
     try:
         body()
-    except migrations.SetupError as error:
+    except (migrations.SetupError, history.HistoryError) as error:
         sys.stderr.write(f"{program}: {masked_url(str(error))}\n")
         raise SystemExit(EXIT_UNAVAILABLE) from None
     except BaseException as error:

@@ -3,8 +3,10 @@
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from signup_shared.messaging.history import parse_position
 
 # Administrators of the local servers: the credentials setup (deploy/credentials) and the tests
 # use them to create users, roles, vhosts and databases. No service connects with them.
@@ -89,6 +91,19 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="auto", validation_alias="LOG_FORMAT")
     http_host: str = "127.0.0.1"
+    # Catch-up from the event history before consuming (``signup_shared.messaging.catch_up``):
+    # ``first``, an offset of the stream or an ISO 8601 time; unset: no catch-up.
+    catch_up_from: str | None = None
+    catch_up_margin_seconds: float = Field(default=2.0, ge=0)
+    catch_up_then_exit: bool = False  # ``<service> catch-up``: do not consume afterwards
+
+    @field_validator("catch_up_from")
+    @classmethod
+    def _catch_up_start(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_position(value)  # raises naming what is accepted
+            return value.strip()
+        return None
 
     @model_validator(mode="before")
     @classmethod
@@ -105,6 +120,19 @@ class ServiceSettings(BaseSettings):
                     values.pop(key, None)
                 values[new] = value
         return values
+
+
+class HistorySettings(BaseSettings):
+    """Retention of the ``events.history`` stream (``EVENTS_HISTORY_*``), used where it is
+    declared: the definitions (``deploy/rabbitmq``) and the credentials setup. Once it exists, a
+    policy changes them (docs/operations.md, "Event history")."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTS_HISTORY_", extra="ignore")
+
+    max_age_days: int = Field(default=30, ge=1)
+    max_length_bytes: int = Field(default=20_000_000_000, ge=1)
+    max_segment_size_bytes: int = Field(default=100_000_000, ge=1)
+    replicas: int = Field(default=3, ge=1)
 
 
 def environment_help(settings_class: type[BaseSettings], names: Sequence[str]) -> str:

@@ -9,6 +9,10 @@ A service declares its subscriptions next to their handlers (``@event_handler`` 
 which builds one queue per declaration (``<service>.<event_name>``), the consumer runtime,
 ``/healthz`` and ``/readyz`` (database reachable, broker connected, handler thread alive), the
 inbox pruning job and any extra periodic jobs, then consumes until SIGTERM/SIGINT.
+
+With ``<PREFIX>CATCH_UP_FROM`` set (or ``<service> consume --catch-up-from``), the process first
+catches up from the event history (``messaging.catch_up``), retrying after a broker failure,
+and then consumes; ``<service> catch-up --from`` catches up and exits.
 """
 
 import threading
@@ -21,7 +25,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from signup_shared import inbox
+from signup_shared.backoff import Backoff
 from signup_shared.db import transaction
+from signup_shared.messaging import failures, history
+from signup_shared.messaging.catch_up import CatchUp, CatchUpReport
 from signup_shared.messaging.consumer import ConsumerRuntime
 from signup_shared.messaging.handlers import EventHandler
 from signup_shared.messaging.subscription import Subscription
@@ -125,6 +132,41 @@ def health_checks(engine: Engine, runtime: ConsumerRuntime) -> dict[str, Check]:
     }
 
 
+def catch_up(
+    worker: ConsumerWorker, runtime: ConsumerRuntime, stop: threading.Event
+) -> CatchUpReport | None:
+    """Catch up from ``settings.catch_up_from`` through the runtime's handlers; a failure of the
+    broker or of the runtime starts it again after a backoff (the inbox absorbs what was read
+    twice). None if stopped first."""
+    settings = worker.settings
+    assert settings.catch_up_from is not None
+    job = CatchUp(
+        worker.service,
+        settings.amqp_url,
+        runtime.subscriptions,
+        history.parse_position(settings.catch_up_from),
+        runtime.publisher,
+        processor=runtime.processor,
+        prefetch=max(settings.prefetch_count, settings.consumer_batch_size),
+        batch_size=settings.consumer_batch_size,
+        heartbeat=settings.amqp_heartbeat,
+        margin=settings.catch_up_margin_seconds,
+    )
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            report = job.run(stop)
+        except history.HistoryError:
+            raise
+        except Exception as exc:
+            delay = backoff.next()
+            failures.log_failure(log.warning, "catch_up.failed", exc, retry_in=round(delay, 2))
+            stop.wait(delay)
+            continue
+        return report if report.complete else None
+    return None
+
+
 def run_worker(worker: ConsumerWorker, stop: threading.Event | None = None) -> None:
     """Consume until ``stop`` (default: SIGTERM/SIGINT); then finish in-flight work and close."""
     stop = stop or stop_on_signals()
@@ -140,6 +182,10 @@ def run_worker(worker: ConsumerWorker, stop: threading.Event | None = None) -> N
         batch_size=runtime.batch_size,
     )
     try:
+        if worker.settings.catch_up_from:
+            catch_up(worker, runtime, stop)
+            if worker.settings.catch_up_then_exit:
+                stop.set()  # run() then only closes the publisher and the handler thread
         runtime.run(stop)
     finally:
         stop.set()

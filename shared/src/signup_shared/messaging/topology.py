@@ -11,7 +11,15 @@
   exchange, and ``events.retry`` and ``events.dlx`` being topic exchanges, topic permissions
   limit each service to routing keys of its own queues (``deploy/rabbitmq/generate.py``).
 
-Every queue is a quorum queue, the retry queues and ``events.unrouted`` included: they
+- ``events.history``: a stream (``x-queue-type: stream``) bound to ``events`` with ``#``: every
+  event published is kept there, up to its retention (``HistorySettings``: age, total size,
+  segment size), for readers that join later (``messaging.catch_up``). Declared with its
+  binding by the administrator (the broker definitions, :func:`declare_history`): no service
+  may write to it, and a binding needs write access to the queue. Once it is bound, the
+  alternate exchange ``events.unrouted`` receives nothing any more (every event reaches at
+  least the stream): see docs/operations.md, "Event history".
+
+Every other queue is a quorum queue, the retry queues and ``events.unrouted`` included: they
 replicate on a cluster by themselves (RabbitMQ 4 has no classic mirroring), and since RabbitMQ
 3.10 a quorum queue keeps a message TTL and dead-letters what expires. Dead-lettering is
 at-most-once by default; the retry queues ask for at-least-once (which needs
@@ -39,9 +47,11 @@ from signup_contracts.amqp import (
     DEAD_LETTER_SUFFIX,
     EVENTS_EXCHANGE,
     EVENTS_EXCHANGE_TYPE,
+    HISTORY_STREAM,
     RETRY_EXCHANGE,
     UNROUTED_EXCHANGE,
 )
+from signup_shared.settings import HistorySettings
 
 QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
@@ -59,6 +69,33 @@ unrouted_queue = Queue(
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, "topic", durable=True)
 retry_exchange = Exchange(RETRY_EXCHANGE, "topic", durable=True)
 CORE_EXCHANGES = (unrouted_exchange, events_exchange, dead_letter_exchange, retry_exchange)
+
+
+def history_stream(retention: HistorySettings | None = None) -> Queue:
+    """``events.history``: every event, kept by age and size; replicated on ``replicas`` nodes
+    (capped by the cluster's size, so one node is fine)."""
+    settings = retention or HistorySettings()
+    return Queue(
+        HISTORY_STREAM,
+        events_exchange,
+        routing_key="#",
+        durable=True,
+        auto_delete=False,
+        queue_arguments={
+            "x-queue-type": "stream",
+            "x-max-age": f"{settings.max_age_days}D",
+            "x-max-length-bytes": settings.max_length_bytes,
+            "x-stream-max-segment-size-bytes": settings.max_segment_size_bytes,
+            "x-initial-cluster-size": settings.replicas,
+        },
+    )
+
+
+def declare_history(connection: Connection, retention: HistorySettings | None = None) -> None:
+    """Declare and bind the history stream (as an administrator; idempotent while its arguments
+    are unchanged: change retention with a policy, see docs/operations.md)."""
+    _declare(connection, events_exchange, None)
+    _declare(connection, history_stream(retention), None)
 
 
 class TopologyError(Exception):

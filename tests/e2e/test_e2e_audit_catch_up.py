@@ -1,0 +1,89 @@
+"""The worked example of the event history: a fifth consuming service joins late.
+
+1,000 signups happen while audit does not exist (no process, no queue: its queue, declared by the
+stack's setup, is deleted first, as if audit had never been deployed). Then audit starts with
+``AUDIT_CATCH_UP_FROM=first`` while 500 more signups arrive: it reads the history (each signup is
+there twice, as v1 and v2, with one event id), then its live queue, and ends with exactly 1,500
+users recorded, each once, with no message left in its queues or dead-letter queue.
+"""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from kombu import Connection
+
+from audit.bootstrap import queues as audit_queues
+from audit.settings import AuditSettings
+from platform_harness.stack import running_stack, wait_until
+from signup_shared.messaging import topology
+
+PLANS = ("free", "pro", "team")
+BEFORE, DURING = 1_000, 500
+
+
+def sign_up(stack: Any, start: int, count: int) -> list[str]:
+    with httpx.Client(timeout=15) as client, ThreadPoolExecutor(8) as pool:
+        return [
+            user["user_id"]
+            for user in pool.map(
+                lambda i: stack.signup(client, i, phone=i % 2 == 0, plan=PLANS[i % 3]),
+                range(start, start + count),
+            )
+        ]
+
+
+def log_events(stack: Any, name: str, event: str) -> list[dict[str, Any]]:
+    found = []
+    for line in stack.log(name).splitlines():
+        if f'"{event}"' in line:
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found
+
+
+def test_audit_joins_after_1000_signups_and_records_1500_users_each_once() -> None:
+    with running_stack(held=("audit",)) as stack:
+        with Connection(stack.amqp_url) as connection:  # audit was never deployed
+            topology.delete(connection, audit_queues(AuditSettings()))
+        began = time.monotonic()
+        before = sign_up(stack, 0, BEFORE)
+        wait_until(  # every one of them published (stats counts them from its queue)
+            lambda: stack.stats()["total_users"] >= BEFORE, 120, 0.5, "1,000 signups published"
+        )
+        history_written = time.monotonic()
+
+        stack.programs["audit"].env["AUDIT_CATCH_UP_FROM"] = "first"
+        stack.start_process("audit")
+        audit_started = time.monotonic()
+        during = sign_up(stack, BEFORE, DURING)
+        users = set(before) | set(during)
+        assert len(users) == BEFORE + DURING
+
+        def recorded() -> int:
+            return int(stack.query("audit", "SELECT count(*) FROM audit_users")[0][0])
+
+        wait_until(lambda: recorded() >= len(users), 240, 0.5, "1,500 users recorded")
+        caught_up = time.monotonic()
+        time.sleep(2)  # anything still on its way would show now
+
+        rows = stack.query("audit", "SELECT user_id::text, first_event_id FROM audit_users")
+        assert len(rows) == len(users) == 1_500  # exactly 1,500, each user once (primary key)
+        assert {user_id for user_id, _ in rows} == users
+        assert len({event for _, event in rows}) == 1_500  # one signup event each
+        [finished] = log_events(stack, "audit", "catch_up.finished")
+        assert finished["handled"] >= 2 * BEFORE  # v1 and v2 of each signup before it started
+        queues = stack.queues()
+        assert queues["audit.user_signed_up.dlq"] == 0
+        wait_until(lambda: stack.queues()["audit.user_signed_up"] == 0, 30, 0.5, "queue drained")
+        print(
+            f"\naudit catch-up: {BEFORE} signups in {history_written - began:.1f} s; audit read "
+            f"{finished['handled']} events of the history (tail offset {finished['tail']}) in "
+            f"{finished['seconds']} s ({finished['events_per_second']} events/s) while "
+            f"{DURING} more signed up; all {len(users)} users recorded "
+            f"{caught_up - audit_started:.1f} s after audit started"
+        )
