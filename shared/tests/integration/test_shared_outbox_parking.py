@@ -170,7 +170,7 @@ def test_a_row_the_broker_refuses_is_retried_then_parked_after_park_after_refusa
 ) -> None:
     [refused] = write_events(outbox, producer, 1)
     broker = RefusingBroker(refused)
-    relay = OutboxRelay(outbox, Outbox, broker, park_after=3)
+    relay = OutboxRelay(outbox, Outbox, broker, park_after=3, refusal_hold_seconds=0.0)
     for round_number in (1, 2):
         write_events(outbox, producer, 1)
         assert relay.publish_pending() == 1  # the new row passes; the refused one is counted
@@ -193,3 +193,17 @@ def test_the_parked_gauge_reads_the_database_at_scrape_time() -> None:
         raise OSError("database away")
 
     assert list(ParkedCollector("svc", away).collect()) == []
+
+
+def test_a_refused_row_is_held_back_while_the_rows_behind_it_are_published(
+    outbox: Engine, producer: str
+) -> None:
+    [refused] = write_events(outbox, producer, 1)
+    broker = RefusingBroker(refused)
+    relay = OutboxRelay(outbox, Outbox, broker, park_after=3, refusal_hold_seconds=60.0)
+    assert relay.publish_pending() == 0  # refused once: held for a minute
+    write_events(outbox, producer, 2)
+    assert relay.publish_pending() == 2  # the rows behind it go; it is not tried again yet
+    assert [len(batch) for batch in broker.batches] == [0, 2]
+    assert relay.parked() == 0 and relay.backlog()[0] == 1
+    assert 59.0 < (relay.holds.next_due() or 0.0) <= 60.0

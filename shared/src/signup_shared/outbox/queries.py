@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    all_,
     and_,
     any_,
     bindparam,
@@ -71,7 +72,10 @@ class OutboxQueries:
                 table.c.traceparent,
                 table.c.refusals,
             )
-            .where(waiting)
+            .where(
+                waiting,
+                table.c.position != all_(bindparam("held", type_=ARRAY(BigInteger))),
+            )
             .order_by(table.c.position)
             .limit(batch_size)
             .with_for_update(skip_locked=True)
@@ -114,8 +118,9 @@ class OutboxQueries:
         )
         self._unpark_values = {"parked_at": None, "parked_reason": None, "refusals": 0}
 
-    def claim(self, connection: Connection) -> Sequence[Row[Any]]:
-        return connection.execute(self.pending).all()
+    def claim(self, connection: Connection, held: Sequence[int] = ()) -> Sequence[Row[Any]]:
+        """The next pending rows in order, locked, but for the ``held`` positions."""
+        return connection.execute(self.pending, {"held": list(held)}).all()
 
     def record_sent(self, connection: Connection, positions: Sequence[int]) -> None:
         if positions:

@@ -4,7 +4,8 @@
 - Row locks are held while the batch is published, so a relay that dies mid-batch leaves its
   rows pending for the next one (they may be published twice; consumers deduplicate).
 - A row that cannot be published (the client cannot encode it: parked at once; the broker
-  refused it ``park_after`` times: parked then) is parked and counted
+  refused it ``park_after`` times, held back longer after each refusal: parked then,
+  ``signup_shared.outbox.holds``) is parked and counted
   (``signup_relay_parked_total``, gauge ``signup_outbox_parked_rows``); the rest of its batch is
   marked sent, so no row holds back the rows behind it. Refusals cost no extra round trip for
   the good rows: they are recorded in the batch's own transaction, with its ``sent`` mark.
@@ -32,6 +33,7 @@ from signup_shared import metrics, tracing
 from signup_shared.backoff import Backoff
 from signup_shared.messaging.publisher import UNENCODABLE, Publisher, PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.outbox.holds import Holds
 from signup_shared.outbox.listener import NotificationListener
 from signup_shared.outbox.model import OutboxMixin
 from signup_shared.outbox.parking import RELAY_PARKED, ParkedCollector
@@ -75,6 +77,7 @@ class OutboxRelay:
         prune_interval: float = 600.0,
         service: str | None = None,
         park_after: int = 5,
+        refusal_hold_seconds: float = 2.0,
     ) -> None:
         self.engine = engine
         self.service = service or engine.url.database or "outbox"
@@ -85,6 +88,7 @@ class OutboxRelay:
         self.retention = retention
         self.prune_interval = prune_interval
         self.park_after = park_after
+        self.holds = Holds(first_delay=refusal_hold_seconds)
         self._last_prune = 0.0
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="outbox")
         self.queries = OutboxQueries(model, batch_size)
@@ -135,7 +139,7 @@ class OutboxRelay:
         connection = self.engine.connect()
         try:
             transaction = connection.begin()
-            rows = self.queries.claim(connection)
+            rows = self.queries.claim(connection, self.holds.held())
         except BaseException:
             connection.close()
             raise
@@ -196,12 +200,21 @@ class OutboxRelay:
         finally:
             claim.connection.close()
         metrics.RELAY_PUBLISHED.labels(self.service).inc(len(positions))
+        self.holds.release(positions)
+        self.holds.release(refusal.position for refusal in refusals if refusal.park)
+        refused_before = {row.position: row.refusals for row in claim.rows}
         for refusal in refusals:
+            retry_in = (
+                0.0
+                if refusal.park
+                else self.holds.hold(refusal.position, refused_before[refusal.position])
+            )
             log.warning(
                 "relay.row_refused",
                 position=refusal.position,
                 reason=refusal.reason,
                 parked=refusal.park,
+                retry_in=retry_in,
             )
         if parked := sum(refusal.park for refusal in refusals):
             RELAY_PARKED.labels(self.service).inc(parked)
@@ -250,7 +263,8 @@ class OutboxRelay:
                     log.warning("relay.retrying", error=str(exc), retry_in=round(delay, 2))
                     stop.wait(delay)
                     continue
-                wakeups.wait(min(self.poll_interval, 5.0))
+                due = self.holds.next_due()
+                wakeups.wait(min(self.poll_interval, 5.0, *(() if due is None else (due,))))
         finally:
             for collector in collectors:
                 metrics.unregister(collector)
