@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accounts import actions
+from accounts import actions, erasure, keys
 from accounts.api.schemas import ErrorResponse, FieldError
 
 log = structlog.get_logger(__name__)
@@ -82,6 +82,21 @@ async def not_found(_request: Request, _exc: Exception) -> JSONResponse:
     return error(404, "user not found")
 
 
+async def not_authenticated(_request: Request, exc: keys.NotAuthenticatedError) -> JSONResponse:
+    response = error(401, exc.refusal.value)
+    error_code = "invalid_request" if exc.refusal is keys.Refusal.MISSING else "invalid_token"
+    response.headers["WWW-Authenticate"] = f'Bearer realm="accounts", error="{error_code}"'
+    return response
+
+
+async def forbidden(_request: Request, exc: keys.ForbiddenError) -> JSONResponse:
+    response = error(403, f"this API key lacks the scope {exc.scope.value}")
+    response.headers["WWW-Authenticate"] = (
+        f'Bearer realm="accounts", error="insufficient_scope", scope="{exc.scope.value}"'
+    )
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Answer each refusal with its status and the error document naming the field."""
     handlers: list[tuple[type[Exception], Any]] = [
@@ -94,6 +109,9 @@ def install(app: FastAPI) -> None:
         (OperationalError, database_unavailable),
         (InterfaceError, database_unavailable),
         (actions.UserNotFoundError, not_found),
+        (erasure.UnknownUserError, not_found),
+        (keys.NotAuthenticatedError, not_authenticated),
+        (keys.ForbiddenError, forbidden),
     ]
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, handler)
