@@ -18,7 +18,6 @@ Health, as an orchestrator reads it:
 
 import contextlib
 import threading
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any
 

@@ -56,7 +56,8 @@ def downgrade() -> None:
     op.drop_table("erasures")
     # Erased users cannot get their data back: they are removed with their subscriptions.
     op.execute(
-        "DELETE FROM subscriptions WHERE user_id IN (SELECT id FROM users WHERE erased_at IS NOT NULL)"
+        "DELETE FROM subscriptions WHERE user_id IN "
+        "(SELECT id FROM users WHERE erased_at IS NOT NULL)"
     )
     op.execute("DELETE FROM users WHERE erased_at IS NOT NULL")
     op.drop_column("users", "erased_at")
