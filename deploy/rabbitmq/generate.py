@@ -67,7 +67,9 @@ from stats.settings import StatsSettings
 OUTPUT = Path(__file__).with_name("definitions.json")
 VHOST = "/"
 SERVICES = ("accounts", "notifications", "provisioning", "stats")
-PUBLISHERS = frozenset({"accounts", "provisioning"})  # outbox relays: they publish <service>.*
+PUBLISHERS = frozenset(
+    {"accounts", "notifications", "provisioning", "stats"}
+)  # outboxes: <service>.*
 NOTHING = "^$"
 HASHING = "rabbit_password_hashing_sha256"
 MONITORING_USER = "keda"
