@@ -10,8 +10,8 @@ from sqlalchemy.exc import DataError
 from provisioning import actions, models
 from provisioning.adapters.storage import FakeSpaceStorage
 from provisioning.models import Plan, Space, SpaceStatus
-from signup_shared.errors import TransientError
 from signup_contracts import UserErasureRequested
+from signup_shared.errors import TransientError
 from signup_shared.events import Envelope, SpaceProvisioned
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
