@@ -54,7 +54,7 @@ def consumer_worker(settings: AccountsSettings) -> worker.ConsumerWorker:
             worker.Job(
                 "accounts.erasure_age",
                 settings.erasure_age_probe_interval_seconds,
-                consumers.erasure_age_probe(sessions),
+                consumers.erasure_age_probe(sessions, settings.erasure_deadline_seconds),
             )
         ],
     )

@@ -19,6 +19,10 @@ ERASURE_OLDEST_PENDING = Gauge(
     "accounts_erasure_oldest_pending_seconds",
     "Age of the oldest erasure not yet confirmed by every holder (0 when none is outstanding)",
 )
+ERASURE_DEADLINE = Gauge(
+    "accounts_erasure_deadline_seconds",
+    "How long an erasure may wait for its confirmations (ACCOUNTS_ERASURE_DEADLINE_SECONDS)",
+)
 
 
 @event_handler("provisioning", SpaceProvisioned)
@@ -57,8 +61,10 @@ def _oldest_pending_age(session: Session) -> float:
     return erasure.oldest_outstanding_age(session)
 
 
-def erasure_age_probe(sessions: sessionmaker[Session]) -> Any:
-    """A job that sets ``accounts_erasure_oldest_pending_seconds`` (the alert's input)."""
+def erasure_age_probe(sessions: sessionmaker[Session], deadline_seconds: float) -> Any:
+    """A job that sets ``accounts_erasure_oldest_pending_seconds``; the alert compares it with
+    ``accounts_erasure_deadline_seconds``, set here from the setting."""
+    ERASURE_DEADLINE.set(deadline_seconds)
 
     def probe() -> float:
         with sessions() as session:

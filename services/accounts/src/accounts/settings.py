@@ -78,5 +78,7 @@ class AccountsSettings(ServiceSettings):
     erasure_holders: list[str] = Field(
         default=["accounts", "notifications", "provisioning", "stats"]
     )
-    # How often the consumer measures the oldest unconfirmed erasure (the metric the alert reads).
+    # How often the consumer measures the oldest unconfirmed erasure (the metric the alert reads),
+    # and how long an erasure may wait for every holder's confirmation before ErasureUnconfirmed.
     erasure_age_probe_interval_seconds: float = 15.0
+    erasure_deadline_seconds: float = 3600.0
