@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from accounts import actions, erasure, keys
 from accounts.api.schemas import ErrorResponse, FieldError
@@ -46,10 +47,23 @@ async def invalid(_request: Request, exc: RequestValidationError) -> JSONRespons
     return error(422, "invalid request", fields)
 
 
-async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     response = error(exc.status_code, str(exc.detail))
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers (Starlette names only the first route's,
+    and ``/users/{user_id}`` has one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def duplicate(_request: Request, exc: Exception) -> JSONResponse:
