@@ -124,7 +124,17 @@ def test_queues_come_from_the_bindings_of_the_events_exchange() -> None:
 
 def test_one_channel_per_routing_key_with_every_version_as_a_message() -> None:
     data = document([], "1.0")
-    assert set(data["channels"]) == {"accounts.user_signed_up", "provisioning.space_provisioned"}
+    assert set(data["channels"]) == {
+        "accounts.user_signed_up",
+        "accounts.user_erasure_requested",
+        "provisioning.space_provisioned",
+        # UserErased: one channel per holder that publishes it
+        "notifications.user_erased",
+        "provisioning.user_erased",
+        "stats.user_erased",
+    }
+    summary = data["channels"]["stats.user_erased"]["summary"]
+    assert summary == "UserErased events published by stats."
     channel = data["channels"]["accounts.user_signed_up"]
     assert channel["bindings"]["amqp"]["exchange"]["name"] == EVENTS_EXCHANGE
     assert channel["bindings"]["amqp"]["exchange"]["type"] == "topic"
@@ -159,6 +169,10 @@ def test_each_consumer_queue_is_a_receive_operation_on_every_channel_it_matches(
         "notifications.user_signed_up",
         "audit.everything.from.accounts.user_signed_up",
         "audit.everything.from.provisioning.space_provisioned",
+        "audit.everything.from.accounts.user_erasure_requested",
+        "audit.everything.from.notifications.user_erased",
+        "audit.everything.from.provisioning.user_erased",
+        "audit.everything.from.stats.user_erased",
     }
     operation = receive["notifications.user_signed_up"]
     assert operation["channel"] == {"$ref": "#/channels/accounts.user_signed_up"}
@@ -179,6 +193,13 @@ def test_the_checked_in_document_names_the_queues_of_every_consuming_service() -
         "provisioning.user_signed_up",
         "stats.space_provisioned",
         "stats.user_signed_up",
+        # erasure: every holder takes the request; accounts takes each holder's confirmation
+        "notifications.user_erasure_requested",
+        "provisioning.user_erasure_requested",
+        "stats.user_erasure_requested",
+        "accounts.user_erased.from.notifications.user_erased",
+        "accounts.user_erased.from.provisioning.user_erased",
+        "accounts.user_erased.from.stats.user_erased",
     }  # not events.history: it keeps every event, it consumes none
 
 

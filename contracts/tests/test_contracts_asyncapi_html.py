@@ -39,6 +39,19 @@ def test_the_page_is_self_contained() -> None:
     assert "AsyncApiStandalone.render(" in page
 
 
+def _resolved(shown: dict[str, Any], value: Any) -> Any:
+    """A message the page's parser printed once and referred to again (a message published on
+    several channels: ``$ref:$.channels.<channel>.messages.<message>``), looked up."""
+    prefix = "$ref:$.channels."
+    if not (isinstance(value, str) and value.startswith(prefix)):
+        return value
+    path = value.removeprefix(prefix)
+    for key, channel in shown["channels"].items():
+        if path.startswith(f"{key}.messages."):
+            return _resolved(shown, channel["messages"][path.removeprefix(f"{key}.messages.")])
+    return value
+
+
 def differences(shown: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What the page shows differently from the document (messages compared per channel)."""
     found = [key for key in ("info", "servers") if shown.get(key) != current.get(key)]
@@ -53,8 +66,9 @@ def differences(shown: dict[str, Any], current: dict[str, Any]) -> list[str]:
             found.append(f"channel {key}")
             continue
         for name in channel["messages"]:
+            message = _resolved(shown, on_page[name])
             for part in ("payload", "headers", "bindings"):
-                if on_page[name].get(part) != messages[name].get(part):
+                if message.get(part) != messages[name].get(part):
                     found.append(f"{key} {name} {part}")
     return found
 

@@ -247,13 +247,15 @@ def test_every_registered_version_needs_a_frozen_file(tmp_path: Path) -> None:
     )
     (tmp_path / "user_signed_down.v1.json").write_text("{}")
     problems = check_frozen(tmp_path)
-    assert len(problems) == 3
-    assert problems[0].startswith("UserSignedUp v1 has no frozen schema")
-    assert problems[1].startswith("UserSignedUp v2 has no frozen schema")
+    assert len(problems) == 5
+    assert problems[0].startswith("UserErased v1 has no frozen schema")
+    assert problems[1].startswith("UserErasureRequested v1 has no frozen schema")
+    assert problems[2].startswith("UserSignedUp v1 has no frozen schema")
+    assert problems[3].startswith("UserSignedUp v2 has no frozen schema")
     assert "--freeze" in problems[0]
     assert (
         "user_signed_down.v1.json is frozen but no registered contract publishes it"
-        in (problems[2])
+        in (problems[4])
     )
 
 

@@ -103,6 +103,8 @@ def test_routing_keys_name_the_producer_and_the_event() -> None:
 def test_the_catalog_lists_every_published_version() -> None:
     assert list(registered_events()) == [
         ("SpaceProvisioned", 1),
+        ("UserErased", 1),
+        ("UserErasureRequested", 1),
         ("UserSignedUp", 1),
         ("UserSignedUp", 2),
     ]

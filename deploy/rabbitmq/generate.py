@@ -76,7 +76,8 @@ from stats.settings import StatsSettings
 OUTPUT = Path(__file__).with_name("definitions.json")
 VHOST = "/"
 SERVICES = ("accounts", "notifications", "provisioning", "stats", "audit")
-PUBLISHERS = frozenset({"accounts", "provisioning"})  # outbox relays: they publish <service>.*
+# outboxes (their relays publish <service>.*): events, and the erasure confirmations
+PUBLISHERS = frozenset({"accounts", "notifications", "provisioning", "stats"})
 NOTHING = "^$"
 HASHING = "rabbit_password_hashing_sha256"
 MONITORING_USER = "keda"

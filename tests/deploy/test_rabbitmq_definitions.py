@@ -36,10 +36,14 @@ def test_every_service_queue_has_its_dead_letter_queue_and_retries() -> None:
     ]
     assert sorted(services) == [
         "accounts.space_provisioned",
+        "accounts.user_erased",
         "audit.user_signed_up",
+        "notifications.user_erasure_requested",
         "notifications.user_signed_up",
+        "provisioning.user_erasure_requested",
         "provisioning.user_signed_up",
         "stats.space_provisioned",
+        "stats.user_erasure_requested",
         "stats.user_signed_up",
     ]
     for name in services:

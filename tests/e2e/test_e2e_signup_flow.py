@@ -68,7 +68,10 @@ def test_every_signup_gets_one_email_sms_space_activation_and_count(stack: Stack
         return sum(1 for (s,) in statuses if s == "active") >= len(users)
 
     wait_until(all_active, timeout=30, message="every subscription active")
-    with httpx.Client() as client:
+    create_key = ["accounts", "keys", "create", "--client", "e2e", "--scope", "users:read"]
+    created = stack.command("accounts-consumer", *create_key)
+    key = created.splitlines()[1]  # the key is printed once, on the second line
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}) as client:
         sample = client.get(stack.url("accounts", f"/users/{users[0]['user_id']}")).json()
     assert sample["status"] == "active"
 

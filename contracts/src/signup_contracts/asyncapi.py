@@ -11,12 +11,9 @@ the code) binds each consumer queue to the ``events`` exchange with a routing ke
   consumer queue (named after the queue, with its retry and dead-letter queues);
 - one message per (type, version).
 
-The document is shipped inside the package (``signup_contracts.catalog``); in this repository
-``docs/asyncapi/asyncapi.json`` points at that file. Regenerate it from the repository root
-(``--check`` exits 1 when the file is out of date); anywhere, ``--show`` prints the shipped one:
-
-    .venv/bin/python -m signup_contracts.asyncapi
-    python -m signup_contracts.asyncapi --show
+Shipped in the package (``signup_contracts.catalog``; ``docs/asyncapi/asyncapi.json`` links to
+it). Regenerate from the repository root with ``python -m signup_contracts.asyncapi`` (``--check``
+exits 1 when it is out of date); ``--show`` prints the shipped one anywhere.
 """
 
 import argparse
@@ -38,10 +35,10 @@ from signup_contracts.amqp import (
     PERSISTENT,
     TRACEPARENT_HEADER,
     TRACEPARENT_PATTERN,
-    published_routing_key,
+    routing_key,
     topic_matches,
 )
-from signup_contracts.envelope import EventData, registered_events
+from signup_contracts.envelope import EventData, publishers, registered_events
 from signup_contracts.schemas import message_schema
 
 DEFINITIONS = Path("deploy/rabbitmq/definitions.json")
@@ -98,7 +95,8 @@ def document(queues: Iterable[ConsumerQueue], version: str) -> dict[str, Any]:
     events = list(registered_events().values())
     by_key: dict[str, list[type[EventData]]] = {}
     for event in events:
-        by_key.setdefault(published_routing_key(event), []).append(event)
+        for producer in publishers(event):
+            by_key.setdefault(routing_key(producer, event.event_type), []).append(event)
     channels = {key: _channel(key, members) for key, members in sorted(by_key.items())}
     operations: dict[str, Any] = {}
     for key, members in sorted(by_key.items()):
@@ -142,7 +140,7 @@ def _channel(key: str, events: list[type[EventData]]) -> dict[str, Any]:
     return {
         "address": key,
         "title": key,
-        "summary": f"{events[0].event_type} events published by {events[0].producer}.",
+        "summary": f"{events[0].event_type} events published by {_producer(key)}.",
         "messages": {
             message_key(e): {"$ref": f"#/components/messages/{message_key(e)}"} for e in events
         },
@@ -166,8 +164,13 @@ def _channel_messages(key: str, events: list[type[EventData]]) -> list[dict[str,
     return [{"$ref": f"#/channels/{key}/messages/{message_key(e)}"} for e in events]
 
 
+def _producer(key: str) -> str:
+    """The service that publishes on routing key ``key`` (``<producer>.<event_name>``)."""
+    return key.split(".", 1)[0]
+
+
 def _send(key: str, events: list[type[EventData]]) -> dict[str, Any]:
-    producer = events[0].producer
+    producer = _producer(key)
     return {
         "action": "send",
         "channel": {"$ref": f"#/channels/{key}"},

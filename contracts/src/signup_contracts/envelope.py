@@ -28,6 +28,14 @@ class EventData(BaseModel):
     event_type: ClassVar[str]
     version: ClassVar[int]
     producer: ClassVar[str]
+    producers: ClassVar[tuple[str, ...]] = ()
+    """When several services publish this event, each on its own ``<service>.<event_name>``
+    (``UserErased``): all of them. Empty: ``producer`` alone (see ``publishers``)."""
+
+
+def publishers(event: type[EventData]) -> tuple[str, ...]:
+    """The services that publish ``event``: its ``producers``, else its one ``producer``."""
+    return event.producers or (event.producer,)
 
 
 D = TypeVar("D", bound=EventData)

@@ -5,7 +5,7 @@ one; its JSON Schema is frozen under ``contracts/schemas`` like every published 
 """
 
 import uuid
-from typing import Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import AwareDatetime, EmailStr, Field
 
@@ -89,3 +89,72 @@ class SpaceProvisioned(EventData):
     user_id: uuid.UUID
     space_id: uuid.UUID
     quota_bytes: int = Field(ge=0)
+
+
+ERASED_EMAIL_DOMAIN = "erased.example"
+"""The domain of the placeholder address a redacted ``UserSignedUp`` carries (RFC 2606)."""
+ERASED_FULL_NAME = "erased"
+ERASURE_HOLDERS: tuple[str, ...] = ("notifications", "provisioning", "stats")
+"""The services besides accounts that hold a user's data and confirm its erasure."""
+
+
+@register
+class UserErasureRequested(EventData):
+    """A user asked to be forgotten: every service holding their data erases it and confirms.
+
+    Accounts has erased its own copy in the transaction that wrote this event. Each holder
+    erases the user's personal data in its own transaction and publishes ``UserErased``; from
+    then on it keeps no personal data of the user, and a ``UserSignedUp`` for them arriving
+    later (a race, a replay) creates none.
+    """
+
+    event_type = "UserErasureRequested"
+    version = 1
+    producer = "accounts"
+
+    user_id: uuid.UUID
+    requested_at: AwareDatetime
+
+
+@register
+class UserErased(EventData):
+    """A holder erased the user's personal data: its confirmation of ``UserErasureRequested``.
+
+    Published by each holder on its own routing key (``notifications.user_erased``, ...); the
+    envelope's ``producer`` and ``holder`` name the same service. Accounts counts them and shows
+    the erasure complete once every holder has confirmed.
+    """
+
+    event_type = "UserErased"
+    version = 1
+    producer = "notifications"
+    producers: ClassVar[tuple[str, ...]] = ERASURE_HOLDERS
+
+    user_id: uuid.UUID
+    holder: str = Field(min_length=1, max_length=100)
+    erased_at: AwareDatetime
+
+
+def redact_user_signed_up(envelope: dict[str, Any]) -> dict[str, Any]:
+    """A ``UserSignedUp`` envelope (JSON data, any version) without the user's personal data.
+
+    What erasure leaves of a signup that has not reached every consumer yet: still valid for its
+    version (so it is counted, provisioned and activated like any signup), with a placeholder
+    address on ``ERASED_EMAIL_DOMAIN``, the name ``ERASED_FULL_NAME``, no phone, the default
+    locale. Consumers recognise it with ``is_redacted`` and send nothing to it.
+    """
+    data = dict(envelope.get("data") or {})
+    user_id = str(data.get("user_id", ""))
+    data.update(
+        email=f"{user_id.replace('-', '') or 'user'}@{ERASED_EMAIL_DOMAIN}",
+        full_name=ERASED_FULL_NAME,
+        phone=None,
+    )
+    if "locale" in data:
+        data["locale"] = DEFAULT_LOCALE
+    return {**envelope, "data": data}
+
+
+def is_redacted(data: UserSignedUp | UserSignedUpV2) -> bool:
+    """True for a ``UserSignedUp`` whose personal data was erased before it was delivered."""
+    return str(data.email).endswith(f"@{ERASED_EMAIL_DOMAIN}")

@@ -29,7 +29,13 @@ from typing import Any, TypeVar
 from signup_contracts.amqp import CONTENT_TYPE, EVENT_VERSION_HEADER, EVENTS_EXCHANGE, PERSISTENT
 from signup_contracts.amqp import topic_matches as topic_matches
 from signup_contracts.envelope import Envelope, EventData, registered_events
-from signup_contracts.events import SpaceProvisioned, UserSignedUp, UserSignedUpV2
+from signup_contracts.events import (
+    SpaceProvisioned,
+    UserErased,
+    UserErasureRequested,
+    UserSignedUp,
+    UserSignedUpV2,
+)
 from signup_contracts.inmemory import (
     AsyncHandlerInRunningLoopError,
     Handler,
@@ -97,10 +103,20 @@ def _space_provisioned_v1() -> dict[str, Any]:
     return {"user_id": uuid.uuid4(), "space_id": uuid.uuid4(), "quota_bytes": 1024**3}
 
 
+def _user_erasure_requested_v1() -> dict[str, Any]:
+    return {"user_id": uuid.uuid4(), "requested_at": datetime.now(UTC)}
+
+
+def _user_erased_v1() -> dict[str, Any]:
+    return {"user_id": uuid.uuid4(), "holder": UserErased.producer, "erased_at": datetime.now(UTC)}
+
+
 DEFAULT_PAYLOADS: dict[tuple[str, int], Callable[[], dict[str, Any]]] = {
     (UserSignedUp.event_type, UserSignedUp.version): _user_signed_up_v1,
     (UserSignedUpV2.event_type, UserSignedUpV2.version): _user_signed_up_v2,
     (SpaceProvisioned.event_type, SpaceProvisioned.version): _space_provisioned_v1,
+    (UserErasureRequested.event_type, UserErasureRequested.version): _user_erasure_requested_v1,
+    (UserErased.event_type, UserErased.version): _user_erased_v1,
 }
 """A valid payload of every published (type, version); new ids on every call."""
 

@@ -1,8 +1,9 @@
-"""accounts command line: relay, consume, migrate, topology (the API is ``accounts-web``)."""
+"""accounts command line: relay, consume, migrate, topology, keys, erasures (the API is
+``accounts-web``)."""
 
 from pathlib import Path
 
-from accounts import bootstrap
+from accounts import bootstrap, commands
 from accounts.settings import AccountsSettings
 from signup_shared import cli
 from signup_shared.outbox import operator as outbox
@@ -34,6 +35,8 @@ COMMANDS = {"relay": relay, "consume": consume, "migrate": migrate, "topology": 
 
 
 def main(argv: list[str] | None = None) -> None:
+    if commands.wanted(argv):  # accounts keys create|list|revoke, accounts erasures [--pending]
+        return commands.main(argv)
     if outbox.wanted(argv):  # accounts outbox parked | retry (--id EVENT_ID ... | --all)
         return outbox.main("accounts", AccountsSettings, bootstrap.relay, argv)
     cli.run("accounts", __doc__, AccountsSettings, COMMANDS, argv)

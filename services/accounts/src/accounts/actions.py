@@ -166,6 +166,8 @@ def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
     if found is None:
         raise UserNotFoundError(str(user_id))
     user, subscription = found
+    if user.email is None or user.full_name is None:  # erased (see accounts.erasure)
+        raise UserNotFoundError(str(user_id))
     return UserProfile(
         user_id=user.id,
         email=user.email,
@@ -175,7 +177,7 @@ def get_user(session: Session, user_id: uuid.UUID) -> UserProfile:
         subscription_id=subscription.id,
         status=subscription.status,
         created_at=user.created_at,
-        locale=user.locale,
+        locale=user.locale or DEFAULT_LOCALE,
     )
 
 

@@ -49,4 +49,12 @@ def consumer_worker(settings: AccountsSettings) -> worker.ConsumerWorker:
         sessions,
         models.InboxMessage,
         health_port=settings.consumer_health_port,
+        dependencies={"erasure_holders": tuple(settings.erasure_holders)},
+        jobs=[
+            worker.Job(
+                "accounts.erasure_age",
+                settings.erasure_age_probe_interval_seconds,
+                consumers.erasure_age_probe(sessions, settings.erasure_deadline_seconds),
+            )
+        ],
     )

@@ -67,11 +67,13 @@ class User(Base):
     __table_args__ = (Index(EMAIL_UNIQUE_INDEX, func.lower("email"), unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    email: Mapped[str] = mapped_column(String(320))
-    full_name: Mapped[str] = mapped_column(String(200))
+    # Personal data: null once the user is erased (``erased_at``; see accounts.erasure).
+    email: Mapped[str | None] = mapped_column(String(320))
+    full_name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    locale: Mapped[str] = mapped_column(String(LOCALE_MAX_LENGTH), server_default="en")
+    locale: Mapped[str | None] = mapped_column(String(LOCALE_MAX_LENGTH), server_default="en")
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     subscription: Mapped["Subscription"] = relationship(back_populates="user", uselist=False)
 

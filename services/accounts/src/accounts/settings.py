@@ -72,3 +72,13 @@ class AccountsSettings(ServiceSettings):
                 f"known: {list(cls.publishable_user_signed_up_versions)}"
             )
         return sorted(set(versions), reverse=True)
+
+    # The right to erasure (docs/erasure.md). The services that must confirm an erasure before
+    # it is complete, accounts itself included. As JSON: ACCOUNTS_ERASURE_HOLDERS=["accounts",...]
+    erasure_holders: list[str] = Field(
+        default=["accounts", "notifications", "provisioning", "stats"]
+    )
+    # How often the consumer measures the oldest unconfirmed erasure (the metric the alert reads),
+    # and how long an erasure may wait for every holder's confirmation before ErasureUnconfirmed.
+    erasure_age_probe_interval_seconds: float = 15.0
+    erasure_deadline_seconds: float = 3600.0

@@ -1,4 +1,4 @@
-"""accounts-web: the accounts HTTP API (POST /signups, GET /users/{user_id}).
+"""accounts-web: the accounts HTTP API (POST /signups; GET and DELETE /users/{user_id}).
 
 The only accounts process that loads the web framework. Liveness is GET /healthz (the process
 answers), readiness GET /readyz (started and the database reachable; the broker is not a
@@ -21,6 +21,7 @@ HELP_SETTINGS = (
     "database_url",
     "max_body_bytes",
     "publish_user_signed_up_versions",
+    "erasure_holders",
     "log_level",
 )
 
@@ -32,6 +33,7 @@ def app(settings: AccountsSettings) -> FastAPI:
         {"database": database_ready(engine)},
         settings.max_body_bytes,
         settings.publish_user_signed_up_versions,
+        settings.erasure_holders,
     )
 
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from accounts import api
+from accounts import api, keys
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +40,17 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @pytest.fixture(scope="module")
-def rolled_back_database(engine: Engine) -> Iterator[None]:
+def rolled_back_database(engine: Engine) -> Iterator[str]:
+    """Binds the app to one rolled-back transaction; yields an API key with every scope."""
     with engine.connect() as connection:
         outer = connection.begin()
         DATABASE.connection = connection
         try:
-            yield
+            with DATABASE.session() as session:
+                scopes = [scope.value for scope in keys.Scope]
+                issued = keys.create_key(session, "fuzz", scopes, valid_days=1)
+                session.commit()
+            yield issued.token
         finally:
             DATABASE.connection = None
             outer.rollback()
@@ -71,7 +76,28 @@ def special_use_email(case: Case) -> bool:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 def test_no_server_errors_and_every_answer_matches_the_schema(
-    case: Case, rolled_back_database: None
+    case: Case, rolled_back_database: str
 ) -> None:
+    """Without credentials: the internal operations answer 401, as documented."""
     excluded: list[Any] = [positive_data_acceptance] if special_use_email(case) else []
+    if case.operation.path.startswith("/users/"):
+        excluded.append(positive_data_acceptance)  # valid data, refused: no credentials
     case.call_and_validate(excluded_checks=excluded)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=40,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_with_credentials_no_server_errors_and_every_answer_matches_the_schema(
+    case: Case, rolled_back_database: str
+) -> None:
+    """With a key of every scope: reading and erasing random (unknown) users, 404 or 422."""
+    excluded: list[Any] = [positive_data_acceptance] if special_use_email(case) else []
+    if case.operation.path.startswith("/users/"):
+        excluded.append(positive_data_acceptance)  # a random user id is unknown: 404
+    headers = {"Authorization": f"Bearer {rolled_back_database}"}
+    case.call_and_validate(headers=headers, excluded_checks=excluded)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from accounts import actions, api
+from accounts import actions, api, erasure, keys
 from accounts.api import names
 from accounts.api.schemas import SignupRequest
 from accounts.models import EMAIL_UNIQUE_INDEX, Plan, SubscriptionStatus
@@ -21,6 +21,7 @@ from accounts.models import EMAIL_UNIQUE_INDEX, Plan, SubscriptionStatus
 USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 SUB_ID = uuid.UUID("00000000-0000-0000-0000-000000000002")
 VALID = {"email": "ada@example.com", "full_name": "Ada Lovelace", "plan": "pro"}
+READER = {"Authorization": "Bearer reader-key"}
 
 
 class Diag:
@@ -135,8 +136,15 @@ def fake_actions(monkeypatch: pytest.MonkeyPatch, state: Calls) -> None:
             datetime(2026, 1, 1, tzinfo=UTC),
         )
 
+    def authenticate(_session: Any, token: str | None, needs: keys.Scope) -> keys.Caller:
+        if token != "reader-key":
+            raise keys.NotAuthenticatedError(keys.Refusal.INVALID)
+        return keys.Caller("crm", "k1", frozenset({keys.Scope.USERS_READ.value}))
+
     monkeypatch.setattr(actions, "sign_up", sign_up)
     monkeypatch.setattr(actions, "get_user", get_user)
+    monkeypatch.setattr(keys, "authenticate", authenticate)
+    monkeypatch.setattr(erasure, "erasure_state", lambda *_args: None)
 
 
 def test_signup_returns_201_and_commits(client: TestClient, state: Calls) -> None:
@@ -231,18 +239,18 @@ def test_oversized_body_is_413(client: TestClient, state: Calls) -> None:
 
 
 def test_get_user(client: TestClient, state: Calls) -> None:
-    response = client.get(f"/users/{USER_ID}")
+    response = client.get(f"/users/{USER_ID}", headers=READER)
     assert response.status_code == 200
     assert response.json()["status"] == "active"
     assert state.sessions[0].commits == 0
 
 
 def test_unknown_user_is_404(client: TestClient) -> None:
-    assert client.get(f"/users/{uuid.uuid4()}").status_code == 404
+    assert client.get(f"/users/{uuid.uuid4()}", headers=READER).status_code == 404
 
 
 def test_user_id_that_is_not_a_uuid_is_422(client: TestClient) -> None:
-    response = client.get("/users/not-a-uuid")
+    response = client.get("/users/not-a-uuid", headers=READER)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "user_id"
 
@@ -472,7 +480,8 @@ def test_every_answer_carries_the_correlation_id(
     client: TestClient, method: str, path: str, body: Any, expected: int
 ) -> None:
     with structlog.testing.capture_logs():
-        response = client.request(method, path, json=body, headers={"X-Correlation-ID": "trace-7"})
+        headers = {"X-Correlation-ID": "trace-7", **READER}
+        response = client.request(method, path, json=body, headers=headers)
     assert response.status_code == expected
     assert response.headers["X-Correlation-ID"] == "trace-7"
 
@@ -544,7 +553,7 @@ def test_json_that_is_not_an_object_is_422(client: TestClient, body: bytes) -> N
 
 def test_one_info_line_per_request_with_route_status_and_duration(client: TestClient) -> None:
     with structlog.testing.capture_logs() as logs:
-        client.get(f"/users/{USER_ID}", headers={"X-Correlation-ID": "trace-8"})
+        client.get(f"/users/{USER_ID}", headers={"X-Correlation-ID": "trace-8", **READER})
     [line] = [entry for entry in logs if entry["log_level"] == "info"]
     assert (line["event"], line["method"], line["route"], line["status"]) == (
         "http.request",

@@ -20,15 +20,18 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from notifications import models, templates
+from notifications import erasure_models, models, templates
 from notifications.adapters.email_message import Email
 from notifications.adapters.sms import Sms, SmsSender
 from notifications.adapters.smtp import EmailSender
 from notifications.models import Channel as Channel
 from notifications.models import Owed
 from notifications.models import PendingRef as PendingRef
+from signup_contracts import UserErased, UserErasureRequested, is_redacted
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
+
+PRODUCER = "notifications"
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +95,8 @@ def owe_welcome(session: Session, events: Sequence[Envelope[UserSignedUp]], now:
     first: dict[uuid.UUID, Envelope[UserSignedUp]] = {}
     for event in events:
         first.setdefault(event.data.user_id, event)
+    # Redacted: the user was erased before the event went out; nothing is owed to anyone.
+    first = {user_id: event for user_id, event in first.items() if not is_redacted(event.data)}
     claimed = models.claim_welcomes(
         session, {user_id: event.id for user_id, event in first.items()}, now
     )
@@ -205,3 +210,25 @@ def pending_by_channel(session: Session, now: datetime) -> dict[Channel, tuple[i
         channel: (count, max(0.0, (now - oldest).total_seconds()))
         for channel, (count, oldest) in waiting.items()
     }
+
+
+def erase_user(
+    session: Session, event: Envelope[UserErasureRequested], now: datetime
+) -> Envelope[UserErased] | None:
+    """Erase the user's addresses, names and numbers here, and confirm with ``UserErased``.
+
+    Deletes every notification of the user (a pending one is never sent) and takes their
+    welcome claim, so a ``UserSignedUp`` for them arriving later owes nothing. The confirmation
+    goes to the outbox in the same transaction; a second request for an erased user (a replay)
+    erases again and confirms nothing new (None).
+    """
+    user_id = event.data.user_id
+    new, deleted = erasure_models.erase_user(session, user_id, event.id, now)
+    log.info("user.erased", user_id=str(user_id), notifications_deleted=deleted, first=new)
+    if not new:
+        return None
+    confirmation = event.caused(
+        UserErased(user_id=user_id, holder=PRODUCER, erased_at=now), producer=PRODUCER
+    )
+    erasure_models.add_to_outbox(session, confirmation)
+    return confirmation

@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifications import consumers, models, templates
+from notifications import consumers, erasure_models, models, templates
 from notifications.actions import Channel, DeliveryResult, Senders
 from notifications.adapters.channel_pools import ChannelPools
 from notifications.adapters.sms import HttpSmsGateway
@@ -18,7 +18,9 @@ from notifications.adapters.smtp import SmtpEmailSender
 from notifications.settings import NotificationsSettings
 from signup_shared import metrics, worker
 from signup_shared.db import open_database
+from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
+from signup_shared.outbox.relay import OutboxRelay
 
 SERVICE = "notifications"
 
@@ -134,8 +136,11 @@ def consumer_worker(settings: NotificationsSettings) -> worker.ConsumerWorker:
     collector = PendingDeliveries(parts.delivery)
     metrics.register(collector)
 
+    relay = erasure_relay(settings, parts.engine)
+
     def close() -> None:
         metrics.unregister(collector)
+        relay.close()
         parts.close()
 
     return worker.ConsumerWorker(
@@ -147,7 +152,33 @@ def consumer_worker(settings: NotificationsSettings) -> worker.ConsumerWorker:
         models.InboxMessage,
         health_port=settings.consumer_health_port,
         dependencies=parts.dependencies(),
-        jobs=[worker.Job("notifications.sweep", settings.sweep_interval_seconds, parts.sweep)],
+        jobs=[
+            worker.Job("notifications.sweep", settings.sweep_interval_seconds, parts.sweep),
+            *erasure_relay_jobs(SERVICE, relay, settings.erasure_relay_interval_seconds),
+        ],
         inbox_prune_interval=settings.inbox_prune_interval_seconds,
         on_close=close,
     )
+
+
+def erasure_relay(settings: NotificationsSettings, engine: Engine) -> OutboxRelay:
+    """The relay of the ``UserErased`` outbox, run as jobs of the consumer process: erasures
+    are rare, so no relay process of its own (a deployment adds one by the same parts)."""
+    publisher = ConfirmingPublisher(
+        settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
+    )
+    return OutboxRelay(
+        engine,
+        erasure_models.OutboxMessage,
+        publisher,
+        batch_size=100,
+        retention=timedelta(hours=settings.outbox_retention_hours),
+        service=SERVICE,
+    )
+
+
+def erasure_relay_jobs(service: str, relay: OutboxRelay, interval: float) -> list[worker.Job]:
+    return [
+        worker.Job(f"{service}.relay_erasures", interval, relay.publish_pending),
+        worker.Job(f"{service}.prune_outbox", 3600.0, relay.prune),
+    ]

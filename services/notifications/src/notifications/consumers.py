@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifications import actions
 from notifications.actions import Channel, DeliveryResult, Outcome, PendingRef, Senders
 from notifications.adapters.channel_pools import ChannelPools
-from signup_contracts import UserSignedUpV2
+from signup_contracts import UserErasureRequested, UserSignedUpV2
 from signup_shared.db import transaction
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.handlers import event_handler
@@ -53,7 +53,13 @@ def deliver_welcome(
     return delivery.for_events([event.id for event in events])
 
 
-SUBSCRIPTIONS = (on_user_signed_up,)
+@event_handler("accounts", UserErasureRequested)
+def on_user_erasure_requested(session: Session, event: Envelope[Any]) -> None:
+    """Erase the user's data here and confirm (``UserErased`` through the outbox)."""
+    actions.erase_user(session, event, datetime.now(UTC))
+
+
+SUBSCRIPTIONS = (on_user_signed_up, on_user_erasure_requested)
 
 
 @transaction

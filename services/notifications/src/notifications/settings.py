@@ -49,6 +49,8 @@ class NotificationsSettings(ServiceSettings):
     delivery_concurrency: int = 4
     # How long a batch waits for its deliveries before answering the broker (the rest go on).
     delivery_wait_seconds: float = 2.0
+    # The consumer process publishes its UserErased confirmations itself (docs/erasure.md).
+    erasure_relay_interval_seconds: float = 1.0
 
     renamed: ClassVar[dict[str, str]] = {
         "http_port": "consumer_health_port",

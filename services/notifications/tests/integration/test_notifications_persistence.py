@@ -221,7 +221,7 @@ def test_a_notification_being_sent_is_skipped_by_a_second_deliverer(engine: Engi
 
 def subscription(sessions: sessionmaker[Session], email: Any, sms: Any) -> Subscription:
     """The runtime's subscription as the worker builds it, with these senders."""
-    [queue] = bootstrap.queues(NotificationsSettings())
+    queue = bootstrap.queues(NotificationsSettings())[0]
     # The fixture's sessions share one connection: deliver one at a time.
     lanes: ChannelPools[uuid.UUID, actions.DeliveryResult] = ChannelPools(["email"], 1)
     lanes._pools["sms"] = lanes._pools["email"]

@@ -10,15 +10,20 @@ import notifications.__main__ as cli
 from notifications import bootstrap, consumers
 from notifications.actions import Channel
 from notifications.settings import NotificationsSettings
+from signup_contracts import UserErasureRequested
 from signup_shared.events import UserSignedUp, UserSignedUpV2
 
 
 def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
     settings = NotificationsSettings(retry_delays=[500, 5_000], delivery_limit=4)
-    [queue] = bootstrap.queues(settings)
+    queue, erasures = bootstrap.queues(settings)
     assert (queue.name, queue.routing_key) == (
         "notifications.user_signed_up",
         "accounts.user_signed_up",
+    )
+    assert (erasures.name, erasures.routing_key) == (
+        "notifications.user_erasure_requested",
+        "accounts.user_erasure_requested",
     )
     assert (queue.retry_delays_ms, queue.delivery_limit) == ((500, 5_000), 4)
     assert queue.dlq_name == "notifications.user_signed_up.dlq"
@@ -33,15 +38,20 @@ def test_the_worker_delivers_on_a_lane_per_channel_and_sweeps_beside_consuming()
     )
     worker = bootstrap.consumer_worker(settings)
     try:
-        [subscription] = worker.subscriptions()
+        subscription, erasures = worker.subscriptions()
         assert subscription.events == (UserSignedUp, UserSignedUpV2)
+        assert erasures.events == (UserErasureRequested,)
         assert subscription.batch_handler is not None
         assert set(worker.dependencies) == {"delivery"}
         delivery = worker.dependencies["delivery"]
         assert isinstance(delivery, consumers.Delivery)
         assert delivery.lanes.workers_per_channel == {"email": 3, "sms": 3}
         assert delivery.wait == 0.75
-        assert [(job.name, job.interval) for job in worker.jobs] == [("notifications.sweep", 7.0)]
+        assert [(job.name, job.interval) for job in worker.jobs] == [
+            ("notifications.sweep", 7.0),
+            ("notifications.relay_erasures", 1.0),
+            ("notifications.prune_outbox", 3600.0),
+        ]
         assert worker.health_port == 9001
     finally:
         assert worker.on_close is not None

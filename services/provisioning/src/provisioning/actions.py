@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from provisioning import models
 from provisioning.adapters.storage import SpaceRequest, SpaceStorage
 from provisioning.models import Plan, Space, SpaceStatus
+from signup_contracts import UserErased, UserErasureRequested
 from signup_shared.errors import TransientError
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 
@@ -42,7 +43,7 @@ def provision_space(
     storage: SpaceStorage,
     event: Envelope[UserSignedUp],
     now: datetime | None = None,
-) -> Space:
+) -> Space | None:
     """Create the new user's space and record ``SpaceProvisioned`` in the outbox (once per user).
 
     The caller owns the transaction. A user has one space: a ``UserSignedUp`` for a user who
@@ -55,8 +56,15 @@ def provision_space(
     transaction ends. A directory whose transaction then fails (a lost commit, a crash before
     it) is harmless: creating it is idempotent (same path, and the space id derives from the
     user id), and the redelivered event records that very directory.
+
+    A user erased before (``erase_user``) gets no space (None): the event is a late copy, a
+    replay or lost a race with the erasure, which serialises with this step on the user.
     """
     signup = event.data
+    models.lock_user(session, signup.user_id)
+    if models.is_erased(session, signup.user_id):
+        log.info("space.not_provisioned_erased_user", user_id=str(signup.user_id))
+        return None
     existing = models.space_of(session, signup.user_id)
     if existing is not None:
         log.debug(
@@ -100,3 +108,34 @@ def provision_space(
         event_id=str(provisioned.id),
     )
     return space
+
+
+def erase_user(
+    session: Session,
+    storage: SpaceStorage,
+    event: Envelope[UserErasureRequested],
+    now: datetime | None = None,
+) -> Envelope[UserErased] | None:
+    """Delete the user's space (files and row) and confirm with ``UserErased`` (outbox).
+
+    Policy: the space is deleted, not archived (its files are the user's data). Serialised with
+    ``provision_space`` on the user, and recorded, so no later ``UserSignedUp`` re-creates it.
+    The directory goes before the commit; if the commit fails, the redelivered request finds the
+    row and deletes again (deleting is idempotent). A second request erases again and confirms
+    nothing new (None).
+    """
+    now = now or datetime.now(UTC)
+    user_id = event.data.user_id
+    models.lock_user(session, user_id)
+    new, had_space = models.erase_user(session, user_id, event.id, now)
+    deleted = storage.delete_space(user_id)
+    log.info(
+        "user.erased", user_id=str(user_id), space_row=had_space, space_files=deleted, first=new
+    )
+    if not new:
+        return None
+    confirmation = event.caused(
+        UserErased(user_id=user_id, holder=PRODUCER, erased_at=now), producer=PRODUCER
+    )
+    models.add_event(session, confirmation)
+    return confirmation

@@ -144,3 +144,58 @@ def add_space(session: Session, space: Space, event: Envelope[Any]) -> None:
         if getattr(diag, "constraint_name", None) in SPACE_TAKEN:
             raise SpaceTakenError(space.user_id) from exc
         raise
+
+
+class ErasedUser(Base):
+    """A user erased here: their space is deleted and never provisioned again."""
+
+    __tablename__ = "erased_users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# Provisioning and erasing a user serialise on this transaction-scoped lock of the user id, so
+# an erasure never misses a space a concurrent signup step is creating, and a signup step never
+# creates one after the erasure committed.
+LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:user_id AS text), 0))")
+IS_ERASED = text("SELECT 1 FROM erased_users WHERE user_id = :user_id")
+RECORD_ERASED = text(
+    """
+    INSERT INTO erased_users (user_id, event_id, erased_at) VALUES (:user_id, :event_id, :now)
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING user_id
+    """
+)
+DELETE_SPACE = text("DELETE FROM spaces WHERE user_id = :user_id RETURNING id")
+INSERT_EVENT = text(
+    """
+    INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
+                        payload, traceparent)
+    VALUES (:event_id, :routing_key, :event_type, :version, :producer, :correlation_id,
+            :payload, :traceparent)
+    """
+)
+
+
+def lock_user(session: Session, user_id: uuid.UUID) -> None:
+    session.execute(LOCK_USER, {"user_id": user_id})
+
+
+def is_erased(session: Session, user_id: uuid.UUID) -> bool:
+    return session.execute(IS_ERASED, {"user_id": user_id}).first() is not None
+
+
+def erase_user(
+    session: Session, user_id: uuid.UUID, event_id: uuid.UUID, now: datetime
+) -> tuple[bool, bool]:
+    """Record the erasure and delete the user's space row: (newly erased, a space was there)."""
+    params = {"user_id": user_id, "event_id": event_id, "now": now}
+    new = session.execute(RECORD_ERASED, params).first() is not None
+    had_space = session.execute(DELETE_SPACE, {"user_id": user_id}).first() is not None
+    return new, had_space
+
+
+def add_event(session: Session, event: Envelope[Any]) -> None:
+    session.execute(INSERT_EVENT, outbox_values(event))

@@ -18,7 +18,7 @@ from signup_shared.worker import _prune
 
 pytestmark = pytest.mark.integration
 
-[QUEUE] = bootstrap.queues(ProvisioningSettings())
+QUEUE = bootstrap.queues(ProvisioningSettings())[0]
 
 
 def user_signed_up_handler(storage):

@@ -10,8 +10,9 @@ from sqlalchemy.exc import DataError
 from provisioning import actions, models
 from provisioning.adapters.storage import FakeSpaceStorage
 from provisioning.models import Plan, Space, SpaceStatus
+from signup_contracts import UserErasureRequested
 from signup_shared.errors import TransientError
-from signup_shared.events import SpaceProvisioned
+from signup_shared.events import Envelope, SpaceProvisioned
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 GIB = 1024**3
@@ -28,6 +29,27 @@ class FakeSpaces:
     failure: BaseException | None = None
     storage: FakeSpaceStorage | None = None
     storage_when_added: list[dict[uuid.UUID, Any]] = field(default_factory=list)
+    erased: set[uuid.UUID] = field(default_factory=set)
+    locked: list[uuid.UUID] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+
+    def lock_user(self, session: Any, user_id: uuid.UUID) -> None:
+        assert session is SESSION
+        self.locked.append(user_id)
+
+    def is_erased(self, session: Any, user_id: uuid.UUID) -> bool:
+        return user_id in self.erased
+
+    def erase_user(
+        self, session: Any, user_id: uuid.UUID, event_id: uuid.UUID, now: datetime
+    ) -> tuple[bool, bool]:
+        assert self.locked[-1] == user_id, "erased without the user's lock"
+        new = user_id not in self.erased
+        self.erased.add(user_id)
+        return new, self.existing.pop(user_id, None) is not None
+
+    def add_event(self, session: Any, event: Any) -> None:
+        self.events.append(event)
 
     def space_of(self, session: Any, user_id: uuid.UUID) -> Space | None:
         assert session is SESSION
@@ -47,6 +69,8 @@ def spaces(monkeypatch: pytest.MonkeyPatch) -> FakeSpaces:
     fake = FakeSpaces()
     monkeypatch.setattr(models, "space_of", fake.space_of)
     monkeypatch.setattr(models, "add_space", fake.add_space)
+    for name in ("lock_user", "is_erased", "erase_user", "add_event"):
+        monkeypatch.setattr(models, name, getattr(fake, name))
     return fake
 
 
@@ -196,3 +220,37 @@ def test_a_retry_after_a_storage_failure_asks_for_the_same_space(spaces, storage
         retried.plan,
         retried.quota_bytes,
     )
+
+
+def erasure_request(user_id: uuid.UUID) -> Any:
+    return Envelope.wrap(
+        UserErasureRequested(user_id=user_id, requested_at=NOW),
+        producer="accounts",
+        correlation_id="corr-e",
+    )
+
+
+def test_erasure_deletes_the_space_and_confirms_once(spaces, storage, signup_event):
+    event = signup_event(plan="pro")
+    space = actions.provision_space(SESSION, storage, event, now=NOW)
+    assert space is not None
+    spaces.existing[space.user_id] = space
+    request = erasure_request(space.user_id)
+    confirmation = actions.erase_user(SESSION, storage, request, now=NOW)
+    assert confirmation is not None
+    assert (confirmation.producer, confirmation.data.holder) == ("provisioning", "provisioning")
+    assert confirmation.routing_key == "provisioning.user_erased"
+    assert confirmation.causation_id == str(request.id)
+    assert spaces.events == [confirmation]
+    assert storage.spaces == {} and storage.deleted == [space.user_id]
+    assert space.user_id not in spaces.existing
+    assert actions.erase_user(SESSION, storage, request, now=NOW) is None
+    assert len(spaces.events) == 1
+
+
+def test_a_signup_after_the_erasure_gets_no_space(spaces, storage, signup_event):
+    event = signup_event()
+    actions.erase_user(SESSION, storage, erasure_request(event.data.user_id), now=NOW)
+    assert actions.provision_space(SESSION, storage, event, now=NOW) is None
+    assert storage.requests == [] and spaces.added == []
+    assert spaces.locked == [event.data.user_id, event.data.user_id]

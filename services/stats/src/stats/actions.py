@@ -6,12 +6,13 @@ user id, not the event id): see ``record_signups`` and ``record_activations``.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import get_args
 
 import structlog
 from sqlalchemy.orm import Session
 
+from signup_contracts import UserErased, UserErasureRequested
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.events.contracts import Plan
 from stats import models
@@ -84,3 +85,24 @@ def read_stats(session: Session) -> Stats:
         signups_per_day=dict(sorted(figures[DAY].items())),
         activated_subscriptions=counters.get(CounterName.ACTIVATED_SUBSCRIPTIONS.value, 0),
     )
+
+
+PRODUCER = "stats"
+
+
+def confirm_erasure(
+    session: Session, event: Envelope[UserErasureRequested], now: datetime | None = None
+) -> Envelope[UserErased] | None:
+    """Confirm an erasure: stats keeps counts and user ids only, none of them personal data,
+    so the counts stay as they are. ``UserErased`` goes to the outbox, once per user."""
+    now = now or datetime.now(UTC)
+    user_id = event.data.user_id
+    if not models.record_erased(session, user_id, event.id, now):
+        log.debug("user.erased_before", user_id=str(user_id))
+        return None
+    confirmation = event.caused(
+        UserErased(user_id=user_id, holder=PRODUCER, erased_at=now), producer=PRODUCER
+    )
+    models.add_event(session, confirmation)
+    log.info("user.erased", user_id=str(user_id), event_id=str(confirmation.id))
+    return confirmation

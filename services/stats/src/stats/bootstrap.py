@@ -1,11 +1,15 @@
 """Wiring: builds the real dependencies of each stats process from settings."""
 
+from datetime import timedelta
+
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from signup_shared import worker
 from signup_shared.db import open_database
+from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
+from signup_shared.outbox.relay import OutboxRelay
 from stats import consumers, models
 from stats.settings import StatsSettings
 
@@ -22,6 +26,7 @@ def database(settings: StatsSettings) -> tuple[Engine, sessionmaker[Session]]:
 
 def consumer_worker(settings: StatsSettings) -> worker.ConsumerWorker:
     engine, sessions = database(settings)
+    relay = erasure_relay(settings, engine)
     return worker.ConsumerWorker(
         SERVICE,
         settings,
@@ -31,4 +36,29 @@ def consumer_worker(settings: StatsSettings) -> worker.ConsumerWorker:
         models.InboxMessage,
         health_port=settings.consumer_health_port,
         inbox_prune_interval=settings.inbox_prune_interval_seconds,
+        jobs=[
+            worker.Job(
+                f"{SERVICE}.relay_erasures",
+                settings.erasure_relay_interval_seconds,
+                relay.publish_pending,
+            ),
+            worker.Job(f"{SERVICE}.prune_outbox", 3600.0, relay.prune),
+        ],
+        on_close=relay.close,
+    )
+
+
+def erasure_relay(settings: StatsSettings, engine: Engine) -> OutboxRelay:
+    """The relay of the ``UserErased`` outbox, run as jobs of the consumer process: erasures
+    are rare, so no relay process of its own."""
+    publisher = ConfirmingPublisher(
+        settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
+    )
+    return OutboxRelay(
+        engine,
+        models.OutboxMessage,
+        publisher,
+        batch_size=100,
+        retention=timedelta(hours=settings.outbox_retention_hours),
+        service=SERVICE,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from signup_contracts import UserSignedUpV2
+from signup_contracts import UserErasureRequested, UserSignedUpV2
 from signup_shared.events import Envelope, SpaceProvisioned, UserSignedUp
 from signup_shared.messaging.handlers import event_handler
 from stats import actions
@@ -34,4 +34,10 @@ def on_spaces_provisioned(session: Session, events: Sequence[Envelope[Any]]) -> 
     actions.record_activations(session, events)
 
 
-SUBSCRIPTIONS = (on_user_signed_up, on_space_provisioned)
+@event_handler("accounts", UserErasureRequested)
+def on_user_erasure_requested(session: Session, event: Envelope[Any]) -> None:
+    """Stats holds no personal data: confirm (``UserErased`` through the outbox)."""
+    actions.confirm_erasure(session, event)
+
+
+SUBSCRIPTIONS = (on_user_signed_up, on_space_provisioned, on_user_erasure_requested)

@@ -8,13 +8,14 @@ consumers never lose or double an update. Who has been counted is kept per count
 import enum
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CompoundSelect,
     Date,
+    DateTime,
     String,
     Text,
     func,
@@ -25,7 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from signup_shared.events import Envelope
 from signup_shared.inbox import InboxMixin
+from signup_shared.outbox import OutboxMixin, outbox_values
 
 COUNTER, PLAN, DAY = "counter", "plan", "day"
 
@@ -175,3 +178,44 @@ def count_users(session: Session, counter: CounterName, user_ids: Sequence[uuid.
 def read_figures(session: Session) -> list[tuple[str, str, int]]:
     """Every figure as ``(kind, key, value)``, kind one of COUNTER, PLAN, DAY (one snapshot)."""
     return [(kind, key, int(value)) for kind, key, value in session.execute(FIGURES).all()]
+
+
+class ErasedUser(Base):
+    """A user erased: stats holds no personal data (counts, user ids), so it only confirms."""
+
+    __tablename__ = "erased_users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    event_id: Mapped[uuid.UUID]
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMessage(OutboxMixin, Base):
+    """``UserErased`` confirmations waiting for the consumer process's relay job."""
+
+
+RECORD_ERASED = text(
+    """
+    INSERT INTO erased_users (user_id, event_id, erased_at) VALUES (:user_id, :event_id, :now)
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING user_id
+    """
+)
+INSERT_EVENT = text(
+    """
+    INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
+                        payload, traceparent)
+    VALUES (:event_id, :routing_key, :event_type, :version, :producer, :correlation_id,
+            :payload, :traceparent)
+    """
+)
+
+
+def record_erased(session: Session, user_id: uuid.UUID, event_id: uuid.UUID, now: datetime) -> bool:
+    """Record that the user was erased; False if they were before."""
+    params = {"user_id": user_id, "event_id": event_id, "now": now}
+    return session.execute(RECORD_ERASED, params).first() is not None
+
+
+def add_event(session: Session, event: Envelope[Any]) -> None:
+    session.execute(INSERT_EVENT, outbox_values(event))

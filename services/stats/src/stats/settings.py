@@ -23,6 +23,8 @@ class StatsSettings(ServiceSettings):
         PREFIX, "consumer_health_port", "consumer_http_port", 8013
     )
     inbox_prune_interval_seconds: float = 3600.0
+    # The consumer process publishes its UserErased confirmations itself (docs/erasure.md).
+    erasure_relay_interval_seconds: float = 1.0
 
     renamed: ClassVar[dict[str, str]] = {
         "http_port": "web_port",

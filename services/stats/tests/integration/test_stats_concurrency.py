@@ -99,7 +99,7 @@ def events_of(events: list[Any], plan: str) -> int:
 def test_competing_batches_overlapping_in_any_order_count_each_event_once(
     committing_sessions, signup_event
 ) -> None:
-    [queue, _] = bootstrap.queues(StatsSettings())
+    queue = bootstrap.queues(StatsSettings())[0]
     handle_batch = consumers.on_user_signed_up.subscription(
         queue, committing_sessions, InboxMessage
     ).batch_handler

@@ -232,7 +232,7 @@ def test_the_workers_batch_handler_claims_every_event_and_counts_the_new_ones_on
     worker = bootstrap.consumer_worker(StatsSettings())
     worker.engine.dispose()
     worker.sessions = lambda: db  # type: ignore[assignment, misc, method-assign]
-    [signups, _] = worker.subscriptions()
+    signups = worker.subscriptions()[0]
     first, second = signup_event(), signup_event()
 
     assert signups.batch_handler is not None

@@ -1,5 +1,6 @@
 import pytest
 
+from signup_contracts import UserErasureRequested
 from signup_shared.events import SpaceProvisioned, UserSignedUp, UserSignedUpV2
 from stats import bootstrap
 from stats.models import InboxMessage
@@ -23,6 +24,7 @@ def test_queues_are_named_after_the_service_and_bound_to_the_producers_events(se
     assert [(q.name, q.routing_key) for q in queues] == [
         ("stats.user_signed_up", "accounts.user_signed_up"),
         ("stats.space_provisioned", "provisioning.space_provisioned"),
+        ("stats.user_erasure_requested", "accounts.user_erasure_requested"),
     ]
     assert all(q.retry_delays_ms == (1_000, 5_000) and q.delivery_limit == 4 for q in queues)
 
@@ -34,9 +36,10 @@ def test_the_worker_consumes_each_queue_with_its_event_in_batches(settings) -> N
     assert [(s.queue.name, s.events) for s in runtime.subscriptions] == [
         ("stats.user_signed_up", (UserSignedUp, UserSignedUpV2)),
         ("stats.space_provisioned", (SpaceProvisioned,)),
+        ("stats.user_erasure_requested", (UserErasureRequested,)),
     ]
-    assert all(s.batch_handler is not None for s in runtime.subscriptions)
+    assert all(s.batch_handler is not None for s in runtime.subscriptions[:2])
     assert (runtime.service, runtime.batch_size) == ("stats", 7)
     assert (worker.health_port, worker.inbox_model) == (9013, InboxMessage)
-    assert [job.interval for job in worker.all_jobs()] == [60.0]
+    assert [job.interval for job in worker.all_jobs()] == [60.0, 1.0, 3600.0]
     worker.engine.dispose()

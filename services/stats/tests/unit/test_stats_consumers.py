@@ -2,6 +2,7 @@ from typing import Any
 
 import pytest
 
+from signup_contracts import UserErasureRequested
 from signup_shared.events import SpaceProvisioned, UserSignedUp, UserSignedUpV2
 from stats import actions, consumers
 
@@ -51,4 +52,5 @@ def test_each_subscription_names_its_producer_and_event() -> None:
     assert [(h.producer, h.event_name, h.events) for h in consumers.SUBSCRIPTIONS] == [
         ("accounts", "user_signed_up", (UserSignedUp, UserSignedUpV2)),
         ("provisioning", "space_provisioned", (SpaceProvisioned,)),
+        ("accounts", "user_erasure_requested", (UserErasureRequested,)),
     ]

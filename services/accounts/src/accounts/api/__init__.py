@@ -18,7 +18,6 @@ Health, as an orchestrator reads it:
 
 import contextlib
 import threading
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -27,16 +26,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from accounts import actions
+from accounts import actions, erasure
 from accounts.actions import NewSignup
-from accounts.api import errors, locales
+from accounts.api import errors, locales, users
 from accounts.api.schemas import (
     ERROR,
     UNAVAILABLE,
     ReadinessResponse,
     SignupRequest,
     SignupResponse,
-    UserResponse,
 )
 from signup_shared import metrics
 from signup_shared.asgi import RequestGuard, document_correlation_id
@@ -54,11 +52,6 @@ def _sign_up(
     return actions.sign_up(session, signup, correlation_id=correlation_id, versions=versions)
 
 
-@transaction
-def _get_user(session: Session, user_id: uuid.UUID) -> actions.UserProfile:
-    return actions.get_user(session, user_id)
-
-
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
     """Serialise once: FastAPI would validate a returned model again, in another thread hop."""
     return Response(model.model_dump_json(), status_code, media_type="application/json")
@@ -69,9 +62,11 @@ def create_app(
     checks: Mapping[str, Check],
     max_body_bytes: int = 16384,
     user_signed_up_versions: Sequence[int] = actions.PUBLISHED_VERSIONS,
+    erasure_holders: Sequence[str] = erasure.HOLDERS,
 ) -> FastAPI:
     """The API; ``checks`` decide readiness (the database's; see the module's docstring);
-    ``user_signed_up_versions``: the ``UserSignedUp`` versions each signup publishes."""
+    ``user_signed_up_versions``: the ``UserSignedUp`` versions each signup publishes;
+    ``erasure_holders``: the services that must confirm an erasure."""
     versions = tuple(user_signed_up_versions)
     started = threading.Event()
 
@@ -87,7 +82,13 @@ def create_app(
     app = FastAPI(
         title="Signup Platform: accounts",
         version="1.0.0",
-        description="Sign users up. Each signup publishes a `UserSignedUp` event.",
+        description=(
+            "Sign users up (public: the signup form's backend). Each signup publishes a "
+            "`UserSignedUp` event. Reading and erasing users is internal: a per-client API key "
+            "with the scope the operation names (`users:read`, `users:erase`). `/healthz`, "
+            "`/readyz` and `/metrics` answer anyone who reaches the port: they are meant for "
+            "the cluster only (probes, Prometheus); the ingress exposes `/signups` alone."
+        ),
         lifespan=lifespan,
     )
     errors.install(app)
@@ -125,27 +126,7 @@ def create_app(
         )
         return json_response(response, status.HTTP_201_CREATED)
 
-    @app.get(
-        "/users/{user_id}",
-        response_model=UserResponse,
-        responses={404: ERROR, 422: ERROR, 503: UNAVAILABLE},
-    )
-    def get_user(user_id: uuid.UUID) -> Response:
-        with sessions() as db:
-            profile = _get_user(db, user_id, persist=False)
-        return json_response(
-            UserResponse(
-                user_id=profile.user_id,
-                email=profile.email,
-                full_name=profile.full_name,
-                phone=profile.phone,
-                plan=profile.plan.value,
-                subscription_id=profile.subscription_id,
-                status=profile.status.value,
-                created_at=profile.created_at,
-                locale=profile.locale,
-            )
-        )
+    users.install(app, sessions, erasure_holders)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

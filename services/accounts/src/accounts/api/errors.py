@@ -8,8 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from accounts import actions
+from accounts import actions, erasure, keys
 from accounts.api.schemas import ErrorResponse, FieldError
 
 log = structlog.get_logger(__name__)
@@ -46,10 +47,23 @@ async def invalid(_request: Request, exc: RequestValidationError) -> JSONRespons
     return error(422, "invalid request", fields)
 
 
-async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     response = error(exc.status_code, str(exc.detail))
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers (Starlette names only the first route's,
+    and ``/users/{user_id}`` has one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def duplicate(_request: Request, exc: Exception) -> JSONResponse:
@@ -82,6 +96,21 @@ async def not_found(_request: Request, _exc: Exception) -> JSONResponse:
     return error(404, "user not found")
 
 
+async def not_authenticated(_request: Request, exc: keys.NotAuthenticatedError) -> JSONResponse:
+    response = error(401, exc.refusal.value)
+    error_code = "invalid_request" if exc.refusal is keys.Refusal.MISSING else "invalid_token"
+    response.headers["WWW-Authenticate"] = f'Bearer realm="accounts", error="{error_code}"'
+    return response
+
+
+async def forbidden(_request: Request, exc: keys.ForbiddenError) -> JSONResponse:
+    response = error(403, f"this API key lacks the scope {exc.scope.value}")
+    response.headers["WWW-Authenticate"] = (
+        f'Bearer realm="accounts", error="insufficient_scope", scope="{exc.scope.value}"'
+    )
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Answer each refusal with its status and the error document naming the field."""
     handlers: list[tuple[type[Exception], Any]] = [
@@ -94,6 +123,9 @@ def install(app: FastAPI) -> None:
         (OperationalError, database_unavailable),
         (InterfaceError, database_unavailable),
         (actions.UserNotFoundError, not_found),
+        (erasure.UnknownUserError, not_found),
+        (keys.NotAuthenticatedError, not_authenticated),
+        (keys.ForbiddenError, forbidden),
     ]
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, handler)

@@ -86,3 +86,31 @@ UNAVAILABLE = {
     "description": "The database is unavailable; nothing was saved",
     "headers": {"Retry-After": {"schema": {"type": "string"}}},
 }
+
+
+class ErasureResponse(BaseModel):
+    user_id: uuid.UUID
+    status: Literal["pending", "complete"] = Field(
+        description="complete once every holder of the user's data has confirmed the erasure"
+    )
+    requested_at: datetime
+    completed_at: datetime | None
+    confirmed: list[str] = Field(description="the services that have erased the user's data")
+    waiting_for: list[str] = Field(description="the services that have not confirmed yet")
+
+
+class GoneResponse(BaseModel):
+    detail: str
+    erasure: ErasureResponse
+
+
+AUTH_ERROR = {
+    "model": ErrorResponse,
+    "description": "Missing, malformed, unknown, expired or revoked API key",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+}
+FORBIDDEN = {
+    "model": ErrorResponse,
+    "description": "The API key is valid but lacks the scope this operation needs",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+}

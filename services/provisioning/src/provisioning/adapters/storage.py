@@ -7,6 +7,7 @@ there is kept, so creating it again after a failure finishes or repeats the same
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ class SpaceStorage(Protocol):
         """Create the user's space, or do nothing if it exists; returns where it lives."""
         ...
 
+    def delete_space(self, user_id: uuid.UUID) -> bool:
+        """Delete the user's space and all it holds (idempotent); False if there was none."""
+        ...
+
 
 class DirectorySpaceStorage:
     """``<root>/<user_id>/`` with the quota recorded in ``<root>/<user_id>/space.json``."""
@@ -61,6 +66,16 @@ class DirectorySpaceStorage:
         if not manifest.exists():
             _write_atomically(manifest, json.dumps(request.manifest(), indent=2) + "\n")
         return directory
+
+    def delete_space(self, user_id: uuid.UUID) -> bool:
+        directory = self.path_of(user_id)
+        if not directory.exists():
+            return False
+        # Renamed first: a half-deleted space is never seen under the user's path.
+        doomed = directory.with_name(f".deleting.{directory.name}.{uuid.uuid4().hex}")
+        os.replace(directory, doomed)
+        shutil.rmtree(doomed)
+        return True
 
 
 def _write_atomically(target: Path, content: str) -> None:
@@ -86,6 +101,7 @@ class FakeSpaceStorage:
         self.spaces: dict[uuid.UUID, SpaceRequest] = {}
         self.requests: list[SpaceRequest] = []
         self.failure: Exception | None = None
+        self.deleted: list[uuid.UUID] = []
 
     def create_space(self, request: SpaceRequest) -> Path:
         self.requests.append(request)
@@ -96,3 +112,7 @@ class FakeSpaceStorage:
 
     def path_of(self, user_id: uuid.UUID) -> Path:
         return self.root / str(user_id)
+
+    def delete_space(self, user_id: uuid.UUID) -> bool:
+        self.deleted.append(user_id)
+        return self.spaces.pop(user_id, None) is not None

@@ -1,0 +1,77 @@
+"""Erasure over the whole stack: signups, erasures (some racing their signup's processing),
+every holder confirms, and no platform database keeps an erased user's email, name or phone."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from platform_harness.stack import Stack, wait_until
+
+pytestmark = pytest.mark.e2e
+SIGNUPS, ERASED = 12, (0, 1, 5, 9)  # 0 and 1 are erased right after their signup (racing)
+
+
+def api_key(stack: Stack, scope: str) -> str:
+    out = stack.command(
+        "accounts-consumer", "accounts", "keys", "create", "--client", "e2e", "--scope", scope
+    )
+    return out.splitlines()[1]
+
+
+def text_of_every_table(stack: Stack, service: str) -> str:
+    tables = stack.query(service, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    rows = [
+        row
+        for (table,) in tables
+        for row in stack.query(service, f'SELECT CAST(t AS text) FROM "{table}" t')  # noqa: S608 (names from pg_tables)
+    ]
+    return "\n".join(str(r[0]) for r in rows)
+
+
+def test_erased_users_leave_no_personal_data_and_every_holder_confirms(stack: Stack) -> None:
+    before = stack.stats()
+    key = api_key(stack, "users:erase")
+    reader = api_key(stack, "users:read")
+    users: list[dict[str, Any]] = []
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key}"}) as client:
+        for i in range(SIGNUPS):
+            users.append(stack.signup(client, 7000 + i, phone=True, plan="pro"))
+            if i in ERASED[:2]:
+                erased = client.delete(stack.url("accounts", f"/users/{users[i]['user_id']}"))
+                assert erased.status_code == 202, erased.text
+        wait_until(
+            lambda: len(stack.spaces()) >= SIGNUPS - 2, timeout=60, message="signups processed"
+        )
+        for i in ERASED[2:]:
+            response = client.delete(stack.url("accounts", f"/users/{users[i]['user_id']}"))
+            assert response.status_code == 202, response.text
+        again = client.delete(stack.url("accounts", f"/users/{users[ERASED[2]]['user_id']}"))
+        assert again.status_code == 200
+
+    def complete() -> bool:
+        with httpx.Client(headers={"Authorization": f"Bearer {reader}"}) as read:
+            answers = [
+                read.get(stack.url("accounts", f"/users/{users[i]['user_id']}")) for i in ERASED
+            ]
+        return all(
+            a.status_code == 410 and a.json()["erasure"]["status"] == "complete" for a in answers
+        )
+
+    wait_until(complete, timeout=90, interval=0.5, message="every erasure confirmed")
+    erased = [users[i] for i in ERASED]
+    kept = [u for i, u in enumerate(users) if i not in ERASED]
+    for service in ("accounts", "notifications", "provisioning", "stats"):
+        dump = text_of_every_table(stack, service)
+        for user in erased:
+            for field in ("email", "full_name", "phone"):
+                assert user[field] not in dump, f"{service} keeps {field} of an erased user"
+    accounts = text_of_every_table(stack, "accounts")
+    assert all(u["email"] in accounts for u in kept)
+    assert not set(stack.spaces()) & {u["user_id"] for u in erased}
+    assert {u["user_id"] for u in kept} <= set(stack.spaces())
+    wait_until(
+        lambda: stack.stats()["total_users"] - before["total_users"] == SIGNUPS,
+        timeout=30,
+        message="stats count every signup, erased or not",
+    )
