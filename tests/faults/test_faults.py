@@ -83,7 +83,9 @@ def restart_broker(stack: Stack, load: Load) -> int:
 
 
 def close_connections(stack: Stack, load: Load) -> int:
-    during(load, 2.0, lambda _n: sh("rabbitmqctl", "close_all_connections", "fault test"), 3)
+    # Every connection of the platform (its vhost), not those of other tests on the same broker.
+    close = ("rabbitmqctl", "close_all_connections", "--vhost", stack.name, "fault test")
+    during(load, 2.0, lambda _n: sh(*close), 3)
     return 0
 
 
