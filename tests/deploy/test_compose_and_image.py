@@ -29,7 +29,7 @@ CONSUMERS = ("accounts-consumer", "notifications", "provisioning", "stats")
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return dict(yaml.safe_load(COMPOSE.read_text()))
+    return dict(yaml.load(COMPOSE.read_text(), Loader=yaml.CSafeLoader))
 
 
 def entry_points() -> set[str]:

@@ -53,7 +53,7 @@ def referenced(text: str) -> set[str]:
 
 
 def alert_expressions() -> list[str]:
-    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    rules = yaml.load((PROMETHEUS / "alerts.yml").read_text(), Loader=yaml.CSafeLoader)
     return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
 
 
@@ -82,7 +82,7 @@ def test_every_platform_metric_named_exists(source: str) -> None:
 
 
 def test_the_issue_alerts_are_all_there() -> None:
-    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    rules = yaml.load((PROMETHEUS / "alerts.yml").read_text(), Loader=yaml.CSafeLoader)
     names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
     assert {
         "DeadLettersWaiting",
@@ -93,7 +93,7 @@ def test_the_issue_alerts_are_all_there() -> None:
 
 
 def test_scrape_configuration_reaches_rabbitmq_per_queue_metrics() -> None:
-    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    config = yaml.load((PROMETHEUS / "prometheus.yml").read_text(), Loader=yaml.CSafeLoader)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["rabbitmq-queues"]["metrics_path"] == "/metrics/detailed"
     assert "queue_consumer_count" in jobs["rabbitmq-queues"]["params"]["family"]
@@ -126,21 +126,25 @@ def test_promtool_accepts_the_rules() -> None:
 
 
 def test_every_alert_has_a_rule_test() -> None:
-    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    rules = yaml.load((PROMETHEUS / "alerts.yml").read_text(), Loader=yaml.CSafeLoader)
     alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
-    tests = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
+    tests = yaml.load((PROMETHEUS / "alerts_test.yml").read_text(), Loader=yaml.CSafeLoader)[
+        "tests"
+    ]
     tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
     assert alerts == tested
 
 
 def test_every_platform_process_is_scraped_where_it_runs() -> None:
     """Relays too: the outbox alerts read their metrics."""
-    local = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    local = yaml.load((PROMETHEUS / "prometheus.yml").read_text(), Loader=yaml.CSafeLoader)
     [job] = [j for j in local["scrape_configs"] if j["job_name"] == "signup-platform"]
     roles = {tuple(sorted(c["labels"].items())) for c in job["static_configs"]}
     assert (("role", "relay"), ("service", "accounts")) in roles
     assert (("role", "relay"), ("service", "provisioning")) in roles
-    compose = yaml.safe_load((DEPLOY / "compose" / "prometheus" / "prometheus.yml").read_text())
+    compose = yaml.load(
+        (DEPLOY / "compose" / "prometheus" / "prometheus.yml").read_text(), Loader=yaml.CSafeLoader
+    )
     [job] = [j for j in compose["scrape_configs"] if j["job_name"] == "signup-platform"]
     names = {name for config in job["dns_sd_configs"] for name in config["names"]}
     assert {"accounts-relay", "provisioning-relay"} <= names

@@ -145,7 +145,9 @@ def test_each_services_settings_default_to_the_tables_port(
 
 
 def test_compose_services_follow_the_table() -> None:
-    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())["services"]
+    compose = yaml.load((DEPLOY / "compose" / "compose.yaml").read_text(), Loader=yaml.CSafeLoader)[
+        "services"
+    ]
     for role in TABLE:
         service = compose[role.name]
         if role.component == "sink":

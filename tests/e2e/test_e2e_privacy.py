@@ -1,9 +1,10 @@
 """No personal data in logs or dead-letter headers, whatever fails on the way (issue 7.4).
 
-A private stack runs the signup flow with failures injected: the SMS gateway refuses some
-recipients (400), the SMTP server is down for a while, a poison message and an event the
-database cannot store (a NUL in the name: the SQL error text would carry the bound parameters)
-are published, and hostile requests reach the API. Every value is distinctive, so finding any
+The session's stack (its retry delays and notification sweep short: tests/e2e/conftest.py) runs
+the signup flow with failures injected: the SMS gateway refuses some recipients (400), the SMTP
+server is down for a while, a poison message and an event the database cannot store (a NUL in
+the name: the SQL error text would carry the bound parameters) are published, and hostile
+requests reach the API. Every value is distinctive, so finding any
 of them in the logs of any process or in any dead-letter header is a leak.
 """
 
@@ -13,21 +14,17 @@ import signal
 import string
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from platform_harness.stack import Stack, running_stack, wait_until
+from platform_harness.stack import Stack, wait_until
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.testing import user_signed_up
 
-# Short broker retry delays so that retried failures reach their dead-letter queue quickly.
-FAST_RETRIES = "[300, 600]"
 CONSUMER_QUEUES = (
     "notifications.user_signed_up",
     "provisioning.user_signed_up",
@@ -62,19 +59,6 @@ class Person:
     def body(self, plan: str = "pro", *, phone: bool = True) -> dict[str, Any]:
         body = {"email": self.email, "full_name": self.full_name, "plan": plan}
         return {**body, "phone": self.phone} if phone else body
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack(
-        ACCOUNTS_RETRY_DELAYS=FAST_RETRIES,
-        NOTIFICATIONS_RETRY_DELAYS=FAST_RETRIES,
-        PROVISIONING_RETRY_DELAYS=FAST_RETRIES,
-        STATS_RETRY_DELAYS=FAST_RETRIES,
-        NOTIFICATIONS_SWEEP_INTERVAL="2",
-        NOTIFICATIONS_SWEEP_GRACE="3",
-    ) as running:
-        yield running
 
 
 def sign_up(client: httpx.Client, stack: Stack, body: dict[str, Any], **headers: str) -> int:

@@ -1,12 +1,22 @@
+"""Fault scenarios: the CI subset, the stacks they run on, and the one stack most of them share.
+
+The CI scenarios that run on the default platform (``SHARED_SCENARIOS``) run one after the other
+on one stack per module: starting a stack (four databases migrated, a vhost declared, eleven
+processes started) costs about as much as a scenario. Each scenario counts from what the stack
+held before it (``platform_harness.checks.Baseline``) and checks every effect of every signup
+the stack ever took, its own and those of the scenarios before it. A failed scenario closes the
+shared stack (its logs kept under var/test-logs); the next one starts a fresh one.
+"""
+
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
 from platform_harness.scenarios import QUIET_HEARTBEAT_SECONDS, QUIET_RETRY_DELAYS_MS
-from platform_harness.stack import Stack, running_stack
+from platform_harness.stack import REPO, Stack, running_stack
 
 # The scenarios that run in `make test` (and so in CI); `make faults` runs all of them.
 CI_SCENARIOS = {
@@ -17,6 +27,13 @@ CI_SCENARIOS = {
     "duplicates",
     "hostile_headers",
 }
+# CI scenarios that share one running stack: the default shape and settings, and nothing left
+# behind that a later scenario's checks would count (``sms_gateway_failing`` leaves a recipient
+# the gateway refuses, so it keeps a stack of its own).
+SHARED_SCENARIOS = frozenset(
+    {"consumers_killed", "relay_killed", "connections_closed", "poison", "duplicates"}
+    | {"hostile_headers"}
+)
 # Scenarios on a platform shaped otherwise: (processes per consuming role, under supervisord).
 STACK_SHAPES: dict[str, tuple[int, bool]] = {
     "supervisor_killed": (1, True),
@@ -65,12 +82,67 @@ def scenario_stack(scenario: str, **more_env: str) -> Iterator[Stack]:
         yield running
 
 
+class SharedStack:
+    """The stack the shared scenarios of one module run on, started by the first that needs it."""
+
+    def __init__(self) -> None:
+        self.running: Stack | None = None
+        self._context: contextlib.ExitStack | None = None
+
+    def get(self) -> Stack:
+        if self.running is not None:
+            self.running.assert_running()
+            self.running.wait_ready(60)
+            return self.running
+        self._context = contextlib.ExitStack()
+        self.running = self._context.enter_context(scenario_stack(""))
+        return self.running
+
+    def close(self, keep_logs: bool = False) -> None:
+        if self.running is None or self._context is None:
+            return
+        running, context = self.running, self._context
+        self.running = self._context = None
+        if keep_logs:
+            running.close(keep_logs_in=REPO / "var" / "test-logs")
+            context.pop_all()  # closed already: the context must not close it again
+        else:
+            context.close()
+
+
+FAILED = pytest.StashKey[bool]()  # on a test whose call (or setup) failed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+@pytest.fixture(scope="module")
+def shared_stack() -> Iterator[SharedStack]:
+    shared = SharedStack()
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
 @pytest.fixture
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, shared_stack: SharedStack) -> Iterator[Stack]:
     callspec = getattr(request.node, "callspec", None)
     scenario = str(callspec.params.get("scenario")) if callspec else ""
-    with scenario_stack(scenario) as running:
-        yield running
+    if scenario not in SHARED_SCENARIOS:
+        with scenario_stack(scenario) as running:
+            yield running
+        return
+    yield shared_stack.get()
+    if request.node.stash.get(FAILED, False):
+        shared_stack.close(keep_logs=True)
 
 
 @pytest.fixture

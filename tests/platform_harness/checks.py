@@ -1,8 +1,11 @@
 """Settling and checking every effect of every signup against the truth (the accounts DB)."""
 
+import mailbox
 import time
 from collections import Counter
 from dataclasses import dataclass
+from email import policy
+from email.parser import BytesHeaderParser
 from typing import Any
 
 import httpx
@@ -11,6 +14,26 @@ from platform_harness.stack import Stack
 from signup_contracts.amqp import HISTORY_STREAM
 
 RETRY_MARK = ".retry."
+# (stack, Maildir key) -> the recipient of that stored email: a delivered file never changes, so
+# each is read once, not again on every observation of a stack that holds thousands of them.
+_RECIPIENTS: dict[tuple[str, str], str] = {}
+
+
+def email_recipients(stack: Stack) -> Counter[str]:
+    """How many emails the SMTP sink stored for each recipient (``To``)."""
+    maildir = stack.root / "var" / "mail"
+    if not maildir.is_dir():
+        return Counter()
+    box = mailbox.Maildir(maildir, factory=None, create=False)
+    parser = BytesHeaderParser(policy=policy.default)
+    found: Counter[str] = Counter()
+    for key in box.iterkeys():
+        recipient = _RECIPIENTS.get((stack.name, key))
+        if recipient is None:
+            recipient = str(parser.parsebytes(box.get_bytes(key))["To"])
+            _RECIPIENTS[(stack.name, key)] = recipient
+        found[recipient] += 1
+    return found
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,27 @@ class Truth:
         return cls(
             {str(r[0]): {"email": r[1], "phone": r[2], "plan": r[3], "status": r[4]} for r in rows}
         )
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a stack already held before a scenario (several scenarios may share one stack):
+    its signups, the dead letters in each dead-letter queue."""
+
+    signups: int
+    dead_letters: dict[str, int]
+
+    @classmethod
+    def read(cls, stack: Stack) -> "Baseline":
+        queues = stack.queues()
+        return cls(
+            signups=len(Truth.read(stack).users),
+            dead_letters={q: n for q, n in queues.items() if q.endswith(".dlq")},
+        )
+
+    @property
+    def dlq(self) -> int:
+        return sum(self.dead_letters.values())
 
 
 @dataclass(frozen=True)
@@ -59,7 +103,7 @@ def observe(
 ) -> tuple[Figures, list[str]]:
     """Figures of the current state and the list of what is still wrong."""
     truth = Truth.read(stack)
-    emails = Counter(m["To"] for m in stack.mail())
+    emails = email_recipients(stack)
     sms = Counter(s["to"] for s in stack.sms())
     spaces = Counter(stack.spaces())
     stats = httpx.get(stack.url("stats", "/stats"), timeout=5).json()

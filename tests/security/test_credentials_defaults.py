@@ -231,3 +231,58 @@ def test_setup_refuses_to_hand_a_service_the_administrator_or_a_shared_user(
         setup.check_logins({**logins, "stats": ("stats", "pw", "other")}, "guest")
     with pytest.raises(setup.CredentialsError, match="ops"):
         setup.check_logins({**logins, "stats": ("ops", "pw", "/")}, "ops")
+
+
+# The refusals test_least_privilege.py sees from the broker (it keeps one case of each kind, for
+# the wiring), case by case as RabbitMQ decides them from these definitions: a publish on a topic
+# exchange needs write on the exchange and the topic permission's write on the routing key; a
+# binding needs the topic permission's read on the binding key.
+SIGNED_UP, PROVISIONED = "accounts.user_signed_up", "provisioning.space_provisioned"
+
+
+@pytest.mark.parametrize(
+    ("user", "routing_key"),
+    [
+        ("stats", SIGNED_UP),  # no write on events at all
+        ("stats", PROVISIONED),
+        ("notifications", SIGNED_UP),
+        ("provisioning", SIGNED_UP),  # write on events, refused by its topic permission
+        ("accounts", PROVISIONED),
+        ("signup-dlq", SIGNED_UP),
+    ],
+)
+def test_publishing_a_foreign_routing_key_on_events_is_refused(
+    generate: ModuleType, user: str, routing_key: str
+) -> None:
+    grant = grants(generate)[user]
+    assert not (allowed(grant.write, "events") and allowed(grant.topic_write, routing_key))
+
+
+@pytest.mark.parametrize(
+    ("exchange", "target"),
+    [
+        ("events.retry", "accounts.space_provisioned"),  # into the main queue
+        ("events.retry", "accounts.space_provisioned.retry.1s"),
+        ("events.dlx", "accounts.space_provisioned.dlq"),
+        ("events.dlx", "accounts.space_provisioned"),
+    ],
+)
+def test_a_service_may_write_retries_and_dead_letters_only_for_its_own_queues(
+    generate: ModuleType, exchange: str, target: str
+) -> None:
+    grant = grants(generate)["stats"]
+    topic = {p["exchange"]: p for p in generate.topic_permissions(grant, "/")}
+    assert allowed(grant.write, exchange)  # the exchange, yes; that routing key, no
+    assert not allowed(topic[exchange]["write"], target)
+    assert allowed(topic[exchange]["write"], target.replace("accounts.space", "stats.user_signed"))
+
+
+@pytest.mark.parametrize(
+    "binding_key", [SIGNED_UP, "#", "accounts.*", "*.*", "provisioning.#", "provisioning.*"]
+)
+def test_a_service_binds_only_to_the_events_it_subscribes_to(
+    generate: ModuleType, binding_key: str
+) -> None:
+    grant = grants(generate)["accounts"]
+    assert not allowed(grant.topic_read, binding_key)
+    assert allowed(grant.topic_read, PROVISIONED)

@@ -252,15 +252,13 @@ def test_a_producer_publishes_its_own_events(
 
 
 # --- refusals ------------------------------------------------------------------------------------
+# One case of each kind: every case of each, as RabbitMQ decides it from the generated
+# definitions, is a unit test in test_credentials_defaults.py.
 @pytest.mark.parametrize(
     ("role", "routing_key"),
     [
         ("stats", SIGNED_UP),  # no write on events at all
-        ("stats", PROVISIONED),
-        ("notifications", SIGNED_UP),
         ("provisioning", SIGNED_UP),  # write on events, refused by its topic permission
-        ("accounts", PROVISIONED),
-        (OPERATOR, SIGNED_UP),
     ],
 )
 def test_publishing_a_foreign_routing_key_on_events_is_refused(
@@ -297,9 +295,7 @@ def test_a_service_cannot_publish_into_a_queue_through_the_default_exchange(
     ("exchange", "target"),
     [
         (RETRY_EXCHANGE, "accounts.space_provisioned"),  # into the main queue
-        (RETRY_EXCHANGE, "accounts.space_provisioned.retry.1s"),
         (DEAD_LETTER_EXCHANGE, "accounts.space_provisioned.dlq"),
-        (DEAD_LETTER_EXCHANGE, "accounts.space_provisioned"),
     ],
 )
 def test_a_service_cannot_publish_retries_or_dead_letters_for_another_service(
@@ -329,7 +325,7 @@ def test_a_service_cannot_consume_or_purge_another_services_queue(broker: Broker
     assert broker.depth("notifications.user_signed_up") == before  # not taken, purged, deleted
 
 
-@pytest.mark.parametrize("binding_key", [SIGNED_UP, "#", "accounts.*"])
+@pytest.mark.parametrize("binding_key", ["#"])
 def test_a_service_cannot_bind_its_queue_to_events_it_does_not_subscribe_to(
     broker: Broker, binding_key: str
 ) -> None:

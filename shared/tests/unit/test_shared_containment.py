@@ -139,7 +139,7 @@ def handler_for(outcome: str) -> Any:
     return handle
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body=bodies,
     headers=anything,
@@ -180,7 +180,7 @@ def test_any_message_is_decided_and_settled_exactly_once(
         assert "+442071838750" not in copy.headers[amqp.ERROR_MESSAGE_HEADER]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(value=anything)
 def test_header_readers_never_raise(value: Any) -> None:
     assert 0 <= failures.attempts_so_far({amqp.ATTEMPTS_HEADER: value}) <= failures.MAX_ATTEMPTS

@@ -94,7 +94,7 @@ def phone_numbers(draw: st.DrawFn) -> str:
     return f"+{country}{style}{area}{style}{middle}{style}{last}"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(before=_AROUND, email=st.emails(), after=_AROUND)
 @example(before="", email="'@A.COM", after="")
 @example(before="user", email="o'brien@example.org", after="")
@@ -104,7 +104,7 @@ def test_any_email_embedded_in_any_text_disappears(before: str, email: str, afte
     assert EMAIL_MASK in scrubbed
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(before=_AROUND, phone=phone_numbers(), after=_AROUND)
 @example(before="2026-11-25", phone="415-555-0123", after="2026-11-25")
 def test_any_phone_number_embedded_in_any_text_disappears(
@@ -121,7 +121,7 @@ _TIMESTAMPS = st.datetimes(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(
     values=st.lists(
         st.one_of(

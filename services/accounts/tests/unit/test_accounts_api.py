@@ -353,7 +353,7 @@ def test_printable_names_in_any_script_are_accepted(
 NOT_PRINTABLE = st.characters(categories=["Cc", "Cf", "Cs"])
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(deadline=None, database=None)
 @given(before=st.text(max_size=20), refused=NOT_PRINTABLE, after=st.text(max_size=20))
 def test_any_name_holding_a_control_or_format_character_is_refused(
     before: str, refused: str, after: str
@@ -363,7 +363,7 @@ def test_any_name_holding_a_control_or_format_character_is_refused(
     assert [error["loc"] for error in invalid.value.errors()] == [("full_name",)]
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(deadline=None, database=None)
 @given(
     st.text(
         alphabet=st.characters(categories=["L", "M", "N", "P", "S", "Zs"]), min_size=1, max_size=200
@@ -425,7 +425,7 @@ def test_e164_numbers_of_8_to_15_digits_are_accepted(
     assert state.signups[0][0].phone == phone
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(deadline=None, database=None)
 @given(st.text(alphabet=st.characters(categories=["Nd"]), min_size=8, max_size=15))
 def test_any_phone_with_a_non_ascii_digit_is_refused(digits: str) -> None:
     phone = "+" + digits
