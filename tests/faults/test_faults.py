@@ -112,13 +112,21 @@ def sms_failing(stack: Stack, load: Load) -> int:
     return 1  # the recipient refused with 400: its notification fails and is dead-lettered
 
 
+POISONED_KEYS = (
+    "accounts.user_signed_up",
+    "accounts.user_signed_up.v2",
+    "provisioning.space_provisioned",
+)
+POISONED_QUEUE_SUFFIXES = (".user_signed_up", ".space_provisioned")
+
+
 def inject_poison(stack: Stack, load: Load) -> int:
     huge = b'{"padding": "' + b"x" * (1024 * 1024) + b'"}'
     bodies = [b"not json at all", b'{"id": "x", "type": "UserSignedUp"}', b"", huge]
-    unknown_version = _published_event(stack).replace(b'"version":1', b'"version":7')
-    bodies[2] = unknown_version
+    bodies[2] = json.dumps({**json.loads(_published_event(stack)), "version": 7}).encode()
     publisher = ConfirmingPublisher(stack.amqp_url)
-    for routing_key in ("accounts.user_signed_up", "provisioning.space_provisioned"):
+    # Each consumer queue binds one version's key of UserSignedUp: publish under both.
+    for routing_key in POISONED_KEYS:
         publisher.publish_batch(
             [
                 OutgoingMessage(
@@ -134,7 +142,12 @@ def inject_poison(stack: Stack, load: Load) -> int:
             ]
         )
     publisher.close()
-    return 4 * 5  # four poisons in each of the five service queues
+    poisoned = [
+        name
+        for name in stack.queues()
+        if name.endswith(POISONED_QUEUE_SUFFIXES) and ".retry." not in name
+    ]
+    return len(bodies) * len(poisoned)  # every poison in every queue of those events
 
 
 def publish_duplicates(stack: Stack, load: Load) -> int:
