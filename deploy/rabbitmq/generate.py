@@ -19,7 +19,9 @@ is written ``amq.default``):
   publishes; never to the default exchange (a direct exchange: no topic permission could limit
   it, and it reaches every queue by name). Read its own queues and the exchanges it binds them
   to. Topic permissions on ``events`` limit publishing to ``<service>.*`` (nothing for services
-  that publish nothing) and binding to the routing keys the service subscribes to; on
+  that publish nothing) and binding to the routing keys the service subscribes to: every
+  version's key its handler accepts (``accounts.user_signed_up`` and ``...user_signed_up.v2``),
+  so a restart with another version setting can bind the new key and unbind the old; on
   ``events.retry`` and ``events.dlx`` (topic exchanges, every queue bound by its own name)
   publishing and binding to ``<service>.*``, i.e. its own queues only.
 - ``signup-dlq`` (operator): read the ``*.dlq`` queues, write to the default exchange (replay to
@@ -125,7 +127,9 @@ def service_access(service: str, user: str, queues: Sequence[topology.ConsumerQu
         write=one_of(own, dlx, retry, unrouted, *([events] if publishes else [])),
         read=one_of(own, *core),
         topic_write=own_keys if publishes else NOTHING,
-        topic_read=one_of(*sorted(re.escape(queue.routing_key) for queue in queues))
+        topic_read=one_of(
+            *sorted(re.escape(key) for queue in queues for key in queue.subscribed_keys)
+        )
         if queues
         else NOTHING,
         own_topic_write=own_keys,

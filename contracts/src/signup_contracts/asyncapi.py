@@ -108,9 +108,11 @@ def document(queues: Iterable[ConsumerQueue], version: str) -> dict[str, Any]:
             "description": (
                 "Events the Signup Platform publishes on RabbitMQ. Every event is a JSON "
                 f"envelope published to the durable `{EVENTS_EXCHANGE}` {EVENTS_EXCHANGE_TYPE} "
-                "exchange with the routing key `<producer>.<event_name>`. A contract changes "
-                "only compatibly within a version; anything else is a new version, published "
-                "on the same routing key with its own `version` and `x-event-version`. Delivery "
+                "exchange with the routing key `<producer>.<event_name>` (version 1) or "
+                "`<producer>.<event_name>.v<n>` (version n >= 2). A contract changes only "
+                "compatibly within a version; anything else is a new version, published on its "
+                "own routing key with its own `version` and `x-event-version`: bind the key of "
+                "the version you read, and you never receive one you cannot parse. Delivery "
                 "is at least once: deduplicate on the envelope's `id` (AMQP `message_id`). "
                 "Models and a pytest test kit: the `signup-contracts` package."
             ),

@@ -1,5 +1,6 @@
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from signup_shared.settings import (
@@ -23,6 +24,11 @@ class StatsSettings(ServiceSettings):
         PREFIX, "consumer_health_port", "consumer_http_port", 8013
     )
     inbox_prune_interval_seconds: float = 3600.0
+
+    # The UserSignedUp version this service reads: its queue is bound to that version's routing
+    # key and unbound from the other's at start (STATS_USER_SIGNED_UP_VERSION=1 or 2;
+    # switch by restarting, docs/contracts.md). The handler accepts both versions either way.
+    user_signed_up_version: int = Field(default=2, ge=1)
 
     renamed: ClassVar[dict[str, str]] = {
         "http_port": "web_port",

@@ -1,7 +1,12 @@
 """The broker topology, as code.
 
-- ``events``: durable topic exchange; routing keys ``<producer>.<event_name>``. Its alternate
-  exchange keeps events no queue is bound for in ``events.unrouted`` instead of dropping them.
+- ``events``: durable topic exchange; routing keys ``<producer>.<event_name>`` (version 1) and
+  ``<producer>.<event_name>.v<n>`` (version n >= 2). Its alternate exchange keeps events no queue
+  is bound for in ``events.unrouted`` instead of dropping them.
+- A consumer queue is bound to the key of the one version its service reads; the keys of the
+  event's other versions are unbound right after (bind first, then unbind: a service switched
+  to another version by a restart loses nothing, and what arrives twice meanwhile its inbox
+  absorbs).
 - Per (service, event): quorum queue ``<service>.<event_name>`` with a delivery limit, retry
   queues ``<queue>.retry.<delay>`` whose TTL dead-letters back to it, and ``<queue>.dlq`` fed
   through the ``events.dlx`` topic exchange.
@@ -30,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from amqp.exceptions import PreconditionFailed
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue, binding
@@ -41,7 +47,10 @@ from signup_contracts.amqp import (
     EVENTS_EXCHANGE_TYPE,
     RETRY_EXCHANGE,
     UNROUTED_EXCHANGE,
+    unversioned_key,
 )
+
+log = structlog.get_logger(__name__)
 
 QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
@@ -71,16 +80,28 @@ def delay_label(delay_ms: int) -> str:
 
 @dataclass(frozen=True)
 class ConsumerQueue:
-    """The queues one service keeps for one event it subscribes to."""
+    """The queues one service keeps for one event it subscribes to.
+
+    ``routing_key`` is the key the queue is bound to on ``events``: the version the service
+    reads. ``other_keys`` are the keys of the event's other versions the service knows: not
+    bound, and unbound by :func:`declare` if an earlier start bound them. The queue's name does
+    not depend on the version (``notifications.user_signed_up`` for every version).
+    """
 
     service: str
     routing_key: str
     retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
     delivery_limit: int = 10
+    other_keys: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.service}.{self.routing_key.split('.', 1)[1]}"
+        return f"{self.service}.{unversioned_key(self.routing_key).split('.', 1)[1]}"
+
+    @property
+    def subscribed_keys(self) -> tuple[str, ...]:
+        """Every key the service may bind or unbind on ``events`` (its topic permissions)."""
+        return tuple(sorted({self.routing_key, *self.other_keys}))
 
     @property
     def dlq_name(self) -> str:
@@ -162,9 +183,29 @@ def declare(connection: Connection, queues: Iterable[ConsumerQueue] = ()) -> Non
     _declare(connection, unrouted_queue, _empty_queue_deleter(unrouted_queue.name))
     for consumer_queue in queues:
         retries = {queue.name for queue in consumer_queue.retry_queues()}
-        for queue in consumer_queue.all_queues():
+        for queue in consumer_queue.all_queues():  # binds the main queue to its routing key
             migrate = _empty_queue_deleter(queue.name) if queue.name in retries else None
             _declare(connection, queue, migrate)
+        unbind_other_versions(connection, consumer_queue)
+
+
+def unbind_other_versions(connection: Connection, consumer_queue: ConsumerQueue) -> None:
+    """Remove the queue's bindings to the keys of the versions it no longer reads (unbinding
+    a binding that does not exist is no error). Called after the queue is bound to its key."""
+    if not consumer_queue.other_keys:
+        return
+    channel = connection.channel()
+    try:
+        for key in consumer_queue.other_keys:
+            channel.queue_unbind(consumer_queue.name, EVENTS_EXCHANGE, key)
+    finally:
+        _close(channel)
+    log.info(
+        "topology.unbound",
+        queue=consumer_queue.name,
+        bound=consumer_queue.routing_key,
+        unbound=list(consumer_queue.other_keys),
+    )
 
 
 def _declare(
