@@ -59,7 +59,8 @@ QUEUES: dict[str, list[ConsumerQueue]] = {
     "provisioning": provisioning_queues(ProvisioningSettings()),
     "stats": stats_queues(StatsSettings()),
 }
-SIGNED_UP, PROVISIONED = "accounts.user_signed_up", "provisioning.space_provisioned"
+# The keys the consumer queues are bound to by default (UserSignedUp v2 has a key of its own).
+SIGNED_UP, PROVISIONED = "accounts.user_signed_up.v2", "provisioning.space_provisioned"
 
 
 def credentials_setup() -> ModuleType:

@@ -183,12 +183,8 @@ def add_signup(
     (also when a concurrent insert wins the race) and ``UnstorableValueError`` when a column
     refuses a value; any other refusal of the database is raised as it is.
     """
-    if (
-        not events
-        or len({e.id for e in events}) != 1
-        or len({e.version for e in events}) != len(events)
-    ):
-        raise ValueError("add_signup takes the copies of one event: one id, one copy a version")
+    if not events or len({e.id for e in events}) != 1:
+        raise ValueError("add_signup takes the copies of one event: one id")
     copies = [outbox_values(event) for event in events]
     values = {"email": email, "full_name": full_name, "phone": phone, "locale": locale}
     try:
