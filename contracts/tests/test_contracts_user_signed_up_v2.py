@@ -73,4 +73,4 @@ def test_a_v2_envelope_parses_as_v2_with_its_id() -> None:
     parsed = parse_envelope(event.to_json())
     assert isinstance(parsed.data, UserSignedUpV2)
     assert (parsed.id, parsed.version, parsed.data.locale) == (event.id, 2, "fr")
-    assert parsed.routing_key == user_signed_up().routing_key
+    assert parsed.routing_key == f"{user_signed_up().routing_key}.v2"  # a key per version

@@ -19,7 +19,9 @@ is written ``amq.default``):
   publishes; never to the default exchange (a direct exchange: no topic permission could limit
   it, and it reaches every queue by name). Read its own queues and the exchanges it binds them
   to. Topic permissions on ``events`` limit publishing to ``<service>.*`` (nothing for services
-  that publish nothing) and binding to the routing keys the service subscribes to; on
+  that publish nothing) and binding to the routing keys the service subscribes to: every
+  version's key its handler accepts (``accounts.user_signed_up`` and ``...user_signed_up.v2``),
+  so a restart with another version setting can bind the new key and unbind the old; on
   ``events.retry`` and ``events.dlx`` (topic exchanges, every queue bound by its own name)
   publishing and binding to ``<service>.*``, i.e. its own queues only.
 - the history stream ``events.history``: every service and ``events-reader`` may read
@@ -68,7 +70,7 @@ from signup_contracts.amqp import (
     UNROUTED_EXCHANGE,
 )
 from signup_dlq.config import OPERATOR_USER
-from signup_shared.messaging import topology
+from signup_shared.messaging import history_stream, topology
 from signup_shared.settings import HistorySettings, local_password
 from stats.bootstrap import queues as stats_queues
 from stats.settings import StatsSettings
@@ -138,7 +140,9 @@ def service_access(service: str, user: str, queues: Sequence[topology.ConsumerQu
         write=one_of(own, dlx, retry, unrouted, *([events] if publishes else [])),
         read=one_of(own, *core, HISTORY),
         topic_write=own_keys if publishes else NOTHING,
-        topic_read=one_of(*sorted(re.escape(queue.routing_key) for queue in queues))
+        topic_read=one_of(
+            *sorted(re.escape(key) for queue in queues for key in queue.subscribed_keys)
+        )
         if queues
         else NOTHING,
         own_topic_write=own_keys,
@@ -303,7 +307,7 @@ def binding(entity: Queue, source: str, routing_key: str) -> dict[str, Any]:
 
 def topology_definitions(history: HistorySettings | None = None) -> dict[str, Any]:
     exchanges = list(topology.CORE_EXCHANGES)
-    queues = [topology.unrouted_queue, topology.history_stream(history)]
+    queues = [topology.unrouted_queue, history_stream.history_stream(history)]
     for consumer_queue in consumer_queues():
         queues.extend(consumer_queue.all_queues())
     return {

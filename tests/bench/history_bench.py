@@ -38,7 +38,7 @@ from signup_contracts.amqp import EVENTS_EXCHANGE, HISTORY_STREAM
 from signup_contracts.testing import space_provisioned, user_signed_up, user_signed_up_v2
 from signup_shared.db import make_session_factory
 from signup_shared.logging import configure_logging
-from signup_shared.messaging import topology
+from signup_shared.messaging import history_stream, topology
 from signup_shared.messaging.catch_up import CatchUp
 from signup_shared.messaging.processing import MessageProcessor
 from signup_shared.messaging.publisher import ConfirmingPublisher
@@ -196,7 +196,7 @@ def main() -> int:
     try:
         with Connection(url) as connection:
             topology.declare(connection, [QUEUE])
-            topology.declare_history(connection, HistorySettings(replicas=1))
+            history_stream.declare_history(connection, HistorySettings(replicas=1))
         result = replay(url, args.events)
         print("replay:", result)
         if args.cpu_seconds > 0:

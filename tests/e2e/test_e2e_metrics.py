@@ -3,8 +3,10 @@
 On the session's stack: once it is quiet (every queue empty, the counters still), each process
 is scraped on its health port (web, relays, consumers); then N signups through the API, every
 effect waited for, and each counter must have grown by exactly the flow: N requests answered
-201, N events published by each relay, N messages received and handled on each consumer queue,
-nothing retried or dead-lettered; and no outbox backlog is left.
+201; accounts' relay published N x the UserSignedUp versions it publishes (one outbox row per
+version, each on its version's routing key), provisioning's N; N messages received and handled
+on each consumer queue (bound to one version's key: one copy a signup); nothing retried or
+dead-lettered; and no outbox backlog is left.
 """
 
 import contextlib
@@ -101,10 +103,16 @@ def growth(before: dict[str, float], after: dict[str, float]) -> dict[str, float
     }
 
 
-def expected() -> dict[str, float]:
+def published_versions(stack: Stack) -> int:
+    """How many UserSignedUp versions accounts publishes on this stack (its setting, else 2)."""
+    setting = stack.env.get("ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS", "2")
+    return len({part for part in setting.strip("[] ").split(",") if part.strip()})
+
+
+def expected(versions: int) -> dict[str, float]:
     figures = {"accounts-web 201": float(N), "stats-web serves its metrics": 1.0}
     for relay in RELAYS:
-        figures[f"{relay} published"] = float(N)
+        figures[f"{relay} published"] = float(N * versions if relay == "accounts-relay" else N)
         figures[f"{relay} pending"] = 0.0
         figures[f"{relay} has a backlog gauge"] = 1.0
     for program, queues in CONSUMER_QUEUES.items():
@@ -158,12 +166,21 @@ def test_every_process_counts_what_the_signups_did(stack: Stack) -> None:
         return len(mailed) == N and len(spaces) == N and active[0][0] == N
 
     wait_until(effects_done, timeout=120, interval=0.5, message="every signup's effects")
+    versions = published_versions(stack)
+    [(rows, keys)] = stack.query(
+        "accounts",
+        "SELECT count(*), count(DISTINCT routing_key) FROM outbox"
+        " WHERE event_type = 'UserSignedUp'"
+        " AND CAST(payload AS jsonb) -> 'data' ->> 'user_id' = ANY(:ids)",
+        ids=sorted(user_ids),
+    )
+    assert (rows, keys) == (N * versions, versions)  # a row, on its own key, per version
     # The last acks (and the relays' marking rows sent) may trail the visible effects briefly.
     with contextlib.suppress(TimeoutError):
         wait_until(
-            lambda: growth(before, observed(stack)) == expected(),
+            lambda: growth(before, observed(stack)) == expected(versions),
             timeout=30,
             interval=0.5,
             message="the metrics to settle",
         )
-    assert growth(before, observed(stack)) == expected()
+    assert growth(before, observed(stack)) == expected(versions)

@@ -69,7 +69,8 @@ QUEUES: dict[str, list[ConsumerQueue]] = {
     "audit": audit_queues(AuditSettings()),
 }
 READER = "events-reader"
-SIGNED_UP, PROVISIONED = "accounts.user_signed_up", "provisioning.space_provisioned"
+# The keys the consumer queues are bound to by default (UserSignedUp v2 has a key of its own).
+SIGNED_UP, PROVISIONED = "accounts.user_signed_up.v2", "provisioning.space_provisioned"
 
 
 def credentials_setup() -> ModuleType:

@@ -1,14 +1,15 @@
 """How events travel on RabbitMQ: the exchange, routing keys, AMQP properties and headers.
 
-Every event is published to the durable topic exchange ``events`` with the routing key
-``<producer>.<event_name>`` (``accounts.user_signed_up``), as a persistent JSON message whose
-AMQP properties mirror the envelope. The version is also a header, so a consumer can route or
-refuse by version without parsing the body.
+Every event is published to the durable topic exchange ``events`` with the routing key of its
+(producer, type, version): ``<producer>.<event_name>`` for version 1
+(``accounts.user_signed_up``), ``<producer>.<event_name>.v<n>`` for version n >= 2
+(``accounts.user_signed_up.v2``), as a persistent JSON message whose AMQP properties mirror the
+envelope. A consumer binds its queue to the key of the version it reads, so it never receives a
+version it cannot parse; the version is also a header (``x-event-version``).
 """
 
-from typing import Final
-
-from signup_contracts.envelope import EventData, event_name
+import re
+from typing import ClassVar, Final, Protocol
 
 EVENTS_EXCHANGE: Final = "events"
 EVENTS_EXCHANGE_TYPE: Final = "topic"
@@ -71,14 +72,56 @@ AMQP_PROPERTIES: Final[dict[str, str]] = {
 """The AMQP basic properties every event carries, and what each holds."""
 
 
-def routing_key(producer: str, event_type: str) -> str:
-    """``routing_key("accounts", "UserSignedUp")`` -> ``accounts.user_signed_up``."""
-    return f"{producer}.{event_name(event_type)}"
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-def published_routing_key(event: type[EventData]) -> str:
-    """The routing key the event's producer publishes it with."""
-    return routing_key(event.producer, event.event_type)
+def event_name(event_type: str) -> str:
+    """``UserSignedUp`` -> ``user_signed_up`` (the last part of a routing key and queue name)."""
+    return _CAMEL_BOUNDARY.sub("_", event_type).lower()
+
+
+FIRST_VERSION: Final = 1
+"""The version whose routing key carries no version suffix (what consumers bound before v2)."""
+_VERSION_SUFFIX = re.compile(r"\.v([1-9][0-9]*)$")
+
+
+def routing_key(producer: str, event_type: str, version: int = FIRST_VERSION) -> str:
+    """The routing key of ``event_type`` ``version`` published by ``producer``.
+
+    ``routing_key("accounts", "UserSignedUp")`` -> ``accounts.user_signed_up``;
+    ``routing_key("accounts", "UserSignedUp", 2)`` -> ``accounts.user_signed_up.v2``.
+    Version 1 keeps the key it was published with before there were versions, so consumers
+    bound to it see no change; each later version has a key of its own.
+    """
+    if version < FIRST_VERSION:
+        raise ValueError(f"an event version is 1 or more, not {version}")
+    key = f"{producer}.{event_name(event_type)}"
+    return key if version == FIRST_VERSION else f"{key}.v{version}"
+
+
+def unversioned_key(key: str) -> str:
+    """``accounts.user_signed_up.v2`` -> ``accounts.user_signed_up`` (the key of the event type,
+    whatever its version; what a consumer queue is named after)."""
+    return _VERSION_SUFFIX.sub("", key)
+
+
+def key_version(key: str) -> int:
+    """The version a routing key carries: ``...v2`` -> 2; no suffix -> 1."""
+    found = _VERSION_SUFFIX.search(key)
+    return int(found.group(1)) if found else FIRST_VERSION
+
+
+class _Published(Protocol):
+    """What an ``EventData`` class says about itself (this module imports no model)."""
+
+    event_type: ClassVar[str]
+    version: ClassVar[int]
+    producer: ClassVar[str]
+
+
+def published_routing_key(event: type[_Published]) -> str:
+    """The routing key the event's producer publishes this (type, version) with."""
+    return routing_key(event.producer, event.event_type, event.version)
 
 
 def topic_matches(pattern: str, key: str) -> bool:

@@ -1,15 +1,10 @@
 """The AsyncAPI 3.0 document of the event catalog, from the contracts and the broker topology.
 
-The contracts give the messages (one per (type, version), with the JSON Schema of the whole
-message, the ``x-event-version`` header and the AMQP properties) and who publishes each on which
-routing key. The topology gives who consumes what: the RabbitMQ definitions file that the
-services' topology code generates (``deploy/rabbitmq/definitions.json``, itself checked against
-the code) binds each consumer queue to the ``events`` exchange with a routing key.
-
-- one channel per routing key, on the ``events`` topic exchange (AMQP binding ``is: routingKey``);
-- one ``send`` operation per routing key (its producer) and one ``receive`` operation per
-  consumer queue (named after the queue, with its retry and dead-letter queues);
-- one message per (type, version).
+The contracts give the messages (one per (type, version): JSON Schema, ``x-event-version``
+header, AMQP properties) and who publishes each on which routing key; the RabbitMQ definitions
+(``deploy/rabbitmq/definitions.json``, generated from the services' topology) give who consumes
+what. One channel per routing key on the ``events`` topic exchange, one ``send`` operation per
+routing key and one ``receive`` operation per consumer queue (with its retry and dead letters).
 
 Shipped in the package (``signup_contracts.catalog``; ``docs/asyncapi/asyncapi.json`` links to
 it). Regenerate from the repository root with ``python -m signup_contracts.asyncapi`` (``--check``
@@ -96,7 +91,9 @@ def document(queues: Iterable[ConsumerQueue], version: str) -> dict[str, Any]:
     by_key: dict[str, list[type[EventData]]] = {}
     for event in events:
         for producer in publishers(event):
-            by_key.setdefault(routing_key(producer, event.event_type), []).append(event)
+            by_key.setdefault(routing_key(producer, event.event_type, event.version), []).append(
+                event
+            )
     channels = {key: _channel(key, members) for key, members in sorted(by_key.items())}
     operations: dict[str, Any] = {}
     for key, members in sorted(by_key.items()):
@@ -113,9 +110,11 @@ def document(queues: Iterable[ConsumerQueue], version: str) -> dict[str, Any]:
             "description": (
                 "Events the Signup Platform publishes on RabbitMQ. Every event is a JSON "
                 f"envelope published to the durable `{EVENTS_EXCHANGE}` {EVENTS_EXCHANGE_TYPE} "
-                "exchange with the routing key `<producer>.<event_name>`. A contract changes "
-                "only compatibly within a version; anything else is a new version, published "
-                "on the same routing key with its own `version` and `x-event-version`. Delivery "
+                "exchange with the routing key `<producer>.<event_name>` (version 1) or "
+                "`<producer>.<event_name>.v<n>` (version n >= 2). A contract changes only "
+                "compatibly within a version; anything else is a new version, published on its "
+                "own routing key with its own `version` and `x-event-version`: bind the key of "
+                "the version you read, and you never receive one you cannot parse. Delivery "
                 "is at least once: deduplicate on the envelope's `id` (AMQP `message_id`). "
                 "Models and a pytest test kit: the `signup-contracts` package."
             ),

@@ -1,26 +1,22 @@
 """The envelope every event travels in, and the registry of known (type, version) pairs."""
 
 import functools
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Generic, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def event_name(event_type: str) -> str:
-    """``UserSignedUp`` -> ``user_signed_up`` (the last part of a routing key and queue name)."""
-    return _CAMEL_BOUNDARY.sub("_", event_type).lower()
+from signup_contracts.amqp import event_name as event_name
+from signup_contracts.amqp import routing_key
 
 
 class EventData(BaseModel):
     """Payload of one event type and version.
 
     Subclasses set ``event_type``, ``version`` and ``producer`` (the service that publishes it;
-    the routing key is ``<producer>.<event_name>``). Readers ignore fields they do not know.
+    the routing key is ``signup_contracts.amqp.routing_key`` of the three). Readers ignore
+    fields they do not know.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -135,7 +131,9 @@ class Envelope(BaseModel, Generic[D]):
 
     @property
     def routing_key(self) -> str:
-        return f"{self.producer}.{event_name(self.type)}"
+        """``accounts.user_signed_up`` for v1, ``accounts.user_signed_up.v2`` for v2 (one key
+        per version: ``signup_contracts.amqp.routing_key``)."""
+        return routing_key(self.producer, self.type, self.version)
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()

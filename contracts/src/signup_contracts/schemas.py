@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from signup_contracts.envelope import Envelope, EventData, event_name, registered_events
+from signup_contracts.amqp import event_name
+from signup_contracts.envelope import Envelope, EventData, registered_events
 
 JsonSchema = dict[str, Any]
 

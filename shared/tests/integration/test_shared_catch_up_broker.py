@@ -17,7 +17,7 @@ from kombu import Connection
 
 from signup_contracts.amqp import HISTORY_STREAM
 from signup_shared.events import Envelope, UserSignedUp
-from signup_shared.messaging import topology
+from signup_shared.messaging import history_stream, topology
 from signup_shared.messaging.catch_up import CatchUp
 from signup_shared.messaging.consumer import ConsumerRuntime
 from signup_shared.messaging.processing import MessageProcessor
@@ -56,7 +56,7 @@ def vhost() -> Iterator[Vhost]:
     vhost.api("PUT", f"/api/permissions/{vhost.name}/{vhost.auth[0]}", everything)
     with Connection(vhost.url()) as connection:
         topology.declare(connection)
-        topology.declare_history(connection, HistorySettings(replicas=1))
+        history_stream.declare_history(connection, HistorySettings(replicas=1))
     try:
         yield vhost
     finally:

@@ -225,3 +225,38 @@ def test_a_classic_queue_that_holds_messages_is_refused_and_kept(vhost: Vhost, b
         topology.declare(kombu_connection, [QUEUE])
     assert vhost.depth(busy) == 1  # not deleted with its message
     assert queue_types(vhost)[busy] == "classic"
+
+
+V1_KEY, V2_KEY = "accounts.user_signed_up", "accounts.user_signed_up.v2"
+
+
+def versioned(service: str, version: int) -> ConsumerQueue:
+    reads, other = (V1_KEY, V2_KEY) if version == 1 else (V2_KEY, V1_KEY)
+    return ConsumerQueue(service, reads, retry_delays_ms=(60_000,), other_keys=(other,))
+
+
+def test_a_queue_receives_only_the_version_it_reads_and_switches_by_redeclaring(
+    vhost: Vhost,
+) -> None:
+    with Connection(vhost.url()) as connection:
+        topology.declare(connection, [versioned("old", 1), versioned("new", 2)])
+    vhost.publish(EVENTS_EXCHANGE, V1_KEY)
+    vhost.publish(EVENTS_EXCHANGE, V2_KEY)
+    vhost.publish(EVENTS_EXCHANGE, V2_KEY)
+    assert eventually(
+        lambda: (vhost.depth("old.user_signed_up"), vhost.depth("new.user_signed_up")) == (1, 2)
+    )
+
+    with Connection(vhost.url()) as connection:  # "old" restarted with the v2 setting
+        topology.declare(connection, [versioned("old", 2)])
+    bound = {
+        b["routing_key"]
+        for b in vhost.api("GET", f"/api/queues/{vhost.name}/old.user_signed_up/bindings").json()
+        if b["source"] == EVENTS_EXCHANGE
+    }
+    assert bound == {V2_KEY}  # bound to v2, unbound from v1; what it held stays
+    vhost.publish(EVENTS_EXCHANGE, V1_KEY)  # an outside v1 publisher: nobody bound
+    vhost.publish(EVENTS_EXCHANGE, V2_KEY)
+    assert eventually(lambda: vhost.depth("old.user_signed_up") == 2)
+    assert vhost.depth("new.user_signed_up") == 3
+    assert eventually(lambda: vhost.depth(UNROUTED_EXCHANGE) == 1)  # the v1 copy, kept

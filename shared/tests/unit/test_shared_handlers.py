@@ -6,15 +6,17 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.orm import DeclarativeBase
 
 from signup_shared import inbox
 from signup_shared.errors import TransientError
-from signup_shared.events import Envelope, UserSignedUp
+from signup_shared.events import Envelope, UserSignedUp, UserSignedUpV2
 from signup_shared.inbox import InboxMixin
 from signup_shared.messaging.handlers import event_handler
 from signup_shared.messaging.inbox_handler import InboxHandler, unique
 from signup_shared.messaging.topology import ConsumerQueue
+from signup_shared.settings import ServiceSettings
 from signup_shared.testing import user_signed_up
 
 
@@ -190,3 +192,47 @@ def test_a_declaration_builds_a_subscription_with_its_dependencies(fake_inbox: F
     assert subscription.batch_handler([event, user_signed_up()]) == {}
     assert mailer[0] == str(event.id) and len(mailer) == 2
     assert (subscription.queue, subscription.events) == (queue, (UserSignedUp,))
+
+
+class VersionSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="HSVC_", extra="ignore")
+
+    user_signed_up_version: int | None = None
+
+
+@event_handler("accounts", UserSignedUp, UserSignedUpV2)
+def on_both(_session: Any, _event: Envelope[Any]) -> None:
+    pass
+
+
+def test_without_a_setting_the_queue_reads_the_newest_declared_version() -> None:
+    queue = on_both.queue("hsvc", VersionSettings())
+    assert (queue.routing_key, queue.other_keys) == (
+        "accounts.user_signed_up.v2",
+        ("accounts.user_signed_up",),
+    )
+
+
+def test_the_version_setting_picks_the_bound_key_and_the_step_still_takes_both() -> None:
+    queue = on_both.queue("hsvc", VersionSettings(user_signed_up_version=1))
+    assert (queue.name, queue.routing_key, queue.other_keys) == (
+        "hsvc.user_signed_up",
+        "accounts.user_signed_up",
+        ("accounts.user_signed_up.v2",),
+    )
+    subscription = on_both.subscription(queue, Sessions(), Inbox)  # type: ignore[arg-type]
+    assert subscription.events == (UserSignedUp, UserSignedUpV2)
+
+
+def test_a_version_the_step_does_not_declare_names_the_setting() -> None:
+    with pytest.raises(ValueError, match=r"HSVC_USER_SIGNED_UP_VERSION=3: .* \[1, 2\]"):
+        on_both.queue("hsvc", VersionSettings(user_signed_up_version=3))
+
+
+def test_one_version_declared_binds_it_and_unbinds_nothing() -> None:
+    @event_handler("accounts", UserSignedUp)
+    def v1_only(_session: Any, _event: Envelope[Any]) -> None:
+        pass
+
+    queue = v1_only.queue("hsvc", VersionSettings())
+    assert (queue.routing_key, queue.other_keys) == ("accounts.user_signed_up", ())

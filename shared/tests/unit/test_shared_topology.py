@@ -79,3 +79,53 @@ def test_every_queue_is_a_quorum_queue_the_unrouted_one_included() -> None:
         "stats.user_signed_up.retry.10s": "quorum",
         "stats.user_signed_up.retry.60s": "quorum",
     }
+
+
+class FakeChannel:
+    def __init__(self, calls: list[tuple[str, ...]]) -> None:
+        self.calls = calls
+
+    def queue_unbind(self, queue: str, exchange: str, routing_key: str) -> None:
+        self.calls.append(("unbind", queue, exchange, routing_key))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def channel(self) -> FakeChannel:
+        return FakeChannel(self.calls)
+
+
+def test_a_versioned_queue_keeps_its_name_and_knows_every_key_it_may_bind() -> None:
+    queue = ConsumerQueue(
+        "stats", "accounts.user_signed_up.v2", other_keys=("accounts.user_signed_up",)
+    )
+    assert queue.name == "stats.user_signed_up"
+    assert queue.dlq_name == "stats.user_signed_up.dlq"
+    assert {(b.exchange.name, b.routing_key) for b in queue.main_queue().bindings} == {
+        ("events", "accounts.user_signed_up.v2"),  # only the version it reads is bound
+        ("events.retry", "stats.user_signed_up"),
+    }
+    assert queue.subscribed_keys == ("accounts.user_signed_up", "accounts.user_signed_up.v2")
+
+
+def test_the_other_versions_keys_are_unbound_from_the_events_exchange() -> None:
+    connection = FakeConnection()
+    queue = ConsumerQueue(
+        "stats", "accounts.user_signed_up.v2", other_keys=("accounts.user_signed_up",)
+    )
+    topology.unbind_other_versions(connection, queue)  # type: ignore[arg-type]
+    assert connection.calls == [
+        ("unbind", "stats.user_signed_up", "events", "accounts.user_signed_up"),
+        ("close",),
+    ]
+
+
+def test_a_queue_of_one_version_unbinds_nothing() -> None:
+    connection = FakeConnection()
+    topology.unbind_other_versions(connection, ConsumerQueue("a", "p.e"))  # type: ignore[arg-type]
+    assert connection.calls == []

@@ -28,8 +28,9 @@ USER_SIGNED_UP: dict[int, type[UserSignedUp] | type[UserSignedUpV2]] = {
     2: UserSignedUpV2,
 }
 """The ``UserSignedUp`` versions accounts can publish (the setting picks among them)."""
-PUBLISHED_VERSIONS = (2, 1)
-"""During the migration window: both, the newest first (its outbox row goes out first)."""
+PUBLISHED_VERSIONS = (2,)
+"""What is published outside a migration window; during one, (2, 1): the newest first (its
+outbox row goes out first), each copy on its version's routing key."""
 # Which request field a constraint of the database stands for (for errors the views map).
 CONSTRAINT_FIELDS = {models.EMAIL_UNIQUE_INDEX: "email"}
 
@@ -92,8 +93,10 @@ def sign_up(
 ) -> SignupReceipt:
     """Create the user with a pending subscription and record ``UserSignedUp`` in the outbox.
 
-    One event, one copy per published version (``versions``, in that order) with the same id:
-    a consumer handles the first copy it gets and its inbox drops the others.
+    One event, one copy per published version (``versions``, in that order) with the same id,
+    each on the routing key of its version (``accounts.user_signed_up``,
+    ``accounts.user_signed_up.v2``): a consumer queue is bound to one of them, so it gets one
+    copy; one bound to both while it switches handles the first and its inbox drops the other.
 
     Raises ``EmailAlreadyRegisteredError`` when the email is taken in any letter case (also when
     a concurrent signup wins the race) and ``SignupRejectedError`` naming a value the database

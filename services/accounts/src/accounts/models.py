@@ -135,8 +135,8 @@ class UnstorableValueError(Exception):
 # compiled once), in the caller's transaction: all are written or none is. The subscription's
 # and the outbox's rows are selected from the inserted user, so they follow it; the foreign key
 # is checked at the end of the statement, when the user row exists. The event's copies (one per
-# published version, one event id) come as parallel arrays and take outbox positions in the
-# order given, so the first copy is published first.
+# published version, one event id, each with its version's routing key) come as parallel
+# arrays and take outbox positions in the order given, so the first copy is published first.
 INSERT_SIGNUP = text(
     """
     WITH new_user AS (
@@ -152,12 +152,13 @@ INSERT_SIGNUP = text(
     )
     INSERT INTO outbox (event_id, routing_key, event_type, version, producer, correlation_id,
                         payload, traceparent)
-    SELECT CAST(:event_id AS uuid), CAST(:routing_key AS varchar), CAST(:event_type AS varchar),
+    SELECT CAST(:event_id AS uuid), copy.routing_key, CAST(:event_type AS varchar),
            copy.version, CAST(:producer AS varchar), CAST(:correlation_id AS varchar),
            copy.payload, CAST(:traceparent AS varchar)
     FROM new_subscription,
-         unnest(CAST(:versions AS integer[]), CAST(:payloads AS text[]))
-             WITH ORDINALITY AS copy(version, payload, rank)
+         unnest(CAST(:routing_keys AS varchar[]), CAST(:versions AS integer[]),
+                CAST(:payloads AS text[]))
+             WITH ORDINALITY AS copy(routing_key, version, payload, rank)
     ORDER BY copy.rank
     """
 )
@@ -179,13 +180,13 @@ def add_signup(
 ) -> None:
     """Insert the user, their subscription and ``events`` into the outbox, all or nothing.
 
-    ``events`` are the copies of one event (one id and routing key, one version each), written
+    ``events`` are the copies of one event (one id; one version and routing key each), written
     in the order given. Raises ``EmailTakenError`` when the email is taken in any letter case
     (also when a concurrent insert wins the race) and ``UnstorableValueError`` when a column
     refuses a value; any other refusal of the database is raised as it is.
     """
-    if not events or len({(e.id, e.routing_key) for e in events}) != 1:
-        raise ValueError("add_signup takes the copies of one event: one id, one routing key")
+    if not events or len({e.id for e in events}) != 1:
+        raise ValueError("add_signup takes the copies of one event: one id")
     copies = [outbox_values(event) for event in events]
     values = {"email": email, "full_name": full_name, "phone": phone, "locale": locale}
     try:
@@ -199,6 +200,7 @@ def add_signup(
                 "plan": plan.value,
                 "status": status.value,
                 **copies[0],
+                "routing_keys": [copy["routing_key"] for copy in copies],
                 "versions": [copy["version"] for copy in copies],
                 "payloads": [copy["payload"] for copy in copies],
             },

@@ -1,7 +1,8 @@
-from typing import ClassVar
+import json
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from signup_shared.settings import (
     ServiceSettings,
@@ -55,10 +56,24 @@ class AccountsSettings(ServiceSettings):
         return self.relay_poll_interval_seconds
 
     # UserSignedUp versions written to the outbox for every signup, each a copy of one event
-    # (one event id), the newest first. [1, 2] during the migration window; [2] once every
-    # consumer reads v2 (docs/contracts.md). As JSON: ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS=[2]
-    publish_user_signed_up_versions: list[int] = Field(default=[1, 2])
+    # (one event id) on its version's routing key, the newest first. 2 once every consumer reads
+    # v2 (the default); 1,2 during a migration window (docs/contracts.md). Comma-separated or
+    # JSON: ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS=1,2 or =[1, 2].
+    publish_user_signed_up_versions: Annotated[list[int], NoDecode] = Field(default=[2])
     publishable_user_signed_up_versions: ClassVar[tuple[int, ...]] = (1, 2)
+
+    @field_validator("publish_user_signed_up_versions", mode="before")
+    @classmethod
+    def _versions_list(cls, value: Any) -> Any:
+        """``2``, ``1,2`` or ``[1, 2]`` from the environment; a list as it is."""
+        if isinstance(value, int):
+            return [value]
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @field_validator("publish_user_signed_up_versions")
     @classmethod

@@ -137,18 +137,24 @@ def test_in_the_migration_window_both_versions_are_copies_of_one_event(
     fake: FakeModels,
 ) -> None:
     signup = dataclasses.replace(ADA, locale="de")
-    receipt = actions.sign_up(SESSION, signup, correlation_id="corr-1", now=NOW)
+    receipt = actions.sign_up(SESSION, signup, correlation_id="corr-1", now=NOW, versions=(2, 1))
     v2, v1 = fake.signups[0]["events"]  # the newest first: its row is published first
     assert (v2.version, v1.version) == (2, 1)
     assert v2.id == v1.id and v2.occurred_at == v1.occurred_at == NOW
-    assert (v2.routing_key, v2.correlation_id) == (v1.routing_key, v1.correlation_id)
+    assert v2.correlation_id == v1.correlation_id
+    # each copy on its version's key: a queue bound to one version gets one copy
+    assert (v1.routing_key, v2.routing_key) == (
+        "accounts.user_signed_up",
+        "accounts.user_signed_up.v2",
+    )
     assert v2.data.model_dump() == {**v1.data.model_dump(), "locale": "de"}
     assert (v2.data.user_id, fake.signups[0]["locale"]) == (receipt.user_id, "de")
 
 
-def test_with_v2_only_one_copy_is_written(fake: FakeModels) -> None:
-    actions.sign_up(SESSION, ADA, correlation_id="c", now=NOW, versions=[2])
+def test_by_default_only_the_v2_copy_is_written(fake: FakeModels) -> None:
+    actions.sign_up(SESSION, ADA, correlation_id="c", now=NOW)
     [event] = fake.signups[0]["events"]
+    assert event.routing_key == "accounts.user_signed_up.v2"
     assert (event.version, event.data.locale) == (2, "en")
 
 

@@ -42,11 +42,30 @@ def test_only_the_head_of_a_huge_header_is_read() -> None:
     assert negotiate("fr, " + "es, " * 10_000) == "fr"
 
 
-def test_the_versions_setting_defaults_to_the_window_newest_first() -> None:
-    assert AccountsSettings().publish_user_signed_up_versions == [2, 1]
+def test_the_versions_setting_defaults_to_v2_and_a_window_is_newest_first() -> None:
+    assert AccountsSettings().publish_user_signed_up_versions == [2]
     assert AccountsSettings(
-        publish_user_signed_up_versions=[2]
-    ).publish_user_signed_up_versions == [2]
+        publish_user_signed_up_versions=[1, 2]
+    ).publish_user_signed_up_versions == [2, 1]
+
+
+@pytest.mark.parametrize("value", ["1,2", "2, 1", "[1, 2]", " [2,1] "])
+def test_the_versions_setting_reads_a_list_or_json_from_the_environment(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS", value)
+    assert AccountsSettings().publish_user_signed_up_versions == [2, 1]
+
+
+def test_one_version_reads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS", "1")
+    assert AccountsSettings().publish_user_signed_up_versions == [1]
+
+
+def test_a_malformed_versions_setting_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS", "1,two")
+    with pytest.raises(ValidationError, match="publish_user_signed_up_versions"):
+        AccountsSettings()
 
 
 @pytest.mark.parametrize(("versions", "message"), [([], "at least one"), ([1, 3], r"\[3\]")])

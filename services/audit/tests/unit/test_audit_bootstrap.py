@@ -21,7 +21,11 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> AuditSettings:
 def test_one_queue_named_after_the_service_bound_to_the_signups(settings) -> None:
     [queue] = bootstrap.queues(settings)
 
-    assert (queue.name, queue.routing_key) == ("audit.user_signed_up", "accounts.user_signed_up")
+    assert (queue.name, queue.routing_key, queue.other_keys) == (
+        "audit.user_signed_up",
+        "accounts.user_signed_up.v2",  # the default version (AUDIT_USER_SIGNED_UP_VERSION)
+        ("accounts.user_signed_up",),
+    )
     assert (queue.retry_delays_ms, queue.delivery_limit) == ((1_000, 5_000), 4)
 
 

@@ -1,6 +1,6 @@
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from signup_shared.settings import (
@@ -51,6 +51,11 @@ class NotificationsSettings(ServiceSettings):
     delivery_wait_seconds: float = 2.0
     # The consumer process publishes its UserErased confirmations itself (docs/erasure.md).
     erasure_relay_interval_seconds: float = 1.0
+
+    # The UserSignedUp version this service reads: its queue is bound to that version's routing
+    # key and unbound from the other's at start (NOTIFICATIONS_USER_SIGNED_UP_VERSION=1 or 2;
+    # switch by restarting, docs/contracts.md). The handler accepts both versions either way.
+    user_signed_up_version: int = Field(default=2, ge=1)
 
     renamed: ClassVar[dict[str, str]] = {
         "http_port": "consumer_health_port",

@@ -17,9 +17,10 @@ from signup_shared.events import UserSignedUp, UserSignedUpV2
 def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
     settings = NotificationsSettings(retry_delays=[500, 5_000], delivery_limit=4)
     queue, erasures = bootstrap.queues(settings)
-    assert (queue.name, queue.routing_key) == (
+    assert (queue.name, queue.routing_key, queue.other_keys) == (
         "notifications.user_signed_up",
-        "accounts.user_signed_up",
+        "accounts.user_signed_up.v2",  # the default: it reads v2
+        ("accounts.user_signed_up",),  # unbound at start
     )
     assert (erasures.name, erasures.routing_key) == (
         "notifications.user_erasure_requested",
@@ -27,6 +28,21 @@ def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retrie
     )
     assert (queue.retry_delays_ms, queue.delivery_limit) == ((500, 5_000), 4)
     assert queue.dlq_name == "notifications.user_signed_up.dlq"
+
+
+def test_the_version_setting_binds_the_queue_to_v1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFICATIONS_USER_SIGNED_UP_VERSION", "1")
+    queue, _ = bootstrap.queues(NotificationsSettings())
+    assert (queue.name, queue.routing_key, queue.other_keys) == (
+        "notifications.user_signed_up",  # the same queue, whatever the version
+        "accounts.user_signed_up",
+        ("accounts.user_signed_up.v2",),
+    )
+
+
+def test_a_version_the_handler_does_not_read_stops_the_start() -> None:
+    with pytest.raises(ValueError, match="NOTIFICATIONS_USER_SIGNED_UP_VERSION=3"):
+        bootstrap.queues(NotificationsSettings(user_signed_up_version=3))
 
 
 def test_the_worker_delivers_on_a_lane_per_channel_and_sweeps_beside_consuming() -> None:

@@ -1,6 +1,7 @@
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from signup_shared.settings import (
@@ -27,6 +28,11 @@ class ProvisioningSettings(ServiceSettings):
         PREFIX, "relay_poll_interval_seconds", "relay_poll_interval", 1.0
     )
     inbox_prune_interval_seconds: float = 3600.0
+
+    # The UserSignedUp version this service reads: its queue is bound to that version's routing
+    # key and unbound from the other's at start (PROVISIONING_USER_SIGNED_UP_VERSION=1 or 2;
+    # switch by restarting, docs/contracts.md). The handler accepts both versions either way.
+    user_signed_up_version: int = Field(default=2, ge=1)
 
     renamed: ClassVar[dict[str, str]] = {
         "http_port": "consumer_health_port",

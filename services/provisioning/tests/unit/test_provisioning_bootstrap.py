@@ -12,7 +12,10 @@ def test_consumes_user_signed_up_from_accounts_on_its_own_queue():
     queue, erasures = bootstrap.queues(settings)
 
     assert queue.name == "provisioning.user_signed_up"
-    assert queue.routing_key == "accounts.user_signed_up"
+    assert queue.routing_key == "accounts.user_signed_up.v2"
+    assert queue.other_keys == ("accounts.user_signed_up",)
+    v1 = bootstrap.queues(ProvisioningSettings(user_signed_up_version=1))[0]
+    assert (v1.name, v1.routing_key) == ("provisioning.user_signed_up", "accounts.user_signed_up")
     assert (queue.retry_delays_ms, queue.delivery_limit) == ((500, 5_000), 4)
     assert erasures.name == "provisioning.user_erasure_requested"
     assert erasures.routing_key == "accounts.user_erasure_requested"

@@ -21,10 +21,10 @@ def settings() -> StatsSettings:
 def test_queues_are_named_after_the_service_and_bound_to_the_producers_events(settings) -> None:
     queues = bootstrap.queues(settings)
 
-    assert [(q.name, q.routing_key) for q in queues] == [
-        ("stats.user_signed_up", "accounts.user_signed_up"),
-        ("stats.space_provisioned", "provisioning.space_provisioned"),
-        ("stats.user_erasure_requested", "accounts.user_erasure_requested"),
+    assert [(q.name, q.routing_key, q.other_keys) for q in queues] == [
+        ("stats.user_signed_up", "accounts.user_signed_up.v2", ("accounts.user_signed_up",)),
+        ("stats.space_provisioned", "provisioning.space_provisioned", ()),  # one version only
+        ("stats.user_erasure_requested", "accounts.user_erasure_requested", ()),
     ]
     assert all(q.retry_delays_ms == (1_000, 5_000) and q.delivery_limit == 4 for q in queues)
 

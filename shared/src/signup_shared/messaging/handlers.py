@@ -148,14 +148,44 @@ class EventHandler:
         self.after_commit_step = after_commit
         return after_commit
 
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """The versions the step accepts, oldest first."""
+        return tuple(sorted({event.version for event in self.events}))
+
+    @property
+    def version_setting(self) -> str:
+        """The settings field that picks the version the queue is bound to (``<SERVICE>_`` +
+        its name in capitals in the environment, e.g. ``NOTIFICATIONS_USER_SIGNED_UP_VERSION``)."""
+        return f"{self.event_name}_version"
+
+    def read_version(self, settings: ServiceSettings) -> int:
+        """The version the service reads: its ``<event_name>_version`` setting, else the newest
+        declared. Raises ``ValueError`` naming the setting when the step does not accept it."""
+        configured = getattr(settings, self.version_setting, None)
+        version = self.versions[-1] if configured is None else int(configured)
+        if version not in self.versions:
+            prefix = str(settings.model_config.get("env_prefix", ""))
+            raise ValueError(
+                f"{prefix}{self.version_setting.upper()}={version}: {self!r} reads versions "
+                f"{list(self.versions)} only"
+            )
+        return version
+
     def queue(self, service: str, settings: ServiceSettings) -> ConsumerQueue:
-        """``<service>.<event_name>``, bound to ``<producer>.<event_name>``."""
+        """``<service>.<event_name>``, bound to the key of the version the service reads
+        (``read_version``); the keys of the other declared versions are to be unbound."""
+        version = self.read_version(settings)
         return ConsumerQueue(
             service,
-            routing_key(self.producer, self.event_name),
+            self.routing_key(version),
             retry_delays_ms=tuple(settings.retry_delays),
             delivery_limit=settings.delivery_limit,
+            other_keys=tuple(self.routing_key(v) for v in self.versions if v != version),
         )
+
+    def routing_key(self, version: int) -> str:
+        return routing_key(self.producer, self.events[0].event_type, version)
 
     def subscription(
         self,

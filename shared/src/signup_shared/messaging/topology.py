@@ -1,7 +1,12 @@
 """The broker topology, as code.
 
-- ``events``: durable topic exchange; routing keys ``<producer>.<event_name>``. Its alternate
-  exchange keeps events no queue is bound for in ``events.unrouted`` instead of dropping them.
+- ``events``: durable topic exchange; routing keys ``<producer>.<event_name>`` (version 1) and
+  ``<producer>.<event_name>.v<n>`` (version n >= 2). Its alternate exchange keeps events no queue
+  is bound for in ``events.unrouted`` instead of dropping them.
+- A consumer queue is bound to the key of the one version its service reads; the keys of the
+  event's other versions are unbound right after (bind first, then unbind: a service switched
+  to another version by a restart loses nothing, and what arrives twice meanwhile its inbox
+  absorbs).
 - Per (service, event): quorum queue ``<service>.<event_name>`` with a delivery limit, retry
   queues ``<queue>.retry.<delay>`` whose TTL dead-letters back to it, and ``<queue>.dlq`` fed
   through the ``events.dlx`` topic exchange.
@@ -38,6 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from amqp.exceptions import PreconditionFailed
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue, binding
@@ -47,11 +53,12 @@ from signup_contracts.amqp import (
     DEAD_LETTER_SUFFIX,
     EVENTS_EXCHANGE,
     EVENTS_EXCHANGE_TYPE,
-    HISTORY_STREAM,
     RETRY_EXCHANGE,
     UNROUTED_EXCHANGE,
+    unversioned_key,
 )
-from signup_shared.settings import HistorySettings
+
+log = structlog.get_logger(__name__)
 
 QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
@@ -71,33 +78,6 @@ retry_exchange = Exchange(RETRY_EXCHANGE, "topic", durable=True)
 CORE_EXCHANGES = (unrouted_exchange, events_exchange, dead_letter_exchange, retry_exchange)
 
 
-def history_stream(retention: HistorySettings | None = None) -> Queue:
-    """``events.history``: every event, kept by age and size; replicated on ``replicas`` nodes
-    (capped by the cluster's size, so one node is fine)."""
-    settings = retention or HistorySettings()
-    return Queue(
-        HISTORY_STREAM,
-        events_exchange,
-        routing_key="#",
-        durable=True,
-        auto_delete=False,
-        queue_arguments={
-            "x-queue-type": "stream",
-            "x-max-age": f"{settings.max_age_days}D",
-            "x-max-length-bytes": settings.max_length_bytes,
-            "x-stream-max-segment-size-bytes": settings.max_segment_size_bytes,
-            "x-initial-cluster-size": settings.replicas,
-        },
-    )
-
-
-def declare_history(connection: Connection, retention: HistorySettings | None = None) -> None:
-    """Declare and bind the history stream (as an administrator; idempotent while its arguments
-    are unchanged: change retention with a policy, see docs/operations.md)."""
-    _declare(connection, events_exchange, None)
-    _declare(connection, history_stream(retention), None)
-
-
 class TopologyError(Exception):
     """The broker holds an older topology that cannot be migrated safely (the message says why)."""
 
@@ -108,16 +88,28 @@ def delay_label(delay_ms: int) -> str:
 
 @dataclass(frozen=True)
 class ConsumerQueue:
-    """The queues one service keeps for one event it subscribes to."""
+    """The queues one service keeps for one event it subscribes to.
+
+    ``routing_key`` is the key the queue is bound to on ``events``: the version the service
+    reads. ``other_keys`` are the keys of the event's other versions the service knows: not
+    bound, and unbound by :func:`declare` if an earlier start bound them. The queue's name does
+    not depend on the version (``notifications.user_signed_up`` for every version).
+    """
 
     service: str
     routing_key: str
     retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
     delivery_limit: int = 10
+    other_keys: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.service}.{self.routing_key.split('.', 1)[1]}"
+        return f"{self.service}.{unversioned_key(self.routing_key).split('.', 1)[1]}"
+
+    @property
+    def subscribed_keys(self) -> tuple[str, ...]:
+        """Every key the service may bind or unbind on ``events`` (its topic permissions)."""
+        return tuple(sorted({self.routing_key, *self.other_keys}))
 
     @property
     def dlq_name(self) -> str:
@@ -191,20 +183,40 @@ def declare(connection: Connection, queues: Iterable[ConsumerQueue] = ()) -> Non
     messages.
     """
     for exchange in CORE_EXCHANGES:
-        _declare(
+        declare_entity(
             connection,
             exchange,
             _exchange_deleter(exchange.name) if exchange is dead_letter_exchange else None,
         )
-    _declare(connection, unrouted_queue, _empty_queue_deleter(unrouted_queue.name))
+    declare_entity(connection, unrouted_queue, _empty_queue_deleter(unrouted_queue.name))
     for consumer_queue in queues:
         retries = {queue.name for queue in consumer_queue.retry_queues()}
-        for queue in consumer_queue.all_queues():
+        for queue in consumer_queue.all_queues():  # binds the main queue to its routing key
             migrate = _empty_queue_deleter(queue.name) if queue.name in retries else None
-            _declare(connection, queue, migrate)
+            declare_entity(connection, queue, migrate)
+        unbind_other_versions(connection, consumer_queue)
 
 
-def _declare(
+def unbind_other_versions(connection: Connection, consumer_queue: ConsumerQueue) -> None:
+    """Remove the queue's bindings to the keys of the versions it no longer reads (unbinding
+    a binding that does not exist is no error). Called after the queue is bound to its key."""
+    if not consumer_queue.other_keys:
+        return
+    channel = connection.channel()
+    try:
+        for key in consumer_queue.other_keys:
+            channel.queue_unbind(consumer_queue.name, EVENTS_EXCHANGE, key)
+    finally:
+        _close(channel)
+    log.info(
+        "topology.unbound",
+        queue=consumer_queue.name,
+        bound=consumer_queue.routing_key,
+        unbound=list(consumer_queue.other_keys),
+    )
+
+
+def declare_entity(
     connection: Connection, entity: Exchange | Queue, migrate: Callable[[Any], None] | None
 ) -> None:
     """Declare on a channel of its own: a refused declaration closes the channel."""
