@@ -25,6 +25,8 @@ Environment:
     BENCH_CONSUMER_PROCESSES=N     processes per consuming service in the scale-out repeat of
                                    the 100/s phase (default 2; 1 skips it)
     BENCH_PARTS=relay,handler,e2e  a subset of the parts
+    BENCH_LOW=1                    the system part at the low end only: idle, 5/s and 20/s at
+                                   full length (about 3 minutes; implies BENCH_PARTS=e2e)
 
 The machine is shared: the table shows the CPU of every other process during each phase
 ("apart: other processes on the machine") and the JSON the load averages, to judge a run by.
@@ -196,7 +198,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     processes = int(os.environ.get("BENCH_CONSUMER_PROCESSES") or (1 if quick else 2))
+    low = os.environ.get("BENCH_LOW", "") not in ("", "0")
     parts = set((os.environ.get("BENCH_PARTS") or ",".join(PARTS)).split(","))
+    if low:
+        parts = {"e2e"}
     configure_logging("bench", "WARNING", "json")
     started, load_before = time.monotonic(), os.getloadavg()
     errors: dict[str, str] = {}
@@ -227,7 +232,10 @@ def main() -> int:
         print("\n[3/3] the whole system, production logging ...", flush=True)
         for old in FOLDER.glob("profile-*.txt"):  # an earlier run's profile of another process
             old.unlink()
-        plan = Plan.quick(processes) if quick else Plan(consumer_processes=processes)
+        if low:
+            plan = Plan.low()
+        else:
+            plan = Plan.quick(processes) if quick else Plan(consumer_processes=processes)
         results["e2e"] = attempt(
             "e2e", errors, lambda: e2e_bench.run(plan, FOLDER, lambda line: print(line, flush=True))
         )

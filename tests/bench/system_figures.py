@@ -71,6 +71,17 @@ class Plan:
             consumer_processes=consumer_processes,
         )
 
+    @classmethod
+    def low(cls) -> "Plan":
+        """Both low ends only, at full length (idle, 5/s, 20/s): the before/after of the idle
+        and per-message cuts, in about 3 minutes; no drain, steps or scale-out."""
+        return cls(
+            phases=(Phase(5, 150, cpu=True, latency=True), Phase(20, 600, cpu=True, latency=True)),
+            step_rates=(),
+            drain_events=0,
+            consumer_processes=1,
+        )
+
 
 # figures ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Running a service process: stop on SIGTERM/SIGINT, and a tiny stdlib health endpoint."""
 
 import json
+import select
 import signal
 import threading
 import urllib.parse
@@ -12,6 +13,7 @@ import structlog
 from sqlalchemy import Engine, text
 
 from signup_shared import metrics
+from signup_shared.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +73,9 @@ class HealthServer:
         self.checks = dict(checks)
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._wakeup = Wakeup()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="health", daemon=True)
 
     @property
     def port(self) -> int:
@@ -128,10 +132,21 @@ class HealthServer:
 
         return Handler
 
+    def _serve(self) -> None:
+        listening = self._server.fileno()
+        while not self._stopping:
+            readable, _, _ = select.select([listening, self._wakeup.fileno()], [], [])
+            if listening in readable and not self._stopping:
+                self._server.handle_request()  # readable: accepts at once, served on a thread
+
     def start(self) -> "HealthServer":
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        self._stopping = True
+        self._wakeup.wake()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
         self._server.server_close()
+        self._wakeup.close()

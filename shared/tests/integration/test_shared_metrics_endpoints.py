@@ -67,6 +67,20 @@ def test_the_health_server_serves_the_process_metrics_as_prometheus_text() -> No
     assert ("process_start_time_seconds", ()) in found
 
 
+def test_the_health_server_serves_several_requests_and_stops_at_once() -> None:
+    server = HealthServer("127.0.0.1", 0, {"database": lambda: True}).start()
+    try:
+        for _ in range(3):
+            answer = httpx.get(f"http://127.0.0.1:{server.port}/readyz", timeout=5)
+            assert answer.status_code == 200
+    finally:
+        asked = time.monotonic()
+        server.stop()
+    assert time.monotonic() - asked < 1.0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=1)
+
+
 def test_a_relay_process_serves_readiness_and_its_outbox_backlog(engine: Engine) -> None:
     relay = OutboxRelay(engine, Outbox, FakePublisher(), poll_interval=0.1, service="metrics-it")
     port, stop = free_port(), threading.Event()

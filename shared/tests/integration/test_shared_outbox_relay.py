@@ -1,4 +1,5 @@
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -212,3 +213,72 @@ def test_the_trace_of_the_writing_transaction_travels_with_the_event(
     header = traced.headers[TRACEPARENT_HEADER]
     assert header.split("-")[1] == parent.split("-")[1] and header != parent
     assert TRACEPARENT_HEADER not in untraced.headers
+
+
+def test_the_listener_sleeps_out_its_timeout_when_nothing_happens(outbox: Engine) -> None:
+    listener = NotificationListener(outbox)
+    try:
+        assert listener.wait(5.0) is True  # connecting counts as a wake-up
+        started = time.monotonic()
+        assert listener.wait(0.2) is False
+        assert time.monotonic() - started >= 0.19
+    finally:
+        listener.close()
+
+
+def test_a_wakeup_ends_the_listeners_wait_at_once(outbox: Engine) -> None:
+    listener = NotificationListener(outbox)
+    try:
+        listener.wait(5.0)
+        threading.Timer(0.05, listener.wakeup.wake).start()
+        started = time.monotonic()
+        assert listener.wait(30.0) is True
+        assert time.monotonic() - started < 5.0
+        assert listener.wait(0.01) is False  # the wake-up was consumed
+    finally:
+        listener.close()
+
+
+def test_a_killed_listen_connection_wakes_the_listener_and_is_replaced(
+    outbox: Engine, producer: str
+) -> None:
+    listener = NotificationListener(outbox)
+    try:
+        listener.wait(5.0)
+        assert listener._connection is not None
+        backend = listener._connection.info.backend_pid
+        with outbox.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        assert listener.wait(30.0) is True  # the closed socket is readable: not a 30 s sleep
+        assert listener.wait(5.0) is True  # reconnected and listening again
+        thread = threading.Thread(target=listener.wait, args=(10.0,))
+        thread.start()
+        time.sleep(0.1)
+        write_events(outbox, producer, 1)
+        thread.join(timeout=3.0)
+        assert not thread.is_alive()
+    finally:
+        listener.close()
+
+
+def test_a_running_relay_publishes_on_commit_and_stops_at_once_despite_a_long_poll(
+    outbox: Engine, queue: Queue, producer: str
+) -> None:
+    running = OutboxRelay(outbox, Outbox, ConfirmingPublisher(amqp_url()), poll_interval=60.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=running.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(0.3)  # listening by now
+        ids = write_events(outbox, producer, 3)
+        deadline = time.monotonic() + 5.0
+        while pending(outbox) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pending(outbox) == 0  # woken by the commit, not by the 60 s poll
+        assert drain(queue) == ids
+    finally:
+        stopped_at = time.monotonic()
+        stop.set()
+        thread.join(timeout=10.0)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped_at < 3.0

@@ -28,7 +28,7 @@ class AccountsSettings(ServiceSettings):
     relay_health_port: int = renamed_field(PREFIX, "relay_health_port", "relay_http_port", 8020)
     relay_batch_size: int = 500
     relay_poll_interval_seconds: float = renamed_field(
-        PREFIX, "relay_poll_interval_seconds", "relay_poll_interval", 1.0
+        PREFIX, "relay_poll_interval_seconds", "relay_poll_interval", 30.0
     )
 
     renamed: ClassVar[dict[str, str]] = {

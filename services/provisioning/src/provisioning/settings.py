@@ -25,7 +25,7 @@ class ProvisioningSettings(ServiceSettings):
     relay_health_port: int = renamed_field(PREFIX, "relay_health_port", "relay_http_port", 8022)
     relay_batch_size: int = 500
     relay_poll_interval_seconds: float = renamed_field(
-        PREFIX, "relay_poll_interval_seconds", "relay_poll_interval", 1.0
+        PREFIX, "relay_poll_interval_seconds", "relay_poll_interval", 30.0
     )
     inbox_prune_interval_seconds: float = 3600.0
 

@@ -25,7 +25,7 @@ def test_defaults_work_on_a_developer_machine():
     )
     assert settings.consumer_health_port == 8002
     assert settings.spaces_root == Path("var/spaces")
-    assert (settings.relay_batch_size, settings.relay_poll_interval) == (500, 1.0)
+    assert (settings.relay_batch_size, settings.relay_poll_interval) == (500, 30.0)
     assert settings.inbox_prune_interval_seconds == 3600.0
 
 

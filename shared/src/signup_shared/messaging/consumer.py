@@ -2,10 +2,12 @@
 
 Shaped like a view: read the delivery, decide (``processing``: the handler opens the
 transaction, calls one action and commits), settle (``settling``: ack, or re-publish a copy and
-ack, or reject). The main thread owns the connection: it keeps heartbeats flowing (it pumps
-``drain_events`` at least every 0.25 s, idle or not) and does every ack; handlers run on the
-worker thread, so a slow handler never starves the heartbeat. Acks are sent only after the
-handler returned, i.e. after its commit.
+ack, or reject). The main thread owns the connection: it sleeps in one ``select()`` on the
+broker socket and the handler thread's wake-up socket, reads whatever frames arrived, settles
+what the handler thread finished, and keeps heartbeats flowing (it wakes at least every quarter
+of the heartbeat interval, idle or not). It does every ack; handlers run on the worker thread,
+so a slow handler never starves the heartbeat. Acks are sent only after the handler returned,
+i.e. after its commit. Nothing polls: an idle consumer wakes a few times a minute.
 
 Batches: the handler thread (``handler_thread``) decides what is already delivered, each
 queue's share together, and hands the decisions back; the main thread settles them with one
@@ -17,8 +19,8 @@ and dead-lettered as poison; the handler thread's ``decide`` is the one boundary
 escapes; the main loop reconnects on any error (deliveries it held are redelivered).
 """
 
-import contextlib
 import queue
+import select
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +41,7 @@ from signup_shared.messaging.publisher import ConfirmingPublisher, Publisher
 from signup_shared.messaging.queue_metrics import for_queue
 from signup_shared.messaging.settling import Result, settle_batch
 from signup_shared.messaging.subscription import Subscription
+from signup_shared.wakeup import wake_when_set
 
 __all__ = ["ConsumerRuntime", "MessageProcessor", "Subscription"]
 
@@ -91,6 +94,7 @@ class ConsumerRuntime:
         (a lost broker, or a fault of the runtime: unacked deliveries are then redelivered)."""
         self.handling.stopping = stop
         self.handling.thread.start()
+        wake_when_set(stop, self.handling.wakeup)
         backoff = Backoff()
         try:
             while not stop.is_set():
@@ -145,9 +149,10 @@ class ConsumerRuntime:
             )
             next_report = time.monotonic()
             while not stop.is_set():
-                self._pump(connection, 0.005 if self._in_flight else 0.25)
+                self._pump(connection, self.idle_wait)
                 if time.monotonic() >= next_report:
                     self._report_dead_letters(connection)
+                    _drain(connection)  # deliveries read while waiting for the replies
                     next_report = time.monotonic() + self.dead_letter_report_interval
             for consumer in consumers:
                 consumer.cancel()
@@ -189,9 +194,20 @@ class ConsumerRuntime:
 
         return undecodable
 
+    @property
+    def idle_wait(self) -> float:
+        """The longest sleep: a quarter of the heartbeat interval (heartbeats go out at half)."""
+        return max(0.5, self.heartbeat / 4) if self.heartbeat else 5.0
+
     def _pump(self, connection: Connection, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            connection.drain_events(timeout=timeout)
+        """Sleep until frames arrive, the handler thread finished a batch, or ``timeout``;
+        then read every frame there is, check heartbeats and settle what is done."""
+        wakeup = self.handling.wakeup
+        sock = connection.connection.sock
+        readable, _, _ = select.select([sock, wakeup.fileno()], [], [], timeout)
+        if readable:
+            wakeup.clear()  # before taking from ``done``: a later batch wakes us again
+            _drain(connection)
         connection.heartbeat_check()
         self._apply_done()
 
@@ -234,3 +250,13 @@ class ConsumerRuntime:
         self.handling.generation += 1
         self._in_flight = 0
         self._ack_multiple = True
+
+
+def _drain(connection: Connection) -> None:
+    """Dispatch every frame already received (read ahead into the client's buffer, or waiting
+    in the socket), without blocking."""
+    while True:
+        try:
+            connection.drain_events(timeout=0)
+        except TimeoutError:
+            return

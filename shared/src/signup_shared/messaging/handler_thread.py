@@ -2,8 +2,9 @@
 
 It takes up to ``batch_size`` deliveries that are waiting (never waiting for more), reads them
 (``Delivery.of``) and gives each queue's share to the processor; the connection thread settles
-the results. Work carries the generation of the connection it came from: deliveries of a
-connection that died since cannot be acked and are skipped (the broker redelivers them).
+the results, woken by ``wakeup`` (it sleeps in ``select()`` on its socket and that one). Work
+carries the generation of the connection it came from: deliveries of a connection that died
+since cannot be acked and are skipped (the broker redelivers them).
 
 ``decide`` is the one "never raises" boundary of the runtime: a handler's error is a decision
 already; a fault of the runtime itself dead-letters the delivery at fault as ``unprocessable``
@@ -28,6 +29,7 @@ from signup_shared.messaging.processing import MessageProcessor
 from signup_shared.messaging.queue_metrics import for_queue
 from signup_shared.messaging.settling import Result
 from signup_shared.messaging.subscription import Subscription
+from signup_shared.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +46,7 @@ class HandlerThread:
         self.generation = 0
         self.work: queue.Queue[Work | None] = queue.Queue()
         self.done: queue.Queue[Done] = queue.Queue()
+        self.wakeup = Wakeup()  # readable once something is in ``done``
         self.on_death: Callable[[int], None] = os._exit
         self.died = False
         self.thread = threading.Thread(target=self.run, name="handler", daemon=True)
@@ -61,6 +64,7 @@ class HandlerThread:
             while (first := self.work.get()) is not None:
                 batch, last = self.take_batch(first)
                 self.done.put(self.decide_batch(batch))
+                self.wakeup.wake()
                 if last:
                     return
         except BaseException as exc:

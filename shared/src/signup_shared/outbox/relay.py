@@ -10,8 +10,10 @@
   marked sent, so no row holds back the rows behind it. Refusals cost no extra round trip for
   the good rows: they are recorded in the batch's own transaction, with its ``sent`` mark.
 - It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger,
-  ``signup_shared.outbox.listener``) with a poll timeout as a safety net, and prunes rows sent
-  longer ago than the retention period.
+  ``signup_shared.outbox.listener``; nothing runs while nothing happens) with a long poll
+  timeout as a safety net (``poll_interval``, 30 s in the services), and prunes rows sent
+  longer ago than the retention period (checked after each round of work, and at least once a
+  safety poll).
 """
 
 import threading
@@ -38,6 +40,7 @@ from signup_shared.outbox.listener import NotificationListener
 from signup_shared.outbox.model import OutboxMixin
 from signup_shared.outbox.parking import RELAY_PARKED, ParkedCollector
 from signup_shared.outbox.queries import OutboxQueries, Refusal
+from signup_shared.wakeup import wake_when_set
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +75,7 @@ class OutboxRelay:
         publisher: Publisher,
         *,
         batch_size: int = 500,
-        poll_interval: float = 1.0,
+        poll_interval: float = 30.0,
         retention: timedelta = timedelta(hours=24),
         prune_interval: float = 600.0,
         service: str | None = None,
@@ -110,14 +113,17 @@ class OutboxRelay:
         A pipeline keeps the database and the broker busy at once: while one batch waits for
         its confirms, the next is already selected (on a helper thread) and written to the
         broker, and the one before is being marked sent (on another). Each batch is its own
-        transaction, holding its rows' locks until they are marked sent or released.
+        transaction, holding its rows' locks until they are marked sent or released. A batch
+        that is not full (the usual case at low rates) needs no pipeline: it is claimed,
+        published and marked on this thread, with no hand-off.
         """
-        next_claim: Future[_Claim | None] | None = self._pool.submit(self._claim)
+        claim: _Claim | None = self._claim()
+        next_claim: Future[_Claim | None] | None = None
         in_flight: deque[tuple[_Claim, Ticket, float]] = deque()
         marking: list[Future[int]] = []
+        marked = 0
         try:
-            while next_claim is not None or in_flight:
-                claim = next_claim.result() if next_claim is not None else None
+            while claim is not None or in_flight:
                 full = claim is not None and len(claim.rows) == self.batch_size
                 next_claim = self._pool.submit(self._claim) if full else None
                 if claim is not None:
@@ -125,15 +131,20 @@ class OutboxRelay:
                 while in_flight and (len(in_flight) > 1 or next_claim is None):
                     done, ticket, sent_at = in_flight.popleft()
                     confirmed, refused, error = self._confirm(ticket, sent_at)
-                    marking.append(self._pool.submit(self._mark_sent, done, confirmed, refused))
+                    if next_claim is None and not in_flight:  # the last batch: no hand-off
+                        marked += self._mark_sent(done, confirmed, refused)
+                    else:
+                        marking.append(self._pool.submit(self._mark_sent, done, confirmed, refused))
                     if error is not None:
                         raise error
+                claim = next_claim.result() if next_claim is not None else None
+                next_claim = None
         finally:
             if next_claim is not None and (leftover := next_claim.result()) is not None:
                 leftover.abandon()
-            for claim, _, _ in in_flight:
-                claim.abandon()
-        return sum(future.result() for future in marking)
+            for claim_left, _, _ in in_flight:
+                claim_left.abandon()
+        return marked + sum(future.result() for future in marking)
 
     def _claim(self) -> "_Claim | None":
         connection = self.engine.connect()
@@ -221,8 +232,7 @@ class OutboxRelay:
         return len(positions)
 
     def _parks(self, row: Row[Any], reason: str) -> bool:
-        """Park a row the client cannot encode at once (it never will), one the broker refused
-        when that happened ``park_after`` times (a refusal may pass, e.g. a full queue)."""
+        """Park a row the client cannot encode (at once) or the broker refused park_after times."""
         return reason.startswith(UNENCODABLE) or row.refusals + 1 >= self.park_after
 
     def close(self) -> None:
@@ -243,6 +253,7 @@ class OutboxRelay:
         """Relay until ``stop`` is set; survives broker and database outages with backoff."""
         backoff = Backoff()
         wakeups = NotificationListener(self.engine)
+        wake_when_set(stop, wakeups.wakeup)
         collectors = [
             metrics.OutboxCollector(self.service, self.backlog),
             ParkedCollector(self.service, self.parked),
@@ -263,12 +274,13 @@ class OutboxRelay:
                     log.warning("relay.retrying", error=str(exc), retry_in=round(delay, 2))
                     stop.wait(delay)
                     continue
-                due = self.holds.next_due()
-                wakeups.wait(min(self.poll_interval, 5.0, *(() if due is None else (due,))))
+                due = self.holds.next_due()  # a refused row's hold ends
+                wakeups.wait(self.poll_interval if due is None else min(self.poll_interval, due))
         finally:
             for collector in collectors:
                 metrics.unregister(collector)
             wakeups.close()
+            wakeups.wakeup.close()
             self.close()
             log.info("relay.stopped")
 
