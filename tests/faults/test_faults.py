@@ -28,6 +28,7 @@ import pytest
 
 from platform_harness.checks import Baseline, settle
 from platform_harness.load import Load
+from platform_harness.scenarios import service_queues
 from platform_harness.stack import Stack, wait_until
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.wire import OutgoingMessage
@@ -244,14 +245,6 @@ def publish_raw(stack: Stack, messages: list[tuple[str, bytes, dict[str, Any]]])
             channel.basic_publish(amqp.Message(body, **properties), exchange="", routing_key=queue)
     finally:
         connection.close()
-
-
-def service_queues(stack: Stack) -> list[str]:
-    return sorted(
-        q
-        for q in stack.queues()
-        if not q.endswith(".dlq") and ".retry." not in q and q != "events.unrouted"
-    )
 
 
 def inject_hostile_headers(stack: Stack, load: Load) -> int:

@@ -4,7 +4,12 @@ import json
 from typing import Any
 
 from platform_harness.stack import Stack
-from signup_contracts.amqp import FAILURE_KIND_HEADER
+from signup_contracts.amqp import (
+    DEAD_LETTER_SUFFIX,
+    FAILURE_KIND_HEADER,
+    HISTORY_STREAM,
+    UNROUTED_EXCHANGE,
+)
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.wire import OutgoingMessage
 
@@ -17,11 +22,14 @@ QUIET_RETRY_DELAYS_MS = (1_000, 2_000, 4_000)
 
 
 def service_queues(stack: Stack) -> list[str]:
-    """The queues the consumers read (no retry or dead-letter queue, no unrouted sink)."""
+    """The queues the consumers read (no retry or dead-letter queue, no unrouted sink, not the
+    history stream, which keeps every event and takes no publish but through ``events``)."""
     return sorted(
         q
         for q in stack.queues()
-        if not q.endswith(".dlq") and ".retry." not in q and q != "events.unrouted"
+        if not q.endswith(DEAD_LETTER_SUFFIX)
+        and ".retry." not in q
+        and q not in (UNROUTED_EXCHANGE, HISTORY_STREAM)
     )
 
 

@@ -14,6 +14,7 @@ start and restart them from the test's main thread.
 """
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -63,8 +64,10 @@ def procfile() -> dict[str, str]:
     return entries
 
 
+@functools.cache
 def supervisor_config() -> ModuleType:
-    """deploy/supervisor/config.py: the programs ``make run`` runs and their supervisord file."""
+    """deploy/supervisor/config.py: the programs ``make run`` runs and their supervisord file
+    (loaded once: its ``Program`` class must be the same for every call)."""
     path = REPO / "deploy" / "supervisor" / "config.py"
     spec = importlib.util.spec_from_file_location("supervisor_config", path)
     assert spec is not None and spec.loader is not None
