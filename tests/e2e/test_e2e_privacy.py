@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from platform_harness.scenarios import LIVE_SIGNED_UP_KEY, live
 from platform_harness.stack import Stack, wait_until
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.wire import OutgoingMessage
@@ -138,7 +139,7 @@ def test_no_personal_data_in_any_log_line_or_dead_letter_header(stack: Stack) ->
     bad_plan["data"]["plan"] = poison.full_name
     poison_message = OutgoingMessage(
         json.dumps(bad_plan).encode(),
-        "accounts.user_signed_up",
+        LIVE_SIGNED_UP_KEY,
         f"poison-{uuid.uuid4()}",
         "UserSignedUp",
         1,
@@ -157,7 +158,7 @@ def test_no_personal_data_in_any_log_line_or_dead_letter_header(stack: Stack) ->
     unknown_type["type"] = f"SignupOf<{unknown.email}>{unknown.phone}"
     unknown_message = OutgoingMessage(
         json.dumps(unknown_type).encode(),
-        "accounts.user_signed_up",
+        LIVE_SIGNED_UP_KEY,
         f"unknown-{uuid.uuid4()}",
         "UserSignedUp",
         1,
@@ -168,8 +169,8 @@ def test_no_personal_data_in_any_log_line_or_dead_letter_header(stack: Stack) ->
         stack,
         poison_message,
         unknown_message,
-        OutgoingMessage.from_envelope(nul_event),
-        OutgoingMessage.from_envelope(traced_event),
+        live(OutgoingMessage.from_envelope(nul_event)),
+        live(OutgoingMessage.from_envelope(traced_event)),
     )
 
     def dead_message_ids(queue: str) -> set[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from platform_harness.scenarios import LIVE_SIGNED_UP_KEY, live
 from platform_harness.stack import Stack, wait_until
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.wire import OutgoingMessage
@@ -68,7 +69,7 @@ def test_every_signup_gets_one_email_sms_space_activation_and_count(stack: Stack
         return sum(1 for (s,) in statuses if s == "active") >= len(users)
 
     wait_until(all_active, timeout=30, message="every subscription active")
-    create_key = ["accounts", "keys", "create", "--client", "e2e", "--scope", "users:read"]
+    create_key = ["accounts", "keys", "create", "--client", "e2e-flow", "--scope", "users:read"]
     created = stack.command("accounts-consumer", *create_key)
     key = created.splitlines()[1]  # the key is printed once, on the second line
     with httpx.Client(headers={"Authorization": f"Bearer {key}"}) as client:
@@ -102,8 +103,8 @@ def test_the_same_event_published_twice_has_one_effect(stack: Stack) -> None:
     )
     before = stack.stats()["total_users"]
     publisher = ConfirmingPublisher(stack.amqp_url)
-    publisher.publish_batch([OutgoingMessage.from_envelope(event)])
-    publisher.publish_batch([OutgoingMessage.from_envelope(event)])
+    publisher.publish_batch([live(OutgoingMessage.from_envelope(event))])
+    publisher.publish_batch([live(OutgoingMessage.from_envelope(event))])
     publisher.close()
     user_id = str(event.data.user_id)
     wait_until(lambda: user_id in stack.spaces(), 30, message="space created")
@@ -121,7 +122,7 @@ def test_the_same_event_published_twice_has_one_effect(stack: Stack) -> None:
 def test_a_malformed_message_is_dead_lettered_and_later_ones_still_flow(stack: Stack) -> None:
     poison = OutgoingMessage(
         b"{this is not json",
-        "accounts.user_signed_up",
+        LIVE_SIGNED_UP_KEY,
         f"poison-{uuid.uuid4().hex[:6]}",
         "UserSignedUp",
         1,

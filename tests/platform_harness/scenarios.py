@@ -1,5 +1,6 @@
 """Small pieces the fault scenarios share: queues, consumer processes, logs, dead letters."""
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ from signup_contracts.amqp import (
     FAILURE_KIND_HEADER,
     HISTORY_STREAM,
     UNROUTED_EXCHANGE,
+    routing_key,
 )
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.wire import OutgoingMessage
@@ -19,6 +21,16 @@ RELAY_PROGRAMS = ("accounts-relay", "provisioning-relay")
 # and short retry delays, so that the scenario stays fast.
 QUIET_HEARTBEAT_SECONDS = 3
 QUIET_RETRY_DELAYS_MS = (1_000, 2_000, 4_000)
+
+
+LIVE_SIGNED_UP_KEY = routing_key("accounts", "UserSignedUp", 2)
+"""The key the consumers' queues are bound to by default (``<SERVICE>_USER_SIGNED_UP_VERSION=2``);
+their handlers take v1 and v2 bodies alike."""
+
+
+def live(message: OutgoingMessage) -> OutgoingMessage:
+    """A forged ``UserSignedUp`` on the key the consumers read (a v1 envelope's own is v1's)."""
+    return dataclasses.replace(message, routing_key=LIVE_SIGNED_UP_KEY)
 
 
 def service_queues(stack: Stack) -> list[str]:

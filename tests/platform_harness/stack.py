@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from devsinks.reading import read_mail, read_sms
+from signup_contracts.amqp import HISTORY_STREAM
 from signup_shared import migrations
 from signup_shared.testing import postgres_server_url
 
@@ -467,8 +468,13 @@ class Stack:
         return dict(httpx.get(self.url("stats", "/stats"), timeout=5).json())
 
     def queues(self) -> dict[str, int]:
+        """Queue -> messages waiting; not the history stream (what it keeps is no backlog)."""
         rows = self._management("GET", f"/api/queues/{self.name}?columns=name,messages")
-        return {row["name"]: int(row.get("messages") or 0) for row in rows}
+        return {
+            row["name"]: int(row.get("messages") or 0)
+            for row in rows
+            if row["name"] != HISTORY_STREAM
+        }
 
     def queue_consumers(self, queues: list[str]) -> dict[str, int]:
         rows = self._management("GET", f"/api/queues/{self.name}?columns=name,consumers")

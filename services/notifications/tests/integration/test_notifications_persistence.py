@@ -225,6 +225,7 @@ def subscription(sessions: sessionmaker[Session], email: Any, sms: Any) -> Subsc
     # The fixture's sessions share one connection: deliver one at a time.
     lanes: ChannelPools[uuid.UUID, actions.DeliveryResult] = ChannelPools(["email"], 1)
     lanes._pools["sms"] = lanes._pools["email"]
+    lanes._busy["sms"] = 0
     delivery = consumers.Delivery(sessions, Senders(email, sms), lanes, wait=None)
     return consumers.on_user_signed_up.subscription(
         queue, sessions, InboxMessage, {"delivery": delivery}

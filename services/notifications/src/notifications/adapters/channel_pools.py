@@ -59,9 +59,9 @@ class ChannelPools(Generic[K, R]):
 
     def run(self, jobs: Sequence[tuple[K, str, Callable[[], R]]], wait: float | None) -> dict[K, R]:
         """Run every job on its channel's pool; the results of those done within ``wait``
-        seconds (None: all). A job not done by then goes on running; its key is missing. A
-        channel saturated before the call is not waited on."""
-        saturated = self.saturated()
+        seconds (None: all). A job not done by then goes on running; its key is missing. With
+        a time limit, a channel saturated before the call is not waited on."""
+        saturated = self.saturated() if wait is not None else set()
         futures = {key: self.submit(key, channel, job) for key, channel, job in jobs}
         awaited = [futures[key] for key, channel, _ in jobs if channel not in saturated]
         if awaited:
