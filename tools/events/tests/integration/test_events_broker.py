@@ -86,7 +86,11 @@ def test_tail_stats_and_replay(vhost: Vhost, capsys: pytest.CaptureFixture[str])
     assert tail[-1]["offset"] == EVENTS - 1
     assert tail[1]["routing_key"] == "provisioning.space_provisioned"
     assert tail[0]["type"] == "UserSignedUp" and tail[0]["version"] == 2
-    assert (tail[1]["type"], tail[1]["version"], tail[1]["producer"]) == ("SpaceProvisioned", 1, "provisioning")
+    assert (tail[1]["type"], tail[1]["version"], tail[1]["producer"]) == (
+        "SpaceProvisioned",
+        1,
+        "provisioning",
+    )
 
     code, out, _ = run(capsys, "stats", "--json", "--amqp-url", vhost.url())
     stats = json.loads(out)
@@ -95,12 +99,22 @@ def test_tail_stats_and_replay(vhost: Vhost, capsys: pytest.CaptureFixture[str])
         ("UserSignedUp", 2): 20,
         ("SpaceProvisioned", 1): 10,
     }
-    code, out, _ = run(capsys, "stats", "--from", "10", "--to", "19", "--json", "--amqp-url", vhost.url())
+    code, out, _ = run(
+        capsys, "stats", "--from", "10", "--to", "19", "--json", "--amqp-url", vhost.url()
+    )
     assert json.loads(out)["total"] == 10
 
     code, out, err = run(
-        capsys, "replay", "--service", "audit", "--from", "5", "--progress-every", "5",
-        "--amqp-url", vhost.url(),
+        capsys,
+        "replay",
+        "--service",
+        "audit",
+        "--from",
+        "5",
+        "--progress-every",
+        "5",
+        "--amqp-url",
+        vhost.url(),
     )
     assert code == 0, err
     # offsets 5..29: 25 events, of which 8 SpaceProvisioned (audit has no queue for them)
@@ -121,14 +135,21 @@ def test_replay_with_a_user_that_may_not_publish_there_is_refused(
     vhost.api("PUT", f"/api/users/{user}", {"password": password, "tags": ""})
     try:
         # reads the stream and its own queues, writes nothing on events.retry but stats.*
-        vhost.api("PUT", f"/api/permissions/{vhost.name}/{user}",
-                  {"configure": "^$", "write": "^events\\.retry$", "read": ".*"})
-        vhost.api("PUT", f"/api/topic-permissions/{vhost.name}/{user}",
-                  {"exchange": "events.retry", "write": "^stats\\.", "read": ".*"})
+        vhost.api(
+            "PUT",
+            f"/api/permissions/{vhost.name}/{user}",
+            {"configure": "^$", "write": "^events\\.retry$", "read": ".*"},
+        )
+        vhost.api(
+            "PUT",
+            f"/api/topic-permissions/{vhost.name}/{user}",
+            {"exchange": "events.retry", "write": "^stats\\.", "read": ".*"},
+        )
         url = f"amqp://{user}:{password}@{vhost.host}/{vhost.name}"
         time.sleep(1)
-        code, out, err = run(capsys, "replay", "--service", "audit", "--from", "first",
-                             "--amqp-url", url)
+        code, out, err = run(
+            capsys, "replay", "--service", "audit", "--from", "first", "--amqp-url", url
+        )
         assert code == 1
         assert "not allowed to publish into audit.user_signed_up" in err
         assert password not in err + out
