@@ -64,7 +64,16 @@ def vhost() -> Iterator[Vhost]:
                 headers={"x-event-version": 2 if number % 3 else 1},
                 content_type="application/json",
             )
-        connection.default_channel.queue_purge("audit.user_signed_up")  # live copies: not ours
+        # The live copies are not what the replay sends: wait until all 20 are routed, drop them.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            _, depth, _ = connection.default_channel.queue_declare(
+                "audit.user_signed_up", passive=True
+            )
+            if depth == 20:
+                break
+            time.sleep(0.05)
+        connection.default_channel.queue_purge("audit.user_signed_up")
     try:
         yield vhost
     finally:
