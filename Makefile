@@ -37,7 +37,7 @@ lint: install
 
 typecheck: install
 	$(VENV)/mypy --strict -p signup_shared -p signup_contracts
-	$(VENV)/mypy -p accounts -p notifications -p provisioning -p stats -p audit -p devsinks -p signup_dlq
+	$(VENV)/mypy -p accounts -p notifications -p provisioning -p stats -p audit -p devsinks -p signup_dlq -p signup_events
 
 architecture: install
 	$(VENV)/lint-imports

@@ -1,0 +1,7 @@
+"""Allow ``python -m signup_events``."""
+
+import sys
+
+from signup_events.cli import main
+
+sys.exit(main())
