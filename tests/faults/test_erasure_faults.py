@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from platform_harness.checks import Truth, email_recipients
-from platform_harness.erasure_scan import Person, api_key, scan
+from platform_harness.erasure_scan import Person, Scan, api_key, scan, scan_databases, scan_queues
 from platform_harness.load import Load
 from platform_harness.stack import Stack, running_stack, wait_until
 from signup_contracts.amqp import HISTORY_STREAM
@@ -201,3 +201,28 @@ def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None
         assert not found.findings, [str(f) for f in found.findings[:20]]
         assert not dlq, dlq
         assert found.tables and found.files and found.queues
+        assert_the_scan_sees(stack, [Person.of(load.body(i)) for i in (0, 2)])
+
+
+def assert_the_scan_sees(stack: Stack, kept: list[Person]) -> None:
+    """The same scan finds users not erased, in accounts and in a dead letter planted for it."""
+    control = Scan()
+    scan_databases(stack, kept, control)
+    assert {(f.person, f.where) for f in control.findings} >= {
+        (p, "database accounts.users") for p in kept
+    }
+    queue = next(q for q in stack.queues() if q.endswith(".dlq"))
+    stack._management(
+        "POST",
+        f"/api/exchanges/{stack.name}/amq.default/publish",
+        {
+            "properties": {},
+            "routing_key": queue,
+            "payload": kept[0].phone or "",
+            "payload_encoding": "string",
+        },
+    )
+    control = Scan()
+    wait_until(lambda: stack.queues()[queue], 10, 0.2, "the planted dead letter")
+    scan_queues(stack, kept, control)
+    assert [(f.where, f.field) for f in control.findings] == [(f"queue {queue}", "phone")]

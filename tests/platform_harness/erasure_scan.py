@@ -6,8 +6,11 @@ of them, as a whole word (``User 12`` is not found inside ``User 120``), in
 - every row of every table of every service database (``CAST(row AS text)``),
 - every message of every classic or quorum queue of the stack's vhost, dead-letter queues
   included: body and headers, read through the management API with ``reject_requeue_true``, so
-  each message goes back to its queue (a stream, the event history, cannot be read that way:
-  ``stream_queues`` names them for the caller to account for),
+  each message goes back to its queue,
+- every message of every stream (the event history), consumed from its first offset
+  (``stream_texts``); its findings are kept apart (``Scan.stream_findings``): personal fields of
+  events published before an erasure stay in the history until crypto-shredding is built
+  (docs/erasure.md), so a caller reports them rather than fails on them,
 - every file under the stack's ``var/`` (process logs, supervisord's, the spaces) but the
   development sinks' stores and logs, which stand for the outside world (a message delivered
   before the erasure is in the user's inbox, not in the platform).
@@ -15,12 +18,17 @@ of them, as a whole word (``User 12`` is not found inside ``User 120``), in
 Each hit is a ``Finding`` naming where it was, whose data and which field.
 """
 
+import contextlib
 import json
 import re
+import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import amqp
 
 from platform_harness.stack import SERVICES, Stack
 
@@ -72,13 +80,16 @@ class Scan:
     messages: int = 0
     files: int = 0
     bytes: int = 0
-    streams: list[str] = field(default_factory=list)  # not read (see the module's text)
+    streams: dict[str, int] = field(default_factory=dict)  # stream -> messages read
+    stream_findings: list[Finding] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"scan: tables={self.tables} rows={self.rows} queues={self.queues} "
             f"messages={self.messages} files={self.files} bytes={self.bytes} "
-            f"found={len(self.findings)} unread_streams={','.join(self.streams) or '-'}"
+            f"found={len(self.findings)} streams={self.streams} "
+            f"found_in_streams={len(self.stream_findings)} "
+            f"erased_in_streams={len({f.person for f in self.stream_findings})}"
         )
 
 
@@ -128,7 +139,9 @@ def scan_queues(stack: Stack, people: list[Person], into: Scan) -> None:
     rows = stack._management("GET", f"/api/queues/{stack.name}?columns=name,messages,type")
     for row in rows:
         if row.get("type") == "stream":
-            into.streams.append(row["name"])
+            texts = stream_texts(stack, row["name"])
+            into.streams[row["name"]] = len(texts)
+            into.stream_findings += search("\n".join(texts), f"stream {row['name']}", people)
             continue
         into.queues += 1
         depth = int(row.get("messages") or 0)
@@ -140,6 +153,41 @@ def scan_queues(stack: Stack, people: list[Person], into: Scan) -> None:
                 message.get("payload", "")
             )
             into.findings += search(text, f"queue {row['name']}", people)
+
+
+def stream_texts(stack: Stack, stream: str, idle: float = 2.0) -> list[str]:
+    """Headers and body of every message of ``stream``, from its first offset until nothing
+    more arrives for ``idle`` seconds (a stream never ends)."""
+    url = urllib.parse.urlsplit(stack.amqp_url)
+    connection = amqp.Connection(
+        host=f"{url.hostname}:{url.port or 5672}",
+        userid=url.username,
+        password=url.password,
+        virtual_host=urllib.parse.unquote(url.path[1:]),
+    )
+    connection.connect()
+    texts: list[str] = []
+    try:
+        channel = connection.channel()
+        channel.basic_qos(0, 500, False)  # a stream refuses a consumer without a prefetch
+
+        def keep(message: amqp.Message) -> None:
+            body = message.body
+            text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+            texts.append(json.dumps(message.headers, default=str) + text)
+            channel.basic_ack(message.delivery_tag)
+
+        channel.basic_consume(stream, callback=keep, arguments={"x-stream-offset": "first"})
+        last = time.monotonic()
+        while time.monotonic() - last < idle:
+            seen = len(texts)
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.2)
+            if len(texts) > seen:
+                last = time.monotonic()
+    finally:
+        connection.close()
+    return texts
 
 
 def scan_files(stack: Stack, people: list[Person], into: Scan) -> None:
