@@ -1,6 +1,6 @@
 """Erasures through faults: 200 signups, 50 erasures while the notifications and provisioning
-consumers are SIGKILLed (and restarted after a while, as consumers_killed does) and the broker
-restarts.
+consumers are SIGKILLed (the platform under supervisord, which restarts them, as `make run`
+does) and the broker restarts.
 
 Then every erasure completes (``GET /users/{id}``: 410, status complete), every user not erased
 has each effect exactly once (one email, one SMS, one space, an active subscription), no erased
@@ -38,14 +38,15 @@ def sh(*command: str) -> None:
 
 
 def kill(stack: Stack, *names: str) -> None:
-    """SIGKILL the programs (their whole process group), as the consumers_killed scenario does."""
+    """SIGKILL the programs; supervisord restarts them (as consumers_killed_2_each does)."""
     for name in names:
-        stack.signal(name)
+        pid = stack.program_pid(name)
+        assert pid is not None, f"{name} is not running"
+        stack.kill_pid(pid)
 
 
-def restart(stack: Stack, *names: str) -> None:
-    for name in names:
-        stack.restart(name)
+def sigkills_seen(stack: Stack) -> int:
+    return stack.log("supervisord").count("(terminated by SIGKILL; not expected)")
 
 
 class Eraser:
@@ -131,7 +132,7 @@ def problems(stack: Stack, load: Load, erased: dict[int, str]) -> tuple[list[str
 
 
 def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None:
-    with running_stack(start_timeout=120, **STACK_ENV) as stack:
+    with running_stack(supervised=True, start_timeout=120, **STACK_ENV) as stack:
         reader = api_key(stack, "users:read")
         load = Load(
             stack.url("accounts", "/signups"),
@@ -142,19 +143,17 @@ def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None
         )
         eraser = Eraser(stack, load)
         load.start()
-        # Erasures racing their signups' processing while the holders are down, then back.
+        # Erasures racing their signups' processing while the holders are killed and restart.
         eraser.erase_up_to(8)
         kill(stack, "notifications")
         eraser.erase_up_to(16)
         kill(stack, "provisioning")
-        eraser.erase_up_to(20)
-        restart(stack, *KILLED)
         load.join()
         eraser.erase_up_to(25)
         stack.wait_ready(120)
-        kill(stack, *KILLED)  # killed mid-backlog, restarted at once
-        restart(stack, *KILLED)
-        # Erasures while the broker is down; the holders killed again as it comes back.
+        time.sleep(6.0)  # past supervisord's startsecs (5 s): a kill now is not a failed start
+        kill(stack, *KILLED)
+        # Erasures while the broker is down; the holders killed again once it is back.
         sh("rabbitmqctl", "stop_app")
         try:
             eraser.erase_up_to(40)
@@ -162,9 +161,10 @@ def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None
         finally:
             sh("rabbitmqctl", "start_app")
             sh("rabbitmqctl", "await_startup")
-        kill(stack, *KILLED)
+        stack.wait_ready(120)
+        time.sleep(6.0)
         eraser.erase_up_to(45)
-        restart(stack, *KILLED)
+        kill(stack, *KILLED)
         eraser.erase_up_to(ERASURES)
         issued = time.monotonic()
         eraser.client.close()
@@ -200,6 +200,7 @@ def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None
         )
         assert not found.findings, [str(f) for f in found.findings[:20]]
         assert not dlq, dlq
+        assert sigkills_seen(stack) == 6, "supervisord saw every kill"
         assert found.tables and found.files and found.queues
         assert_the_scan_sees(stack, [Person.of(load.body(i)) for i in (0, 2)])
 
