@@ -191,9 +191,11 @@ def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None
         people = [Person.of(load.body(index)) for index in eraser.ids]
         found = scan(stack, people)
         dlq = {q: n for q, n in stack.queues().items() if q.endswith(".dlq") and n}
+        mailed = email_recipients(stack)
+        emailed = sum(1 for p in people if mailed[p.email])  # the send came before the erasure
         print(
             f"erasure_faults: signups={SIGNUPS} erased={len(erased)} "
-            f"complete={len(erased)} kept={SIGNUPS - len(erased)} "
+            f"complete={len(erased)} erased_emailed_before={emailed} kept={SIGNUPS - len(erased)} "
             f"lost={state['tally']['lost']} duplicated={state['tally']['duplicated']} "
             f"stats_total={stack.stats()['total_users']} dlq={sum(dlq.values())} "
             f"complete_after={completed:.1f}s settle={settle:.1f}s {found.line()}"
