@@ -1,0 +1,211 @@
+"""Looking for erased users' personal data everywhere a stack keeps something.
+
+A ``Person`` is what a user gave at signup (email, full name, phone). ``scan`` looks for each
+of them, as a whole word (``User 12`` is not found inside ``User 120``), in
+
+- every row of every table of every service database (``CAST(row AS text)``),
+- every message of every classic or quorum queue of the stack's vhost, dead-letter queues
+  included: body and headers, read through the management API with ``reject_requeue_true``, so
+  each message goes back to its queue,
+- every message of every stream (the event history), consumed from its first offset
+  (``stream_texts``); its findings are kept apart (``Scan.stream_findings``): personal fields of
+  events published before an erasure stay in the history until crypto-shredding is built
+  (docs/erasure.md), so a caller reports them rather than fails on them,
+- every file under the stack's ``var/`` (process logs, supervisord's, the spaces) but the
+  development sinks' stores and logs, which stand for the outside world (a message delivered
+  before the erasure is in the user's inbox, not in the platform).
+
+Each hit is a ``Finding`` naming where it was, whose data and which field.
+"""
+
+import contextlib
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import amqp
+
+from platform_harness.stack import SERVICES, Stack
+
+FIELDS = ("email", "full_name", "phone")
+# The development sinks: their stores are the users' inboxes and phones, their logs the
+# provider's; neither is the platform's to erase.
+OUTSIDE_WORLD = ("mail", "sms", "smtp-sink.log", "sms-sink.log")
+
+
+def api_key(stack: Stack, scope: str, client: str = "e2e") -> str:
+    """A new key of the internal users API (``accounts keys create``; the key is its 2nd line)."""
+    out = stack.command(
+        "accounts-consumer", "accounts", "keys", "create", "--client", client, "--scope", scope
+    )
+    return out.splitlines()[1]
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    full_name: str
+    phone: str | None = None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Person":
+        return cls(body["email"], body["full_name"], body.get("phone"))
+
+    def patterns(self) -> list[tuple[str, re.Pattern[str]]]:
+        values = [(f, getattr(self, f)) for f in FIELDS if getattr(self, f)]
+        return [(f, re.compile(rf"(?<![\w.+-]){re.escape(v)}(?![\w])")) for f, v in values]
+
+
+@dataclass(frozen=True)
+class Finding:
+    where: str
+    person: Person
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.field} of {self.person.email}"
+
+
+@dataclass
+class Scan:
+    findings: list[Finding] = field(default_factory=list)
+    tables: int = 0
+    rows: int = 0
+    queues: int = 0
+    messages: int = 0
+    files: int = 0
+    bytes: int = 0
+    streams: dict[str, int] = field(default_factory=dict)  # stream -> messages read
+    stream_findings: list[Finding] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"scan: tables={self.tables} rows={self.rows} queues={self.queues} "
+            f"messages={self.messages} files={self.files} bytes={self.bytes} "
+            f"found={len(self.findings)} streams={self.streams} "
+            f"found_in_streams={len(self.stream_findings)} "
+            f"erased_in_streams={len({f.person for f in self.stream_findings})}"
+        )
+
+
+def search(text: str, where: str, people: Iterable[Person]) -> list[Finding]:
+    """Every field of every person found in ``text``."""
+    return [
+        Finding(where, person, name)
+        for person in people
+        for name, pattern in person.patterns()
+        if pattern.search(text)
+    ]
+
+
+def table_texts(stack: Stack, service: str) -> dict[str, list[str]]:
+    """Table -> the text of each of its rows, for every table of the service's database."""
+    tables = stack.query(service, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {
+        str(table): [
+            str(row[0])
+            for row in stack.query(service, f'SELECT CAST(t AS text) FROM "{table}" t')  # noqa: S608 (names from pg_tables)
+        ]
+        for (table,) in tables
+    }
+
+
+def scan_databases(stack: Stack, people: list[Person], into: Scan) -> None:
+    for service in SERVICES:
+        for table, rows in table_texts(stack, service).items():
+            into.tables += 1
+            into.rows += len(rows)
+            into.findings += search("\n".join(rows), f"database {service}.{table}", people)
+
+
+def queue_messages(stack: Stack, queue: str, count: int) -> list[dict[str, Any]]:
+    """Up to ``count`` messages of ``queue``, each rejected back to it (none is consumed)."""
+    vhost = stack.name
+    return list(
+        stack._management(
+            "POST",
+            f"/api/queues/{vhost}/{queue}/get",
+            {"count": count, "ackmode": "reject_requeue_true", "encoding": "auto"},
+        )
+    )
+
+
+def scan_queues(stack: Stack, people: list[Person], into: Scan) -> None:
+    rows = stack._management("GET", f"/api/queues/{stack.name}?columns=name,messages,type")
+    for row in rows:
+        if row.get("type") == "stream":
+            texts = stream_texts(stack, row["name"])
+            into.streams[row["name"]] = len(texts)
+            into.stream_findings += search("\n".join(texts), f"stream {row['name']}", people)
+            continue
+        into.queues += 1
+        depth = int(row.get("messages") or 0)
+        if not depth:
+            continue
+        for message in queue_messages(stack, row["name"], depth):
+            into.messages += 1
+            text = json.dumps(message.get("properties", {}), default=str) + str(
+                message.get("payload", "")
+            )
+            into.findings += search(text, f"queue {row['name']}", people)
+
+
+def stream_texts(stack: Stack, stream: str, idle: float = 2.0) -> list[str]:
+    """Headers and body of every message of ``stream``, from its first offset until nothing
+    more arrives for ``idle`` seconds (a stream never ends)."""
+    url = urllib.parse.urlsplit(stack.amqp_url)
+    connection = amqp.Connection(
+        host=f"{url.hostname}:{url.port or 5672}",
+        userid=url.username,
+        password=url.password,
+        virtual_host=urllib.parse.unquote(url.path[1:]),
+    )
+    connection.connect()
+    texts: list[str] = []
+    try:
+        channel = connection.channel()
+        channel.basic_qos(0, 500, False)  # a stream refuses a consumer without a prefetch
+
+        def keep(message: amqp.Message) -> None:
+            body = message.body
+            text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+            texts.append(json.dumps(message.headers, default=str) + text)
+            channel.basic_ack(message.delivery_tag)
+
+        channel.basic_consume(stream, callback=keep, arguments={"x-stream-offset": "first"})
+        last = time.monotonic()
+        while time.monotonic() - last < idle:
+            seen = len(texts)
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.2)
+            if len(texts) > seen:
+                last = time.monotonic()
+    finally:
+        connection.close()
+    return texts
+
+
+def scan_files(stack: Stack, people: list[Person], into: Scan) -> None:
+    root = stack.root / "var"
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if relative.parts[0] in OUTSIDE_WORLD or relative.name in OUTSIDE_WORLD:
+            continue
+        text = Path(path).read_text(errors="replace")
+        into.files += 1
+        into.bytes += len(text)
+        into.findings += search(text, f"file var/{relative}", people)
+
+
+def scan(stack: Stack, people: list[Person]) -> Scan:
+    """Every database, queue and file of the stack, searched for every person's data."""
+    found = Scan()
+    scan_databases(stack, people, found)
+    scan_queues(stack, people, found)
+    scan_files(stack, people, found)
+    return found
