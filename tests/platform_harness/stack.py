@@ -592,7 +592,11 @@ def running_stack(
     except BaseException:
         stack.close(keep_logs_in=REPO / "var" / "test-logs")
         raise
-    stack.close()
+    # KEEP_STACK_LOGS=1: keep every stack's logs, also of a scenario that failed after its with
+    # block (or passed), for reading a timeline afterwards
+    stack.close(
+        keep_logs_in=REPO / "var" / "test-logs" if os.environ.get("KEEP_STACK_LOGS") else None
+    )
 
 
 def dumps(value: Any) -> str:

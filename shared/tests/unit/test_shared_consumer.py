@@ -109,6 +109,24 @@ def test_transient_failure_goes_to_the_broker_retry_after_in_process_attempts() 
     assert len(handler.calls) == 3
 
 
+def test_a_failure_after_the_commit_goes_to_the_broker_retry_without_running_again() -> None:
+    """The handler committed; only the work after it (an email still sending) failed: running
+    the handler again in process would wait once more on the same provider."""
+    handler = Recorder(failures.AfterCommitError(TransientError("email still sending")))
+    decision = process(handler, envelope().to_json())
+    assert (decision.action, decision.attempt) == (Action.RETRY, 1)
+    assert str(decision.error) == "email still sending"
+    assert isinstance(decision.error, TransientError)
+    assert len(handler.calls) == 1
+
+
+def test_a_permanent_failure_after_the_commit_is_dead_lettered_with_its_reason() -> None:
+    handler = Recorder(failures.AfterCommitError(PermanentError("no such recipient")))
+    decision = process(handler, envelope().to_json())
+    assert (decision.action, decision.kind) == (Action.DEAD_LETTER, "permanent")
+    assert isinstance(decision.error, PermanentError) and len(handler.calls) == 1
+
+
 def test_permanent_failure_is_not_retried() -> None:
     handler = Recorder(PermanentError("no such recipient"))
     decision = process(handler, envelope().to_json())

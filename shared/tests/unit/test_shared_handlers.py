@@ -13,6 +13,7 @@ from signup_shared import inbox
 from signup_shared.errors import TransientError
 from signup_shared.events import Envelope, UserSignedUp, UserSignedUpV2
 from signup_shared.inbox import InboxMixin
+from signup_shared.messaging.failures import AfterCommitError
 from signup_shared.messaging.handlers import event_handler
 from signup_shared.messaging.inbox_handler import InboxHandler, unique
 from signup_shared.messaging.topology import ConsumerQueue
@@ -116,8 +117,9 @@ def test_the_single_handler_raises_what_after_commit_reports(fake_inbox: FakeInb
     sessions, stepped = Sessions(), []
     event, error = user_signed_up(), TransientError("smtp")
     one = handler(consumer(), stepped, sessions, after_commit=lambda events: {events[0].id: error})
-    with pytest.raises(TransientError):
+    with pytest.raises(AfterCommitError) as raised:
         one.handle(event)
+    assert raised.value.error is error
     assert stepped == [event] and sessions.commits == 1
 
 

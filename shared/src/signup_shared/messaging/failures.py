@@ -53,6 +53,19 @@ class Decision:
 ACK = Decision(Action.ACK)
 
 
+class AfterCommitError(Exception):
+    """The handler's transaction committed; the work after it (``after_commit``) failed.
+
+    Decided on ``error`` (its reason, transient or permanent) and never retried in process:
+    running the handler again would only wait once more on the same slow provider, holding back
+    the rest of the queue. The broker's delay queues retry it.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, PermanentError | ValidationError)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from signup_shared import inbox, tracing
 from signup_shared.events import Envelope, EventData
+from signup_shared.messaging import failures
 from signup_shared.messaging.queue_metrics import for_queue
 from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
@@ -52,7 +53,8 @@ class InboxHandler:
         self.duplicates = for_queue(consumer).duplicates
 
     def handle(self, envelope: Envelope[Any]) -> None:
-        """One event in its own transaction; raises the after-commit error, if any."""
+        """One event in its own transaction; raises ``AfterCommitError`` if its after-commit
+        work failed (the commit stands)."""
         with self.sessions() as session:
             new = claim_and_step(session, self.consumer, self.inbox_model, self.step, envelope)
             session.commit()
@@ -62,7 +64,7 @@ class InboxHandler:
         if self.after_commit is not None:
             errors = self.after_commit([envelope])
             if errors:
-                raise next(iter(errors.values()))
+                raise failures.AfterCommitError(next(iter(errors.values())))
 
     def handle_batch(self, envelopes: Sequence[Envelope[Any]]) -> Mapping[uuid.UUID, BaseException]:
         """Every event in one transaction; returns the after-commit errors by event id.

@@ -2,7 +2,9 @@
 
 Poison (undecodable, invalid, unknown type/version, oversized) is dead-lettered at once. A
 handler's transient error is retried in process (tenacity), then through the broker's delay
-queues (``failures.decide``, the pure core, says which). An outage of the service's own database
+queues (``failures.decide``, the pure core, says which); a failure of the work after the
+handler's commit (``failures.AfterCommitError``: an email still sending) goes straight to the
+broker's retry, for a single message as for a batch. An outage of the service's own database
 is not the message's fault: the message is held and retried until the database is back (or the
 process stops: then it stays unacked, for redelivery). A batch goes to the batch handler in one
 transaction; if that fails, each of its events is handled alone as ``process`` would.
@@ -125,6 +127,8 @@ class MessageProcessor:
                     )
             except DatabaseOutageError:
                 return None
+            except failures.AfterCommitError as exc:  # committed: the broker retries the rest
+                return self._failed(subscription, delivery, exc.error)
             except Exception as exc:
                 return self._failed(subscription, delivery, exc)
             attempt = failures.attempts_so_far(delivery.headers) + 1
@@ -209,14 +213,19 @@ class MessageProcessor:
             handler(envelope)
             return
         except Exception as exc:
-            if self.in_process_attempts <= 1 or not failures.is_transient(exc):
+            if self.in_process_attempts <= 1 or not _retry_in_process(exc):
                 raise
         time.sleep(random.uniform(0, min(0.05, self.max_wait)))
         for attempt in Retrying(
-            retry=retry_if_exception(failures.is_transient),
+            retry=retry_if_exception(_retry_in_process),
             stop=stop_after_attempt(self.in_process_attempts - 1),
             wait=wait_exponential_jitter(multiplier=0.05, max=self.max_wait),
             reraise=True,
         ):
             with attempt:
                 handler(envelope)
+
+
+def _retry_in_process(exc: BaseException) -> bool:
+    """A transient error of the handler's transaction; not after-commit work (the broker's)."""
+    return not isinstance(exc, failures.AfterCommitError) and failures.is_transient(exc)
