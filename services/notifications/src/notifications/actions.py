@@ -28,6 +28,7 @@ from notifications.models import Channel as Channel
 from notifications.models import Owed
 from notifications.models import PendingRef as PendingRef
 from signup_contracts import UserErased, UserErasureRequested, is_redacted
+from signup_contracts.text_rules import DEFAULT_LOCALE
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import Envelope, UserSignedUp
 
@@ -69,7 +70,12 @@ def welcome_rows(event: Envelope[UserSignedUp], now: datetime) -> list[dict[str,
     owed = [(Channel.EMAIL, str(data.email), templates.WELCOME_EMAIL)]
     if data.phone is not None:
         owed.append((Channel.SMS, data.phone, templates.WELCOME_SMS))
-    template_data = {"full_name": data.full_name, "plan": data.plan}
+    # the locale picks the language of the welcome (templates.i18n); v1 has none: English
+    template_data = {
+        "full_name": data.full_name,
+        "plan": data.plan,
+        "locale": getattr(data, "locale", DEFAULT_LOCALE),
+    }
     return [
         models.notification_row(
             user_id=data.user_id,
@@ -158,7 +164,14 @@ def send(owed: Owed, senders: Senders) -> str:
     if owed.channel is Channel.EMAIL:
         content = templates.render_email(owed.template, owed.template_data)
         return senders.email.send(
-            Email(owed.id, owed.recipient, content.subject, content.text, content.html)
+            Email(
+                owed.id,
+                owed.recipient,
+                content.subject,
+                content.text,
+                content.html,
+                content.language,
+            )
         )
     sms = templates.render_sms(owed.template, owed.template_data)
     if sms.segments.parts > 1:

@@ -20,6 +20,7 @@ from notifications.settings import NotificationsSettings
 from notifications.testing import FakeEmailSender, FakeSmsSender
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.consumer import Subscription
+from signup_shared.messaging.failures import AfterCommitError
 
 pytestmark = pytest.mark.integration
 
@@ -260,8 +261,9 @@ def test_a_redelivery_delivers_what_a_transient_failure_left_pending(
     email, sms = FakeEmailSender(), FakeSmsSender(SmsTransientError("SMS gateway answered 503"))
     handle = subscription(sessions, email, sms).handler
     event = signed_up()
-    with pytest.raises(SmsTransientError):
+    with pytest.raises(AfterCommitError) as raised:  # committed; the SMS failed after it
         handle(event)
+    assert isinstance(raised.value.error, SmsTransientError)
     handle(event)
     with sessions() as session:
         sms_row = of_event(session, event.id)[Channel.SMS]

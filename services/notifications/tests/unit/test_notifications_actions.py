@@ -19,6 +19,7 @@ from notifications.adapters.sms import SmsRejectedError, SmsTransientError
 from notifications.adapters.smtp import EmailRejectedError, EmailTransientError
 from notifications.models import Channel, NotificationStatus, Owed, PendingRef
 from notifications.testing import FakeEmailSender, FakeSmsSender
+from signup_contracts import testing as contract_events
 from signup_shared.events import Envelope, UserSignedUp
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -92,10 +93,22 @@ def test_a_new_user_is_owed_a_welcome_email_and_sms(
     )
     for row in (email, sms):
         assert (row["user_id"], row["causing_event_id"]) == (event.data.user_id, event.id)
-        assert row["template_data"] == {"full_name": "Ada Lovelace", "plan": "pro"}
+        # a v1 event carries no locale: the welcome is in English
+        assert row["template_data"] == {"full_name": "Ada Lovelace", "plan": "pro", "locale": "en"}
         assert (row["status"], row["attempts"]) == (NotificationStatus.PENDING, 0)
+
         assert (row["created_at"], row["updated_at"], row["sent_at"]) == (NOW, NOW, None)
     assert email["id"] != sms["id"]
+
+
+def test_the_welcome_keeps_the_locale_of_a_v2_event_for_its_language(
+    fake_models: FakeModels,
+) -> None:
+    event = contract_events.user_signed_up_v2(locale="de-AT", full_name="Jürgen Groß")
+    actions.owe_welcome(SESSION, [event], NOW)
+    [email, *_] = fake_models.added
+    assert email["template_data"]["locale"] == "de-AT"
+    assert templates.render_email(email["template"], email["template_data"]).language == "de"
 
 
 def test_a_user_without_a_phone_is_owed_the_email_only(

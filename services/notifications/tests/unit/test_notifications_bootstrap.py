@@ -158,5 +158,22 @@ def test_preview_writes_an_eml_and_its_html_for_a_plan(tmp_path: Path) -> None:
     assert [part.get_content_type() for part in mail.iter_parts()] == ["text/plain", "text/html"]
     page = out.with_suffix(".html").read_text(encoding="utf-8")
     assert "Invite your teammates" in page and page.startswith("<!DOCTYPE html>")
-    with pytest.raises(SystemExit):
-        cli.main(["preview", "--plan", "team", "--locale", "de", "--out", str(out)])
+    assert mail["Content-Language"] == "en"
+
+
+def test_preview_renders_a_locale_and_says_when_it_falls_back_to_english(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    german = tmp_path / "de.eml"
+    cli.main(["preview", "--plan", "team", "--locale", "de-AT", "--out", str(german)])
+    mail = message_from_bytes(german.read_bytes(), policy=default)
+    assert (mail["Subject"], mail["Content-Language"]) == (
+        "Willkommen bei Signup Platform, Ada!",
+        "de",
+    )
+    assert "Laden Sie Ihre Teammitglieder ein" in german.with_suffix(".html").read_text("utf-8")
+    assert "no catalog" not in capsys.readouterr().err
+    french = tmp_path / "fr.eml"
+    cli.main(["preview", "--plan", "team", "--locale", "fr", "--out", str(french)])
+    assert "no catalog for 'fr': the welcome is in en" in capsys.readouterr().err
+    assert message_from_bytes(french.read_bytes(), policy=default)["Content-Language"] == "en"

@@ -37,9 +37,11 @@ def matches_snapshot(name: str, actual: str | bytes) -> None:
     assert data == path.read_bytes(), f"{path.name} changed: review, then refresh the snapshot"
 
 
-def message(full_name: str = "Ada Lovelace", plan: str = "pro", to: str = "ada@example.com"):  # type: ignore[no-untyped-def]
-    content = templates.welcome_email({"full_name": full_name, "plan": plan})
-    email = Email(KEY, to, content.subject, content.text, content.html)
+def message(  # type: ignore[no-untyped-def]
+    full_name: str = "Ada Lovelace", plan: str = "pro", to: str = "ada@example.com", locale="en"
+):
+    content = templates.welcome_email({"full_name": full_name, "plan": plan, "locale": locale})
+    email = Email(KEY, to, content.subject, content.text, content.html, content.language)
     return envelope(email, MAIL_FROM, SENT_AT).content
 
 
@@ -66,15 +68,17 @@ def well_formed(page: str) -> None:
     html5lib.HTMLParser(strict=True).parse(page)  # raises on any parse error
 
 
+@pytest.mark.parametrize("language", ["en", "de"])
 @pytest.mark.parametrize("plan", templates.PLANS)
-def test_each_rendered_part_matches_its_snapshot(plan: str) -> None:
-    email = templates.welcome_email({"full_name": "Ada Lovelace", "plan": plan})
-    sms = templates.welcome_sms({"full_name": "Ada Lovelace", "plan": plan})
-    matches_snapshot(f"welcome_{plan}.subject.txt", email.subject + "\n")
-    matches_snapshot(f"welcome_{plan}.txt", email.text)
-    matches_snapshot(f"welcome_{plan}.html", email.html)
-    matches_snapshot(f"welcome_{plan}.sms.txt", sms.body + "\n")
-    matches_snapshot(f"welcome_{plan}.eml", message(plan=plan))
+def test_each_rendered_part_matches_its_snapshot(plan: str, language: str) -> None:
+    data = {"full_name": "Ada Lovelace", "plan": plan, "locale": language}
+    email, sms = templates.welcome_email(data), templates.welcome_sms(data)
+    stem = f"welcome_{plan}" if language == "en" else f"welcome_{plan}.{language}"
+    matches_snapshot(f"{stem}.subject.txt", email.subject + "\n")
+    matches_snapshot(f"{stem}.txt", email.text)
+    matches_snapshot(f"{stem}.html", email.html)
+    matches_snapshot(f"{stem}.sms.txt", sms.body + "\n")
+    matches_snapshot(f"{stem}.eml", message(plan=plan, locale=language))
 
 
 @pytest.mark.parametrize("plan", templates.PLANS)
@@ -88,6 +92,19 @@ def test_every_message_parses_back_with_both_parts_declared_and_well_formed(plan
     assert "List-Unsubscribe" not in mail  # transactional: not a list
     found = parts(mail)
     assert found["text/plain"].startswith("Hi Ada Lovelace,")
+    well_formed(found["text/html"])
+
+
+@pytest.mark.parametrize("plan", templates.PLANS)
+def test_a_german_welcome_parses_back_in_german_with_its_language_declared(plan: str) -> None:
+    mail = parsed(message(full_name="Jürgen Groß", plan=plan, locale="de-DE"))
+    assert (mail["Subject"], mail["Content-Language"]) == (
+        "Willkommen bei Signup Platform, Jürgen!",
+        "de",
+    )
+    found = parts(mail)
+    assert found["text/plain"].startswith("Hallo Jürgen Groß,")
+    assert '<html lang="de">' in found["text/html"]
     well_formed(found["text/html"])
 
 
@@ -113,6 +130,7 @@ def test_a_line_break_in_a_name_never_becomes_a_header(name: str) -> None:
             "Subject",
             "Date",
             "Message-ID",
+            "Content-Language",
             "Auto-Submitted",
             "Content-Type",
             "MIME-Version",

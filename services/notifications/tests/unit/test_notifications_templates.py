@@ -70,12 +70,15 @@ def test_an_unknown_plan_is_still_presentable() -> None:
     )
 
 
+@pytest.mark.parametrize(("locale", "greeting"), [("en", "Welcome to"), ("de", "Willkommen bei")])
 @pytest.mark.parametrize("plan", templates.PLANS)
-def test_the_welcome_sms_is_one_gsm7_segment_whatever_the_name_length(plan: str) -> None:
+def test_the_welcome_sms_is_one_gsm7_segment_whatever_the_name_length(
+    plan: str, locale: str, greeting: str
+) -> None:
     for name in ("Grace Hopper", "Maximilianus" * 20):
-        sms = templates.welcome_sms({"full_name": name, "plan": plan})
+        sms = templates.welcome_sms({"full_name": name, "plan": plan, "locale": locale})
         assert sms.segments == gsm.Segments("GSM-7", len(sms.body), 1), sms.body
-        assert sms.body.startswith("Welcome to Signup Platform, ")
+        assert sms.body.startswith(f"{greeting} Signup Platform, ")
 
 
 def test_a_name_outside_gsm7_makes_the_sms_ucs2_and_says_how_many_parts() -> None:
@@ -133,6 +136,6 @@ def test_a_template_printing_user_fields_outside_text_is_refused(
     broken = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
         source
     )
-    monkeypatch.setattr(rendering, "template", lambda _name: broken)
+    monkeypatch.setattr(rendering, "template", lambda _name, _language: broken)
     with pytest.raises(TemplateError, match=error):
         rendering.html_skeleton(f"broken-{hash(source)}.html", "pro")

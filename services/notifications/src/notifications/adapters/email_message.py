@@ -18,6 +18,7 @@ recognisable as one by the receiving side.
 
 import functools
 import io
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +57,8 @@ class Email:
     subject: str
     text: str
     html: str | None = None
+    language: str = "en"
+    """The ``Content-Language`` of the message (a BCP 47 tag; omitted if it is not one)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ def build_message(email: Email, mail_from: str) -> EmailMessage:
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id(email.idempotency_key)
     message["Auto-Submitted"] = "auto-generated"
+    if _LANGUAGE_TAG.fullmatch(email.language):
+        message["Content-Language"] = email.language
     message.set_content(email.text)
     if email.html is not None:
         message.add_alternative(email.html, subtype="html")
@@ -128,6 +133,14 @@ def _sender(mail_from: str) -> _Sender:
     return _Sender(
         address, header(SMTP, "From", str(mailbox)), header(SMTPUTF8, "From", str(mailbox))
     )
+
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def _content_language(language: str) -> str:
+    """The ``Content-Language`` header line; empty when ``language`` is not a language tag."""
+    return f"Content-Language: {language}\r\n" if _LANGUAGE_TAG.fullmatch(language) else ""
 
 
 def _body(text: str) -> tuple[bytes, str] | None:
@@ -185,6 +198,7 @@ def envelope(email: Email, mail_from: str, now: datetime | None = None) -> SmtpE
             header(policy, "Subject", email.subject),
             f"Date: {format_datetime(now or datetime.now(UTC))}\r\n",
             f"Message-ID: {message_id(email.idempotency_key)}\r\n",
+            _content_language(email.language),
             content_headers,
         )
     )

@@ -28,6 +28,7 @@ import css_inline
 import jinja2
 from markupsafe import Markup, escape
 
+from notifications.templates import i18n
 from signup_shared.errors import PermanentError
 
 FILES = Path(__file__).parent / "files"
@@ -56,8 +57,10 @@ class Plan:
 
 
 @functools.cache
-def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+def environment(language: str) -> jinja2.Environment:
+    """The templates in ``language``: ``_("text %(name)s", name=...)`` translates (gettext,
+    new style: placeholders are filled after translating, escaped in HTML)."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(FILES),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         undefined=jinja2.StrictUndefined,
@@ -65,7 +68,10 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
 @functools.cache
@@ -89,9 +95,9 @@ def plan(key: str) -> Plan:
     )
 
 
-def template(name: str) -> jinja2.Template:
+def template(name: str, language: str = i18n.SOURCE_LANGUAGE) -> jinja2.Template:
     try:
-        return environment().get_template(name)
+        return environment(language).get_template(name)
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(f"template file {name!r} is missing") from exc
 
@@ -117,20 +123,23 @@ class Skeleton:
         return "".join(out)
 
 
-def _render_with_sentinels(name: str, plan_key: str) -> str:
+def _render_with_sentinels(name: str, plan_key: str, language: str) -> str:
     # Constant sentinels, not user data (the user's values are escaped in ``Skeleton.fill``).
     placeholders = {field: Markup(_SENTINEL.format(field)) for field in USER_FIELDS}  # noqa: S704
     try:
-        return template(name).render(product=PRODUCT, plan=plan(plan_key), **placeholders)
+        return template(name, language).render(
+            product=PRODUCT, plan=plan(plan_key), language=language, **placeholders
+        )
     except jinja2.TemplateError as exc:
         raise TemplateError(f"{name}: {exc}") from exc
 
 
 @functools.cache
-def text_skeleton(name: str, plan_key: str) -> Skeleton:
-    """A plain-text template (subject, text body, SMS) for the plan: the user's text goes in
-    verbatim (once per template and plan, then cached)."""
-    return Skeleton(tuple(_SENTINELS.split(_render_with_sentinels(name, plan_key))), html=False)
+def text_skeleton(name: str, plan_key: str, language: str = i18n.SOURCE_LANGUAGE) -> Skeleton:
+    """A plain-text template (subject, text body, SMS) for the plan in ``language``: the user's
+    text goes in verbatim (once per template, plan and language, then cached)."""
+    rendered = _render_with_sentinels(name, plan_key, language)
+    return Skeleton(tuple(_SENTINELS.split(rendered)), html=False)
 
 
 @functools.cache
@@ -143,10 +152,10 @@ def _inliner() -> css_inline.CSSInliner:
 
 
 @functools.cache
-def html_skeleton(name: str, plan_key: str) -> Skeleton:
-    """An HTML template for the plan with its CSS inlined: the user's values HTML-escaped
-    (once per template and plan, then cached)."""
-    rendered = _render_with_sentinels(name, plan_key)
+def html_skeleton(name: str, plan_key: str, language: str = i18n.SOURCE_LANGUAGE) -> Skeleton:
+    """An HTML template for the plan in ``language`` with its CSS inlined: the user's values
+    HTML-escaped (once per template, plan and language, then cached)."""
+    rendered = _render_with_sentinels(name, plan_key, language)
     inlined = _inliner().inline(rendered)
     expected = len(_SENTINELS.findall(rendered))
     if len(_SENTINELS.findall(inlined)) != expected:
