@@ -12,7 +12,9 @@ private RabbitMQ vhost, a private copy of the whole system) and removes them aft
 2. handler vs bare loop (``handler_bench``): 5,000 messages, one small transaction each, the
    consumer runtime against a hand-written pika loop; best of 3. Beside it (no target), the
    runtime given a batch handler (one transaction and one ack per batch).
-3. the whole system in the production configuration (``e2e_bench``): the idle burn, CPU ms per
+3. the welcome email's build (``welcome_bench``): CPU per message to render it (plan and
+   language skeletons filled with the user's fields) and write its MIME bytes; best of 3.
+4. the whole system in the production configuration (``e2e_bench``): the idle burn, CPU ms per
    second of every process with no traffic (``idle``, with py-spy profiles and dumps of every
    idle process under ``var/bench/``); CPU per signup per process at 5, 20, 50 and 100
    signups/s (``cpu``; the load generator's own CPU apart) and end-to-end latency at each
@@ -24,7 +26,7 @@ Environment:
     BENCH_QUICK=1                  every part small (about 2 minutes): for working on the bench
     BENCH_CONSUMER_PROCESSES=N     processes per consuming service in the scale-out repeat of
                                    the 100/s phase (default 2; 1 skips it)
-    BENCH_PARTS=relay,handler,e2e  a subset of the parts
+    BENCH_PARTS=relay,handler,welcome,e2e  a subset of the parts
     BENCH_LOW=1                    the system part at the low end only: idle, 5/s and 20/s at
                                    full length (about 3 minutes; implies BENCH_PARTS=e2e)
 
@@ -59,6 +61,7 @@ import loadgen
 import pyspy
 import relay_bench
 import report
+import welcome_bench
 from handler_bench import HandlerFigures
 from relay_bench import RelayFigures
 from system_figures import PhaseFigures, Plan, SystemFigures
@@ -67,7 +70,7 @@ from signup_shared.logging import configure_logging
 
 FOLDER = REPO / "var" / "bench"
 OUTPUT = FOLDER / "latest.json"
-PARTS = ("relay", "handler", "e2e")
+PARTS = ("relay", "handler", "welcome", "e2e")
 T = TypeVar("T")
 
 
@@ -113,12 +116,16 @@ def profile_lines(path: str | None) -> list[str]:
 
 
 def figures_of(
-    relay: RelayFigures | None, handler: HandlerFigures | None, system: SystemFigures | None
+    relay: RelayFigures | None,
+    handler: HandlerFigures | None,
+    system: SystemFigures | None,
+    welcome: welcome_bench.WelcomeFigures | None = None,
 ) -> report.Figures:
     figures = report.Figures(
         relay=(relay.relay, relay.raw) if relay is not None else None,
         handler=(handler.platform, handler.bare) if handler is not None else None,
         handler_batched=handler.batched if handler is not None else None,
+        welcome_ms=welcome.best_ms if welcome is not None else None,
     )
     if system is None:
         return figures
@@ -157,6 +164,7 @@ def figures_of(
         relay=figures.relay,
         handler=figures.handler,
         handler_batched=figures.handler_batched,
+        welcome_ms=figures.welcome_ms,
         drain=(system.drain.events, system.drain.rate) if system.drain is not None else None,
         profile=None
         if profiled is None
@@ -184,6 +192,8 @@ def as_json(results: dict[str, Any]) -> dict[str, Any]:
             "bare_best": handler.bare,
             "ratio": round(handler.ratio, 3),
         }
+    if (welcome := results.get("welcome")) is not None:
+        document["welcome"] = {**asdict(welcome), "best_ms": welcome.best_ms}
     if (system := results.get("e2e")) is not None:
         document["system"] = {
             **asdict(system),
@@ -213,13 +223,13 @@ def main() -> int:
         flush=True,
     )
     if "relay" in parts:
-        print("\n[1/3] outbox relay vs raw pika ...", flush=True)
+        print("\n[1/4] outbox relay vs raw pika ...", flush=True)
         count, runs = (5_000, 1) if quick else (20_000, 3)
         results["relay"] = attempt("relay", errors, lambda: relay_bench.run(count, runs))
         if (relay := results["relay"]) is not None:
             print(f"  relay {relay.relay_runs} vs raw {relay.raw_runs} msg/s", flush=True)
     if "handler" in parts:
-        print("\n[2/3] consumer handler vs bare loop ...", flush=True)
+        print("\n[2/4] consumer handler vs bare loop ...", flush=True)
         count, runs = (1_000, 1) if quick else (5_000, 3)
         results["handler"] = attempt("handler", errors, lambda: handler_bench.run(count, runs))
         if (handler := results["handler"]) is not None:
@@ -228,8 +238,14 @@ def main() -> int:
                 f"runtime with a batch handler {handler.batched_runs}",
                 flush=True,
             )
+    if "welcome" in parts:
+        print("\n[3/4] the welcome email's build ...", flush=True)
+        count, runs = (1_000, 1) if quick else (5_000, 3)
+        results["welcome"] = attempt("welcome", errors, lambda: welcome_bench.run(count, runs))
+        if (welcome := results["welcome"]) is not None:
+            print(f"  {welcome.runs_ms} CPU ms per message", flush=True)
     if "e2e" in parts:
-        print("\n[3/3] the whole system, production logging ...", flush=True)
+        print("\n[4/4] the whole system, production logging ...", flush=True)
         for old in FOLDER.glob("profile-*.txt"):  # an earlier run's profile of another process
             old.unlink()
         if low:
@@ -240,7 +256,9 @@ def main() -> int:
             "e2e", errors, lambda: e2e_bench.run(plan, FOLDER, lambda line: print(line, flush=True))
         )
     duration = time.monotonic() - started
-    figures = figures_of(results.get("relay"), results.get("handler"), results.get("e2e"))
+    figures = figures_of(
+        results.get("relay"), results.get("handler"), results.get("e2e"), results.get("welcome")
+    )
     rows = report.rows(figures)
     load_after = os.getloadavg()
     print(

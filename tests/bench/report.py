@@ -50,6 +50,7 @@ class Figures:
     relay: tuple[float, float] | None = None  # best relay, best raw (msg/s)
     handler: tuple[float, float] | None = None  # best runtime, best bare loop (msg/s)
     handler_batched: float | None = None  # best runtime with a batch handler (msg/s)
+    welcome_ms: float | None = None  # CPU ms to build one welcome email (render + MIME bytes)
     drain: tuple[int, float] | None = None  # events, events/s
     profile: tuple[str, str] | None = None  # process name, top-functions file
     profile_top: list[str] = field(default_factory=list)  # a few "12.3%  function" lines
@@ -246,6 +247,14 @@ def rows(figures: Figures) -> list[Row]:
                 "the bare loop",
             )
         )
+    result.append(
+        judged(
+            "welcome email built (render + MIME), CPU per message",
+            "n/a" if figures.welcome_ms is None else f"{figures.welcome_ms:.3f} ms",
+            "welcome_email_ms",
+            figures.welcome_ms,
+        )
+    )
     if figures.drain is None:
         result.append(judged("stats backlog drain", "n/a", "stats_drain_rate", None))
     else:

@@ -35,6 +35,7 @@ def figures(**overrides: object) -> Figures:
         "relay": (14_000.0, 20_000.0),
         "handler": (900.0, 1_000.0),
         "handler_batched": 3_000.0,
+        "welcome_ms": 0.05,
         "drain": (5000, 3100.0),
         "profile": ("notifications", "var/bench/profile-notifications-top.txt"),
     }
@@ -78,7 +79,10 @@ def test_every_target_has_a_verdict_next_to_its_figure() -> None:
     assert judged["e2e commit -> last effect p99 @100/s"] == ("60.0 ms", "NOT met")
     assert judged["relay vs raw pika, 1,000 in flight"][1] == "met"  # 0.70x
     assert judged["stats backlog drain (5,000 events)"] == ("3,100/s", "met")
-    assert len(judged) == 10
+    assert judged["welcome email built (render + MIME), CPU per message"] == ("0.050 ms", "met")
+    assert len(judged) == 11
+    slow = {r["figure"]: r["verdict"] for r in verdicts(rows(figures(welcome_ms=0.25)))}
+    assert slow["welcome email built (render + MIME), CPU per message"] == "NOT met"
 
 
 def test_a_counted_group_without_cpu_in_a_column_shows_zero_and_others_n_a() -> None:
