@@ -97,6 +97,32 @@ def test_every_signup_gets_one_email_sms_space_activation_and_count(stack: Stack
     )
 
 
+def test_the_welcome_speaks_the_language_the_signup_asked_for(stack: Stack) -> None:
+    """Accept-Language at signup -> the v2 event's locale -> the welcome's language; a language
+    without a catalog gets English."""
+    asked = {"de-DE,de;q=0.9,en;q=0.5": "de", "fr-FR": "en"}
+    with httpx.Client(timeout=10) as client:
+        users = {
+            language: stack.signup(client, 900 + n, phone=True, plan="pro", accept_language=header)
+            for n, (header, language) in enumerate(asked.items())
+        }
+    wanted = {u["email"]: language for language, u in users.items()}
+
+    def mails() -> dict[str, Any]:
+        return {m["To"]: m for m in stack.mail() if m["To"] in wanted}
+
+    wait_until(lambda: len(mails()) == len(wanted), timeout=30, message="both welcomes")
+    for address, mail in mails().items():
+        language = wanted[address]
+        assert mail["Content-Language"] == language
+        greeting = "Willkommen bei" if language == "de" else "Welcome to"
+        assert str(mail["Subject"]).startswith(greeting), mail["Subject"]
+    german_phone = users["de"]["phone"]
+    wait_until(lambda: any(s["to"] == german_phone for s in stack.sms()), timeout=30, message="SMS")
+    [sms] = [s for s in stack.sms() if s["to"] == german_phone]
+    assert str(sms["body"]).startswith("Willkommen bei Signup Platform"), sms
+
+
 def test_the_same_event_published_twice_has_one_effect(stack: Stack) -> None:
     event = user_signed_up(
         email=f"twice-{uuid.uuid4().hex[:6]}@example.com", phone="+15559990001", plan="team"

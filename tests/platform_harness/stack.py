@@ -540,6 +540,7 @@ class Stack:
         phone: bool,
         plan: str,
         correlation_id: str | None = None,
+        accept_language: str | None = None,
     ) -> dict[str, Any]:
         body = {
             "email": f"user{index}-{self.name}@example.com",
@@ -549,6 +550,8 @@ class Stack:
         if phone:
             body["phone"] = f"+1555{index:07d}"
         headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
+        if accept_language is not None:
+            headers["Accept-Language"] = accept_language
         response = client.post(self.url("accounts", "/signups"), json=body, headers=headers)
         assert response.status_code == 201, response.text
         return {**body, **response.json()}
