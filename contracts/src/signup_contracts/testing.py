@@ -36,7 +36,6 @@ from signup_contracts.events import (
     UserSignedUp,
     UserSignedUpV2,
 )
-from signup_contracts.sealed import UserSignedUpV3, new_key, seal
 from signup_contracts.inmemory import (
     AsyncHandlerInRunningLoopError,
     Handler,
@@ -54,6 +53,7 @@ from signup_contracts.redelivery import (
     assert_effect_once,
     redeliver,
 )
+from signup_contracts.sealed import UserSignedUpV3, new_key, seal
 
 __all__ = [
     "DEFAULT_PAYLOADS",

@@ -146,12 +146,13 @@ class UnstorableValueError(Exception):
         self.field, self.reason = field, reason
 
 
-# The user, their data key, their subscription and the event's outbox rows in one statement (one round trip,
-# compiled once), in the caller's transaction: all are written or none is. The subscription's
-# and the outbox's rows are selected from the inserted user, so they follow it; the foreign key
-# is checked at the end of the statement, when the user row exists. The event's copies (one per
-# published version, one event id, each with its version's routing key) come as parallel
-# arrays and take outbox positions in the order given, so the first copy is published first.
+# The user, their data key, their subscription and the event's outbox rows in one statement (one
+# round trip, compiled once), in the caller's transaction: all are written or none is. The key's,
+# the subscription's and the outbox's rows are selected from the inserted user, so they follow
+# it; the foreign keys are checked at the end of the statement, when the user row exists. The
+# event's copies (one per published version, one event id, each with its version's routing key)
+# come as parallel arrays and take outbox positions in the order given, so the first copy is
+# published first.
 INSERT_SIGNUP = text(
     """
     WITH new_user AS (
