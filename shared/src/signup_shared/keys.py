@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 import httpx
@@ -44,6 +45,8 @@ class KeyResolver(Protocol):
         """Each user's data key, or None when it no longer exists (erased)."""
         ...
 
+    def close(self) -> None: ...
+
 
 class UnconfiguredKeyResolver:
     """What a service without ``<SERVICE>_KEYS_URL`` has: every lookup fails, transiently, with
@@ -58,6 +61,9 @@ class UnconfiguredKeyResolver:
             f"configured: set {self.setting}_URL and {self.setting}_API_KEY (or "
             f"{self.setting}_API_KEY_FILE) to accounts' internal API and a keys:read API key"
         )
+
+    def close(self) -> None:
+        pass
 
 
 class HttpKeyResolver:
@@ -144,6 +150,29 @@ class HttpKeyResolver:
 
     def close(self) -> None:
         self._client.close()
+
+
+def resolver(
+    setting: str,
+    url: str | None,
+    api_key: str | None,
+    api_key_file: str | None,
+    *,
+    timeout: float = 5.0,
+    cache_seconds: float = 60.0,
+) -> KeyResolver:
+    """The resolver a service's settings describe (``setting``: the variables' prefix, e.g.
+    ``NOTIFICATIONS_KEYS``). A key file that cannot be read fails the start, naming it."""
+    if not url:
+        return UnconfiguredKeyResolver(setting)
+    if api_key is None and api_key_file:
+        try:
+            api_key = Path(api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{setting}_API_KEY_FILE={api_key_file}: {exc.strerror}") from exc
+    if not api_key:
+        raise ValueError(f"{setting}_URL is set: set {setting}_API_KEY or {setting}_API_KEY_FILE")
+    return HttpKeyResolver(url, api_key, timeout=timeout, cache_seconds=cache_seconds)
 
 
 class Clock(Protocol):

@@ -13,7 +13,10 @@ def keys_of(event: type) -> set[str]:
 def test_every_non_personal_version_is_bound_and_no_personal_one() -> None:
     bound = set(history_routing_keys())
     personal = [event for event in registered_events().values() if event.personal_data]
-    assert {(e.event_type, e.version) for e in personal} == {("UserSignedUp", 1), ("UserSignedUp", 2)}
+    assert {(e.event_type, e.version) for e in personal} == {
+        ("UserSignedUp", 1),
+        ("UserSignedUp", 2),
+    }
     for event in registered_events().values():
         if event.personal_data:
             assert not keys_of(event) & bound, event

@@ -13,14 +13,14 @@ from accounts.actions import NewSignup
 from accounts.models import (
     InboxMessage,
     OutboxMessage,
-    UserKey,
     Plan,
     Subscription,
     SubscriptionStatus,
     User,
+    UserKey,
 )
-from signup_shared.db import transaction
 from signup_contracts import unseal_envelope
+from signup_shared.db import transaction
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
 from signup_shared.messaging.handlers import exactly_once
 

@@ -34,6 +34,9 @@ class Unsealer:
     def __init__(self, resolver: KeyResolver) -> None:
         self.resolver = resolver
 
+    def close(self) -> None:
+        self.resolver.close()
+
     def open(
         self, events: tuple[type[EventData], ...], envelopes: Sequence[Envelope[Any]]
     ) -> list[Envelope[Any]]:
