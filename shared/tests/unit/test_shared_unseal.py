@@ -155,8 +155,8 @@ def test_a_block_the_key_does_not_open_is_dead_lettered_as_poison() -> None:
     assert decision.kind == "permanent" and "do not open" in str(decision.error)
 
 
-def test_a_clear_event_needs_no_lookup_and_other_subscriptions_refuse_v3() -> None:
-    clear, v3, _ = sealed()
+def test_a_clear_event_needs_no_lookup() -> None:
+    clear, _, _ = sealed()
     keys = FakeKeys({}, down=99)
     handler = Recorder()
     subscription = Subscription(QUEUE, (UserSignedUpV2,), handler)
