@@ -38,9 +38,9 @@ from accounts.settings import AccountsSettings
 from audit.settings import AuditSettings
 from notifications.settings import NotificationsSettings
 from provisioning.settings import ProvisioningSettings
+from signup_contracts.amqp import EVENTS_EXCHANGE, HISTORY_STREAM
 from signup_dlq.config import DEFAULT_AMQP_URL as OPERATOR_DEFAULT_AMQP_URL
 from signup_dlq.config import OPERATOR_AMQP_URL_ENV, OPERATOR_USER
-from signup_contracts.amqp import EVENTS_EXCHANGE, HISTORY_STREAM
 from signup_shared import migrations
 from signup_shared.messaging.history_stream import RETIRED_KEYS
 from signup_shared.settings import LOCAL_POSTGRES_URL, ServiceSettings, local_amqp_url

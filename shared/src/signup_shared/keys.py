@@ -21,7 +21,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -194,6 +194,6 @@ def _detail(response: httpx.Response) -> str:
     return str(detail or response.reason_phrase)[:200]
 
 
-def _trim(cache: OrderedDict[uuid.UUID, object], size: int) -> None:
+def _trim(cache: "OrderedDict[uuid.UUID, Any]", size: int) -> None:
     while len(cache) > size:
         cache.popitem(last=False)

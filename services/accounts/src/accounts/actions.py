@@ -122,7 +122,7 @@ def sign_up(
     event_id = uuid.uuid4()
     if not versions:
         raise ValueError("sign_up needs at least one UserSignedUp version to publish")
-    copies = {
+    copies: dict[int, Envelope[Any]] = {
         version: Envelope.wrap(
             _user_signed_up(version, fields),
             producer=PRODUCER,
