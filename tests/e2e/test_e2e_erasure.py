@@ -54,6 +54,7 @@ def test_erased_users_leave_no_personal_data_and_every_holder_confirms(stack: St
     assert not found.stream_findings and not found.unsealed_findings, found.line()
     assert found.sealed >= SIGNUPS  # every signup is in the history, sealed
     control = scan(stack, [Person.of(user) for user in kept], keys)  # the unseal sees data
+    print(f"\ne2e erasure: erased {found.line()}\ne2e erasure: kept {control.line()}")
     assert {f.person for f in control.unsealed_findings} == {Person.of(u) for u in kept}
     assert not control.stream_findings  # and nobody's data is in clear in the history
     accounts = "\n".join(row for rows in table_texts(stack, "accounts").values() for row in rows)
