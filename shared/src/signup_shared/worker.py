@@ -140,6 +140,13 @@ def key_resolver(settings: ServiceSettings) -> keys.KeyResolver:
     )
 
 
+def close_keys(runtime: ConsumerRuntime) -> None:
+    """Let go of the keys service's connections (a runtime built elsewhere may have none)."""
+    processor = getattr(runtime, "processor", None)
+    if isinstance(processor, MessageProcessor):
+        processor.unsealer.close()
+
+
 def health_checks(engine: Engine, runtime: ConsumerRuntime) -> dict[str, Check]:
     """Ready when the database answers, the broker is connected and the handler thread lives."""
     return {
@@ -210,8 +217,8 @@ def run_worker(worker: ConsumerWorker, stop: threading.Event | None = None) -> N
         for thread in threads:
             thread.join(timeout=30)
         try:
-            runtime.processor.unsealer.close()
             if worker.on_close is not None:
                 worker.on_close()
         finally:
             worker.engine.dispose()
+            close_keys(runtime)
