@@ -4,9 +4,9 @@ On the session's stack: once it is quiet (every queue empty, the counters still)
 is scraped on its health port (web, relays, consumers); then N signups through the API, every
 effect waited for, and each counter must have grown by exactly the flow: N requests answered
 201; accounts' relay published N x the UserSignedUp versions it publishes (one outbox row per
-version, each on its version's routing key, the sealed v3 included), provisioning's N; N messages received and handled
-on each consumer queue (bound to one version's key: one copy a signup); nothing retried or
-dead-lettered; and no outbox backlog is left.
+version, each on its version's routing key, the sealed v3 included), provisioning's N; N
+messages received and handled on each consumer queue (bound to one version's key: one copy a
+signup); nothing retried or dead-lettered; and no outbox backlog is left.
 """
 
 import contextlib
