@@ -197,3 +197,21 @@ def test_a_broker_without_the_history_is_named(vhost: Vhost) -> None:
         channel.close()
     with pytest.raises(Exception, match=r"events\.history"):
         job(vhost.url(), Inbox(), margin=0).run(threading.Event())
+
+
+def test_declaring_the_history_removes_the_catch_all_binding_of_earlier_versions(
+    vhost: Vhost,
+) -> None:
+    def keys() -> list[str]:
+        found = vhost.api("GET", f"/api/bindings/{vhost.name}").json()
+        return sorted(
+            b["routing_key"]
+            for b in found
+            if b["destination"] == HISTORY_STREAM and b["source"] == "events"
+        )
+
+    with Connection(vhost.url()) as connection:
+        connection.channel().queue_bind(HISTORY_STREAM, "events", "#")  # as earlier versions
+        assert "#" in keys()
+        history_stream.declare_history(connection, HistorySettings(replicas=1))
+    assert keys() == list(history_stream.history_routing_keys())
