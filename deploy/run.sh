@@ -62,6 +62,26 @@ for service in "${SERVICES[@]}"; do
   setup_service "$service"
 done
 
+# --- data keys: each consuming service reads users' keys (scope keys:read) from accounts to open
+# the sealed signups of the event history (docs/erasure.md). One key per service in
+# var/keys/<service>.key (mode 600); the previous run's key is revoked first, so a client never
+# holds more than one valid key.
+echo "==> data keys: a keys:read API key per consuming service (var/keys/)"
+mkdir -p var/keys && chmod 700 var/keys
+for service in notifications provisioning stats audit; do
+  file=var/keys/$service.key
+  if [[ -s $file ]]; then
+    old_id=$(cut -d_ -f3 "$file")
+    accounts keys revoke "$old_id" >/dev/null 2>&1 || true
+  fi
+  (umask 077; accounts keys create --client "$service" --scope keys:read | sed -n 2p >"$file.new")
+  grep -q '^sk_' "$file.new" || { echo "could not create the keys:read key of $service" >&2; exit 1; }
+  mv "$file.new" "$file"
+  upper=${service^^}
+  export "${upper}_KEYS_URL=http://127.0.0.1:${ACCOUNTS_WEB_PORT:-8000}"
+  export "${upper}_KEYS_API_KEY_FILE=$PWD/$file"
+done
+
 # --- supervision ------------------------------------------------------------------------------
 # Prints one line once every process answers /readyz. It watches this shell's pid, which
 # becomes supervisord's below (exec keeps the pid), and gives up as soon as that is gone.

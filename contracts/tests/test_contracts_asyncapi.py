@@ -128,6 +128,7 @@ def test_one_channel_per_routing_key_one_key_per_version() -> None:
         "accounts.user_signed_up",
         "accounts.user_signed_up.v2",
         "accounts.user_erasure_requested",
+        "accounts.user_signed_up.v3",
         "provisioning.space_provisioned",
         # UserErased: one channel per holder that publishes it
         "notifications.user_erased",
@@ -171,6 +172,7 @@ def test_each_consumer_queue_is_a_receive_operation_on_every_channel_it_matches(
         "notifications.user_signed_up",
         "audit.everything.from.accounts.user_signed_up",
         "audit.everything.from.accounts.user_signed_up.v2",
+        "audit.everything.from.accounts.user_signed_up.v3",
         "audit.everything.from.provisioning.space_provisioned",
         "audit.everything.from.accounts.user_erasure_requested",
         "audit.everything.from.notifications.user_erased",

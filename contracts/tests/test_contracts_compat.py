@@ -247,15 +247,16 @@ def test_every_registered_version_needs_a_frozen_file(tmp_path: Path) -> None:
     )
     (tmp_path / "user_signed_down.v1.json").write_text("{}")
     problems = check_frozen(tmp_path)
-    assert len(problems) == 5
+    assert len(problems) == 6
     assert problems[0].startswith("UserErased v1 has no frozen schema")
     assert problems[1].startswith("UserErasureRequested v1 has no frozen schema")
     assert problems[2].startswith("UserSignedUp v1 has no frozen schema")
     assert problems[3].startswith("UserSignedUp v2 has no frozen schema")
+    assert problems[4].startswith("UserSignedUp v3 has no frozen schema")
     assert "--freeze" in problems[0]
     assert (
         "user_signed_down.v1.json is frozen but no registered contract publishes it"
-        in (problems[4])
+        in (problems[5])
     )
 
 
@@ -274,12 +275,12 @@ def test_the_command_freezes_missing_files_without_overwriting(
 
 
 def test_a_new_version_is_a_new_frozen_file() -> None:
-    class UserSignedUpV3(UserSignedUp):
-        version = 3
+    class UserSignedUpV4(UserSignedUp):
+        version = 4
         locale: str
 
-    assert frozen_file_name(UserSignedUpV3.event_type, UserSignedUpV3.version) == (
-        "user_signed_up.v3.json"
+    assert frozen_file_name(UserSignedUpV4.event_type, UserSignedUpV4.version) == (
+        "user_signed_up.v4.json"
     )
-    assert message_schema(UserSignedUpV3)["properties"]["version"]["const"] == 3
-    assert ("UserSignedUp", 3) not in registered_events()  # not registered: no leak
+    assert message_schema(UserSignedUpV4)["properties"]["version"]["const"] == 4
+    assert ("UserSignedUp", 4) not in registered_events()  # not registered: no leak

@@ -59,9 +59,9 @@ def _dependency_tree(distribution: str) -> set[str]:
     return seen
 
 
-def test_the_distribution_depends_on_pydantic_and_email_validator_only() -> None:
+def test_the_distribution_depends_on_pydantic_email_validator_and_cryptography_only() -> None:
     direct = {_name(r) for r in metadata.requires("signup-contracts") or []}
-    assert direct == {"pydantic", "email-validator"}
+    assert direct == {"pydantic", "email-validator", "cryptography"}  # AES-GCM of sealed v3
 
 
 def test_nothing_of_the_database_or_broker_stack_is_in_the_dependency_tree() -> None:
@@ -107,6 +107,7 @@ def test_the_catalog_lists_every_published_version() -> None:
         ("UserErasureRequested", 1),
         ("UserSignedUp", 1),
         ("UserSignedUp", 2),
+        ("UserSignedUp", 3),
     ]
 
 

@@ -38,9 +38,11 @@ from accounts.settings import AccountsSettings
 from audit.settings import AuditSettings
 from notifications.settings import NotificationsSettings
 from provisioning.settings import ProvisioningSettings
+from signup_contracts.amqp import EVENTS_EXCHANGE, HISTORY_STREAM
 from signup_dlq.config import DEFAULT_AMQP_URL as OPERATOR_DEFAULT_AMQP_URL
 from signup_dlq.config import OPERATOR_AMQP_URL_ENV, OPERATOR_USER
 from signup_shared import migrations
+from signup_shared.messaging.history_stream import RETIRED_KEYS
 from signup_shared.settings import LOCAL_POSTGRES_URL, ServiceSettings, local_amqp_url
 from stats.settings import StatsSettings
 
@@ -156,6 +158,20 @@ class Management:
             self.request("PUT", f"/api/vhosts/{quote(vhost['name'])}", {})
         self.migrate(definitions)
         self.request("POST", "/api/definitions", dict(definitions))
+        self.unbind_retired(definitions)
+
+    def unbind_retired(self, definitions: Mapping[str, Any]) -> None:
+        """Remove the history stream's bindings of earlier versions (``#`` kept personal data in
+        clear), once the import has created its bindings of today: no event is missed."""
+        for wanted in definitions.get("queues", []):
+            if wanted["name"] != HISTORY_STREAM:
+                continue
+            for key in RETIRED_KEYS:
+                path = (
+                    f"/api/bindings/{quote(wanted['vhost'])}/e/{quote(EVENTS_EXCHANGE)}"
+                    f"/q/{quote(HISTORY_STREAM)}/{quote(key)}"
+                )
+                self.request("DELETE", path, expect=(204, 404))
 
     def migrate(self, definitions: Mapping[str, Any]) -> None:
         """Make room for what changed since an older version declared it.

@@ -1,7 +1,8 @@
 """The NetworkPolicies of the Kubernetes base (deploy/k8s/generate.py writes them).
 
 Default deny; each service reaches only PostgreSQL, RabbitMQ and DNS (notifications also the SMTP
-relay and the SMS gateway outside the cluster); Prometheus may scrape every port; the web
+relay and the SMS gateway outside the cluster; the consuming services also accounts' web API,
+for users' data keys); Prometheus may scrape every port; the web
 ports take the public API through the ingress controller.
 """
 
@@ -16,6 +17,8 @@ DATABASE = "postgresql"
 # Outside the cluster: the SMTP relay (submission and legacy ports) and the SMS gateway (HTTPS).
 NOTIFICATIONS_EGRESS_PORTS = (25, 465, 587, 443)
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+KEY_READERS = ("notifications", "provisioning", "stats", "audit")
+"""They open sealed signups of the event history with users' keys from accounts' web API."""
 
 
 def _peer(labels: dict[str, str], namespace: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +54,12 @@ def network_policies(services: Sequence[str], ports: dict[str, list[tuple[str, i
             },
         }
     ]
+    accounts_web = sorted({port for c, port in ports.get("accounts", []) if c == "web"})
+    keys = {"to": [_peer({ROLE_LABEL: "accounts-web"}, anywhere)], "ports": _tcp(*accounts_web)}
     for service in services:
         egress = [postgres, rabbitmq, dns]
+        if service in KEY_READERS and accounts_web:  # users' data keys: POST /keys/lookup
+            egress.append(keys)
         if service == "notifications":
             outside = {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}
             egress.append({"to": [outside], "ports": _tcp(*NOTIFICATIONS_EGRESS_PORTS)})

@@ -203,9 +203,11 @@ def main() -> int:
             pid = broker_pid()
             with Connection(url) as connection:
                 channel = connection.channel()
-                channel.queue_unbind(HISTORY_STREAM, EVENTS_EXCHANGE, "#")
+                for key in history_stream.history_routing_keys():
+                    channel.queue_unbind(HISTORY_STREAM, EVENTS_EXCHANGE, key)
                 without = broker_cpu(url, args.cpu_seconds, args.rate, pid)
-                channel.queue_bind(HISTORY_STREAM, EVENTS_EXCHANGE, "#")
+                for key in history_stream.history_routing_keys():
+                    channel.queue_bind(HISTORY_STREAM, EVENTS_EXCHANGE, key)
                 with_history = broker_cpu(url, args.cpu_seconds, args.rate, pid)
             signups = args.cpu_seconds * args.rate
             print(

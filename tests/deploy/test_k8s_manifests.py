@@ -275,7 +275,7 @@ def test_every_role_has_a_disruption_budget(rendered: list[dict[str, Any]]) -> N
             assert document["metadata"]["namespace"] == "signup-platform"
 
 
-def test_network_policies_let_services_reach_only_postgres_rabbitmq_and_dns(
+def test_network_policies_let_services_reach_only_postgres_rabbitmq_dns_and_keys(
     rendered: list[dict[str, Any]],
 ) -> None:
     policies = of_kind(rendered, "NetworkPolicy")
@@ -302,4 +302,6 @@ def test_network_policies_let_services_reach_only_postgres_rabbitmq_and_dns(
             expected.add(
                 ("internet", frozenset({("TCP", 25), ("TCP", 465), ("TCP", 587), ("TCP", 443)}))
             )
+        if service != "accounts":  # users' data keys, to open sealed events of the history
+            expected.add(("accounts-web", frozenset({("TCP", 8000)})))
         assert reached == expected, service

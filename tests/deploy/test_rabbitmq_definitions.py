@@ -62,7 +62,15 @@ def test_the_history_stream_keeps_every_event_and_nobody_may_write_to_it() -> No
         "x-initial-cluster-size": 3,
     }
     bindings = [b for b in definitions["bindings"] if b["destination"] == "events.history"]
-    assert [(b["source"], b["routing_key"]) for b in bindings] == [("events", "#")]
+    assert {b["source"] for b in bindings} == {"events"}
+    assert [b["routing_key"] for b in bindings] == [
+        "accounts.user_erasure_requested",
+        "accounts.user_signed_up.v3",  # a signup is kept sealed, never as v1/v2 (clear data)
+        "notifications.user_erased",
+        "provisioning.space_provisioned",
+        "provisioning.user_erased",
+        "stats.user_erased",
+    ]
     permissions = {p["user"]: p for p in definitions["permissions"]}
     for user, permission in permissions.items():
         assert not re.search(permission["write"], "events.history"), user
@@ -71,6 +79,18 @@ def test_the_history_stream_keeps_every_event_and_nobody_may_write_to_it() -> No
     services = {"accounts", "notifications", "provisioning", "stats", "audit"}
     assert readers == {*services, "events-reader"}
     assert permissions["events-reader"]["read"] == r"^events\.history$"
+
+
+def test_sealed_signups_reach_the_history_only_and_clear_ones_never_reach_it() -> None:
+    definitions = json.loads(generator().render())
+    events = [b for b in definitions["bindings"] if b["source"] == "events"]
+    sealed = {b["destination"] for b in events if b["routing_key"] == "accounts.user_signed_up.v3"}
+    assert sealed == {"events.history"}  # no service queue reads v3 on the live path
+    clear = {"accounts.user_signed_up", "accounts.user_signed_up.v2"}
+    readers = {b["destination"] for b in events if b["routing_key"] in clear}
+    assert "events.history" not in readers
+    assert {"notifications.user_signed_up", "stats.user_signed_up"} <= readers
+    assert not any(b["routing_key"] == "#" for b in events)
 
 
 def test_retries_and_dead_letters_route_through_topic_exchanges_by_queue_name() -> None:

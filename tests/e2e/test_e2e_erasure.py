@@ -1,7 +1,8 @@
 """Erasure over the whole stack: signups, erasures (some racing their signup's processing),
-every holder confirms, and no platform database, queue, dead-letter queue or process log keeps
-an erased user's email, name or phone (``platform_harness.erasure_scan``; the history stream
-still does, until crypto-shredding is built: docs/erasure.md)."""
+every holder confirms, and no platform database, queue, dead-letter queue, process log or the
+history stream (as it is, and unsealed with every key accounts still answers) keeps an erased
+user's email, name or phone (``platform_harness.erasure_scan``); the same unsealing finds the
+users not erased (crypto-shredding: docs/erasure.md)."""
 
 from typing import Any
 
@@ -47,8 +48,15 @@ def test_erased_users_leave_no_personal_data_and_every_holder_confirms(stack: St
     wait_until(complete, timeout=90, interval=0.5, message="every erasure confirmed")
     erased = [users[i] for i in ERASED]
     kept = [u for i, u in enumerate(users) if i not in ERASED]
-    found = scan(stack, [Person.of(user) for user in erased])  # databases, queues, logs
+    keys = api_key(stack, "keys:read", client="e2e-history")
+    found = scan(stack, [Person.of(user) for user in erased], keys)  # databases, queues, logs
     assert not found.findings, [str(f) for f in found.findings]
+    assert not found.stream_findings and not found.unsealed_findings, found.line()
+    assert found.sealed >= SIGNUPS  # every signup is in the history, sealed
+    control = scan(stack, [Person.of(user) for user in kept], keys)  # the unseal sees data
+    print(f"\ne2e erasure: erased {found.line()}\ne2e erasure: kept {control.line()}")
+    assert {f.person for f in control.unsealed_findings} == {Person.of(u) for u in kept}
+    assert not control.stream_findings  # and nobody's data is in clear in the history
     accounts = "\n".join(row for rows in table_texts(stack, "accounts").values() for row in rows)
     assert all(u["email"] in accounts for u in kept)
     assert not set(stack.spaces()) & {u["user_id"] for u in erased}

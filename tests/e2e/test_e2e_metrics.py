@@ -4,9 +4,9 @@ On the session's stack: once it is quiet (every queue empty, the counters still)
 is scraped on its health port (web, relays, consumers); then N signups through the API, every
 effect waited for, and each counter must have grown by exactly the flow: N requests answered
 201; accounts' relay published N x the UserSignedUp versions it publishes (one outbox row per
-version, each on its version's routing key), provisioning's N; N messages received and handled
-on each consumer queue (bound to one version's key: one copy a signup); nothing retried or
-dead-lettered; and no outbox backlog is left.
+version, each on its version's routing key, the sealed v3 included), provisioning's N; N
+messages received and handled on each consumer queue (bound to one version's key: one copy a
+signup); nothing retried or dead-lettered; and no outbox backlog is left.
 """
 
 import contextlib
@@ -104,9 +104,10 @@ def growth(before: dict[str, float], after: dict[str, float]) -> dict[str, float
 
 
 def published_versions(stack: Stack) -> int:
-    """How many UserSignedUp versions accounts publishes on this stack (its setting, else 2)."""
+    """How many UserSignedUp copies accounts publishes per signup on this stack: the clear
+    versions of its setting (else 2), and the sealed v3 for the history."""
     setting = stack.env.get("ACCOUNTS_PUBLISH_USER_SIGNED_UP_VERSIONS", "2")
-    return len({part for part in setting.strip("[] ").split(",") if part.strip()})
+    return len({part for part in setting.strip("[] ").split(",") if part.strip()}) + 1
 
 
 def expected(versions: int) -> dict[str, float]:

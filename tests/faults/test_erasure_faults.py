@@ -189,7 +189,8 @@ def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None
             raise AssertionError(f"{exc}: {state['wrong'][:10]}") from None
         settle = time.monotonic() - issued
         people = [Person.of(load.body(index)) for index in eraser.ids]
-        found = scan(stack, people)
+        keys = api_key(stack, "keys:read", client="faults-history")
+        found = scan(stack, people, keys)
         dlq = {q: n for q, n in stack.queues().items() if q.endswith(".dlq") and n}
         mailed = email_recipients(stack)
         emailed = sum(1 for p in people if mailed[p.email])  # the send came before the erasure
@@ -201,19 +202,29 @@ def test_erasures_complete_through_consumer_kills_and_a_broker_restart() -> None
             f"complete_after={completed:.1f}s settle={settle:.1f}s {found.line()}"
         )
         assert not found.findings, [str(f) for f in found.findings[:20]]
+        # The history holds every signup sealed: nobody in clear, and the erased users' keys
+        # are gone, so unsealing with every key accounts still has finds none of them.
+        assert not found.stream_findings, [str(f) for f in found.stream_findings[:20]]
+        assert not found.unsealed_findings, [str(f) for f in found.unsealed_findings[:20]]
+        assert found.sealed >= SIGNUPS and found.unsealed >= SIGNUPS - len(erased)
         assert not dlq, dlq
         assert sigkills_seen(stack) == 6, "supervisord saw every kill"
         assert found.tables and found.files and found.queues
-        assert_the_scan_sees(stack, [Person.of(load.body(i)) for i in (0, 2)])
+        assert_the_scan_sees(stack, [Person.of(load.body(i)) for i in (0, 2)], keys)
 
 
-def assert_the_scan_sees(stack: Stack, kept: list[Person]) -> None:
-    """The same scan finds users not erased, in accounts and in a dead letter planted for it."""
+def assert_the_scan_sees(stack: Stack, kept: list[Person], keys: str) -> None:
+    """The same scan finds users not erased, in accounts, in the history unsealed with their
+    keys from accounts, and in a dead letter planted for it."""
     control = Scan()
     scan_databases(stack, kept, control)
     assert {(f.person, f.where) for f in control.findings} >= {
         (p, "database accounts.users") for p in kept
     }
+    unsealed = Scan()
+    scan_queues(stack, kept, unsealed, keys)
+    assert {f.person for f in unsealed.unsealed_findings} == set(kept)
+    assert {f.field for f in unsealed.unsealed_findings} == {"email", "full_name", "phone"}
     queue = next(q for q in stack.queues() if q.endswith(".dlq"))
     stack._management(
         "POST",

@@ -8,9 +8,11 @@ of them, as a whole word (``User 12`` is not found inside ``User 120``), in
   included: body and headers, read through the management API with ``reject_requeue_true``, so
   each message goes back to its queue,
 - every message of every stream (the event history), consumed from its first offset
-  (``stream_texts``); its findings are kept apart (``Scan.stream_findings``): personal fields of
-  events published before an erasure stay in the history until crypto-shredding is built
-  (docs/erasure.md), so a caller reports them rather than fails on them,
+  (``stream_texts``), as it is (``Scan.stream_findings``) and, given a ``keys:read`` API key,
+  once more with every sealed signup (``UserSignedUp`` v3) opened with the keys accounts still
+  answers (``Scan.unsealed_findings``, ``Scan.unsealed``: how many were opened): what a reader
+  of the history can learn. An erased user's key is gone, so neither finds them; a control
+  finds a user not erased in the unsealed history (docs/erasure.md),
 - every file under the stack's ``var/`` (process logs, supervisord's, the spaces) but the
   development sinks' stores and logs, which stand for the outside world (a message delivered
   before the erasure is in the user's inbox, not in the platform).
@@ -18,6 +20,7 @@ of them, as a whole word (``User 12`` is not found inside ``User 120``), in
 Each hit is a ``Finding`` naming where it was, whose data and which field.
 """
 
+import base64
 import contextlib
 import json
 import re
@@ -29,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import amqp
+import httpx
 
 from platform_harness.stack import SERVICES, Stack
+from signup_contracts import UserSignedUpV3, parse_envelope, unseal_envelope
 
 FIELDS = ("email", "full_name", "phone")
 # The development sinks: their stores are the users' inboxes and phones, their logs the
@@ -82,6 +87,9 @@ class Scan:
     bytes: int = 0
     streams: dict[str, int] = field(default_factory=dict)  # stream -> messages read
     stream_findings: list[Finding] = field(default_factory=list)
+    sealed: int = 0  # sealed signups read from the streams
+    unsealed: int = 0  # of them, opened with a key accounts still has
+    unsealed_findings: list[Finding] = field(default_factory=list)
 
     def line(self) -> str:
         return (
@@ -89,7 +97,9 @@ class Scan:
             f"messages={self.messages} files={self.files} bytes={self.bytes} "
             f"found={len(self.findings)} streams={self.streams} "
             f"found_in_streams={len(self.stream_findings)} "
-            f"erased_in_streams={len({f.person for f in self.stream_findings})}"
+            f"erased_in_streams={len({f.person for f in self.stream_findings})} "
+            f"sealed={self.sealed} unsealed={self.unsealed} "
+            f"found_unsealed={len(self.unsealed_findings)}"
         )
 
 
@@ -135,13 +145,20 @@ def queue_messages(stack: Stack, queue: str, count: int) -> list[dict[str, Any]]
     )
 
 
-def scan_queues(stack: Stack, people: list[Person], into: Scan) -> None:
+def scan_queues(
+    stack: Stack, people: list[Person], into: Scan, keys_token: str | None = None
+) -> None:
     rows = stack._management("GET", f"/api/queues/{stack.name}?columns=name,messages,type")
     for row in rows:
         if row.get("type") == "stream":
-            texts = stream_texts(stack, row["name"])
+            messages = stream_texts(stack, row["name"])
+            texts = [headers + body for headers, body in messages]
             into.streams[row["name"]] = len(texts)
             into.stream_findings += search("\n".join(texts), f"stream {row['name']}", people)
+            if keys_token is not None:
+                opened = unsealed_texts(stack, [body for _, body in messages], keys_token, into)
+                where = f"stream {row['name']} (unsealed)"
+                into.unsealed_findings += search("\n".join(opened), where, people)
             continue
         into.queues += 1
         depth = int(row.get("messages") or 0)
@@ -155,9 +172,38 @@ def scan_queues(stack: Stack, people: list[Person], into: Scan) -> None:
             into.findings += search(text, f"queue {row['name']}", people)
 
 
-def stream_texts(stack: Stack, stream: str, idle: float = 2.0) -> list[str]:
-    """Headers and body of every message of ``stream``, from its first offset until nothing
-    more arrives for ``idle`` seconds (a stream never ends)."""
+def unsealed_texts(stack: Stack, bodies: list[str], token: str, into: Scan) -> list[str]:
+    """The JSON of each sealed signup among ``bodies`` that opens with a key accounts answers
+    (``POST /keys/lookup`` with ``token``, a keys:read API key), as a reader would see it."""
+    sealed = []
+    for body in bodies:
+        with contextlib.suppress(ValueError):
+            envelope = parse_envelope(body)
+            if isinstance(envelope.data, UserSignedUpV3):
+                sealed.append(envelope)
+    into.sealed += len(sealed)
+    users = sorted({str(e.data.user_id) for e in sealed})
+    keys: dict[str, bytes] = {}
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
+        for start in range(0, len(users), 300):
+            answer = client.post(
+                stack.url("accounts", "/keys/lookup"), json={"user_ids": users[start : start + 300]}
+            )
+            answer.raise_for_status()
+            for user, text in answer.json()["keys"].items():
+                keys[user] = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    opened = []
+    for envelope in sealed:
+        key = keys.get(str(envelope.data.user_id))
+        if key is not None:
+            opened.append(unseal_envelope(envelope, key).model_dump_json())
+    into.unsealed += len(opened)
+    return opened
+
+
+def stream_texts(stack: Stack, stream: str, idle: float = 2.0) -> list[tuple[str, str]]:
+    """Headers (JSON) and body of every message of ``stream``, from its first offset until
+    nothing more arrives for ``idle`` seconds (a stream never ends)."""
     url = urllib.parse.urlsplit(stack.amqp_url)
     connection = amqp.Connection(
         host=f"{url.hostname}:{url.port or 5672}",
@@ -166,7 +212,7 @@ def stream_texts(stack: Stack, stream: str, idle: float = 2.0) -> list[str]:
         virtual_host=urllib.parse.unquote(url.path[1:]),
     )
     connection.connect()
-    texts: list[str] = []
+    texts: list[tuple[str, str]] = []
     try:
         channel = connection.channel()
         channel.basic_qos(0, 500, False)  # a stream refuses a consumer without a prefetch
@@ -174,7 +220,7 @@ def stream_texts(stack: Stack, stream: str, idle: float = 2.0) -> list[str]:
         def keep(message: amqp.Message) -> None:
             body = message.body
             text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
-            texts.append(json.dumps(message.headers, default=str) + text)
+            texts.append((json.dumps(message.headers, default=str), text))
             channel.basic_ack(message.delivery_tag)
 
         channel.basic_consume(stream, callback=keep, arguments={"x-stream-offset": "first"})
@@ -202,10 +248,11 @@ def scan_files(stack: Stack, people: list[Person], into: Scan) -> None:
         into.findings += search(text, f"file var/{relative}", people)
 
 
-def scan(stack: Stack, people: list[Person]) -> Scan:
-    """Every database, queue and file of the stack, searched for every person's data."""
+def scan(stack: Stack, people: list[Person], keys_token: str | None = None) -> Scan:
+    """Every database, queue and file of the stack, searched for every person's data (and the
+    history unsealed with the keys accounts still has, given a keys:read API key)."""
     found = Scan()
     scan_databases(stack, people, found)
-    scan_queues(stack, people, found)
+    scan_queues(stack, people, found, keys_token)
     scan_files(stack, people, found)
     return found

@@ -45,6 +45,8 @@ from signup_shared.testing import postgres_server_url
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("accounts", "notifications", "provisioning", "stats", "audit")
+KEY_READERS = ("notifications", "provisioning", "stats", "audit")
+"""The services that open sealed signups of the history with keys from accounts."""
 READER = "events-reader"  # the history's reader (deploy/credentials/setup.py)
 MANAGEMENT = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 AMQP_HOST = os.environ.get("TEST_AMQP_HOSTPORT", "127.0.0.1:5672")
@@ -155,6 +157,12 @@ class Stack:
             prefix = service.upper()
             env[f"{prefix}_DATABASE_URL"] = self.database_url(service)
             env[f"{prefix}_AMQP_URL"] = self.service_amqp_url(service)
+        # Users' data keys (sealed signups read from the history), as ``make run`` wires them:
+        # one keys:read key of accounts' API, written by ``start`` before any consumer starts.
+        self.keys_file = self.root / "var" / "keys" / "readers.key"
+        for service in KEY_READERS:
+            env[f"{service.upper()}_KEYS_URL"] = f"http://127.0.0.1:{self.ports['accounts']}"
+            env[f"{service.upper()}_KEYS_API_KEY_FILE"] = str(self.keys_file)
         env["SIGNUP_STACK"] = self.name
         env.update(self.extra_env)
         self.env = env
@@ -221,6 +229,7 @@ class Stack:
         for service, setup in zip(SERVICES, setups, strict=True):
             if setup.wait(timeout=120) != 0:
                 raise RuntimeError(f"{service} setup failed: {self.log(f'setup-{service}')}")
+        self._create_keys_file()
         if self.supervised:
             self.start_supervisor()
         else:
@@ -229,6 +238,13 @@ class Stack:
                     self.start_process(name)
         self.wait_ready(timeout)
         return self
+
+    def _create_keys_file(self) -> None:
+        argv = ["accounts", "keys", "create", "--client", "history-readers", "--scope", "keys:read"]
+        token = self.command("accounts-consumer", *argv).splitlines()[1]
+        self.keys_file.parent.mkdir(parents=True, exist_ok=True)
+        self.keys_file.write_text(token + "\n")
+        self.keys_file.chmod(0o600)
 
     def start_process(self, name: str) -> None:
         self.held = tuple(held for held in self.held if held != name)

@@ -27,6 +27,9 @@ class EventData(BaseModel):
     producers: ClassVar[tuple[str, ...]] = ()
     """When several services publish this event, each on its own ``<service>.<event_name>``
     (``UserErased``): all of them. Empty: ``producer`` alone (see ``publishers``)."""
+    personal_data: ClassVar[bool] = False
+    """True when the payload carries personal data in clear (``UserSignedUp`` v1, v2): such a
+    version is never kept in the event history (``history_versions``)."""
 
 
 def publishers(event: type[EventData]) -> tuple[str, ...]:
@@ -50,6 +53,11 @@ def register(cls: type[D]) -> type[D]:
 
 def registered_events() -> dict[tuple[str, int], type[EventData]]:
     return dict(sorted(_REGISTRY.items()))
+
+
+def history_versions() -> list[type[EventData]]:
+    """The registered versions the event history keeps: those without personal data in clear."""
+    return [event for event in registered_events().values() if not event.personal_data]
 
 
 class UnknownEventError(ValueError):

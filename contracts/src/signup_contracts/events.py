@@ -32,6 +32,7 @@ class UserSignedUp(EventData):
     event_type = "UserSignedUp"
     version = 1
     producer = "accounts"
+    personal_data = True
 
     user_id: uuid.UUID
     subscription_id: uuid.UUID
@@ -56,6 +57,7 @@ class UserSignedUpV2(EventData):
     event_type = "UserSignedUp"
     version = 2
     producer = "accounts"
+    personal_data = True
 
     user_id: uuid.UUID
     subscription_id: uuid.UUID

@@ -53,6 +53,7 @@ from signup_contracts.redelivery import (
     assert_effect_once,
     redeliver,
 )
+from signup_contracts.sealed import UserSignedUpV3, new_key, seal
 
 __all__ = [
     "DEFAULT_PAYLOADS",
@@ -99,6 +100,12 @@ def _user_signed_up_v2() -> dict[str, Any]:
     return {**_user_signed_up_v1(), "locale": "en"}
 
 
+def _user_signed_up_v3() -> dict[str, Any]:
+    """Sealed with a throwaway key: a test kit cannot open it (accounts holds the real keys)."""
+    v2 = UserSignedUpV2.model_validate(_user_signed_up_v2())
+    return seal(v2, new_key(), event_id=uuid.uuid4()).model_dump()
+
+
 def _space_provisioned_v1() -> dict[str, Any]:
     return {"user_id": uuid.uuid4(), "space_id": uuid.uuid4(), "quota_bytes": 1024**3}
 
@@ -114,6 +121,7 @@ def _user_erased_v1() -> dict[str, Any]:
 DEFAULT_PAYLOADS: dict[tuple[str, int], Callable[[], dict[str, Any]]] = {
     (UserSignedUp.event_type, UserSignedUp.version): _user_signed_up_v1,
     (UserSignedUpV2.event_type, UserSignedUpV2.version): _user_signed_up_v2,
+    (UserSignedUpV3.event_type, UserSignedUpV3.version): _user_signed_up_v3,
     (SpaceProvisioned.event_type, SpaceProvisioned.version): _space_provisioned_v1,
     (UserErasureRequested.event_type, UserErasureRequested.version): _user_erasure_requested_v1,
     (UserErased.event_type, UserErased.version): _user_erased_v1,

@@ -3,7 +3,7 @@
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from signup_shared.messaging.history import parse_position
@@ -96,6 +96,15 @@ class ServiceSettings(BaseSettings):
     catch_up_from: str | None = None
     catch_up_margin_seconds: float = Field(default=2.0, ge=0)
     catch_up_then_exit: bool = False  # ``<service> catch-up``: do not consume afterwards
+    # Users' data keys, to open sealed signups (``UserSignedUp`` v3) read from the event history
+    # (``signup_shared.keys``): accounts' internal API and an API key with the scope
+    # ``keys:read`` (``accounts keys create --client <service> --scope keys:read``), given
+    # itself or as a file holding it. Unset: a sealed event is retried, then dead-lettered.
+    keys_url: str | None = None
+    keys_api_key: SecretStr | None = None
+    keys_api_key_file: str | None = None
+    keys_timeout_seconds: float = Field(default=5.0, gt=0)
+    keys_cache_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("catch_up_from")
     @classmethod

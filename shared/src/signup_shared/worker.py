@@ -24,15 +24,17 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from signup_shared import inbox
+from signup_shared import inbox, keys
 from signup_shared.backoff import Backoff
 from signup_shared.db import transaction
 from signup_shared.messaging import failures, history
 from signup_shared.messaging.catch_up import CatchUp, CatchUpReport
 from signup_shared.messaging.consumer import ConsumerRuntime
 from signup_shared.messaging.handlers import EventHandler
+from signup_shared.messaging.processing import MessageProcessor
 from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
+from signup_shared.messaging.unseal import Unsealer
 from signup_shared.periodic import every
 from signup_shared.process import Check, HealthServer, database_ready, stop_on_signals
 from signup_shared.settings import ServiceSettings
@@ -115,12 +117,34 @@ class ConsumerWorker:
             heartbeat=settings.amqp_heartbeat,
             confirm_timeout=settings.confirm_timeout,
             batch_size=settings.consumer_batch_size,
+            processor=MessageProcessor(unsealer=Unsealer(key_resolver(settings))),
         )
 
     def all_jobs(self) -> list[Job]:
         retention = timedelta(days=self.settings.inbox_retention_days)
         prune = inbox_pruner(self.sessions, self.inbox_model, retention)
         return [Job(f"{self.service}.prune_inbox", self.inbox_prune_interval, prune), *self.jobs]
+
+
+def key_resolver(settings: ServiceSettings) -> keys.KeyResolver:
+    """Where the process gets users' data keys to open sealed signups (``<PREFIX>KEYS_*``)."""
+    prefix = str(settings.model_config.get("env_prefix", "")).upper()
+    api_key = settings.keys_api_key.get_secret_value() if settings.keys_api_key else None
+    return keys.resolver(
+        f"{prefix}KEYS",
+        settings.keys_url,
+        api_key,
+        settings.keys_api_key_file,
+        timeout=settings.keys_timeout_seconds,
+        cache_seconds=settings.keys_cache_seconds,
+    )
+
+
+def close_keys(runtime: ConsumerRuntime) -> None:
+    """Let go of the keys service's connections (a runtime built elsewhere may have none)."""
+    processor = getattr(runtime, "processor", None)
+    if isinstance(processor, MessageProcessor):
+        processor.unsealer.close()
 
 
 def health_checks(engine: Engine, runtime: ConsumerRuntime) -> dict[str, Check]:
@@ -197,3 +221,4 @@ def run_worker(worker: ConsumerWorker, stop: threading.Event | None = None) -> N
                 worker.on_close()
         finally:
             worker.engine.dispose()
+            close_keys(runtime)

@@ -1,8 +1,10 @@
 """Catch-up on a real broker, in a vhost of this test: events published before the live queue
 existed come from the history, events published while the catch-up runs come from the history
 or the live queue or both, and an inbox (here: a set of ids under a lock, like the table's
-unique key) makes each take effect once. Also the edges: an empty history and a start after
-the tail end at once."""
+unique key) makes each take effect once. Each signup is published as accounts does: a clear v2
+copy (for the live queue) and a sealed v3 copy of the same id (what the history keeps), which
+the runtime opens with the user's key (a fake keys service) before the handler. Also the edges:
+an empty history and a start after the tail end at once."""
 
 import threading
 import time
@@ -15,8 +17,11 @@ import httpx
 import pytest
 from kombu import Connection
 
+from signup_contracts import UserSignedUpV2, seal_envelope
 from signup_contracts.amqp import HISTORY_STREAM
-from signup_shared.events import Envelope, UserSignedUp
+from signup_contracts.sealed import new_key
+from signup_contracts.testing import user_signed_up_v2
+from signup_shared.events import Envelope
 from signup_shared.messaging import history_stream, topology
 from signup_shared.messaging.catch_up import CatchUp
 from signup_shared.messaging.consumer import ConsumerRuntime
@@ -24,14 +29,28 @@ from signup_shared.messaging.processing import MessageProcessor
 from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.subscription import Subscription
 from signup_shared.messaging.topology import ConsumerQueue
+from signup_shared.messaging.unseal import Unsealer
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.settings import HistorySettings
-from signup_shared.testing import amqp_url, user_signed_up
+from signup_shared.testing import amqp_url
 
 pytestmark = pytest.mark.integration
 
 MANAGEMENT = "http://127.0.0.1:15672"
-QUEUE = ConsumerQueue("audit", "accounts.user_signed_up")
+QUEUE = ConsumerQueue("audit", "accounts.user_signed_up.v2")
+KEYS: dict[uuid.UUID, bytes] = {}  # user id -> data key: the fake keys service's
+
+
+class FakeKeys:
+    def lookup(self, user_ids: Any) -> dict[uuid.UUID, bytes | None]:
+        return {user: KEYS.get(user) for user in user_ids}
+
+    def close(self) -> None:
+        pass
+
+
+def processor() -> MessageProcessor:
+    return MessageProcessor(in_process_attempts=1, unsealer=Unsealer(FakeKeys()))
 
 
 class Vhost:
@@ -72,6 +91,8 @@ class Inbox:
         self.duplicates = 0
 
     def handle(self, envelope: Envelope[Any]) -> None:
+        assert isinstance(envelope.data, UserSignedUpV2)  # opened before the handler
+        assert str(envelope.data.email) == "ada@example.com"
         with self.lock:
             if envelope.id in self.effects:
                 self.duplicates += 1
@@ -84,8 +105,10 @@ def publish(url: str, count: int, pause: float = 0.0) -> list[uuid.UUID]:
     ids = []
     try:
         for _ in range(count):
-            event = user_signed_up()
-            publisher.publish_batch([OutgoingMessage.from_envelope(event)])
+            event = user_signed_up_v2()
+            KEYS[event.data.user_id] = key = new_key()
+            copies = [event, seal_envelope(event, key)]  # the live copy, the history's
+            publisher.publish_batch([OutgoingMessage.from_envelope(c) for c in copies])
             ids.append(event.id)
             if pause:
                 time.sleep(pause)
@@ -98,10 +121,10 @@ def job(url: str, inbox: Inbox, start: Any = "first", margin: float = 0.5) -> Ca
     return CatchUp(
         "audit",
         url,
-        [Subscription(QUEUE, (UserSignedUp,), inbox.handle)],
+        [Subscription(QUEUE, (UserSignedUpV2,), inbox.handle)],
         start,
         ConfirmingPublisher(url),
-        processor=MessageProcessor(in_process_attempts=1),
+        processor=processor(),
         batch_size=50,
         margin=margin,
     )
@@ -122,8 +145,8 @@ def test_no_gap_and_no_double_while_events_keep_arriving(vhost: Vhost) -> None:
     runtime = ConsumerRuntime(
         "audit",
         url,
-        [Subscription(QUEUE, (UserSignedUp,), inbox.handle)],
-        processor=MessageProcessor(in_process_attempts=1),
+        [Subscription(QUEUE, (UserSignedUpV2,), inbox.handle)],
+        processor=processor(),
     )
     stop = threading.Event()
     live = threading.Thread(target=runtime.run, args=(stop,))
@@ -174,3 +197,21 @@ def test_a_broker_without_the_history_is_named(vhost: Vhost) -> None:
         channel.close()
     with pytest.raises(Exception, match=r"events\.history"):
         job(vhost.url(), Inbox(), margin=0).run(threading.Event())
+
+
+def test_declaring_the_history_removes_the_catch_all_binding_of_earlier_versions(
+    vhost: Vhost,
+) -> None:
+    def keys() -> list[str]:
+        found = vhost.api("GET", f"/api/bindings/{vhost.name}").json()
+        return sorted(
+            b["routing_key"]
+            for b in found
+            if b["destination"] == HISTORY_STREAM and b["source"] == "events"
+        )
+
+    with Connection(vhost.url()) as connection:
+        connection.channel().queue_bind(HISTORY_STREAM, "events", "#")  # as earlier versions
+        assert "#" in keys()
+        history_stream.declare_history(connection, HistorySettings(replicas=1))
+    assert keys() == list(history_stream.history_routing_keys())

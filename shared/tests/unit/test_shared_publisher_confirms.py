@@ -55,3 +55,37 @@ def test_collect_reports_and_forgets_one_batch() -> None:
     assert (confirmed, refused) == (frozenset({"a"}), {"b": "unroutable"})
     assert confirms.acked == {"c"}
     assert confirms.failed == {}
+
+
+# Copies of one event share its id (UserSignedUp v2 and v3, or v1, v2 and v3 in a rollout).
+def test_copies_sharing_an_id_are_confirmed_when_every_copy_is_acked() -> None:
+    confirms = confirms_for("e", "e", "e", "f")
+    confirms.settle(4, multiple=True, ok=True)
+    assert confirms.collect(Ticket(1, 4, frozenset({"e", "f"}))) == (frozenset({"e", "f"}), {})
+
+
+def test_one_nacked_copy_makes_its_id_refused_even_if_another_copy_was_acked() -> None:
+    confirms = confirms_for("e", "e", "f")
+    confirms.settle(1, multiple=False, ok=True)  # v2 acked
+    confirms.settle(2, multiple=False, ok=False)  # v3 nacked
+    confirms.settle(3, multiple=False, ok=True)
+    confirmed, refused = confirms.collect(Ticket(1, 3, frozenset({"e", "f"})))
+    assert confirmed == frozenset({"f"})
+    assert refused == {"e": "nacked by the broker"}
+
+
+def test_an_id_with_an_unconfirmed_copy_is_not_confirmed_when_the_connection_dies() -> None:
+    confirms = confirms_for("e", "e")
+    confirms.settle(1, multiple=False, ok=True)  # the second copy's confirm never comes
+    assert confirms.collect(Ticket(1, 2, frozenset({"e"}))) == (frozenset(), {})
+
+
+def test_copies_split_over_two_batches_are_settled_batch_by_batch() -> None:
+    confirms = confirms_for("a", "e", "e", "b")  # the batch boundary falls between the copies
+    first = Ticket(1, 2, frozenset({"a", "e"}), first_tag=1)
+    second = Ticket(1, 4, frozenset({"e", "b"}), first_tag=3)
+    confirms.settle(2, multiple=True, ok=True)
+    confirms.settle(3, multiple=False, ok=False)
+    confirms.settle(4, multiple=False, ok=True)
+    assert confirms.collect(first) == (frozenset({"a", "e"}), {})
+    assert confirms.collect(second) == (frozenset({"b"}), {"e": "nacked by the broker"})

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from accounts import models
 from accounts.models import Plan, SubscriptionStatus
-from signup_contracts import UserSignedUpV2
+from signup_contracts import UserSignedUpV2, seal_envelope
+from signup_contracts.sealed import new_key
 from signup_contracts.text_rules import DEFAULT_LOCALE
 from signup_shared.events import Envelope, EventData, SpaceProvisioned, UserSignedUp
 
@@ -31,6 +32,7 @@ USER_SIGNED_UP: dict[int, type[UserSignedUp] | type[UserSignedUpV2]] = {
 PUBLISHED_VERSIONS = (2,)
 """What is published outside a migration window; during one, (2, 1): the newest first (its
 outbox row goes out first), each copy on its version's routing key."""
+
 # Which request field a constraint of the database stands for (for errors the views map).
 CONSTRAINT_FIELDS = {models.EMAIL_UNIQUE_INDEX: "email"}
 
@@ -97,6 +99,9 @@ def sign_up(
     each on the routing key of its version (``accounts.user_signed_up``,
     ``accounts.user_signed_up.v2``): a consumer queue is bound to one of them, so it gets one
     copy; one bound to both while it switches handles the first and its inbox drops the other.
+    Then the sealed copy (v3, ``accounts.user_signed_up.v3``, same id), the one the event
+    history keeps: its personal fields are sealed with the user's new data key, stored with the
+    user (``user_keys``) and deleted when they are erased.
 
     Raises ``EmailAlreadyRegisteredError`` when the email is taken in any letter case (also when
     a concurrent signup wins the race) and ``SignupRejectedError`` naming a value the database
@@ -115,18 +120,21 @@ def sign_up(
         "locale": signup.locale,
     }
     event_id = uuid.uuid4()
-    events = [
-        Envelope.wrap(
+    if not versions:
+        raise ValueError("sign_up needs at least one UserSignedUp version to publish")
+    copies: dict[int, Envelope[Any]] = {
+        version: Envelope.wrap(
             _user_signed_up(version, fields),
             producer=PRODUCER,
             correlation_id=correlation_id,
             event_id=event_id,
             occurred_at=now,
         )
-        for version in versions
-    ]
-    if not events:
-        raise ValueError("sign_up needs at least one UserSignedUp version to publish")
+        for version in {*versions, 2}
+    }
+    data_key = new_key()
+    events = [copies[version] for version in versions]
+    events.append(seal_envelope(copies[2], data_key))
     try:
         models.add_signup(
             session,
@@ -140,6 +148,7 @@ def sign_up(
             status=SubscriptionStatus.PENDING,
             created_at=now,
             events=events,
+            data_key=data_key,
         )
     except models.EmailTakenError as exc:
         raise EmailAlreadyRegisteredError from exc

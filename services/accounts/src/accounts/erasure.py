@@ -2,9 +2,11 @@
 
 ``request_erasure`` (``DELETE /users/{id}``) erases the user's personal data in accounts, in
 the same transaction: the users row keeps its id and dates, its email, name, phone and locale
-become null; the user's ``UserSignedUp`` copies still in the outbox (waiting, or kept after
-sending) are rewritten redacted (``signup_contracts.redact_user_signed_up``), so neither the
-relay nor the outbox table can bring them back. It writes ``UserErasureRequested`` to the outbox
+become null; the user's data key is deleted (every sealed ``UserSignedUp`` v3 copy, in the
+event history or anywhere, becomes unreadable); the user's clear ``UserSignedUp`` copies still
+in the outbox (waiting, or kept after sending) are rewritten redacted
+(``signup_contracts.redact_user_signed_up``), so neither the relay nor the outbox table can
+bring them back. It writes ``UserErasureRequested`` to the outbox
 and records accounts' own confirmation. Each other holder answers with ``UserErased``
 (``confirm_erasure``); the erasure is complete when every configured holder has confirmed.
 
@@ -25,6 +27,7 @@ from signup_contracts import (
     ERASURE_HOLDERS,
     UserErased,
     UserErasureRequested,
+    UserSignedUpV3,
     redact_user_signed_up,
 )
 from signup_shared.errors import PermanentError
@@ -93,8 +96,11 @@ def request_erasure(
         occurred_at=now,
     )
     store.record_erasure(session, user_id, requested_by, now, [event])
+    shredded = store.delete_user_key(session, user_id)  # every sealed (v3) copy: unreadable
     redacted = 0
     for position, payload in store.signup_payloads(session, user_id):
+        if payload.get("version") == UserSignedUpV3.version:
+            continue  # sealed: nothing in clear, and its key is gone
         store.rewrite_payload(session, position, redact_user_signed_up(payload))
         redacted += 1
     _confirm(session, user_id, PRODUCER, holders, now)
@@ -104,6 +110,7 @@ def request_erasure(
         requested_by=requested_by,
         event_id=str(event.id),
         outbox_rows_redacted=redacted,
+        data_key_deleted=shredded,
     )
     state = erasure_state(session, user_id, holders)
     assert state is not None
@@ -178,6 +185,12 @@ def erasures(
     found = store.erasures(session, outstanding_only=outstanding_only)
     confirmations = store.confirmations_of(session, [e.user_id for e in found])
     return [_state(e, confirmations[e.user_id], holders) for e in found]
+
+
+def data_keys(session: Session, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+    """The data keys of ``user_ids`` that still exist: an erased user has none (``POST
+    /keys/lookup``, how readers of the event history unseal ``UserSignedUp`` v3)."""
+    return store.user_keys(session, list(dict.fromkeys(user_ids)))
 
 
 def oldest_outstanding_age(session: Session, now: datetime | None = None) -> float:

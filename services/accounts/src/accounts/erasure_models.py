@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     bindparam,
+    delete,
     func,
     select,
     text,
@@ -28,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from accounts.models import Base, OutboxMessage, User
+from accounts.models import Base, OutboxMessage, User, UserKey
 from signup_shared.events import Envelope
 from signup_shared.outbox import outbox_values
 
@@ -158,6 +159,31 @@ CONFIRMATIONS_OF = select(ErasureConfirmation.user_id, ErasureConfirmation.holde
     ErasureConfirmation.user_id.in_(bindparam("user_ids", expanding=True))
 )
 OLDEST_OUTSTANDING = select(func.min(Erasure.requested_at)).where(Erasure.completed_at.is_(None))
+
+
+# Data keys --------------------------------------------------------------------------------------
+DELETE_USER_KEY = (
+    delete(UserKey)
+    .where(UserKey.user_id == bindparam("user_id"))
+    .returning(UserKey.user_id)
+    .execution_options(synchronize_session=False)
+)
+KEYS_OF = select(UserKey.user_id, UserKey.key).where(
+    UserKey.user_id.in_(bindparam("user_ids", expanding=True))
+)
+
+
+def delete_user_key(session: Session, user_id: uuid.UUID) -> bool:
+    """Delete the user's data key (crypto-shredding); False when they had none."""
+    return session.execute(DELETE_USER_KEY, {"user_id": user_id}).first() is not None
+
+
+def user_keys(session: Session, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+    """The data keys that exist among ``user_ids`` (an erased user's key does not)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(KEYS_OF, {"user_ids": list(user_ids)})
+    return {user_id: bytes(key) for user_id, key in rows}
 
 
 def lock_user(session: Session, user_id: uuid.UUID) -> bool:

@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 class Scope(enum.StrEnum):
     USERS_READ = "users:read"
     USERS_ERASE = "users:erase"
+    KEYS_READ = "keys:read"
 
 
 class Refusal(enum.StrEnum):

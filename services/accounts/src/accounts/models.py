@@ -16,6 +16,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     UniqueConstraint,
     bindparam,
@@ -100,6 +101,20 @@ class Subscription(Base):
     user: Mapped[User] = relationship(back_populates="subscription")
 
 
+class UserKey(Base):
+    """The user's data key: seals the personal fields of their ``UserSignedUp`` v3 copies.
+
+    Written with the user; deleted when the user is erased, which makes every sealed copy
+    anywhere unreadable (crypto-shredding: ``signup_contracts.sealed``).
+    """
+
+    __tablename__ = "user_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class OutboxMessage(OutboxMixin, Base):
     """One copy of an event per published version: unique by (event id, version), not by id.
 
@@ -131,18 +146,23 @@ class UnstorableValueError(Exception):
         self.field, self.reason = field, reason
 
 
-# The user, their subscription and the event's outbox rows in one statement (one round trip,
-# compiled once), in the caller's transaction: all are written or none is. The subscription's
-# and the outbox's rows are selected from the inserted user, so they follow it; the foreign key
-# is checked at the end of the statement, when the user row exists. The event's copies (one per
-# published version, one event id, each with its version's routing key) come as parallel
-# arrays and take outbox positions in the order given, so the first copy is published first.
+# The user, their data key, their subscription and the event's outbox rows in one statement (one
+# round trip, compiled once), in the caller's transaction: all are written or none is. The key's,
+# the subscription's and the outbox's rows are selected from the inserted user, so they follow
+# it; the foreign keys are checked at the end of the statement, when the user row exists. The
+# event's copies (one per published version, one event id, each with its version's routing key)
+# come as parallel arrays and take outbox positions in the order given, so the first copy is
+# published first.
 INSERT_SIGNUP = text(
     """
     WITH new_user AS (
         INSERT INTO users (id, email, full_name, phone, locale, created_at)
         VALUES (:user_id, :email, :full_name, :phone, :locale, :now)
         RETURNING id
+    ), new_key AS (
+        INSERT INTO user_keys (user_id, key, created_at)
+        SELECT new_user.id, CAST(:data_key AS bytea), :now FROM new_user
+        WHERE CAST(:data_key AS bytea) IS NOT NULL
     ), new_subscription AS (
         INSERT INTO subscriptions (id, user_id, plan, status, created_at)
         SELECT :subscription_id, new_user.id, CAST(:plan AS plan),
@@ -177,8 +197,10 @@ def add_signup(
     status: SubscriptionStatus,
     created_at: datetime,
     events: Sequence[Envelope[Any]],
+    data_key: bytes | None = None,
 ) -> None:
-    """Insert the user, their subscription and ``events`` into the outbox, all or nothing.
+    """Insert the user, their data key (if given: it seals the event's v3 copy), their
+    subscription and ``events`` into the outbox, all or nothing.
 
     ``events`` are the copies of one event (one id; one version and routing key each), written
     in the order given. Raises ``EmailTakenError`` when the email is taken in any letter case
@@ -195,6 +217,7 @@ def add_signup(
             {
                 "user_id": user_id,
                 **values,
+                "data_key": data_key,
                 "now": created_at,
                 "subscription_id": subscription_id,
                 "plan": plan.value,

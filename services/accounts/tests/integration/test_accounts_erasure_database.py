@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from accounts import actions, erasure, keys
 from accounts.actions import NewSignup, Plan
-from accounts.models import OutboxMessage, User
-from signup_contracts import UserErased, is_redacted
+from accounts.models import OutboxMessage, User, UserKey
+from signup_contracts import UserErased, is_redacted, unseal_envelope
 from signup_shared.errors import PermanentError
 from signup_shared.events import Envelope, parse_envelope
 
@@ -62,7 +62,12 @@ def test_erasure_blanks_the_user_redacts_the_outbox_and_writes_the_event(
     assert "grace@example.com" in everything
     signups = [parse_envelope(p) for t, p in payloads if t == "UserSignedUp"]
     mine = [e for e in signups if e.data.user_id == user_id]
-    assert mine and all(is_redacted(e.data) for e in mine)  # one copy per published version
+    clear = [e for e in mine if e.version != 3]
+    assert clear and all(is_redacted(e.data) for e in clear)  # one copy per published version
+    [sealed] = [e for e in mine if e.version == 3]  # left sealed, and its key is gone:
+    assert session.get(UserKey, user_id) is None
+    assert erasure.data_keys(session, [user_id, other]).keys() == {other}
+    assert is_redacted(unseal_envelope(sealed, None).data)
     requested = [parse_envelope(p) for t, p in payloads if t == "UserErasureRequested"]
     assert [e.data.user_id for e in requested] == [user_id]
     assert actions.get_user(session, other).email == "grace@example.com"

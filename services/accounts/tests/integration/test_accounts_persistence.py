@@ -17,7 +17,9 @@ from accounts.models import (
     Subscription,
     SubscriptionStatus,
     User,
+    UserKey,
 )
+from signup_contracts import unseal_envelope
 from signup_shared.db import transaction
 from signup_shared.events import Envelope, SpaceProvisioned, parse_envelope
 from signup_shared.messaging.handlers import exactly_once
@@ -56,8 +58,13 @@ def test_sign_up_then_get_user(session: Session) -> None:
     rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.position)).all()
     assert [(row.version, parse_envelope(row.payload).data.user_id) for row in rows] == [
         (2, receipt.user_id),  # v2 only, outside a migration window
+        (3, receipt.user_id),  # and the sealed copy for the history
     ]
     assert len({row.event_id for row in rows}) == 1
+    key = session.get(UserKey, receipt.user_id)
+    assert key is not None and len(key.key) == 32
+    sealed = parse_envelope(rows[1].payload)
+    assert unseal_envelope(sealed, key.key) == parse_envelope(rows[0].payload)
 
 
 def test_email_is_unique_in_any_letter_case(session: Session) -> None:
@@ -128,9 +135,10 @@ def test_concurrent_signups_with_one_email_create_exactly_one_user(engine: Engin
             assert len(users) == 1
             rows = session.scalars(select(OutboxMessage)).all()
             assert {parse_envelope(r.payload).data.user_id for r in rows} == {users[0].id}
-            assert sorted(r.version for r in rows) == [2]
+            assert sorted(r.version for r in rows) == [2, 3]
     finally:
         with Session(engine) as session, session.begin():
             session.execute(delete(OutboxMessage))
             session.execute(delete(Subscription))
+            session.execute(delete(UserKey))
             session.execute(delete(User))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import configure_mappers
 from accounts import actions, models
 from accounts.actions import EmailAlreadyRegisteredError, NewSignup
 from accounts.models import Plan, Subscription, SubscriptionStatus, User
+from signup_contracts import UnsealError, unseal_envelope
 from signup_shared.events import Envelope, SpaceProvisioned
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -115,7 +116,7 @@ def test_each_signup_gets_new_ids(fake: FakeModels) -> None:
 
 def test_sign_up_records_user_signed_up_with_the_signup(fake: FakeModels) -> None:
     receipt = actions.sign_up(SESSION, ADA, correlation_id="corr-1", now=NOW, versions=[1])
-    [event] = fake.signups[0]["events"]
+    event, _sealed = fake.signups[0]["events"]
     assert (event.type, event.version, event.routing_key) == (
         "UserSignedUp",
         1,
@@ -138,7 +139,8 @@ def test_in_the_migration_window_both_versions_are_copies_of_one_event(
 ) -> None:
     signup = dataclasses.replace(ADA, locale="de")
     receipt = actions.sign_up(SESSION, signup, correlation_id="corr-1", now=NOW, versions=(2, 1))
-    v2, v1 = fake.signups[0]["events"]  # the newest first: its row is published first
+    v2, v1, v3 = fake.signups[0]["events"]  # the newest first: its row is published first
+    assert (v3.version, v3.id) == (3, v2.id)  # and the sealed copy last
     assert (v2.version, v1.version) == (2, 1)
     assert v2.id == v1.id and v2.occurred_at == v1.occurred_at == NOW
     assert v2.correlation_id == v1.correlation_id
@@ -151,11 +153,28 @@ def test_in_the_migration_window_both_versions_are_copies_of_one_event(
     assert (v2.data.user_id, fake.signups[0]["locale"]) == (receipt.user_id, "de")
 
 
-def test_by_default_only_the_v2_copy_is_written(fake: FakeModels) -> None:
+def test_by_default_the_v2_copy_and_the_sealed_v3_copy_are_written(fake: FakeModels) -> None:
     actions.sign_up(SESSION, ADA, correlation_id="c", now=NOW)
-    [event] = fake.signups[0]["events"]
+    event, sealed = fake.signups[0]["events"]
     assert event.routing_key == "accounts.user_signed_up.v2"
     assert (event.version, event.data.locale) == (2, "en")
+    assert sealed.routing_key == "accounts.user_signed_up.v3"
+    assert (sealed.id, sealed.occurred_at, sealed.correlation_id) == (event.id, NOW, "c")
+
+
+def test_the_sealed_copy_opens_with_the_key_written_with_the_user_and_with_no_other(
+    fake: FakeModels,
+) -> None:
+    actions.sign_up(SESSION, ADA, correlation_id="c", now=NOW)
+    event, sealed = fake.signups[0]["events"]
+    key = fake.signups[0]["data_key"]
+    assert len(key) == 32
+    assert "Ada" not in sealed.to_json().decode() and "4155550123" not in sealed.to_json().decode()
+    assert unseal_envelope(sealed, key) == event
+    with pytest.raises(UnsealError):
+        unseal_envelope(sealed, bytes(32))
+    actions.sign_up(SESSION, ADA, correlation_id="c", now=NOW)
+    assert fake.signups[1]["data_key"] != key  # one key per user
 
 
 def test_a_value_the_v2_contract_refuses_is_a_rejected_signup(fake: FakeModels) -> None:

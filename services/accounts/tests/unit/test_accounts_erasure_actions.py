@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from accounts import erasure, erasure_models, keys
-from signup_contracts import UserErased, is_redacted
+from signup_contracts import UserErased, is_redacted, seal_envelope
 from signup_contracts.testing import user_signed_up_v2
 from signup_shared.errors import PermanentError
 from signup_shared.events import Envelope, parse_envelope
@@ -28,6 +28,7 @@ class FakeStore:
     outbox: list[Any] = field(default_factory=list)
     signups: dict[int, dict[str, Any]] = field(default_factory=dict)
     api_keys: dict[str, Any] = field(default_factory=dict)
+    data_keys: dict[uuid.UUID, bytes] = field(default_factory=lambda: {USER: b"k" * 32})
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> "FakeStore":
         for name in (
@@ -42,6 +43,8 @@ class FakeStore:
             "add_key",
             "keys",
             "key_by_id",
+            "delete_user_key",
+            "user_keys",
         ):
             monkeypatch.setattr(erasure_models, name, getattr(self, name))
         return self
@@ -88,6 +91,12 @@ class FakeStore:
     def key_by_id(self, _s: Any, key_id: str) -> Any:
         return self.api_keys.get(key_id)
 
+    def delete_user_key(self, _s: Any, user_id: uuid.UUID) -> bool:
+        return self.data_keys.pop(user_id, None) is not None
+
+    def user_keys(self, _s: Any, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+        return {u: self.data_keys[u] for u in user_ids if u in self.data_keys}
+
 
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
@@ -116,8 +125,24 @@ def test_request_records_redacts_emits_and_confirms_accounts(store: FakeStore) -
     )
     redacted = parse_envelope(json.dumps(store.signups[7]))
     assert is_redacted(redacted.data) and "Ada" not in json.dumps(store.signups[7])
+    assert store.data_keys == {}  # the key is deleted: every sealed copy is unreadable
     again, created = erasure.request_erasure(SESSION, USER, "privacy", correlation_id="c")
     assert not created and again.requested_at == NOW and len(store.outbox) == 1
+
+
+def test_a_sealed_outbox_copy_is_left_as_it_is_and_its_key_deleted(store: FakeStore) -> None:
+    signup = user_signed_up_v2(user_id=USER, email="ada@example.com", full_name="Ada L")
+    sealed = json.loads(seal_envelope(signup, store.data_keys[USER]).to_json())
+    store.signups[8] = sealed
+    erasure.request_erasure(SESSION, USER, "privacy", correlation_id="c", now=NOW)
+    assert store.signups[8] == sealed and USER not in store.data_keys
+
+
+def test_data_keys_answers_the_keys_that_still_exist(store: FakeStore) -> None:
+    other = uuid.uuid4()
+    assert erasure.data_keys(SESSION, [USER, other, USER]) == {USER: b"k" * 32}
+    erasure.request_erasure(SESSION, USER, "privacy", correlation_id="c", now=NOW)
+    assert erasure.data_keys(SESSION, [USER]) == {}
 
 
 def test_unknown_user(store: FakeStore) -> None:

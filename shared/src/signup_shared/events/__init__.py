@@ -1,8 +1,8 @@
 """Event contracts: the public API other services subscribe to.
 
 They live in the ``signup-contracts`` distribution (``signup_contracts``), which depends on
-pydantic only, so consuming teams can install them without this library. These names stay
-importable from here for existing code.
+pydantic (email-validator, cryptography) only, so consuming teams can install them without this
+library. These names stay importable from here for existing code.
 """
 
 from signup_contracts import (

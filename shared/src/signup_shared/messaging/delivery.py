@@ -13,6 +13,7 @@ from signup_shared.errors import PoisonMessageError, UndecodableDeliveryError
 from signup_shared.events import Envelope
 from signup_shared.messaging.frames import UNDECODABLE
 from signup_shared.messaging.subscription import Subscription
+from signup_shared.messaging.unseal import is_sealed, reads_sealed
 from signup_shared.messaging.wire import parse_event, short_text
 
 MAX_BODY_BYTES = 256 * 1024
@@ -47,13 +48,16 @@ class Delivery:
 
 
 def decode(subscription: Subscription, delivery: Delivery) -> Envelope[Any]:
-    """The validated event of ``delivery``, or ``PoisonMessageError`` saying why not."""
+    """The validated event of ``delivery``, or ``PoisonMessageError`` saying why not. A sealed
+    ``UserSignedUp`` (v3) is accepted by a subscription that reads a clear one: still sealed."""
     undecodable = delivery.properties.get(UNDECODABLE)
     if undecodable is not None:
         raise UndecodableDeliveryError(short_text(undecodable, 1_000))
     if len(delivery.body) > MAX_BODY_BYTES:
         raise PoisonMessageError(f"body of {len(delivery.body)} bytes exceeds {MAX_BODY_BYTES}")
     envelope = parse_event(delivery.body)
+    if is_sealed(envelope) and reads_sealed(subscription.events):
+        return envelope  # opened before the handler runs (``messaging.unseal``)
     if not isinstance(envelope.data, subscription.events):
         raise PoisonMessageError(
             f"{subscription.queue.name} does not handle {envelope.type} v{envelope.version}"

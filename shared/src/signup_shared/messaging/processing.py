@@ -23,14 +23,17 @@ from typing import Any
 import structlog
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from signup_contracts import UnsealError
 from signup_shared import tracing
 from signup_shared.backoff import Backoff
 from signup_shared.errors import PoisonMessageError
 from signup_shared.events import Envelope
+from signup_shared.keys import KeyLookupError, KeysUnconfiguredError, UnconfiguredKeyResolver
 from signup_shared.logging import correlation_scope
 from signup_shared.messaging import failures
 from signup_shared.messaging.delivery import Delivery, decode
 from signup_shared.messaging.subscription import Handler, Subscription
+from signup_shared.messaging.unseal import Unsealer, is_sealed
 
 log = structlog.get_logger(__name__)
 Decision = failures.Decision
@@ -44,11 +47,16 @@ class MessageProcessor:
     """Decides the fate of deliveries; knows nothing of connections or acks."""
 
     def __init__(
-        self, in_process_attempts: int = 3, max_wait: float = 1.0, outage_backoff_cap: float = 5.0
+        self,
+        in_process_attempts: int = 3,
+        max_wait: float = 1.0,
+        outage_backoff_cap: float = 5.0,
+        unsealer: Unsealer | None = None,
     ) -> None:
         self.in_process_attempts = in_process_attempts
         self.max_wait = max_wait
         self.outage_backoff_cap = outage_backoff_cap
+        self.unsealer = unsealer or Unsealer(UnconfiguredKeyResolver("<SERVICE>_KEYS"))
 
     def process(
         self,
@@ -58,8 +66,10 @@ class MessageProcessor:
     ) -> Decision | None:
         """The decision for this delivery, or None to leave it unacked for redelivery (only when
         the process stops while its database is unreachable)."""
-        envelope = self._decoded(subscription, delivery)
-        if isinstance(envelope, Decision):
+        envelope: Envelope[Any] | Decision | None = self._decoded(subscription, delivery)
+        if isinstance(envelope, Envelope):
+            [envelope] = self._opened(subscription, [(delivery, envelope)], stopping)
+        if not isinstance(envelope, Envelope):
             return envelope
         return self.handle(subscription, delivery, envelope, stopping)
 
@@ -80,13 +90,20 @@ class MessageProcessor:
         if subscription.batch_handler is None or len(deliveries) < 2:
             return [self.process(subscription, delivery, stopping) for delivery in deliveries]
         decisions: list[Decision | None] = [None] * len(deliveries)
-        decoded: list[tuple[int, Envelope[Any]]] = []
+        valid: list[tuple[int, Envelope[Any]]] = []
         for index, delivery in enumerate(deliveries):
             envelope = self._decoded(subscription, delivery)
             if isinstance(envelope, Decision):
                 decisions[index] = envelope
             else:
-                decoded.append((index, envelope))
+                valid.append((index, envelope))
+        opened = self._opened(subscription, [(deliveries[i], e) for i, e in valid], stopping)
+        decoded: list[tuple[int, Envelope[Any]]] = []
+        for (index, _), result in zip(valid, opened, strict=True):
+            if isinstance(result, Envelope):
+                decoded.append((index, result))
+            else:
+                decisions[index] = result
         if not decoded:
             return decisions
         errors = self._run_batch(subscription, [envelope for _, envelope in decoded])
@@ -146,6 +163,52 @@ class MessageProcessor:
             return failures.decide(exc, failures.attempts_so_far(delivery.headers), 0)
         tracing.consumed(subscription.queue.name, envelope.id, delivery.traceparent)
         return envelope
+
+    def _opened(
+        self,
+        subscription: Subscription,
+        items: Sequence[tuple[Delivery, Envelope[Any]]],
+        stopping: threading.Event | None,
+    ) -> list[Envelope[Any] | Decision | None]:
+        """The events with each sealed signup opened (one key lookup for them all). While the
+        keys service is away, they wait here (backoff) as through a database outage; None each
+        if the process stops meanwhile (left unacked). An event that cannot be opened gets its
+        decision: retry then dead-letter (no keys service configured), dead-letter (altered)."""
+        if not any(is_sealed(envelope) for _, envelope in items):
+            return [envelope for _, envelope in items]
+        backoff: Backoff | None = None
+        while True:
+            try:
+                return list(self.unsealer.open(subscription.events, [e for _, e in items]))
+            except KeysUnconfiguredError:
+                break
+            except KeyLookupError as exc:
+                backoff = backoff or Backoff(base=0.5, cap=self.outage_backoff_cap)
+                delay = backoff.next()
+                failures.log_failure(
+                    log.warning,
+                    "message.waiting_for_keys",
+                    exc,
+                    queue=subscription.queue.name,
+                    retry_in=round(delay, 2),
+                )
+                if (stopping or threading.Event()).wait(delay):
+                    return [None] * len(items)
+            except Exception:  # each alone, to find which one fails and why
+                break
+        return [self._open_one(subscription, delivery, e) for delivery, e in items]
+
+    def _open_one(
+        self, subscription: Subscription, delivery: Delivery, envelope: Envelope[Any]
+    ) -> Envelope[Any] | Decision:
+        with correlation_scope(envelope.correlation_id, event_id=str(envelope.id)):
+            try:
+                [opened] = self.unsealer.open(subscription.events, [envelope])
+            except UnsealError as exc:
+                return self._failed(subscription, delivery, PoisonMessageError(str(exc)))
+            except Exception as exc:  # KeyLookupError: transient, retried later
+                return self._failed(subscription, delivery, exc)
+        return opened
 
     def _run_batch(
         self, subscription: Subscription, envelopes: list[Envelope[Any]]

@@ -191,6 +191,7 @@ class ConfirmingPublisher:
         try:
             if not was_open:
                 self._open()
+            first_tag = self._confirms.next_tag
             refused = self._write_batch(messages)
         except Exception as exc:
             self._drop(exc)
@@ -204,6 +205,7 @@ class ConfirmingPublisher:
             messages,
             refused,
             retried,
+            first_tag,
         )
 
     def _settle(self, ticket: Ticket) -> tuple[frozenset[str], dict[str, str]]:

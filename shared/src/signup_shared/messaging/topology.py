@@ -16,13 +16,15 @@
   exchange, and ``events.retry`` and ``events.dlx`` being topic exchanges, topic permissions
   limit each service to routing keys of its own queues (``deploy/rabbitmq/generate.py``).
 
-- ``events.history``: a stream (``x-queue-type: stream``) bound to ``events`` with ``#``: every
-  event published is kept there, up to its retention (``HistorySettings``: age, total size,
-  segment size), for readers that join later (``messaging.catch_up``). Declared with its
-  binding by the administrator (the broker definitions, :func:`declare_history`): no service
-  may write to it, and a binding needs write access to the queue. Once it is bound, the
-  alternate exchange ``events.unrouted`` receives nothing any more (every event reaches at
-  least the stream): see docs/operations.md, "Event history".
+- ``events.history``: a stream (``x-queue-type: stream``) bound to ``events`` with the key of
+  every registered version without personal data in clear (``history_stream``; a signup is kept
+  as ``UserSignedUp`` v3, sealed): each such event published is kept there, up to its
+  retention (``HistorySettings``: age, total size, segment size), for readers that join later
+  (``messaging.catch_up``). Declared with its bindings by the administrator (the broker
+  definitions, :func:`declare_history`): no service may write to it, and a binding needs write
+  access to the queue. The alternate exchange
+  ``events.unrouted`` receives what neither a service queue nor the stream takes (a version
+  with personal data no service reads): see docs/operations.md, "Event history".
 
 Every other queue is a quorum queue, the retry queues and ``events.unrouted`` included: they
 replicate on a cluster by themselves (RabbitMQ 4 has no classic mirroring), and since RabbitMQ

@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from signup_contracts import registered_events
 from signup_contracts.amqp import EVENT_VERSION_HEADER, key_version
+from signup_contracts.sealed import SEALED
 from signup_events.errors import UsageError
 from signup_shared.messaging import history
 from signup_shared.messaging.delivery import Delivery
@@ -31,9 +33,22 @@ class EventRecord:
     routing_key: str
     time: datetime | None
 
+    @property
+    def personal(self) -> str:
+        """``sealed`` for a version whose personal fields travel encrypted (``UserSignedUp``
+        v3: no key is needed, and none is used, to list it), ``clear`` for one that carries
+        them in clear (the history keeps none), ``-`` for one without personal data."""
+        event = registered_events().get((self.type, self.version))
+        if event is None:
+            return UNKNOWN
+        if event.personal_data:
+            return "clear"
+        return SEALED if "personal" in event.model_fields else "-"
+
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["time"] = iso(self.time) if self.time else None
+        data["personal"] = self.personal
         return data
 
 
@@ -107,7 +122,7 @@ def past_end(record: EventRecord, end: int | datetime | None) -> bool:
     return record.time is not None and record.time > end
 
 
-HEADER = ("offset", "time", "type", "v", "producer", "routing key", "id")
+HEADER = ("offset", "time", "type", "v", "personal", "producer", "routing key", "id")
 
 
 def table(records: list[EventRecord]) -> list[str]:
@@ -118,6 +133,7 @@ def table(records: list[EventRecord]) -> list[str]:
             iso(r.time) if r.time else UNKNOWN,
             r.type,
             str(r.version),
+            r.personal,
             r.producer,
             r.routing_key,
             r.id,

@@ -106,17 +106,26 @@ def test_past_end_by_offset_and_by_time() -> None:
 
 def test_table_aligns_columns_under_a_header() -> None:
     lines = table([record(9), record(10, kind="SpaceProvisioned", version=1)])
-    assert lines[0].split() == ["offset", "time", "type", "v", "producer", "routing", "key", "id"]
+    header = ["offset", "time", "type", "v", "personal", "producer", "routing", "key", "id"]
+    assert lines[0].split() == header
     assert lines[1].split() == [
         "9",
         "2026-01-31T23:59:59Z",
         "UserSignedUp",
         "2",
+        "clear",
         "accounts",
         "k",
         "id-9",
     ]
     assert lines[1].index("2026") == lines[2].index("2026") == lines[0].index("time")
+
+
+def test_a_sealed_signup_shows_personal_sealed_without_any_key() -> None:
+    assert record(4, version=3).personal == "sealed"
+    assert record(5, kind="SpaceProvisioned", version=1).personal == "-"
+    assert record(6, version=2).personal == "clear"  # the history binds no such version
+    assert table([record(4, version=3)])[1].split()[4] == "sealed"
 
 
 def test_json_lines_one_object_per_event() -> None:
@@ -127,6 +136,7 @@ def test_json_lines_one_object_per_event() -> None:
         "type": "UserSignedUp",
         "version": 2,
         "producer": "accounts",
+        "personal": "clear",
         "routing_key": "k",
         "time": "2026-01-31T23:59:59Z",
     }

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import actions, erasure
 from accounts.actions import NewSignup
-from accounts.api import errors, locales, users
+from accounts.api import data_keys, errors, locales, users
 from accounts.api.schemas import (
     ERROR,
     UNAVAILABLE,
@@ -127,6 +127,7 @@ def create_app(
         return json_response(response, status.HTTP_201_CREATED)
 
     users.install(app, sessions, erasure_holders)
+    data_keys.install(app, sessions)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

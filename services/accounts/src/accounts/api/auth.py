@@ -25,7 +25,8 @@ bearer = HTTPBearer(
     description=(
         "A per-client API key (`accounts keys create --client NAME --scope users:read`), sent "
         "as `Authorization: Bearer <key>`. Scopes: `users:read` (GET /users/{id}), "
-        "`users:erase` (DELETE /users/{id})."
+        "`users:erase` (DELETE /users/{id}), `keys:read` (POST /keys/lookup: users' data "
+        "keys, for readers of the event history)."
     ),
     auto_error=False,
 )
