@@ -7,8 +7,9 @@ one; its JSON Schema is frozen under ``contracts/schemas`` like every published 
 import uuid
 from typing import Any, ClassVar, Literal, get_args
 
-from pydantic import AwareDatetime, EmailStr, Field
+from pydantic import AwareDatetime, Field
 
+from signup_contracts.emails import EventEmail
 from signup_contracts.envelope import EventData, register
 from signup_contracts.text_rules import (
     DEFAULT_LOCALE,
@@ -36,7 +37,7 @@ class UserSignedUp(EventData):
 
     user_id: uuid.UUID
     subscription_id: uuid.UUID
-    email: EmailStr
+    email: EventEmail
     full_name: str = Field(min_length=1, max_length=200)
     phone: str | None = Field(default=None, pattern=E164)
     plan: Plan
@@ -61,7 +62,7 @@ class UserSignedUpV2(EventData):
 
     user_id: uuid.UUID
     subscription_id: uuid.UUID
-    email: EmailStr
+    email: EventEmail
     full_name: str = Field(min_length=1, max_length=FULL_NAME_MAX_LENGTH, pattern=TRIMMED_PRINTABLE)
     phone: str | None = Field(pattern=E164_ASCII)
     plan: Plan

@@ -56,3 +56,12 @@ def test_claim_statement_is_built_once_per_inbox_table(session: Session) -> None
     statement = inbox._CLAIM_STATEMENTS[Inbox]
     inbox.claim_many(session, Inbox, "q", [uuid.uuid4() for _ in range(50)])
     assert inbox._CLAIM_STATEMENTS[Inbox] is statement
+
+
+def test_a_single_claim_uses_its_own_statement_built_once(session: Session) -> None:
+    event = uuid.uuid4()
+    assert inbox.claim(session, Inbox, "single", event) is True
+    statement = inbox._CLAIM_ONE_STATEMENTS[Inbox]
+    assert inbox.claim(session, Inbox, "single", event) is False
+    assert inbox._CLAIM_ONE_STATEMENTS[Inbox] is statement
+    assert inbox.claim_many(session, Inbox, "single", [event]) == set()  # the two agree

@@ -46,6 +46,9 @@ class FakeInbox:
         self.seen |= new
         return new
 
+    def claim(self, session: Any, model: Any, consumer: str, event_id: uuid.UUID) -> bool:
+        return bool(self.claim_many(session, model, consumer, [event_id]))
+
 
 class Sessions:
     """A session factory whose sessions record commits and closes (no database)."""
@@ -74,6 +77,7 @@ class Sessions:
 def fake_inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeInbox]:
     fake = FakeInbox()
     monkeypatch.setattr(inbox, "claim_many", fake.claim_many)
+    monkeypatch.setattr(inbox, "claim", fake.claim)
     yield fake
 
 

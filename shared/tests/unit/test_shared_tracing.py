@@ -87,3 +87,63 @@ def test_trace_and_span_ids_are_bound_into_log_lines(spans: InMemorySpanExporter
         assert bound["trace_id"] == PARENT.split("-")[1]
         assert len(bound["span_id"]) == 16
     assert "trace_id" not in structlog.contextvars.get_contextvars()
+
+
+# Export off (the default): no SDK span is made, only the trace context is carried ------------
+@pytest.fixture
+def untraced() -> Iterator[None]:
+    tracing.configure_tracing("test", environ={})
+    yield
+    tracing.shutdown()
+
+
+def test_only_an_exporter_or_its_setting_switches_recording_on() -> None:
+    assert not tracing.exporting({})
+    assert tracing.exporting({"SIGNUP_TRACE_FILE": "/tmp/spans.jsonl"})
+    assert tracing.exporting({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert tracing.exporting({}, InMemorySpanExporter())
+
+
+@given(st.one_of(st.none(), st.just(PARENT), st.just("garbage")))
+def test_an_untraced_span_is_a_valid_child_of_its_parent(parent: str | None) -> None:
+    tracing.configure_tracing("test", environ={})
+    try:
+        with tracing.span("consume", parent) as traceparent:
+            assert tracing.parse_traceparent(traceparent) == traceparent
+            assert tracing.current_traceparent() == traceparent
+            if parent == PARENT:
+                assert traceparent.split("-")[1] == PARENT.split("-")[1]
+                assert traceparent.split("-")[2] != PARENT.split("-")[2]
+                assert traceparent.endswith("-01")
+        assert tracing.current_traceparent() is None
+    finally:
+        tracing.shutdown()
+
+
+def test_untraced_nested_spans_stay_in_one_trace(untraced: None) -> None:
+    with tracing.span("request", None, tracing.SERVER) as outer:
+        with tracing.span("handle") as inner:
+            assert inner.split("-")[1] == outer.split("-")[1]
+            assert inner.split("-")[2] != outer.split("-")[2]
+        assert tracing.current_traceparent() == outer
+
+
+def test_untraced_spans_keep_the_parents_flags() -> None:
+    unsampled = PARENT[:-2] + "00"
+    assert tracing.untraced_child(unsampled).endswith("-00")
+    assert tracing.untraced_child(unsampled).split("-")[1] == PARENT.split("-")[1]
+
+
+def test_untraced_span_ids_are_bound_into_log_lines(untraced: None) -> None:
+    with tracing.span("consume", PARENT) as traceparent:
+        bound = structlog.contextvars.get_contextvars()
+        assert bound["trace_id"] == PARENT.split("-")[1]
+        assert bound["span_id"] == traceparent.split("-")[2]
+    assert "trace_id" not in structlog.contextvars.get_contextvars()
+
+
+def test_an_untraced_consume_is_continued_by_its_handling(untraced: None) -> None:
+    tracing.forget_consumed()
+    tracing.consumed("q", "event-1", PARENT)
+    with tracing.handling("event-1", "handle") as traceparent:
+        assert traceparent.split("-")[1] == PARENT.split("-")[1]

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from accounts import web
-from signup_shared import cli
+from signup_shared import cli, webserver
 
 
 @pytest.fixture
@@ -61,3 +61,8 @@ def test_the_server_listens_where_the_settings_say(
 def test_the_command_line_overrides_the_settings(served: list[tuple[Any, str, int]]) -> None:
     web.main(["--host", "127.0.0.2", "--port", "8124"])
     assert served == [(("app of", "accounts"), "127.0.0.2", 8124)]
+
+
+def test_accounts_web_runs_on_uvloop_and_httptools() -> None:
+    """Its dependencies: the cheaper event loop and HTTP parser (see signup_shared.webserver)."""
+    assert webserver.implementations() == ("uvloop", "httptools")

@@ -1,0 +1,103 @@
+"""Side-by-side A/B of CPU per signup: two (or more) private stacks, each running the sources
+of one checkout, with fixed-rate phases interleaved (A B, B A, A B, ...).
+
+On a shared machine single runs wander by 10 % or more; interleaving the variants in one
+session, each in its own stack started at the same time, puts them under the same load. Each
+variant is ``label=PYTHONPATH`` (the ``src`` folders of a checkout, e.g. one made with
+``git archive <commit> | tar -x -C /tmp/a``); an empty path runs this working tree::
+
+    P=$(ls -d /tmp/a/shared/src /tmp/a/contracts/src /tmp/a/services/*/src | paste -sd:)
+    .venv/bin/python tests/bench/ab_bench.py before=$P after=
+
+Environment: ``AB_ROUNDS`` (default 2), ``AB_RATE`` (20), ``AB_SIGNUPS`` (600). Prints one
+line per phase and a table per process (each round's figure), and writes it as JSON to
+``var/bench/ab-<time>.json``. CPU is counted as in ``make bench`` (``e2e_bench.Measure``).
+"""
+
+# ruff: noqa: E402  (the harness lives in tests/, which must be on sys.path first)
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parents[1]
+for folder in (BENCH.parent, BENCH):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+import json
+import os
+import time
+from typing import Any
+
+from e2e_bench import PRODUCTION_ENV, Measure
+from effects import EffectReader
+from loadgen import offer
+from resources import unique
+from system_figures import Phase
+
+from platform_harness.stack import Stack
+from signup_shared.logging import configure_logging
+
+FOLDER = REPO / "var" / "bench"
+
+
+def variants(argv: list[str]) -> dict[str, str]:
+    """``label=PYTHONPATH`` arguments, in order."""
+    found = dict(arg.split("=", 1) for arg in argv if "=" in arg)
+    if not found:
+        raise SystemExit(__doc__)
+    return found
+
+
+def figures(measure: Measure, tag: str, phase: Phase) -> dict[str, Any]:
+    result = measure.phase(tag, phase)
+    assert result.cpu is not None
+    return {
+        "total": round(result.cpu.total_ms, 2),
+        **{name: round(ms, 2) for name, ms in result.cpu.per_signup_ms.items()},
+        "p50": result.end_to_end_ms["p50"],
+        "p99": result.end_to_end_ms["p99"],
+    }
+
+
+def main() -> None:
+    configure_logging("bench", "WARNING", "json")
+    paths = variants(sys.argv[1:])
+    rounds = int(os.environ.get("AB_ROUNDS", "2"))
+    phase = Phase(
+        int(os.environ.get("AB_RATE", "20")),
+        int(os.environ.get("AB_SIGNUPS", "600")),
+        cpu=True,
+        latency=True,
+    )
+    stacks: dict[str, Stack] = {}
+    measures: dict[str, Measure] = {}
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label in paths}
+    try:
+        for label, path in paths.items():
+            env = dict(PRODUCTION_ENV) | ({"PYTHONPATH": path} if path else {})
+            stacks[label] = Stack(name=unique(f"ab{label}"), extra_env=env)
+            stacks[label].start()
+            measures[label] = Measure(stacks[label], EffectReader(stacks[label]), FOLDER, print)
+            offer(measures[label].url, "warmup", 20, 3.0)
+        for number in range(rounds):
+            order = list(paths) if number % 2 == 0 else list(reversed(paths))
+            for label in order:
+                results[label].append(figures(measures[label], f"{label}-r{number}", phase))
+                print(label, number, json.dumps(results[label][-1]), flush=True)
+    finally:
+        for measure in measures.values():
+            measure.reader.close()
+        for stack in stacks.values():
+            stack.close()
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    (FOLDER / f"ab-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
+    names = sorted({name for rows in results.values() for row in rows for name in row})
+    print("\n" + "".join(f"{label:>26}" for label in ["", *paths]))
+    for name in names:
+        cells = [" / ".join(str(row.get(name, "-")) for row in results[label]) for label in paths]
+        print(f"{name[:26]:<26}" + "".join(f"{cell:>26}" for cell in cells))
+
+
+if __name__ == "__main__":
+    main()
