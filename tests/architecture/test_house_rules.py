@@ -81,11 +81,12 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert sql_builders_imported(ast.parse("import sqlalchemy")) == ["sqlalchemy"]
     assert not sql_builders_imported(ast.parse("from sqlalchemy.orm import Session"))
     assert imports_inside_functions(ast.parse("def f():\n    import os\n")) == [2]
-    nested = "class C:\n  def m(self):\n    if x:\n      pass\n    else:\n      try:\n        pass\n"
-    nested += "      except E:\n        async def g():\n          from a import b\n"
+    nested = "class C:\n  def m(self):\n    if x:\n      pass\n    else:\n      try:\n"
+    nested += "        pass\n      except E:\n        async def g():\n          from a import b\n"
     assert imports_inside_functions(ast.parse(nested)) == [10]
     assert imports_inside_functions(ast.parse("import os\nclass C:\n    import re\n")) == []
-    for nested_import in ("def f():\n    import os", "def f(): import os", "def f(): x = 1; import os"):
+    one_line = ("def f(): import os", "def f(): x = 1; import os")
+    for nested_import in ("def f():\n    import os", *one_line):
         assert MAYBE_NESTED_IMPORT.search(f"import re\nfrom a import b\n{nested_import}\n")
     assert not MAYBE_NESTED_IMPORT.search("import re\nfrom a import (\n    b,\n)\n")
     assert _action_modules(), "no action modules found: the layout moved"
