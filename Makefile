@@ -8,7 +8,7 @@ VENV := .venv/bin
 # process compiles its imports again (seconds of CPU each), whatever PYTHONDONTWRITEBYTECODE says.
 PYTEST := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/var/pycache \
 	$(VENV)/python -m pytest -p no:cacheprovider
-UNIT := -m "not integration and not e2e and not faults"
+UNIT := -m "not integration and not e2e and not faults and not external"
 
 .PHONY: help install servers run test lint typecheck architecture unit properties integration e2e faults bench clean cluster-up cluster-down faults-cluster
 

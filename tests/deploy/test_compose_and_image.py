@@ -54,11 +54,13 @@ def check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.external
 def test_compose_file_follows_the_compose_specification() -> None:
     result = check_jsonschema(COMPOSE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.external
 def test_the_schema_catches_a_mistake(compose: dict[str, Any]) -> None:
     """The same schema, in process: a misspelt key fails, the file as it is passes."""
     schema = json.loads(

@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.32.0"  # the kubectl this repository renders with
 CRDS = K8S / "crds"
+# Rendering runs kubectl (and one test git): these tests run in `make test`, not `make unit`.
+external = pytest.mark.external
 
 
 def kubectl() -> str:
@@ -98,6 +100,7 @@ def crd_errors(document: dict[str, Any]) -> list[str]:
 
 
 # The tests ---------------------------------------------------------------------------------------
+@external
 def test_every_builtin_resource_is_valid_for_kubernetes(rendered: list[dict[str, Any]]) -> None:
     builtin = [d for d in rendered if (d["apiVersion"], d["kind"]) not in SCHEMAS]
     assert len(builtin) > 20
@@ -105,6 +108,7 @@ def test_every_builtin_resource_is_valid_for_kubernetes(rendered: list[dict[str,
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
+@external
 def test_a_typo_in_a_builtin_resource_fails(rendered: list[dict[str, Any]]) -> None:
     deployment = copy.deepcopy(of_kind(rendered, "Deployment")["notifications"])
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
@@ -112,6 +116,7 @@ def test_a_typo_in_a_builtin_resource_fails(rendered: list[dict[str, Any]]) -> N
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
+@external
 def test_every_custom_resource_is_valid_for_its_crd(rendered: list[dict[str, Any]]) -> None:
     custom = [d for d in rendered if (d["apiVersion"], d["kind"]) in SCHEMAS]
     kinds = {d["kind"] for d in custom}
@@ -120,6 +125,7 @@ def test_every_custom_resource_is_valid_for_its_crd(rendered: list[dict[str, Any
         assert not crd_errors(document), (document["metadata"]["name"], crd_errors(document))
 
 
+@external
 @pytest.mark.parametrize(
     ("kind", "name", "change"),
     [
@@ -140,6 +146,7 @@ def test_the_crd_schemas_catch_mistakes(
     assert crd_errors(document)
 
 
+@external
 def test_the_base_holds_no_secret_and_no_placeholder() -> None:
     base = render(K8S / "base")
     assert not of_kind(base, "Secret")
@@ -147,6 +154,7 @@ def test_the_base_holds_no_secret_and_no_placeholder() -> None:
         assert "CHANGE-ME" not in path.read_text(), path
 
 
+@external
 def test_secrets_are_generated_from_files_and_referenced_by_their_hashed_names(
     rendered: list[dict[str, Any]],
 ) -> None:
@@ -171,6 +179,7 @@ def test_secrets_are_generated_from_files_and_referenced_by_their_hashed_names(
     assert auth["spec"]["secretTargetRef"][0]["name"] in secrets
 
 
+@external
 def test_the_overlay_keeps_real_secret_files_out_of_git() -> None:
     ignore = (K8S / "overlays" / "production" / "secrets" / ".gitignore").read_text().split()
     assert ignore[:1] == ["*"] or "*" in ignore
@@ -182,6 +191,7 @@ def test_the_overlay_keeps_real_secret_files_out_of_git() -> None:
     assert result.returncode == 0
 
 
+@external
 def test_one_deployment_per_role_with_its_port_probes_and_migration(
     rendered: list[dict[str, Any]],
 ) -> None:
@@ -210,6 +220,7 @@ def _table() -> list[dict[str, Any]]:
     return list(tomllib.loads((REPO / "deploy" / "roles.toml").read_text())["role"])
 
 
+@external
 def test_keda_alone_sets_the_replicas_of_consumers(rendered: list[dict[str, Any]]) -> None:
     deployments = of_kind(rendered, "Deployment")
     scalers = of_kind(rendered, "ScaledObject")
@@ -245,6 +256,7 @@ def test_keda_logs_in_as_the_read_only_monitoring_user() -> None:
     assert "host=http://keda:<password>@rabbitmq:15672/" in example.read_text()
 
 
+@external
 def test_metrics_and_alerts_reach_the_prometheus_operator(rendered: list[dict[str, Any]]) -> None:
     [monitor] = of_kind(rendered, "PodMonitor").values()
     assert monitor["spec"]["selector"]["matchLabels"] == {
@@ -264,6 +276,7 @@ def test_the_base_documents_liveness_and_readiness() -> None:
     assert "livenessProbe" in text and "/healthz" in text and "without the broker" in text
 
 
+@external
 def test_every_role_has_a_disruption_budget(rendered: list[dict[str, Any]]) -> None:
     deployments = of_kind(rendered, "Deployment")
     budgets = of_kind(rendered, "PodDisruptionBudget")
@@ -275,6 +288,7 @@ def test_every_role_has_a_disruption_budget(rendered: list[dict[str, Any]]) -> N
             assert document["metadata"]["namespace"] == "signup-platform"
 
 
+@external
 def test_network_policies_let_services_reach_only_postgres_rabbitmq_dns_and_keys(
     rendered: list[dict[str, Any]],
 ) -> None:

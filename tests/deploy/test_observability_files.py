@@ -107,11 +107,13 @@ def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.external
 def test_promtool_accepts_the_configuration() -> None:
     result = promtool("check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.external
 def test_promtool_accepts_the_compose_configuration(tmp_path: Path) -> None:
     """As compose mounts it: alerts.yml beside it."""
     shutil.copy(DEPLOY / "compose" / "prometheus" / "prometheus.yml", tmp_path)
@@ -120,6 +122,7 @@ def test_promtool_accepts_the_compose_configuration(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.external
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -150,6 +153,7 @@ def test_every_platform_process_is_scraped_where_it_runs() -> None:
     assert {"accounts-relay", "provisioning-relay"} <= names
 
 
+@pytest.mark.external
 def test_alert_rules_pass_their_unit_tests() -> None:
     result = promtool("test", "rules", "alerts_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -69,8 +69,14 @@ def programs(options: ServerOptions) -> dict[str, dict[str, str]]:
     }
 
 
-def test_every_generated_file_matches_the_table() -> None:
-    stale = generate.drifted(generate.generated())
+@pytest.fixture(scope="module")
+def generated() -> dict[Path, str]:
+    """Path -> text of every file generated from the table as it is (rendered once)."""
+    return generate.generated()
+
+
+def test_every_generated_file_matches_the_table(generated: dict[Path, str]) -> None:
+    stale = generate.drifted(generated)
     assert not stale, f"{stale}: run .venv/bin/python deploy/generate.py"
 
 
@@ -162,10 +168,10 @@ def test_compose_services_follow_the_table() -> None:
             assert service["deploy"]["replicas"] == 2
 
 
-def test_no_port_of_the_table_is_written_elsewhere_in_deploy() -> None:
+def test_no_port_of_the_table_is_written_elsewhere_in_deploy(generated: dict[Path, str]) -> None:
     """Ports live in the table (the public API ports of web roles may be quoted in docs)."""
     checked = {
-        *(path.resolve() for path in generate.generated()),
+        *(path.resolve() for path in generated),
         (DEPLOY / "compose" / "compose.yaml").resolve(),
         (DEPLOY / "roles.toml").resolve(),
     }

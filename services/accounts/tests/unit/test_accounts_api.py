@@ -471,7 +471,7 @@ def test_a_safe_correlation_id_is_kept(client: TestClient, state: Calls, supplie
     [
         ("POST", "/signups", {"email": "nope"}, 422),
         ("POST", "/signups", {**VALID, "full_name": "x" * 2000}, 413),
-        ("GET", f"/users/{uuid.uuid4()}", None, 404),
+        ("GET", f"/users/{SUB_ID}", None, 404),
         ("GET", "/nowhere", None, 404),
         ("POST", "/signups", {**VALID, "email": "bug@example.com"}, 500),
     ],
