@@ -95,4 +95,8 @@ def test_contract_rollout_v1_to_v2(
         assert events == v2_copies == SIGNUPS  # every signup went out as v2
         assert 0 < v1_copies < SIGNUPS  # v1 beside it during the window only
         assert (v1_alone, late_v1, unsent) == (0, 0, 0)
-        assert keys == {1: ["accounts.user_signed_up"], 2: ["accounts.user_signed_up.v2"]}
+        assert keys == {
+            1: ["accounts.user_signed_up"],
+            2: ["accounts.user_signed_up.v2"],
+            3: ["accounts.user_signed_up.v3"],  # the sealed copy for the history, every signup
+        }

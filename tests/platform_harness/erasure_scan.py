@@ -46,7 +46,7 @@ OUTSIDE_WORLD = ("mail", "sms", "smtp-sink.log", "sms-sink.log")
 def api_key(stack: Stack, scope: str, client: str = "e2e") -> str:
     """A new key of the internal users API (``accounts keys create``; the key is its 2nd line)."""
     out = stack.command(
-        "accounts-consumer", "accounts", "keys", "create", "--client", client, "--scope", scope
+        "accounts-web", "accounts", "keys", "create", "--client", client, "--scope", scope
     )
     return out.splitlines()[1]
 

@@ -241,7 +241,8 @@ class Stack:
 
     def _create_keys_file(self) -> None:
         argv = ["accounts", "keys", "create", "--client", "history-readers", "--scope", "keys:read"]
-        token = self.command("accounts-consumer", *argv).splitlines()[1]
+        # accounts-web: one process, whatever the number of consumer processes
+        token = self.command("accounts-web", *argv).splitlines()[1]
         self.keys_file.parent.mkdir(parents=True, exist_ok=True)
         self.keys_file.write_text(token + "\n")
         self.keys_file.chmod(0o600)
