@@ -153,6 +153,7 @@ def test_a_batch_is_settled_with_one_multiple_ack_after_the_failures_were_rerout
         FakeMessage.tagged(4, events[2].to_json()),
     ]
     for message in messages:
+        runtime._in_flight += 1
         runtime.handling.work.put((0, subscription, message))  # type: ignore[arg-type]
     batch, last = runtime.handling.take_batch(runtime.handling.work.get())  # type: ignore[arg-type]
     assert (len(batch), last) == (4, False)

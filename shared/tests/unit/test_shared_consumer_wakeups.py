@@ -1,19 +1,12 @@
-"""The consumer's main loop sleeps in select(), woken by frames (or the stop); the handler
-thread settles what it decided itself, so a delivery crosses one thread boundary."""
+"""The consumer's main loop sleeps in select(): woken by frames or by the handler thread."""
 
-import select
 import socket
+import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from signup_shared.events import UserSignedUp
 from signup_shared.messaging.consumer import ConsumerRuntime
-from signup_shared.messaging.subscription import Subscription
-from signup_shared.messaging.topology import ConsumerQueue
-from signup_shared.testing import FakeMessage, FakePublisher, user_signed_up
-
-QUEUE = ConsumerQueue("svc", "accounts.user_signed_up")
+from signup_shared.testing import FakePublisher
 
 
 class FakeBroker:
@@ -42,11 +35,9 @@ class FakeBroker:
         self.peer.close()
 
 
-def runtime(heartbeat: int = 20, subscriptions: Sequence[Subscription] = ()) -> ConsumerRuntime:
+def runtime(heartbeat: int = 20) -> ConsumerRuntime:
     publisher: Any = FakePublisher()
-    return ConsumerRuntime(
-        "svc", "amqp://nowhere", subscriptions, heartbeat=heartbeat, publisher=publisher
-    )
+    return ConsumerRuntime("svc", "amqp://nowhere", [], heartbeat=heartbeat, publisher=publisher)
 
 
 def test_the_idle_wait_is_a_quarter_of_the_heartbeat() -> None:
@@ -66,60 +57,20 @@ def test_every_frame_already_there_is_read_in_one_wake_up() -> None:
         broker.close()
 
 
-def settled_by_the_handler_thread(consumer: ConsumerRuntime, messages: list[FakeMessage]) -> None:
-    [subscription] = consumer.subscriptions
-    consumer.handling.thread.start()
+def test_the_handler_thread_wakes_the_loop_to_settle_its_batch() -> None:
+    consumer, broker = runtime(), FakeBroker()
+    consumer._in_flight = 1
     try:
-        for message in messages:
-            consumer._received += 1  # as ``dispatch`` counts it
-            consumer.handling.submit(subscription, message)
-        deadline = time.monotonic() + 5.0
-        while consumer.in_flight and time.monotonic() < deadline:
-            time.sleep(0.005)
+        threading.Timer(
+            0.01, lambda: (consumer.handling.done.put((0, [])), consumer.handling.wakeup.wake())
+        ).start()
+        started = time.monotonic()
+        consumer._pump(broker, 30.0)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 5.0
+        assert consumer.handling.done.empty()  # settled on this wake-up
+        assert broker.frames == []
     finally:
-        consumer.handling.finish(timeout=5.0)
-
-
-def test_the_handler_thread_settles_its_batch_without_waking_the_loop() -> None:
-    """One hand-off per delivery: to the handler thread, which acks after the handler ran."""
-    handled: list[Any] = []
-    subscription = Subscription(QUEUE, (UserSignedUp,), handled.append)
-    consumer = runtime(subscriptions=[subscription])
-    messages = [FakeMessage.tagged(tag, user_signed_up().to_json()) for tag in (1, 2)]
-    try:
-        settled_by_the_handler_thread(consumer, messages)
-        assert consumer.in_flight == 0
-        assert len(handled) == 2
-        assert sum(len(m.acks) for m in messages) >= 1  # one multiple ack, or one each
-        assert messages[1].acks  # the highest tag is acked in any case
-        ready, _, _ = select.select([consumer.handling.wakeup.fileno()], [], [], 0)
-        assert not ready  # the connection thread was not woken for it
-    finally:
-        consumer.handling.wakeup.close()
-
-
-def test_a_batch_of_a_connection_that_died_is_left_unacked() -> None:
-    subscription = Subscription(QUEUE, (UserSignedUp,), lambda _event: None)
-    consumer = runtime(subscriptions=[subscription])
-    message = FakeMessage.tagged(1, user_signed_up().to_json())
-    [work] = [(0, subscription, message)]
-    generation, results = consumer.handling.decide_batch([work])
-    consumer._lost_connection()  # meanwhile: the broker redelivers it on the new connection
-    consumer._settle_decided(generation, results)
-    assert message.acks == []
-
-
-def test_a_failing_ack_does_not_end_the_handler_thread() -> None:
-    subscription = Subscription(QUEUE, (UserSignedUp,), lambda _event: None)
-    consumer = runtime(subscriptions=[subscription])
-    message = FakeMessage.tagged(1, user_signed_up().to_json())
-
-    def lost(multiple: bool = False) -> None:
-        raise ConnectionResetError("the broker went away")
-
-    message.ack = lost  # type: ignore[method-assign]
-    consumer._settle_decided(*consumer.handling.decide_batch([(0, subscription, message)]))
-    assert consumer.handling.alive
+        broker.close()
 
 
 def test_with_nothing_to_do_the_loop_sleeps_out_its_timeout() -> None:

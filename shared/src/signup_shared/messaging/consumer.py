@@ -3,24 +3,23 @@
 Shaped like a view: read the delivery, decide (``processing``: the handler opens the
 transaction, calls one action and commits), settle (``settling``: ack, or re-publish a copy and
 ack, or reject). The main thread owns the connection: it sleeps in one ``select()`` on the
-broker socket (and a wake-up socket set when the process stops), reads whatever frames
-arrived and hands the deliveries to the handler thread, and keeps heartbeats flowing (it wakes
-at least every quarter of the heartbeat interval, idle or not). Handlers run on the worker
-thread, so a slow handler never starves the heartbeat; that thread also settles what it
-decided, right after the handler returned (i.e. after its commit), so each delivery crosses
-one thread boundary only. The two threads take turns on the connection through one I/O lock:
-the main thread holds it while it reads frames or sends a heartbeat (never while it sleeps),
-the handler thread while it acks. Nothing polls: an idle consumer wakes a few times a minute.
+broker socket and the handler thread's wake-up socket, reads whatever frames arrived, settles
+what the handler thread finished, and keeps heartbeats flowing (it wakes at least every quarter
+of the heartbeat interval, idle or not). It does every ack; handlers run on the worker thread,
+so a slow handler never starves the heartbeat. Acks are sent only after the handler returned,
+i.e. after its commit. Nothing polls: an idle consumer wakes a few times a minute.
 
 Batches: the handler thread (``handler_thread``) decides what is already delivered, each
-queue's share together, and settles them with one ``multiple`` ack of the batch's highest
-delivery tag, after every message of it that needed more was settled alone.
+queue's share together, and hands the decisions back; the main thread settles them with one
+``multiple`` ack of the batch's highest delivery tag, after every message of it that needed
+more was settled alone.
 
 Containment: a delivery whose properties the client cannot decode is read anyway (``frames``)
 and dead-lettered as poison; the handler thread's ``decide`` is the one boundary where nothing
 escapes; the main loop reconnects on any error (deliveries it held are redelivered).
 """
 
+import queue
 import select
 import threading
 import time
@@ -76,11 +75,9 @@ class ConsumerRuntime:
         self.processor = processor or MessageProcessor()
         self.publisher = publisher or ConfirmingPublisher(amqp_url, confirm_timeout, heartbeat)
         self.connected = False
-        self.handling = HandlerThread(self.processor, batch_size, self._settle_decided)
-        self._io = threading.Lock()  # the connection: read and heartbeats here, acks there
-        self._received = 0  # deliveries handed to the handler thread (this thread only)
+        self.handling = HandlerThread(self.processor, batch_size)
+        self._in_flight = 0
         self._ack_multiple = True
-        self._ack_generation = 0
 
     @property
     def batch_size(self) -> int:
@@ -154,13 +151,11 @@ class ConsumerRuntime:
             while not stop.is_set():
                 self._pump(connection, self.idle_wait)
                 if time.monotonic() >= next_report:
-                    with self._io:
-                        self._report_dead_letters(connection)
-                        _drain(connection)  # deliveries read while waiting for the replies
+                    self._report_dead_letters(connection)
+                    _drain(connection)  # deliveries read while waiting for the replies
                     next_report = time.monotonic() + self.dead_letter_report_interval
-            with self._io:
-                for consumer in consumers:
-                    consumer.cancel()
+            for consumer in consumers:
+                consumer.cancel()
             self._finish_in_flight(connection)
             self.connected = False
 
@@ -181,7 +176,7 @@ class ConsumerRuntime:
 
         def dispatch(message: Any) -> None:
             received.inc()
-            self._received += 1
+            self._in_flight += 1
             self.handling.submit(subscription, message)
 
         return dispatch
@@ -205,63 +200,56 @@ class ConsumerRuntime:
         return max(0.5, self.heartbeat / 4) if self.heartbeat else 5.0
 
     def _pump(self, connection: Connection, timeout: float) -> None:
-        """Sleep until frames arrive, the process stops, or ``timeout``; then read every frame
-        there is and check heartbeats (holding the I/O lock only for that)."""
+        """Sleep until frames arrive, the handler thread finished a batch, or ``timeout``;
+        then read every frame there is, check heartbeats and settle what is done."""
         wakeup = self.handling.wakeup
         sock = connection.connection.sock
         readable, _, _ = select.select([sock, wakeup.fileno()], [], [], timeout)
-        with self._io:
-            if readable:
-                wakeup.clear()
-                _drain(connection)
-            connection.heartbeat_check()
+        if readable:
+            wakeup.clear()  # before taking from ``done``: a later batch wakes us again
+            _drain(connection)
+        connection.heartbeat_check()
+        self._apply_done()
 
-    @property
-    def in_flight(self) -> int:
-        """Deliveries handed to the handler thread and not yet done with (settled or skipped)."""
-        return self._received - self.handling.finished - self.handling.skipped
-
-    def _settle_decided(self, generation: int, results: list[Result]) -> None:
-        """On the handler thread, for each decided batch: settle it on its own connection
-        (a batch of a connection that died since is left: the broker redelivers it). Never
-        raises: a lost connection is the main loop's to notice and reconnect."""
-        if not results:
-            return
-        with self._io:
-            if generation != self.handling.generation:
-                return
+    def _apply_done(self, block_for: float | None = None) -> None:
+        while True:
             try:
-                self._settle_batch(results)
-            except Exception as exc:
-                failures.log_failure(log.warning, "consumer.settle_failed", exc)
+                generation, results = (
+                    self.handling.done.get(timeout=block_for)
+                    if block_for
+                    else self.handling.done.get_nowait()
+                )
+            except queue.Empty:
+                return
+            block_for = None
+            if generation != self.handling.generation:
+                continue
+            self._in_flight -= len(results)
+            self._settle_batch(results)
 
     def _settle_batch(self, results: list[Result]) -> None:
-        if self._ack_generation != self.handling.generation:  # a new connection: a clean slate
-            self._ack_generation, self._ack_multiple = self.handling.generation, True
         self._ack_multiple = settle_batch(results, self.publisher, self.service, self._ack_multiple)
 
     def _finish_in_flight(self, connection: Connection) -> None:
-        """On shutdown: skip queued work (the broker requeues it), let the handler thread
-        finish and ack the current batch, keeping heartbeats flowing meanwhile."""
+        """On shutdown: skip queued work (the broker requeues it), finish and ack the current."""
         self._skip_queued()
-        while self.in_flight > 0 and self.worker_alive:
-            time.sleep(0.05)
-            with self._io:
-                connection.heartbeat_check()
+        while self._in_flight > 0 and self.worker_alive:
+            self._apply_done(block_for=0.1)
+            connection.heartbeat_check()
 
     def _skip_queued(self) -> None:
-        with self._io:  # not while the handler thread settles: it reads ``_ack_multiple``
-            skipped = self.handling.skip_queued()
-            if skipped:
-                self._ack_multiple = False  # the skipped stay unacked: acknowledge one by one
+        skipped = self.handling.skip_queued()
         if skipped:
+            self._in_flight -= skipped
+            self._ack_multiple = False  # the skipped stay unacked: acknowledge one by one now
             log.info("consumer.requeued_unstarted", count=skipped)
 
     def _lost_connection(self) -> None:
-        """Deliveries of a dead channel cannot be acked: forget them, the broker redelivers.
-        (Their work items still pass the handler thread, which skips them.)"""
+        """Deliveries of a dead channel cannot be acked: forget them, the broker redelivers."""
         self.connected = False
         self.handling.generation += 1
+        self._in_flight = 0
+        self._ack_multiple = True
 
 
 def _drain(connection: Connection) -> None:

@@ -1,12 +1,10 @@
-"""The handler thread: takes what is already delivered, decides it and settles it.
+"""The handler thread: takes what is already delivered, decides it, hands the results back.
 
 It takes up to ``batch_size`` deliveries that are waiting (never waiting for more), reads them
-(``Delivery.of``), gives each queue's share to the processor and hands the results to
-``on_decided``, which settles them on this thread (the runtime's ``_settle_decided``: the acks
-are written under the connection's I/O lock). So a delivery crosses one thread boundary, from
-the connection thread to this one, and nothing comes back: the connection thread is not woken
-to settle. Work carries the generation of the connection it came from: deliveries of a
-connection that died since cannot be acked and are skipped (the broker redelivers them).
+(``Delivery.of``) and gives each queue's share to the processor; the connection thread settles
+the results, woken by ``wakeup`` (it sleeps in ``select()`` on its socket and that one). Work
+carries the generation of the connection it came from: deliveries of a connection that died
+since cannot be acked and are skipped (the broker redelivers them).
 
 ``decide`` is the one "never raises" boundary of the runtime: a handler's error is a decision
 already; a fault of the runtime itself dead-letters the delivery at fault as ``unprocessable``
@@ -41,21 +39,14 @@ Done = tuple[int, list[Result]]
 
 
 class HandlerThread:
-    def __init__(
-        self,
-        processor: MessageProcessor,
-        batch_size: int,
-        on_decided: Callable[[int, list[Result]], None],
-    ) -> None:
+    def __init__(self, processor: MessageProcessor, batch_size: int) -> None:
         self.processor = processor
         self.batch_size = max(1, batch_size)
         self.stopping = threading.Event()
         self.generation = 0
         self.work: queue.Queue[Work | None] = queue.Queue()
-        self.on_decided = on_decided  # settles a decided batch; never raises
-        self.finished = 0  # work items taken and done with (written by this thread only)
-        self.skipped = 0  # work items dropped unstarted at shutdown (by the connection thread)
-        self.wakeup = Wakeup()  # the connection thread's: readable once the process stops
+        self.done: queue.Queue[Done] = queue.Queue()
+        self.wakeup = Wakeup()  # readable once something is in ``done``
         self.on_death: Callable[[int], None] = os._exit
         self.died = False
         self.thread = threading.Thread(target=self.run, name="handler", daemon=True)
@@ -72,8 +63,8 @@ class HandlerThread:
         try:
             while (first := self.work.get()) is not None:
                 batch, last = self.take_batch(first)
-                self.on_decided(*self.decide_batch(batch))
-                self.finished += len(batch)
+                self.done.put(self.decide_batch(batch))
+                self.wakeup.wake()
                 if last:
                     return
         except BaseException as exc:
@@ -146,7 +137,6 @@ class HandlerThread:
                 return skipped
             if item is not None:
                 skipped += 1
-                self.skipped += 1
 
     def finish(self, timeout: float) -> None:
         """Let the thread finish its current batch and end."""
