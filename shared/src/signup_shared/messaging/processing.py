@@ -183,16 +183,9 @@ class MessageProcessor:
             except KeysUnconfiguredError:
                 break
             except KeyLookupError as exc:
-                backoff = backoff or Backoff(base=0.5, cap=self.outage_backoff_cap)
-                delay = backoff.next()
-                failures.log_failure(
-                    log.warning,
-                    "message.waiting_for_keys",
-                    exc,
-                    queue=subscription.queue.name,
-                    retry_in=round(delay, 2),
-                )
-                if (stopping or threading.Event()).wait(delay):
+                waiting = stopping or threading.Event()
+                backoff, stopped = self._wait_out(backoff, "keys", exc, subscription, waiting)
+                if stopped:
                     return [None] * len(items)
             except Exception:  # each alone, to find which one fails and why
                 break
@@ -258,17 +251,30 @@ class MessageProcessor:
             except Exception as exc:
                 if not failures.is_outage(exc):
                     raise
-                backoff = backoff or Backoff(base=0.5, cap=self.outage_backoff_cap)
-                delay = backoff.next()
-                failures.log_failure(
-                    log.warning,
-                    "message.waiting_for_database",
-                    exc,
-                    queue=subscription.queue.name,
-                    retry_in=round(delay, 2),
-                )
-                if stopping.wait(delay):
+                backoff, stopped = self._wait_out(backoff, "database", exc, subscription, stopping)
+                if stopped:
                     raise DatabaseOutageError from exc
+
+    def _wait_out(
+        self,
+        backoff: Backoff | None,
+        what: str,
+        exc: BaseException,
+        subscription: Subscription,
+        stopping: threading.Event,
+    ) -> tuple[Backoff, bool]:
+        """An outage of ``what`` (the database, the keys service): say so and sleep the next
+        backoff delay; the backoff (built on the first call) and whether the process stops."""
+        backoff = backoff or Backoff(base=0.5, cap=self.outage_backoff_cap)
+        delay = backoff.next()
+        failures.log_failure(
+            log.warning,
+            f"message.waiting_for_{what}",
+            exc,
+            queue=subscription.queue.name,
+            retry_in=round(delay, 2),
+        )
+        return backoff, stopping.wait(delay)
 
     def _handle(self, handler: Handler, envelope: Envelope[Any]) -> None:
         """The handler, retried in process on transient errors (the retrier is built only then)."""
