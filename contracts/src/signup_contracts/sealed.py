@@ -162,7 +162,7 @@ def redacted(data: UserSignedUpV3) -> UserSignedUpV2:
 
 def seal_envelope(envelope: Envelope[UserSignedUpV2], key: bytes) -> Envelope[UserSignedUpV3]:
     """The v3 copy of a v2 event: same id, times, producer and correlation."""
-    return _rewrap(envelope, seal(envelope.data, key, event_id=envelope.id))
+    return rewrap(envelope, seal(envelope.data, key, event_id=envelope.id))
 
 
 def unseal_envelope(
@@ -172,10 +172,11 @@ def unseal_envelope(
     (erased). Raises ``UnsealError`` when a key is given and does not open it."""
     data = envelope.data
     v2 = unseal(data, key, event_id=envelope.id) if key is not None else redacted(data)
-    return _rewrap(envelope, v2)
+    return rewrap(envelope, v2)
 
 
-def _rewrap(envelope: Envelope[Any], data: EventData) -> Envelope[Any]:
+def rewrap(envelope: Envelope[Any], data: EventData) -> Envelope[Any]:
+    """The same event (id, producer, correlation, causation, time) carrying ``data``."""
     return Envelope.wrap(
         data,
         producer=envelope.producer,

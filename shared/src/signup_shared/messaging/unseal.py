@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from signup_contracts import UserSignedUp, UserSignedUpV2, UserSignedUpV3, unseal_envelope
+from signup_contracts.sealed import rewrap
 from signup_shared.events import Envelope, EventData
 from signup_shared.keys import KeyResolver
 
@@ -56,11 +57,4 @@ def _as_read(events: tuple[type[EventData], ...], clear: Envelope[Any]) -> Envel
     if UserSignedUpV2 in events:
         return clear
     v1 = UserSignedUp.model_validate(clear.data.model_dump())  # v1 has no locale
-    return Envelope.wrap(
-        v1,
-        producer=clear.producer,
-        correlation_id=clear.correlation_id,
-        causation_id=clear.causation_id,
-        event_id=clear.id,
-        occurred_at=clear.occurred_at,
-    )
+    return rewrap(clear, v1)
