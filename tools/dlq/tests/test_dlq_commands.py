@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import signal
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
@@ -34,6 +35,7 @@ class FakeBroker:
         self.acked: list[int] = []
         self.confirms = self.closed = False
         self.interrupt_after: int | None = INTERRUPT_AFTER[0]
+        self.ctrl_c_during_publish: dict[int, int] = dict(CTRL_C_DURING_PUBLISH)
         FakeBroker.instances.append(self)
 
     def __enter__(self) -> FakeBroker:
@@ -63,6 +65,8 @@ class FakeBroker:
 
     def publish(self, routing_key: str, body: bytes, properties: Mapping[str, Any]) -> None:
         assert self.confirms, "a replay publishes with confirms only"
+        for _ in range(self.ctrl_c_during_publish.get(len(self.published) + 1, 0)):
+            signal.raise_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
         self.published.append((routing_key, body, dict(properties)))
 
     def ack(self, delivery_tag: int) -> None:
@@ -76,6 +80,7 @@ class FakeBroker:
 
 QUEUED: list[RawMessage] = []
 INTERRUPT_AFTER: list[int | None] = [None]
+CTRL_C_DURING_PUBLISH: dict[int, int] = {}  # publish number -> how many Ctrl-C arrive during it
 FAIL_AGAIN = [False]
 
 
@@ -97,6 +102,7 @@ def dead_letter(tag: int, original_queue: str = ORIGINAL) -> RawMessage:
 def fake_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     QUEUED.clear()
     INTERRUPT_AFTER[0] = None
+    CTRL_C_DURING_PUBLISH.clear()
     FAIL_AGAIN[0] = False
     FakeBroker.instances.clear()
     monkeypatch.setattr(commands, "Broker", FakeBroker)
@@ -244,6 +250,28 @@ def test_an_interrupted_replay_reports_what_moved_and_leaves_the_rest() -> None:
     out = streams.out.getvalue()
     assert f"interrupted: replayed 1 message(s) from {DLQ} to {ORIGINAL}" in out
     assert f"the rest is still in {DLQ}" in out
+
+
+def test_ctrl_c_finishes_the_message_being_moved_then_stops_cleanly() -> None:
+    QUEUED.extend(dead_letter(tag) for tag in (1, 2, 3, 4))
+    CTRL_C_DURING_PUBLISH[2] = 1
+    streams = Streams()
+    assert commands.cmd_replay(args(queue=DLQ, yes=True), streams.context) == EXIT_INTERRUPTED
+    # The second message, published when Ctrl-C came, is acked too: nothing half done.
+    assert broker().acked == [1, 2] and len(broker().published) == 2
+    assert broker().depth(DLQ) == 2
+    assert f"interrupted: replayed 2 message(s) from {DLQ} to {ORIGINAL}" in streams.out.getvalue()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_still_reports() -> None:
+    QUEUED.extend(dead_letter(tag) for tag in (1, 2, 3))
+    CTRL_C_DURING_PUBLISH[2] = 2
+    streams = Streams()
+    assert commands.cmd_replay(args(queue=DLQ, yes=True), streams.context) == EXIT_INTERRUPTED
+    assert broker().acked == [1] and broker().depth(DLQ) == 1  # the 2nd was taken, not acked
+    assert f"interrupted: replayed 1 message(s) from {DLQ} to {ORIGINAL}" in streams.out.getvalue()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # --- show -------------------------------------------------------------------------------------

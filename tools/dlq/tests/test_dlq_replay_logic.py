@@ -326,6 +326,24 @@ def test_interruption_loses_nothing() -> None:
     assert ids(channel.queues[DLQ]) == ["evt-2", "evt-3", "evt-4"]
 
 
+def test_a_stop_requested_during_a_move_finishes_that_move_first() -> None:
+    channel = FakeChannel({DLQ: dead_letters(5), QUEUE: []})
+    replayer = Replayer(channel, DLQ, max_messages=5)
+    channel.on_publish = lambda _queue, _message: (
+        replayer.request_stop() if len(channel.published) == 2 else None
+    )
+    outcome = replayer.run()
+    assert outcome.stopped and outcome.moved == 2
+    assert not channel.unacked
+    assert ids(channel.queues[QUEUE]) == ["evt-0", "evt-1"]
+    assert ids(channel.queues[DLQ]) == ["evt-2", "evt-3", "evt-4"]
+
+
+def test_a_replay_that_ran_to_the_end_was_not_stopped() -> None:
+    channel = FakeChannel({DLQ: dead_letters(2), QUEUE: []})
+    assert not Replayer(channel, DLQ, max_messages=2).run().stopped
+
+
 def test_messages_go_to_their_own_original_queues() -> None:
     messages = dead_letters(1) + dead_letters(2, **{"x-signup-original-queue": "other.q"})
     channel = FakeChannel({DLQ: messages, QUEUE: [], "other.q": []})

@@ -104,6 +104,11 @@ class Broker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is KeyboardInterrupt:
+            # Aborted mid-operation (a second Ctrl-C): a frame may be half written, so the
+            # close handshake could wait forever. The process is exiting; the OS closes the
+            # socket and the broker returns whatever was not acknowledged.
+            return
         self.close()
 
     def close(self) -> None:

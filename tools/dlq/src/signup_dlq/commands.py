@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TextIO
 
@@ -169,23 +171,45 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
             on_moved=lambda _target: progress.advance(task),
         )
         try:
-            with progress:
+            with progress, _first_interrupt_stops(replayer):
                 outcome = replayer.run()
         except KeyboardInterrupt:
-            moved = replayer.outcome
-            ctx.out.print(
-                Text(
-                    f"interrupted: replayed {moved.moved} message(s) from {queue} to "
-                    f"{moved.target_label(fallback)}; the rest is still in {queue}"
-                )
+            outcome = replayer.outcome
+            outcome.stopped = True
+    if outcome.stopped:
+        ctx.out.print(
+            Text(
+                f"interrupted: replayed {outcome.moved} message(s) from {queue} to "
+                f"{outcome.target_label(fallback)}; the rest is still in {queue}"
             )
-            return EXIT_INTERRUPTED
+        )
+        return EXIT_INTERRUPTED
     ctx.out.print(
         Text(
             f"replayed {outcome.moved} message(s) from {queue} to {outcome.target_label(fallback)}"
         )
     )
     return EXIT_OK
+
+
+@contextmanager
+def _first_interrupt_stops(replayer: Replayer) -> Iterator[None]:
+    """Ctrl-C (SIGINT) finishes the message being moved, then stops; a second one aborts.
+
+    Stopping at a message boundary lets the connection close cleanly. An interrupt that lands
+    inside a frame write would leave the broker waiting for the rest of the frame and the
+    close handshake unanswered.
+    """
+
+    def stop(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        replayer.request_stop()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_purge(args: argparse.Namespace, ctx: Context) -> int:

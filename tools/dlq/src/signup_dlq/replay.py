@@ -135,6 +135,7 @@ class ReplayOutcome:
 
     moved: int = 0
     targets: dict[str, int] = field(default_factory=dict)
+    stopped: bool = False  # True when a stop was requested before everything was moved
 
     def record(self, target: str) -> None:
         self.moved += 1
@@ -154,6 +155,9 @@ class Replayer:
 
     ``max_messages`` must be bounded by the DLQ depth seen before starting, so messages that
     fail again and come back into the DLQ during the replay are not replayed a second time.
+
+    :meth:`request_stop` (safe from a signal handler) ends the loop at the next message
+    boundary: the message being moved is finished first, so the connection closes cleanly.
     """
 
     def __init__(
@@ -172,9 +176,16 @@ class Replayer:
         self.clock = clock
         self.on_moved = on_moved
         self.outcome = ReplayOutcome()
+        self._stop_requested = False
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
 
     def run(self) -> ReplayOutcome:
         while self.outcome.moved < self.max_messages:
+            if self._stop_requested:
+                self.outcome.stopped = True
+                break
             message = self.channel.get(self.queue)
             if message is None:
                 break
