@@ -193,13 +193,16 @@ class Management:
             found = self.lookup(path)
             if found is None or found.get("arguments") == wanted["arguments"]:
                 continue
-            if found.get("messages"):
+            # The broker decides emptiness at the moment of deletion (`if-empty`): the message
+            # count the management API shows lags by seconds, in both directions.
+            refused = self.request("DELETE", f"{path}?if-empty=true", expect=(204, 400, 404))
+            if refused is not None:
                 raise CredentialsError(
                     f"retry queue {wanted['name']!r} (vhost {wanted['vhost']!r}) was declared "
-                    f"with other arguments by an older version and holds {found['messages']} "
-                    f"message(s): let them flow back to their queue, then run the setup again"
+                    f"with other arguments by an older version and still holds messages "
+                    f"({refused.get('reason', refused)}): let them flow back to their queue, "
+                    f"then run the setup again"
                 )
-            self.request("DELETE", f"{path}?if-empty=true", expect=(204, 404))
 
     def lookup(self, path: str) -> dict[str, Any] | None:
         found = self.request("GET", path, expect=(200, 404))

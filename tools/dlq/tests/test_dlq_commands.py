@@ -255,23 +255,25 @@ def test_an_interrupted_replay_reports_what_moved_and_leaves_the_rest() -> None:
 def test_ctrl_c_finishes_the_message_being_moved_then_stops_cleanly() -> None:
     QUEUED.extend(dead_letter(tag) for tag in (1, 2, 3, 4))
     CTRL_C_DURING_PUBLISH[2] = 1
+    before = signal.getsignal(signal.SIGINT)
     streams = Streams()
     assert commands.cmd_replay(args(queue=DLQ, yes=True), streams.context) == EXIT_INTERRUPTED
     # The second message, published when Ctrl-C came, is acked too: nothing half done.
     assert broker().acked == [1, 2] and len(broker().published) == 2
     assert broker().depth(DLQ) == 2
     assert f"interrupted: replayed 2 message(s) from {DLQ} to {ORIGINAL}" in streams.out.getvalue()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
 
 
 def test_a_second_ctrl_c_aborts_at_once_and_still_reports() -> None:
     QUEUED.extend(dead_letter(tag) for tag in (1, 2, 3))
     CTRL_C_DURING_PUBLISH[2] = 2
+    before = signal.getsignal(signal.SIGINT)
     streams = Streams()
     assert commands.cmd_replay(args(queue=DLQ, yes=True), streams.context) == EXIT_INTERRUPTED
     assert broker().acked == [1] and broker().depth(DLQ) == 1  # the 2nd was taken, not acked
     assert f"interrupted: replayed 1 message(s) from {DLQ} to {ORIGINAL}" in streams.out.getvalue()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
 
 
 # --- show -------------------------------------------------------------------------------------
