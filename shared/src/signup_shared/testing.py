@@ -22,6 +22,7 @@ from signup_shared import migrations, pytest_servers
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.publisher import PublishError, Ticket
 from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.outbox import outbox_ddl
 from signup_shared.settings import LOCAL_AMQP_URL, LOCAL_POSTGRES_URL
 
 
@@ -124,6 +125,17 @@ def scratch_database(prefix: str) -> Iterator[Engine]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def outbox_database(prefix: str, metadata: sa.MetaData) -> Iterator[Engine]:
+    """A scratch database with ``metadata``'s tables and the outbox's triggers and functions."""
+    with scratch_database(prefix) as engine:
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            for statement in outbox_ddl():
+                connection.execute(sa.text(statement))
+        yield engine
 
 
 @contextlib.contextmanager

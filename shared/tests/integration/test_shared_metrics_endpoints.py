@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 from signup_shared.messaging import queue_metrics
-from signup_shared.outbox import OutboxMixin, outbox_ddl
+from signup_shared.outbox import OutboxMixin
 from signup_shared.outbox.relay import OutboxRelay
 from signup_shared.outbox.runner import run_relay
 from signup_shared.process import HealthServer
-from signup_shared.testing import FakePublisher, amqp_url, scratch_database
+from signup_shared.testing import FakePublisher, amqp_url, outbox_database
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +31,7 @@ class Outbox(OutboxMixin, Base):
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    with scratch_database("metrics") as engine:
-        Base.metadata.create_all(engine)
-        with engine.begin() as connection:
-            for statement in outbox_ddl():
-                connection.execute(text(statement))
+    with outbox_database("metrics", Base.metadata) as engine:
         yield engine
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kombu import Connection, Queue
-from sqlalchemy import Engine, UniqueConstraint, select, text
+from kombu import Queue
+from sqlalchemy import Engine, UniqueConstraint, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
 
 from signup_contracts import seal_envelope
@@ -16,10 +16,9 @@ from signup_contracts.sealed import new_key
 from signup_contracts.testing import user_signed_up_v2
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.messaging.publisher import ConfirmingPublisher
-from signup_shared.messaging.topology import declare, events_exchange
-from signup_shared.outbox import OutboxMixin, outbox_ddl, outbox_values
+from signup_shared.outbox import OutboxMixin, outbox_values
 from signup_shared.outbox.relay import OutboxRelay
-from signup_shared.testing import amqp_url, scratch_database
+from signup_shared.testing import amqp_url, outbox_database
 
 pytestmark = pytest.mark.integration
 
@@ -41,27 +40,8 @@ class Outbox(OutboxMixin, Base):
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    with scratch_database("copies") as engine:
-        Base.metadata.create_all(engine)
-        with engine.begin() as connection:
-            for statement in outbox_ddl():
-                connection.execute(text(statement))
+    with outbox_database("copies", Base.metadata) as engine:
         yield engine
-
-
-@pytest.fixture
-def queue(broker: Connection, producer: str) -> Iterator[Queue]:
-    declare(broker)
-    bound = Queue(
-        f"{producer}.copies",
-        events_exchange,
-        routing_key=f"{producer}.#",
-        durable=False,
-        auto_delete=False,
-    )(broker.default_channel)
-    bound.declare()
-    yield bound
-    bound.delete()
 
 
 def copies(producer: str) -> list[Envelope[Any]]:

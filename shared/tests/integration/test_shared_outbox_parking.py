@@ -9,16 +9,16 @@ from collections.abc import Iterator
 import pytest
 from kombu import Connection, Queue
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
 from signup_shared.messaging.topology import declare, events_exchange
-from signup_shared.outbox import OutboxMixin, outbox_ddl, outbox_values
+from signup_shared.outbox import OutboxMixin, outbox_values
 from signup_shared.outbox.operator import parser, run
 from signup_shared.outbox.parking import ParkedCollector
 from signup_shared.outbox.relay import OutboxRelay
-from signup_shared.testing import FakePublisher, amqp_url, scratch_database, user_signed_up
+from signup_shared.testing import FakePublisher, amqp_url, outbox_database, user_signed_up
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +33,7 @@ class Outbox(OutboxMixin, Base):
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    with scratch_database("parking") as engine:
-        Base.metadata.create_all(engine)
-        with engine.begin() as connection:
-            for statement in outbox_ddl():
-                connection.execute(text(statement))
+    with outbox_database("parking", Base.metadata) as engine:
         yield engine
 
 

@@ -3,7 +3,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from kombu import Connection, Queue
+from kombu import Queue
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -11,28 +11,12 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from signup_contracts.amqp import TRACEPARENT_HEADER
 from signup_shared import tracing
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
-from signup_shared.messaging.topology import declare, events_exchange
-from signup_shared.outbox import OutboxMixin, outbox_ddl
+from signup_shared.outbox import OutboxMixin
 from signup_shared.outbox.listener import NotificationListener
 from signup_shared.outbox.relay import OutboxRelay
-from signup_shared.testing import FakePublisher, amqp_url, scratch_database, user_signed_up
+from signup_shared.testing import FakePublisher, amqp_url, outbox_database, user_signed_up
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def queue(broker: Connection, producer: str) -> Iterator[Queue]:
-    declare(broker)
-    bound = Queue(
-        f"{producer}.events",
-        events_exchange,
-        routing_key=f"{producer}.#",
-        durable=False,
-        auto_delete=False,
-    )(broker.default_channel)
-    bound.declare()
-    yield bound
-    bound.delete()
 
 
 class Base(DeclarativeBase):
@@ -45,11 +29,7 @@ class Outbox(OutboxMixin, Base):
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    with scratch_database("shared") as engine:
-        Base.metadata.create_all(engine)
-        with engine.begin() as connection:
-            for statement in outbox_ddl():
-                connection.execute(text(statement))
+    with outbox_database("shared", Base.metadata) as engine:
         yield engine
 
 

@@ -4,36 +4,19 @@ the client cannot encode."""
 import dataclasses
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 import structlog
-from kombu import Connection, Queue
+from kombu import Queue
 
 from signup_shared.messaging.connection import address
 from signup_shared.messaging.publisher import ConfirmingPublisher, PublishError
-from signup_shared.messaging.topology import declare, events_exchange
 from signup_shared.messaging.wire import OutgoingMessage
 from signup_shared.testing import amqp_url, user_signed_up
 
 pytestmark = pytest.mark.integration
 
 SHORT_HEARTBEAT = 2
-
-
-@pytest.fixture
-def queue(broker: Connection, producer: str) -> Iterator[Queue]:
-    declare(broker)
-    bound = Queue(
-        f"{producer}.events",
-        events_exchange,
-        routing_key=f"{producer}.#",
-        durable=False,
-        auto_delete=False,
-    )(broker.default_channel)
-    bound.declare()
-    yield bound
-    bound.delete()
 
 
 def message(producer: str) -> OutgoingMessage:
