@@ -5,7 +5,8 @@ Runs as the servers' administrators:
 
 - RabbitMQ: ``RABBITMQ_MANAGEMENT_URL`` (default: ``guest`` on 127.0.0.1, RabbitMQ's own
   bootstrap administrator, which RabbitMQ lets log in from loopback only). Posts the definitions
-  of ``deploy/rabbitmq/generate.py`` (topology, users, permissions, topic permissions) to
+  of ``deploy/rabbitmq/generate.py`` (topology; users, permissions, topic permissions from
+  ``deploy/rabbitmq/grants.py``) to
   ``/api/definitions``.
   The history stream's retention comes from ``EVENTS_HISTORY_*`` (``HistorySettings``) when
   the stream is created; an existing stream keeps its arguments (change them with a policy).
@@ -121,7 +122,7 @@ def broker_definitions(
     generate = generator()
     grants = generate.access({name: user for name, (user, _, _) in logins.items()})
     passwords = {user: password for user, password, _ in logins.values()}
-    definitions: dict[str, Any] = generate.access_definitions(grants, passwords, vhost)
+    definitions: dict[str, Any] = generate.grants.access_definitions(grants, passwords, vhost)
     if topology:
         for key, items in generate.topology_definitions().items():
             definitions[key] = [

@@ -159,7 +159,7 @@ def test_retries_and_dead_letters_are_limited_to_the_services_own_queues(
     topic = {
         (p["user"], p["exchange"]): p
         for g in access.values()
-        for p in generate.topic_permissions(g, "/")
+        for p in generate.grants.topic_permissions(g, "/")
     }
     targets = (
         "stats.user_signed_up",
@@ -271,7 +271,7 @@ def test_a_service_may_write_retries_and_dead_letters_only_for_its_own_queues(
     generate: ModuleType, exchange: str, target: str
 ) -> None:
     grant = grants(generate)["stats"]
-    topic = {p["exchange"]: p for p in generate.topic_permissions(grant, "/")}
+    topic = {p["exchange"]: p for p in generate.grants.topic_permissions(grant, "/")}
     assert allowed(grant.write, exchange)  # the exchange, yes; that routing key, no
     assert not allowed(topic[exchange]["write"], target)
     assert allowed(topic[exchange]["write"], target.replace("accounts.space", "stats.user_signed"))
