@@ -74,6 +74,13 @@ faults-cluster: cluster-up
 bench: install servers
 	$(VENV)/python tests/bench/bench.py
 
+# ~2 min, apart from `make bench`: the event history's figures (docs/benchmarks.md, "Event
+# history"): 100,000 sealed signups caught up by audit through a real accounts-web's key
+# lookups, then the CPU the history adds per signup at 100/s. HISTORY_BENCH_ARGS to change.
+.PHONY: bench-history
+bench-history: install servers
+	$(VENV)/python tests/bench/history_bench.py $(or $(HISTORY_BENCH_ARGS),--events 100000 --cpu-seconds 15)
+
 # Every tier in one session; property tests at the budget CI has always run (profile ci).
 test: install servers lint typecheck architecture
 	HYPOTHESIS_PROFILE=ci $(PYTEST) --durations=10
