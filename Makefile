@@ -16,7 +16,7 @@ help:
 	@echo "make run    start the whole system (servers, databases, topology, all services)"
 	@echo "           under supervisord; CONSUMER_PROCESSES=N make run: N processes per consumer"
 	@echo "make test   lint, type checks, architecture contracts, unit, integration and e2e tests"
-	@echo "make unit | properties | integration | e2e | faults | bench | lint | typecheck | architecture"
+	@echo "make unit | properties | integration | e2e | faults | bench | bench-history | lint | typecheck | architecture"
 	@echo "           unit: the unit tests only (a small property-test budget); properties: the"
 	@echo "           property tests with a large budget; faults: the whole fault matrix"
 	@echo "make cluster-up | cluster-down | faults-cluster   local three-node RabbitMQ cluster"
