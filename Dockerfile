@@ -32,10 +32,12 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --all-packages --no-editable
 
 FROM ${PYTHON_IMAGE} AS runtime
+# /app/var/keys and var/spaces exist, owned by the service user, so the compose volumes mounted
+# there start writable by it (a new named volume takes its mount point's owner).
 RUN groupadd --system --gid 10001 signup \
  && useradd --system --uid 10001 --gid signup --home-dir /app --no-create-home signup \
- && mkdir -p /app/var \
- && chown signup:signup /app/var
+ && mkdir -p /app/var/keys /app/var/spaces \
+ && chown -R signup:signup /app/var
 COPY --from=builder /app/.venv /app/.venv
 # HEALTH_PORT: the port whose /healthz the HEALTHCHECK asks (the process's *_WEB_PORT,
 # *_CONSUMER_HEALTH_PORT or *_RELAY_HEALTH_PORT).

@@ -16,7 +16,7 @@ help:
 	@echo "make run    start the whole system (servers, databases, topology, all services)"
 	@echo "           under supervisord; CONSUMER_PROCESSES=N make run: N processes per consumer"
 	@echo "make test   lint, type checks, architecture contracts, unit, integration and e2e tests"
-	@echo "make unit | properties | integration | e2e | faults | bench | lint | typecheck | architecture"
+	@echo "make unit | properties | integration | e2e | faults | bench | bench-history | lint | typecheck | architecture"
 	@echo "           unit: the unit tests only (a small property-test budget); properties: the"
 	@echo "           property tests with a large budget; faults: the whole fault matrix"
 	@echo "make cluster-up | cluster-down | faults-cluster   local three-node RabbitMQ cluster"
@@ -73,6 +73,13 @@ faults-cluster: cluster-up
 # service in the scale-out repeat of the 100/s phase (default 2, 1 skips it).
 bench: install servers
 	$(VENV)/python tests/bench/bench.py
+
+# ~2 min, apart from `make bench`: the event history's figures (docs/benchmarks.md, "Event
+# history"): 100,000 sealed signups caught up by audit through a real accounts-web's key
+# lookups, then the CPU the history adds per signup at 100/s. HISTORY_BENCH_ARGS to change.
+.PHONY: bench-history
+bench-history: install servers
+	$(VENV)/python tests/bench/history_bench.py $(or $(HISTORY_BENCH_ARGS),--events 100000 --cpu-seconds 15)
 
 # Every tier in one session; property tests at the budget CI has always run (profile ci).
 test: install servers lint typecheck architecture

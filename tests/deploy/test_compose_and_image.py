@@ -24,6 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose" / "compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
+RUN_SH = REPO / "deploy" / "run.sh"
 CONSUMERS = ("accounts-consumer", "notifications", "provisioning", "stats")
 
 
@@ -127,6 +128,54 @@ def test_every_consumer_runs_twice_and_every_service_has_its_own_credentials(
                 urls = value.split(";")
                 assert len(urls) == 3, f"{name}: {variable} lists every node"
                 assert all(url.startswith(f"amqp://{user}:") for url in urls), name
+
+
+def test_every_consuming_service_reads_users_data_keys_from_accounts_web(
+    compose: dict[str, Any],
+) -> None:
+    """The readers of the sealed history (docs/erasure.md) get accounts-web's URL and a keys:read
+    key file that the data-keys one-shot writes before they start: the same services as
+    `make run` (deploy/run.sh) and the Kubernetes Secrets give keys to."""
+    services = compose["services"]
+    readers = {
+        name
+        for name, service in services.items()
+        if service.get("command", [None, None])[1:2] == ["consume"] and name != "accounts-consumer"
+    }
+    k8s = {
+        path.name.split(".")[0]
+        for path in (REPO / "deploy" / "k8s" / "overlays" / "production" / "secrets").iterdir()
+        if "_KEYS_URL=http://accounts-web" in path.read_text()
+    }
+    run_sh = re.search(r"for service in ([a-z ]+); do\n  file=var/keys/", RUN_SH.read_text())
+    assert run_sh, "deploy/run.sh makes one key per consuming service"
+    assert (
+        readers
+        == k8s
+        == set(run_sh.group(1).split())
+        == {"notifications", "provisioning", "stats", "audit"}
+    )
+    one_shot = services["data-keys"]
+    assert one_shot["command"][:2] == ["sh", "-c"]
+    script = one_shot["command"][2]
+    assert f"for s in {run_sh.group(1)}; do" in script
+    assert 'accounts keys create --client "$$s" --scope keys:read' in script
+    assert one_shot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "data-keys:/app/var/keys" in one_shot["volumes"]
+    web_port = services["accounts-web"]["environment"]["ACCOUNTS_WEB_PORT"]
+    for name in sorted(readers):
+        prefix = name.upper()
+        environment = services[name]["environment"]
+        assert environment[f"{prefix}_KEYS_URL"] == f"http://accounts-web:{web_port}", name
+        assert environment[f"{prefix}_KEYS_API_KEY_FILE"] == f"/app/var/keys/{name}.key", name
+        assert f"{prefix}_KEYS_API_KEY" not in environment, name  # the file, not a literal
+        assert "data-keys:/app/var/keys:ro" in services[name]["volumes"], name
+        depends = services[name]["depends_on"]
+        assert depends["data-keys"]["condition"] == "service_completed_successfully", name
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+    assert "data-keys" in compose["volumes"]
+    runtime = DOCKERFILE.read_text().split("AS runtime", 1)[1]
+    assert "mkdir -p /app/var/keys" in runtime  # a new volume there is the service user's
 
 
 def test_there_is_one_compose_file() -> None:
