@@ -354,6 +354,6 @@ def test_only_a_dlq_is_walked() -> None:
 
 
 def test_the_kept_summary_names_each_reason() -> None:
-    outcome = DropOutcome(dropped=1, kept=Counter({Keep.NOT_ERASED: 2, Keep.NO_USER_ID: 1}))
-    assert outcome.kept_summary() == "kept 3 (user not erased: 2, no user id: 1)"
+    outcome = DropOutcome(dropped=1, kept=Counter({Keep.NO_USER_ID: 3, Keep.NOT_ERASED: 2}))
+    assert outcome.kept_summary() == "kept 5 (user not erased: 2, no user id: 3)"
     assert DropOutcome().kept_summary() == "kept 0"

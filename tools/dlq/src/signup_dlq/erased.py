@@ -109,7 +109,7 @@ class DropOutcome:
         total = self.kept.total()
         if not total:
             return "kept 0"
-        reasons = ", ".join(f"{keep.value}: {n}" for keep, n in self.kept.most_common())
+        reasons = ", ".join(f"{keep.value}: {self.kept[keep]}" for keep in Keep if self.kept[keep])
         return f"kept {total} ({reasons})"
 
 
