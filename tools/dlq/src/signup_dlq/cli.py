@@ -1,4 +1,5 @@
-"""``signup-dlq``: list, show, replay and purge the dead-letter queues of the Signup Platform."""
+"""``signup-dlq``: list, show, replay and purge the dead-letter queues of the Signup Platform,
+and drop the dead letters of erased users."""
 
 from __future__ import annotations
 
