@@ -20,7 +20,13 @@ from signup_dlq.erased import (
     UserStatus,
     subject_of,
 )
-from signup_dlq.errors import EXIT_ERROR, AccountsApiError, PublishFailedError, UsageError
+from signup_dlq.errors import (
+    EXIT_ERROR,
+    AccountsApiError,
+    BrokerUnavailableError,
+    PublishFailedError,
+    UsageError,
+)
 
 DLQ = "notifications.user_signed_up.dlq"
 ERASED = uuid.UUID("00000000-0000-4000-8000-00000000000e")
@@ -357,3 +363,17 @@ def test_the_kept_summary_names_each_reason() -> None:
     outcome = DropOutcome(dropped=1, kept=Counter({Keep.NO_USER_ID: 3, Keep.NOT_ERASED: 2}))
     assert outcome.kept_summary() == "kept 5 (user not erased: 2, no user id: 3)"
     assert DropOutcome().kept_summary() == "kept 0"
+
+
+def test_a_dry_run_that_loses_the_broker_reports_the_broker_error() -> None:
+    channel = FakeChannel(mixed())
+    accounts = FakeAccounts(ACCOUNTS, fail_on=2)
+
+    def broker_gone(delivery_tag: int) -> None:
+        raise BrokerUnavailableError("lost the connection to the broker")
+
+    channel.requeue = broker_gone  # type: ignore[method-assign]
+    with pytest.raises(AccountsApiError, match="503"):
+        ErasedDropper(channel, DLQ, accounts, max_messages=6, dry_run=True).run()
+    channel.close()  # what the broker does once the connection is gone
+    assert channel.names() == [m.properties["message_id"] for m in mixed()]

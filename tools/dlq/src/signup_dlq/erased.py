@@ -14,6 +14,7 @@ this tool does not know, bodies that are not a JSON envelope, and users accounts
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import uuid
 from collections import Counter
@@ -191,7 +192,9 @@ class ErasedDropper:
                     break
                 self._handle(message)
         except DlqError as exc:
-            self._give_back_held()
+            # If the connection is gone, the broker gives the held messages back itself.
+            with contextlib.suppress(DlqError):
+                self._give_back_held()
             raise _stopped_error(exc, self.queue, self.outcome) from exc
         self._give_back_held()
         return self.outcome
