@@ -20,7 +20,7 @@ CLOSED_HTTP = "http://guest:secret@127.0.0.1:1"
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("list", "show", "replay", "purge"):
+    for command in ("list", "show", "replay", "purge", "drop-erased"):
         assert command in out
 
 
@@ -57,6 +57,8 @@ def test_connection_options_work_before_and_after_the_command() -> None:
         ["purge", "notifications.user_signed_up", "--yes"],
         ["show", "notifications.user_signed_up"],
         ["replay", "notifications.user_signed_up.retry.5000", "--yes"],
+        ["drop-erased", "notifications.user_signed_up", "--yes"],
+        ["drop-erased", "notifications.user_signed_up", "--dry-run"],
     ],
 )
 def test_refuses_queues_that_are_not_dlqs(
@@ -68,7 +70,7 @@ def test_refuses_queues_that_are_not_dlqs(
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("command", ["replay", "purge"])
+@pytest.mark.parametrize("command", ["replay", "purge", "drop-erased"])
 def test_refuses_without_yes_when_not_a_tty(
     command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,6 +79,40 @@ def test_refuses_without_yes_when_not_a_tty(
     err = capsys.readouterr().err
     assert "without --yes" in err
     assert err.count("\n") == 1
+
+
+def test_drop_erased_without_an_api_key_is_a_usage_error_before_the_broker(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIGNUP_DLQ_ACCOUNTS_API_KEY", raising=False)
+    monkeypatch.delenv("SIGNUP_DLQ_ACCOUNTS_API_KEY_FILE", raising=False)
+    monkeypatch.setattr(broker_module.pika, "BlockingConnection", _no_broker)
+    assert main(["drop-erased", "x.dlq", "--yes", "--amqp-url", CLOSED_AMQP]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: set SIGNUP_DLQ_ACCOUNTS_API_KEY or")
+    assert err.count("\n") == 1
+
+
+def test_drop_erased_takes_no_api_key_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    # An argument would show in ps: the key comes from the environment only.
+    assert main(["drop-erased", "x.dlq", "--api-key", "sk_x_0123456789abcdef_00"]) == 2
+    assert "unrecognized arguments: --api-key" in capsys.readouterr().err
+
+
+def test_drop_erased_options() -> None:
+    args = build_parser().parse_args(
+        ["drop-erased", "x.dlq", "--dry-run", "--accounts-url", "http://accounts:8000", "-y"]
+    )
+    assert (args.queue, args.dry_run, args.accounts_url, args.yes) == (
+        "x.dlq",
+        True,
+        "http://accounts:8000",
+        True,
+    )
+
+
+def _no_broker(parameters: Any) -> None:
+    raise AssertionError("the broker must not be contacted")
 
 
 @pytest.mark.integration  # tries a real (closed) port

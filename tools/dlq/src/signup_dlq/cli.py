@@ -1,4 +1,5 @@
-"""``signup-dlq``: list, show, replay and purge the dead-letter queues of the Signup Platform."""
+"""``signup-dlq``: list, show, replay and purge the dead-letter queues of the Signup Platform,
+and drop the dead letters of erased users."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from rich.text import Text
 from signup_dlq import __version__
 from signup_dlq.commands import Context, cmd_list, cmd_purge, cmd_replay, cmd_show
 from signup_dlq.config import (
+    ACCOUNTS_API_KEY_ENV,
+    ACCOUNTS_API_KEY_FILE_ENV,
+    ACCOUNTS_URL_ENV,
     AMQP_URL_ENV,
+    DEFAULT_ACCOUNTS_URL,
     MANAGEMENT_URL_ENV,
     mask_credentials,
     resolve_amqp_url,
     resolve_management_url,
 )
+from signup_dlq.erased_command import cmd_drop_erased
 from signup_dlq.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -66,7 +72,10 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="signup-dlq",
-        description="Inspect, replay and purge the dead-letter queues (<queue>.dlq).",
+        description=(
+            "Inspect, replay and purge the dead-letter queues (<queue>.dlq); drop the dead "
+            "letters of erased users."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _connection_options(parser, None)
@@ -110,6 +119,32 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("queue", metavar="QUEUE", help="dead-letter queue (<queue>.dlq)")
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(handler=cmd_purge)
+
+    drop = commands.add_parser(
+        "drop-erased",
+        parents=[common],
+        help="drop the dead letters of erased users (asks accounts), keep the others",
+        description=(
+            "Walks the DLQ once: a dead letter with personal data in clear (UserSignedUp v1/v2) "
+            "of a user accounts answers 410 Gone for is dropped; every other message is put "
+            f"back unchanged. The API key (scope users:read) comes from ${ACCOUNTS_API_KEY_ENV} "
+            f"or the file named by ${ACCOUNTS_API_KEY_FILE_ENV}, never from an argument."
+        ),
+    )
+    drop.add_argument("queue", metavar="QUEUE", help="dead-letter queue (<queue>.dlq)")
+    drop.add_argument(
+        "--accounts-url",
+        default=None,
+        metavar="URL",
+        help=(f"accounts' internal API (default: ${ACCOUNTS_URL_ENV} or {DEFAULT_ACCOUNTS_URL})"),
+    )
+    drop.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be dropped and change nothing (the messages are given back)",
+    )
+    drop.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    drop.set_defaults(handler=cmd_drop_erased)
     return parser
 
 
@@ -150,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stdout=sys.stdout,
         interactive=sys.stdin is not None and sys.stdin.isatty(),
         ask=input,
+        environ=os.environ,
     )
     handler: Callable[[argparse.Namespace, Context], int] = args.handler
     try:

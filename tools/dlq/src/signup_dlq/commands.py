@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import TextIO
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -45,9 +45,16 @@ class Context:
     stdout: TextIO
     interactive: bool
     ask: Callable[[str], str]
+    environ: Mapping[str, str] = field(default_factory=dict)
 
 
-def _require_dlq(queue: str, action: str) -> None:
+class Stoppable(Protocol):
+    """A walk over a queue that can be asked to stop at the next message (signal-safe)."""
+
+    def request_stop(self) -> None: ...
+
+
+def require_dlq(queue: str, action: str) -> None:
     if not is_dlq_name(queue):
         raise UsageError(
             f"refusing to {action} {queue!r}: not a dead-letter queue "
@@ -55,19 +62,32 @@ def _require_dlq(queue: str, action: str) -> None:
         )
 
 
-def _require_confirmation_possible(ctx: Context, action: str, queue: str, yes: bool) -> None:
+def require_confirmation_possible(ctx: Context, action: str, queue: str, yes: bool) -> None:
     if not yes and not ctx.interactive:
         raise UsageError(
             f"refusing to {action} {queue} without --yes: stdin is not a terminal to confirm on"
         )
 
 
-def _confirm(ctx: Context, question: str) -> bool:
+def confirm(ctx: Context, question: str) -> bool:
     try:
         answer = ctx.ask(question)
     except EOFError:
         return False
     return answer.strip().lower() in {"y", "yes"}
+
+
+def progress_bar(ctx: Context, verb: str) -> Progress:
+    """A progress bar on stderr, shown only on a terminal."""
+    return Progress(
+        TextColumn(f"{verb} {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ctx.err,
+        disable=not ctx.err.is_terminal,
+        transient=False,
+    )
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -106,7 +126,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     queue: str = args.queue
-    _require_dlq(queue, "show")
+    require_dlq(queue, "show")
     with Broker(ctx.amqp_url) as broker:
         depth = broker.depth(queue)
         messages = broker.peek(queue, args.limit) if depth else []
@@ -134,8 +154,8 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
     queue: str = args.queue
-    _require_dlq(queue, "replay")
-    _require_confirmation_possible(ctx, "replay", queue, args.yes)
+    require_dlq(queue, "replay")
+    require_confirmation_possible(ctx, "replay", queue, args.yes)
     fallback = default_target(queue)
     with Broker(ctx.amqp_url) as broker:
         depth = broker.depth(queue)
@@ -146,7 +166,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
             ctx.out.print(Text(f"{queue} is empty"))
             ctx.out.print(Text(f"replayed 0 message(s) from {queue} to {fallback}"))
             return EXIT_OK
-        if not args.yes and not _confirm(
+        if not args.yes and not confirm(
             ctx,
             f"Replay {to_move} message(s) from {queue} to their original queue "
             f"({fallback})? [y/N] ",
@@ -154,15 +174,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
             ctx.out.print(Text("aborted: nothing replayed"))
             return EXIT_ERROR
         broker.enable_confirms()
-        progress = Progress(
-            TextColumn("replaying {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=ctx.err,
-            disable=not ctx.err.is_terminal,
-            transient=False,
-        )
+        progress = progress_bar(ctx, "replaying")
         task = progress.add_task(queue, total=to_move)
         replayer = Replayer(
             broker,
@@ -171,7 +183,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
             on_moved=lambda _target: progress.advance(task),
         )
         try:
-            with progress, _first_interrupt_stops(replayer):
+            with progress, first_interrupt_stops(replayer):
                 outcome = replayer.run()
         except KeyboardInterrupt:
             outcome = replayer.outcome
@@ -193,7 +205,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
 
 
 @contextmanager
-def _first_interrupt_stops(replayer: Replayer) -> Iterator[None]:
+def first_interrupt_stops(walk: Stoppable) -> Iterator[None]:
     """Ctrl-C (SIGINT) finishes the message being moved, then stops; a second one aborts.
 
     Stopping at a message boundary lets the connection close cleanly. An interrupt that lands
@@ -203,7 +215,7 @@ def _first_interrupt_stops(replayer: Replayer) -> Iterator[None]:
 
     def stop(_signum: int, _frame: object) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        replayer.request_stop()
+        walk.request_stop()
 
     previous = signal.signal(signal.SIGINT, stop)
     try:
@@ -214,14 +226,14 @@ def _first_interrupt_stops(replayer: Replayer) -> Iterator[None]:
 
 def cmd_purge(args: argparse.Namespace, ctx: Context) -> int:
     queue: str = args.queue
-    _require_dlq(queue, "purge")
-    _require_confirmation_possible(ctx, "purge", queue, args.yes)
+    require_dlq(queue, "purge")
+    require_confirmation_possible(ctx, "purge", queue, args.yes)
     with Broker(ctx.amqp_url) as broker:
         depth = broker.depth(queue)
         if depth == 0:
             ctx.out.print(Text(f"{queue} is already empty: purged 0 message(s)"))
             return EXIT_OK
-        if not args.yes and not _confirm(ctx, f"Purge {depth} messages from {queue}? [y/N] "):
+        if not args.yes and not confirm(ctx, f"Purge {depth} messages from {queue}? [y/N] "):
             ctx.out.print(Text("aborted: nothing purged"))
             return EXIT_ERROR
         purged = broker.purge(queue)

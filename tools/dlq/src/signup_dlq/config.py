@@ -20,6 +20,12 @@ OPERATOR_AMQP_URL_ENV = "SIGNUP_DLQ_AMQP_URL"
 OPERATOR_MANAGEMENT_URL_ENV = "SIGNUP_DLQ_MANAGEMENT_URL"
 AMQP_URL_ENV = "AMQP_URL"
 MANAGEMENT_URL_ENV = "RABBITMQ_MANAGEMENT_URL"
+# ``drop-erased`` asks accounts' internal API (``GET /users/{id}``, scope ``users:read``) which
+# users were erased. The API key comes from the environment only: an argument shows in ``ps``.
+DEFAULT_ACCOUNTS_URL: Final = "http://127.0.0.1:8000"
+ACCOUNTS_URL_ENV: Final = "SIGNUP_DLQ_ACCOUNTS_URL"
+ACCOUNTS_API_KEY_ENV: Final = "SIGNUP_DLQ_ACCOUNTS_API_KEY"
+ACCOUNTS_API_KEY_FILE_ENV: Final = "SIGNUP_DLQ_ACCOUNTS_API_KEY_FILE"
 NODE_SEPARATOR: Final = ";"
 """Between the nodes of a cluster in one AMQP URL setting, as the services read it."""
 # ``scheme://user:password@`` inside any text (an exception message, a hand-built line).
@@ -42,6 +48,11 @@ def resolve_management_url(cli_value: str | None, env: Mapping[str, str]) -> str
         or env.get(MANAGEMENT_URL_ENV)
         or DEFAULT_MANAGEMENT_URL
     )
+
+
+def resolve_accounts_url(cli_value: str | None, env: Mapping[str, str]) -> str:
+    """``--accounts-url``, else ``$SIGNUP_DLQ_ACCOUNTS_URL``, else the local accounts web."""
+    return (cli_value or env.get(ACCOUNTS_URL_ENV) or DEFAULT_ACCOUNTS_URL).rstrip("/")
 
 
 def amqp_urls(setting: str) -> list[str]:

@@ -34,3 +34,8 @@ class ManagementApiError(DlqError):
 
 class PublishFailedError(DlqError):
     """A replayed message was returned (unroutable) or nacked by the broker."""
+
+
+class AccountsApiError(DlqError):
+    """Accounts' internal API could not say whether a user was erased (unreachable, 5xx,
+    refused key, an answer that is not accounts')."""
