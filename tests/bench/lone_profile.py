@@ -5,16 +5,16 @@ process profiled at once, plus the CPU per signup of the same window.
     LONE_RATE=100 LONE_SECONDS=10 .venv/bin/python tests/bench/lone_profile.py
 
 Each platform process gets ``py-spy record --nonblocking -r 200`` without ``--gil`` and without
-``--idle`` (every thread that is on a CPU is sampled, threads asleep in ``select``/``futex`` are
-left out), so the samples count CPU, whatever thread spends it. ``LONE_TOOL=strace`` runs
+``--idle``: the threads the OS shows running are sampled, those asleep in ``select``/``futex``
+are left out (not exactly: without ``--gil`` some waiting shows up as CPU). ``LONE_GIL=1``
+samples only the thread holding the GIL (Python CPU time). ``LONE_TOOL=strace`` runs
 ``strace -c -f`` on each process instead (system calls per signup; it slows the processes, so
-its CPU figures are not to be read then); ``LONE_TOOL=none`` neither (clean CPU figures);
-``LONE_GIL=1`` samples only the thread holding the GIL (Python CPU time).
+its CPU figures are not to be read then); ``LONE_TOOL=none`` neither (clean CPU figures).
 Whatever the tool, the CPU of every thread of every platform process is read from
-``/proc/<pid>/task/<tid>/stat`` before and after (``threads.txt``, threads named by
-``py-spy dump``): exact, where py-spy's sampling without ``--gil`` counts some waiting as CPU. ``PYTHONPATH`` (``LONE_PYTHONPATH``) runs another
-checkout's sources, as ``ab_bench`` does. Output: ``var/bench/lone-<time>/`` (raw collapsed
-stacks, ``*-top.txt``, ``strace-*.txt``, ``cpu.json``).
+``/proc/<pid>/task/<tid>/stat`` before and after (exact; ``threads.txt``, threads named by
+``py-spy dump``). ``LONE_PYTHONPATH`` runs another checkout's sources, as ``ab_bench`` does.
+Output: ``var/bench/lone-<rate>-<time>/`` (raw collapsed stacks, ``*-top.txt``,
+``strace-*.txt``, ``threads.txt``, ``cpu.json``).
 """
 
 # ruff: noqa: E402  (the harness lives in tests/, which must be on sys.path first)
@@ -28,8 +28,8 @@ for folder in (BENCH.parent, BENCH):
         sys.path.insert(0, str(folder))
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -107,9 +107,8 @@ def thread_names(pid: int) -> dict[int, str]:
         if found:
             current = int(found["tid"], 0)
             names[current] = found["name"]
-        elif current is not None and line.startswith("    ") and current in names:
-            if "@" not in names[current]:
-                names[current] += " @ " + line.strip().split(" (")[0]
+        elif current in names and line.startswith("    ") and "@" not in names[current]:
+            names[current] += " @ " + line.strip().split(" (")[0]  # the innermost frame
     return names
 
 
