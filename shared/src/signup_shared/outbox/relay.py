@@ -1,19 +1,16 @@
 """The outbox relay: publishes pending rows in batches and marks them sent after the confirm.
 
-- ``SELECT ... FOR UPDATE SKIP LOCKED`` lets several relays share one outbox without overlap.
-- Row locks are held while the batch is published, so a relay that dies mid-batch leaves its
-  rows pending for the next one (they may be published twice; consumers deduplicate).
+- ``SELECT ... FOR UPDATE SKIP LOCKED`` lets several relays share one outbox without overlap;
+  the row locks are held while the batch is published, so a relay that dies mid-batch leaves
+  its rows pending for the next one (published twice, maybe; consumers deduplicate).
 - A row that cannot be published (the client cannot encode it: parked at once; the broker
-  refused it ``park_after`` times, held back longer after each refusal: parked then,
-  ``signup_shared.outbox.holds``) is parked and counted
-  (``signup_relay_parked_total``, gauge ``signup_outbox_parked_rows``); the rest of its batch is
-  marked sent, so no row holds back the rows behind it. Refusals cost no extra round trip for
-  the good rows: they are recorded in the batch's own transaction, with its ``sent`` mark.
-- It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger,
-  ``signup_shared.outbox.listener``; nothing runs while nothing happens) with a long poll
-  timeout as a safety net (``poll_interval``, 30 s in the services), and prunes rows sent
-  longer ago than the retention period (checked after each round of work, and at least once a
-  safety poll).
+  refused it ``park_after`` times, held back longer after each refusal, ``outbox.holds``) is
+  parked and counted (``signup_relay_parked_total``, gauge ``signup_outbox_parked_rows``); the
+  rest of its batch is marked sent, in the same transaction as the refusals.
+- It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger, ``outbox.listener``:
+  nothing runs while nothing happens) with a long safety poll (``poll_interval``, 30 s in the
+  services), and prunes rows sent longer ago than the retention period (checked after each
+  round of work, so at least once a safety poll).
 """
 
 import threading
@@ -108,14 +105,12 @@ class OutboxRelay:
         return marked
 
     def publish_pending(self) -> int:
-        """Publish batches until no pending row is free to take; returns how many were sent.
+        """Publish batches until a batch is not full; returns how many rows were sent.
 
-        A pipeline keeps the database and the broker busy at once: while one batch waits for
-        its confirms, the next is already selected (on a helper thread) and written to the
-        broker, and the one before is being marked sent (on another). Each batch is its own
-        transaction, holding its rows' locks until they are marked sent or released. A batch
-        that is not full (the usual case at low rates) needs no pipeline: it is claimed,
-        published and marked on this thread, with no hand-off.
+        Full batches are pipelined: while one waits for its confirms, the next is selected (on
+        a helper thread) and written, and the one before is marked sent (on another); each is
+        its own transaction, holding its rows' locks until marked or released. A batch that is
+        not full (the usual case at low rates) is claimed, published and marked on this thread.
         """
         claim: _Claim | None = self._claim()
         next_claim: Future[_Claim | None] | None = None
@@ -250,10 +245,8 @@ class OutboxRelay:
                 log.info("outbox.pruned", rows=pruned)
 
     def run(self, stop: threading.Event) -> None:
-        """Relay until ``stop`` is set; survives broker and database outages with backoff."""
-        backoff = Backoff()
-        wakeups = NotificationListener(self.engine)
-        wake_when_set(stop, wakeups.wakeup)
+        """Relay until ``stop`` is set (``follow``), with the outbox's metrics collectors; then
+        release the helper threads."""
         collectors = [
             metrics.OutboxCollector(self.service, self.backlog),
             ParkedCollector(self.service, self.parked),
@@ -261,6 +254,21 @@ class OutboxRelay:
         for collector in collectors:
             metrics.register(collector)
         log.info("relay.started", batch_size=self.batch_size)
+        try:
+            self.follow(stop)
+        finally:
+            for collector in collectors:
+                metrics.unregister(collector)
+            self.close()
+            log.info("relay.stopped")
+
+    def follow(self, stop: threading.Event) -> None:
+        """Publish what is committed until ``stop`` is set: woken at commit (``LISTEN``), a
+        safety poll every ``poll_interval``; survives broker and database outages with backoff.
+        A consumer process runs it beside its work for an outbox of its own (no timer)."""
+        backoff = Backoff()
+        wakeups = NotificationListener(self.engine)
+        wake_when_set(stop, wakeups.wakeup)
         try:
             while not stop.is_set():
                 try:
@@ -277,12 +285,8 @@ class OutboxRelay:
                 due = self.holds.next_due()  # a refused row's hold ends
                 wakeups.wait(self.poll_interval if due is None else min(self.poll_interval, due))
         finally:
-            for collector in collectors:
-                metrics.unregister(collector)
             wakeups.close()
             wakeups.wakeup.close()
-            self.close()
-            log.info("relay.stopped")
 
 
 @dataclass
