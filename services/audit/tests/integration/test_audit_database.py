@@ -42,9 +42,7 @@ def test_add_users_inserts_each_new_user_once_and_counts_the_new(db, signup_even
     assert stored is not None and stored.first_event_id == first.id
 
 
-def test_add_users_keeps_a_users_first_row_when_named_twice_in_one_call(
-    db, signup_event
-) -> None:
+def test_add_users_keeps_a_users_first_row_when_named_twice_in_one_call(db, signup_event) -> None:
     user = uuid.uuid4()
     first, again = signup_event(user), signup_event(user)
 
