@@ -16,22 +16,19 @@
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import Connection, Engine, Row, Transaction
+from sqlalchemy import Engine, Row
 from sqlalchemy.exc import DBAPIError
 
-from signup_contracts.amqp import TRACEPARENT_HEADER
-from signup_shared import metrics, tracing
+from signup_shared import metrics
 from signup_shared.backoff import Backoff
 from signup_shared.messaging.publisher import UNENCODABLE, Publisher, PublishError, Ticket
-from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.outbox.batch import Claim, to_message
 from signup_shared.outbox.holds import Holds
 from signup_shared.outbox.listener import NotificationListener
 from signup_shared.outbox.model import OutboxMixin
@@ -40,28 +37,6 @@ from signup_shared.outbox.queries import OutboxQueries, Refusal
 from signup_shared.wakeup import wake_when_set
 
 log = structlog.get_logger(__name__)
-
-
-def _to_message(row: Any) -> OutgoingMessage:
-    headers: dict[str, Any] = {}
-    if row.traceparent:
-        with tracing.span(
-            f"publish {row.routing_key}",
-            row.traceparent,
-            tracing.PRODUCER,
-            {"messaging.system": "rabbitmq", "messaging.message.id": row.event_id},
-        ) as traceparent:
-            headers[TRACEPARENT_HEADER] = traceparent
-    return OutgoingMessage(
-        body=row.payload.encode(),
-        routing_key=row.routing_key,
-        message_id=row.event_id,
-        type=row.event_type,
-        version=row.version,
-        correlation_id=row.correlation_id,
-        producer=row.producer,
-        headers=headers,
-    )
 
 
 class OutboxRelay:
@@ -92,6 +67,10 @@ class OutboxRelay:
         self._last_prune = 0.0
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="outbox")
         self.queries = OutboxQueries(model, batch_size)
+        # labelled once: ``labels()`` takes a lock and validates the labels on every call
+        self._published = metrics.RELAY_PUBLISHED.labels(self.service)
+        self._publish_seconds = metrics.RELAY_PUBLISH_SECONDS.labels(self.service)
+        self._confirm_seconds = metrics.RELAY_CONFIRM_SECONDS.labels(self.service)
 
     def publish_batch(self) -> int:
         """Publish one batch of pending rows; returns how many were confirmed and marked sent."""
@@ -112,9 +91,9 @@ class OutboxRelay:
         its own transaction, holding its rows' locks until marked or released. A batch that is
         not full (the usual case at low rates) is claimed, published and marked on this thread.
         """
-        claim: _Claim | None = self._claim()
-        next_claim: Future[_Claim | None] | None = None
-        in_flight: deque[tuple[_Claim, Ticket, float]] = deque()
+        claim: Claim | None = self._claim()
+        next_claim: Future[Claim | None] | None = None
+        in_flight: deque[tuple[Claim, Ticket, float]] = deque()
         marking: list[Future[int]] = []
         marked = 0
         try:
@@ -141,7 +120,7 @@ class OutboxRelay:
                 claim_left.abandon()
         return marked + sum(future.result() for future in marking)
 
-    def _claim(self) -> "_Claim | None":
+    def _claim(self) -> "Claim | None":
         connection = self.engine.connect()
         try:
             transaction = connection.begin()
@@ -153,16 +132,18 @@ class OutboxRelay:
             transaction.rollback()
             connection.close()
             return None
-        return _Claim(connection, transaction, rows)
+        return Claim(connection, transaction, rows)
 
-    def _send(self, claim: "_Claim") -> tuple[Ticket, float]:
+    def _send(self, claim: "Claim") -> tuple[Ticket, float]:
         """Write the batch to the broker; its ticket and when the write ended."""
+        started = time.perf_counter()
         try:
-            with metrics.timed(metrics.RELAY_PUBLISH_SECONDS, self.service):
-                ticket = self.publisher.send([_to_message(row) for row in claim.rows])
+            ticket = self.publisher.send([to_message(row) for row in claim.rows])
         except BaseException:
             claim.abandon()
             raise
+        finally:
+            self._publish_seconds.observe(time.perf_counter() - started)
         return ticket, time.perf_counter()
 
     def _confirm(
@@ -175,7 +156,7 @@ class OutboxRelay:
         except PublishError as exc:
             settled = exc.confirmed | exc.refused.keys()
             return exc.confirmed, exc.refused, None if settled >= ticket.message_ids else exc
-        metrics.RELAY_CONFIRM_SECONDS.labels(self.service).observe(time.perf_counter() - sent_at)
+        self._confirm_seconds.observe(time.perf_counter() - sent_at)
         return ticket.message_ids, {}, None
 
     def backlog(self) -> tuple[int, float]:
@@ -188,9 +169,7 @@ class OutboxRelay:
         with self.engine.connect() as connection:
             return self.queries.count_parked(connection)
 
-    def _mark_sent(
-        self, claim: "_Claim", confirmed: frozenset[str], refused: dict[str, str]
-    ) -> int:
+    def _mark_sent(self, claim: "Claim", confirmed: frozenset[str], refused: dict[str, str]) -> int:
         """Mark the confirmed rows sent, count or park the refused ones, and commit, which
         releases the batch's locks."""
         positions = [row.position for row in claim.rows if row.event_id in confirmed]
@@ -205,7 +184,7 @@ class OutboxRelay:
             claim.transaction.commit()
         finally:
             claim.connection.close()
-        metrics.RELAY_PUBLISHED.labels(self.service).inc(len(positions))
+        self._published.inc(len(positions))
         self.holds.release(positions)
         self.holds.release(refusal.position for refusal in refusals if refusal.park)
         refused_before = {row.position: row.refusals for row in claim.rows}
@@ -287,18 +266,3 @@ class OutboxRelay:
         finally:
             wakeups.close()
             wakeups.wakeup.close()
-
-
-@dataclass
-class _Claim:
-    """Pending rows locked by an open transaction of their own."""
-
-    connection: Connection
-    transaction: Transaction
-    rows: Sequence[Row[Any]]
-
-    def abandon(self) -> None:
-        try:
-            self.transaction.rollback()
-        finally:
-            self.connection.close()
