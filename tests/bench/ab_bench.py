@@ -96,12 +96,15 @@ def main() -> None:
                     results.setdefault(key, []).append(figures(measures[label], tag, phase))
                     print(key, number, json.dumps(results[key][-1]), flush=True)
     finally:
+        FOLDER.mkdir(parents=True, exist_ok=True)  # the figures first: closing may fail
+        (FOLDER / f"ab-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
         for measure in measures.values():
             measure.reader.close()
-        for stack in stacks.values():
-            stack.close()
-    FOLDER.mkdir(parents=True, exist_ok=True)
-    (FOLDER / f"ab-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
+        for label, stack in stacks.items():
+            try:
+                stack.close()
+            except Exception as exc:  # the others are still closed
+                print(f"closing the {label} stack failed ({exc!r}): remove {stack.name} by hand")
     names = sorted({name for rows in results.values() for row in rows for name in row})
     print("\n" + "".join(f"{key:>26}" for key in ["", *results]))
     for name in names:
