@@ -10,7 +10,8 @@ starts a consumer process of its own on a private vhost, sends ``LONE_MESSAGES``
 (``time.process_time``: every thread) from the 20th message handled to the last, divided by the
 messages in between: the main thread's wake-ups, reading the frames, the hand-off to the
 handler thread and back, decoding, logging, metrics and the ack, with no database in the way.
-Variants alternate (A B, B A, ...) for ``LONE_ROUNDS`` rounds (default 3).
+Variants alternate (A B, B A, ...) for ``LONE_ROUNDS`` rounds (default 3). ``LONE_PROFILE=<file>``
+records each consumer with ``py-spy record`` (threads on a CPU) into that file (the last run's stays).
 """
 
 # ruff: noqa: E402  (the harness lives in tests/, which must be on sys.path first)
@@ -32,6 +33,7 @@ import threading
 import time
 from typing import Any
 
+from pyspy import PY_SPY
 from resources import private_vhost
 
 from signup_shared.events import Envelope, UserSignedUp
@@ -49,7 +51,7 @@ QUEUE = ConsumerQueue("lone", "accounts.user_signed_up")
 def consume(url: str, count: int, result: Path) -> None:
     """The child: consume ``count`` messages, write the CPU per message to ``result``."""
     configure_logging("lone", "INFO", "json")
-    marks: dict[str, float] = {}
+    marks: dict[str, tuple[float, float]] = {}
     handled = 0
     done = threading.Event()
 
@@ -57,9 +59,9 @@ def consume(url: str, count: int, result: Path) -> None:
         nonlocal handled
         handled += 1
         if handled == WARM_UP:
-            marks["start"] = time.process_time()
+            marks["start"] = os.times()[:2]
         if handled == count:
-            marks["end"] = time.process_time()
+            marks["end"] = os.times()[:2]
             done.set()
 
     runtime = ConsumerRuntime("lone", url, [Subscription(QUEUE, (UserSignedUp,), handle)])
@@ -72,11 +74,25 @@ def consume(url: str, count: int, result: Path) -> None:
     done.wait(timeout=600)
     stop.set()
     thread.join(timeout=30)
-    cpu_ms = 1000 * (marks["end"] - marks["start"]) / (count - WARM_UP)
-    result.write_text(json.dumps({"cpu_ms_per_message": round(cpu_ms, 4)}))
+    (user_0, system_0), (user_1, system_1) = marks["start"], marks["end"]
+    user, system = (
+        1000 * (b - a) / (count - WARM_UP) for a, b in ((user_0, user_1), (system_0, system_1))
+    )
+    figures = {"cpu_ms_per_message": round(user + system, 4), "user": round(user, 4)}
+    result.write_text(json.dumps(figures | {"system": round(system, 4)}))
 
 
-def run_once(url: str, python_path: str, count: int, rate: float) -> float:
+def profile(pid: int, seconds: float) -> "subprocess.Popen[bytes] | None":
+    """With ``LONE_PROFILE=<file>``: ``py-spy record`` of the consumer into that file."""
+    output = os.environ.get("LONE_PROFILE")
+    if not output:
+        return None
+    command = [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(round(seconds))]
+    command += ["--rate", "200", "--nonblocking", "--format", "raw", "--output", output]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_once(url: str, python_path: str, count: int, rate: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder) / "result"
         env = dict(os.environ) | ({"PYTHONPATH": python_path} if python_path else {})
@@ -92,6 +108,7 @@ def run_once(url: str, python_path: str, count: int, rate: float) -> float:
                 if time.monotonic() > deadline or child.poll() is not None:
                     raise RuntimeError("the consumer did not start")
                 time.sleep(0.05)
+            spy = profile(child.pid, count / rate)
             publisher = ConfirmingPublisher(url)
             try:
                 start = time.perf_counter()
@@ -106,11 +123,14 @@ def run_once(url: str, python_path: str, count: int, rate: float) -> float:
             finally:
                 publisher.close()
             child.wait(timeout=120)
+            if spy is not None:
+                spy.wait(timeout=60)
         finally:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-        return float(json.loads(result.read_text())["cpu_ms_per_message"])
+        figures: dict[str, float] = json.loads(result.read_text())
+        return figures
 
 
 def main() -> None:
@@ -122,16 +142,20 @@ def main() -> None:
     rate = float(os.environ.get("LONE_RATE", "20"))
     rounds = int(os.environ.get("LONE_ROUNDS", "3"))
     results: dict[str, list[float]] = {label: [] for label in variants}
+    system: dict[str, list[float]] = {label: [] for label in variants}
     with private_vhost("lone") as url:
         for number in range(rounds):
             order = list(variants) if number % 2 == 0 else list(reversed(variants))
             for label in order:
-                results[label].append(run_once(url, variants[label], count, rate))
-                print(f"{label} round {number}: {results[label][-1]:.3f} ms/message", flush=True)
+                figures = run_once(url, variants[label], count, rate)
+                results[label].append(figures["cpu_ms_per_message"])
+                system[label].append(figures["system"])
+                print(f"{label} round {number}: {json.dumps(figures)} ms/message", flush=True)
     for label, figures in results.items():
         print(
             f"{label}: median {statistics.median(figures):.3f} ms of CPU per message "
-            f"({', '.join(f'{f:.3f}' for f in figures)})"
+            f"({', '.join(f'{f:.3f}' for f in figures)}), of it in the kernel "
+            f"{statistics.median(system[label]):.3f}"
         )
 
 
