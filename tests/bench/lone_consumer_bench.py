@@ -10,8 +10,9 @@ starts a consumer process of its own on a private vhost, sends ``LONE_MESSAGES``
 (``time.process_time``: every thread) from the 20th message handled to the last, divided by the
 messages in between: the main thread's wake-ups, reading the frames, the hand-off to the
 handler thread and back, decoding, logging, metrics and the ack, with no database in the way.
-Variants alternate (A B, B A, ...) for ``LONE_ROUNDS`` rounds (default 3). ``LONE_PROFILE=<file>``
-records each consumer with ``py-spy record`` (threads on a CPU) into that file (the last run's stays).
+Variants alternate (A B, B A, ...) for ``LONE_ROUNDS`` rounds (default 3).
+``LONE_PROFILE=<file>`` records each consumer with ``py-spy record`` (threads on a CPU) into
+that file (the last run's stays).
 """
 
 # ruff: noqa: E402  (the harness lives in tests/, which must be on sys.path first)
