@@ -9,9 +9,11 @@ variant is ``label=PYTHONPATH`` (the ``src`` folders of a checkout, e.g. one mad
     P=$(ls -d /tmp/a/shared/src /tmp/a/contracts/src /tmp/a/services/*/src | paste -sd:)
     .venv/bin/python tests/bench/ab_bench.py before=$P after=
 
-Environment: ``AB_ROUNDS`` (default 2), ``AB_RATE`` (20), ``AB_SIGNUPS`` (600). Prints one
-line per phase and a table per process (each round's figure), and writes it as JSON to
-``var/bench/ab-<time>.json``. CPU is counted as in ``make bench`` (``e2e_bench.Measure``).
+Environment: ``AB_ROUNDS`` (default 2), ``AB_RATE`` (20), ``AB_SIGNUPS`` (600); or
+``AB_PHASES=20x600,100x1000`` for several rates, each interleaved in every round (rate 20 for
+every variant, then rate 100, ...). Prints one line per phase and a table per process and rate
+(each round's figure), and writes it as JSON to ``var/bench/ab-<time>.json``. CPU is counted
+as in ``make bench`` (``e2e_bench.Measure``).
 """
 
 # ruff: noqa: E402  (the harness lives in tests/, which must be on sys.path first)
@@ -49,6 +51,17 @@ def variants(argv: list[str]) -> dict[str, str]:
     return found
 
 
+def phases() -> list[Phase]:
+    """``AB_PHASES`` (``rate x signups``, comma-separated), else ``AB_RATE`` x ``AB_SIGNUPS``."""
+    spec = os.environ.get("AB_PHASES") or (
+        f"{os.environ.get('AB_RATE', '20')}x{os.environ.get('AB_SIGNUPS', '600')}"
+    )
+    return [
+        Phase(int(rate), int(signups), cpu=True, latency=True)
+        for rate, signups in (item.strip().split("x") for item in spec.split(","))
+    ]
+
+
 def figures(measure: Measure, tag: str, phase: Phase) -> dict[str, Any]:
     result = measure.phase(tag, phase)
     assert result.cpu is not None
@@ -64,15 +77,9 @@ def main() -> None:
     configure_logging("bench", "WARNING", "json")
     paths = variants(sys.argv[1:])
     rounds = int(os.environ.get("AB_ROUNDS", "2"))
-    phase = Phase(
-        int(os.environ.get("AB_RATE", "20")),
-        int(os.environ.get("AB_SIGNUPS", "600")),
-        cpu=True,
-        latency=True,
-    )
     stacks: dict[str, Stack] = {}
     measures: dict[str, Measure] = {}
-    results: dict[str, list[dict[str, Any]]] = {label: [] for label in paths}
+    results: dict[str, list[dict[str, Any]]] = {}
     try:
         for label, path in paths.items():
             env = dict(PRODUCTION_ENV) | ({"PYTHONPATH": path} if path else {})
@@ -82,20 +89,26 @@ def main() -> None:
             offer(measures[label].url, "warmup", 20, 3.0)
         for number in range(rounds):
             order = list(paths) if number % 2 == 0 else list(reversed(paths))
-            for label in order:
-                results[label].append(figures(measures[label], f"{label}-r{number}", phase))
-                print(label, number, json.dumps(results[label][-1]), flush=True)
+            for phase in phases():
+                for label in order:
+                    key = f"{label}@{phase.rate}"
+                    tag = f"{label}-{phase.rate}-r{number}"
+                    results.setdefault(key, []).append(figures(measures[label], tag, phase))
+                    print(key, number, json.dumps(results[key][-1]), flush=True)
     finally:
+        FOLDER.mkdir(parents=True, exist_ok=True)  # the figures first: closing may fail
+        (FOLDER / f"ab-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
         for measure in measures.values():
             measure.reader.close()
-        for stack in stacks.values():
-            stack.close()
-    FOLDER.mkdir(parents=True, exist_ok=True)
-    (FOLDER / f"ab-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
+        for label, stack in stacks.items():
+            try:
+                stack.close()
+            except Exception as exc:  # the others are still closed
+                print(f"closing the {label} stack failed ({exc!r}): remove {stack.name} by hand")
     names = sorted({name for rows in results.values() for row in rows for name in row})
-    print("\n" + "".join(f"{label:>26}" for label in ["", *paths]))
+    print("\n" + "".join(f"{key:>26}" for key in ["", *results]))
     for name in names:
-        cells = [" / ".join(str(row.get(name, "-")) for row in results[label]) for label in paths]
+        cells = [" / ".join(str(row.get(name, "-")) for row in rows) for rows in results.values()]
         print(f"{name[:26]:<26}" + "".join(f"{cell:>26}" for cell in cells))
 
 

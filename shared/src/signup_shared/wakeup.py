@@ -31,7 +31,7 @@ class Wakeup:
     def clear(self) -> None:
         """Forget the wake-ups so far (call once woken, before acting on the reason)."""
         with contextlib.suppress(OSError):
-            while self._reader.recv(4096):
+            while len(self._reader.recv(4096)) == 4096:  # less: nothing more is waiting
                 pass
 
     def close(self) -> None:

@@ -8,7 +8,8 @@ A service declares its subscriptions next to their handlers (``@event_handler`` 
 
 which builds one queue per declaration (``<service>.<event_name>``), the consumer runtime,
 ``/healthz`` and ``/readyz`` (database reachable, broker connected, handler thread alive), the
-inbox pruning job and any extra periodic jobs, then consumes until SIGTERM/SIGINT.
+inbox pruning job, any extra periodic jobs and loops (an outbox relay woken at commit), then
+consumes until SIGTERM/SIGINT.
 
 With ``<PREFIX>CATCH_UP_FROM`` set (or ``<service> consume --catch-up-from``), the process first
 catches up from the event history (``messaging.catch_up``), retrying after a broker failure,
@@ -53,6 +54,15 @@ class Job:
     run: Callable[[], object]
 
 
+@dataclass(frozen=True)
+class Loop:
+    """Background work that waits for its own wake-ups until the process stops (e.g. an outbox
+    relay woken at commit, ``OutboxRelay.follow``): ``run(stop)`` on a thread of its own."""
+
+    name: str
+    run: Callable[[threading.Event], object]
+
+
 def queues(
     service: str, settings: ServiceSettings, handlers: Sequence[EventHandler]
 ) -> list[ConsumerQueue]:
@@ -93,6 +103,7 @@ class ConsumerWorker:
     health_port: int
     dependencies: Mapping[str, object] = field(default_factory=dict)
     jobs: Sequence[Job] = ()
+    loops: Sequence[Loop] = ()
     inbox_prune_interval: float = DEFAULT_INBOX_PRUNE_INTERVAL
     on_close: Callable[[], None] | None = None
 
@@ -191,6 +202,23 @@ def catch_up(
     return None
 
 
+def _start(loop: Loop, stop: threading.Event) -> threading.Thread:
+    """``loop`` on a daemon thread until ``stop``; started again (after a backoff) if it fails."""
+
+    def run() -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                loop.run(stop)
+            except Exception:
+                log.exception("loop.failed", loop=loop.name)
+            stop.wait(backoff.next())
+
+    thread = threading.Thread(target=run, name=loop.name, daemon=True)
+    thread.start()
+    return thread
+
+
 def run_worker(worker: ConsumerWorker, stop: threading.Event | None = None) -> None:
     """Consume until ``stop`` (default: SIGTERM/SIGINT); then finish in-flight work and close."""
     stop = stop or stop_on_signals()
@@ -199,6 +227,7 @@ def run_worker(worker: ConsumerWorker, stop: threading.Event | None = None) -> N
         worker.settings.http_host, worker.health_port, health_checks(worker.engine, runtime)
     ).start()
     threads = [every(job.interval, job.run, stop, job.name) for job in worker.all_jobs()]
+    threads += [_start(loop, stop) for loop in worker.loops]
     log.info(
         "worker.started",
         queues=[s.queue.name for s in runtime.subscriptions],

@@ -9,7 +9,7 @@ import pytest
 
 from signup_shared.process import HealthServer, readiness
 from signup_shared.settings import ServiceSettings
-from signup_shared.worker import ConsumerWorker, Job, run_worker
+from signup_shared.worker import ConsumerWorker, Job, Loop, run_worker
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +41,16 @@ def test_the_worker_serves_readiness_runs_its_jobs_and_closes_on_stop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runtime, engine, closed, ran = FakeRuntime(), FakeEngine(), [], threading.Event()
+    loop_runs: list[str] = []
+
+    def follow(stop: threading.Event) -> None:
+        """Fails on its first run; runs again (after a backoff) until the stop."""
+        loop_runs.append("run")
+        if len(loop_runs) == 1:
+            raise RuntimeError("the first run fails")
+        stop.wait()
+        loop_runs.append("stopped")
+
     worker: Any = ConsumerWorker(
         "svc",
         ServiceSettings(),
@@ -50,6 +60,7 @@ def test_the_worker_serves_readiness_runs_its_jobs_and_closes_on_stop(
         None,  # type: ignore[arg-type]
         health_port=0,
         jobs=[Job("tick", 0.01, ran.set)],
+        loops=[Loop("follow", follow)],
         inbox_prune_interval=3600,
         on_close=lambda: closed.append(True),
     )
@@ -78,11 +89,15 @@ def test_the_worker_serves_readiness_runs_its_jobs_and_closes_on_stop(
             "worker": "ok",
         }
         assert ran.wait(2)
+        while len(loop_runs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert loop_runs == ["run", "run"]  # started again after its failure
     finally:
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
     assert runtime.stopped.is_set() and closed == [True] and engine.disposed
+    assert loop_runs == ["run", "run", "stopped"]  # the loop ended with the process
 
 
 def test_a_check_that_raises_counts_as_unavailable() -> None:

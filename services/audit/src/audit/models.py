@@ -9,8 +9,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import DateTime, Text, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import DateTime, Text, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from signup_shared.inbox import InboxMixin
@@ -38,20 +37,43 @@ class InboxMessage(InboxMixin, Base):
     pass
 
 
+# A constant statement, so SQLAlchemy compiles it once and a batch of any size is one round
+# trip (``insert(AuditUser).values(rows)`` was compiled anew for every batch: a quarter of the
+# consumer's Python time at 20 signups/s). The users are inserted in user id order, so
+# concurrent batches take their index locks alike; a user named twice keeps the first row.
+ADD_USERS = text(
+    """
+    INSERT INTO audit_users (user_id, first_event_id, plan, signed_up_at)
+    SELECT added.user_id, added.first_event_id, added.plan, added.signed_up_at
+    FROM unnest(
+        CAST(:user_ids AS uuid[]),
+        CAST(:event_ids AS uuid[]),
+        CAST(:plans AS text[]),
+        CAST(:signed_up_at AS timestamptz[])
+    ) WITH ORDINALITY AS added(user_id, first_event_id, plan, signed_up_at, position)
+    ORDER BY added.user_id, added.position
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING user_id
+    """
+)
+
+
 def add_users(session: Session, rows: Sequence[dict[str, object]]) -> int:
     """Insert each user not recorded yet (``user_id``, ``first_event_id``, ``plan``,
     ``signed_up_at``), in user id order (concurrent batches lock alike): one statement.
     Returns how many were new."""
     if not rows:
         return 0
-    ordered = sorted(rows, key=lambda row: str(row["user_id"]))
-    statement = (
-        insert(AuditUser)
-        .values(ordered)
-        .on_conflict_do_nothing(index_elements=[AuditUser.user_id])
-        .returning(AuditUser.user_id)
+    result = session.execute(
+        ADD_USERS,
+        {
+            "user_ids": [row["user_id"] for row in rows],
+            "event_ids": [row["first_event_id"] for row in rows],
+            "plans": [row["plan"] for row in rows],
+            "signed_up_at": [row["signed_up_at"] for row in rows],
+        },
     )
-    return len(session.execute(statement).all())
+    return len(result.all())
 
 
 def count_users(session: Session) -> int:

@@ -42,6 +42,18 @@ def test_add_users_inserts_each_new_user_once_and_counts_the_new(db, signup_even
     assert stored is not None and stored.first_event_id == first.id
 
 
+def test_add_users_keeps_a_users_first_row_when_named_twice_in_one_call(db, signup_event) -> None:
+    user = uuid.uuid4()
+    first, again = signup_event(user), signup_event(user)
+
+    assert models.add_users(db, [row(first), row(again)]) == 1
+
+    stored = models.find_user(db, user)
+    assert stored is not None
+    assert (stored.first_event_id, stored.plan) == (first.id, first.data.plan)
+    assert stored.signed_up_at == first.data.signed_up_at
+
+
 def test_add_users_of_nothing_is_nothing(db) -> None:
     assert models.add_users(db, []) == 0
 

@@ -154,16 +154,18 @@ def consumer_worker(settings: NotificationsSettings) -> worker.ConsumerWorker:
         dependencies=parts.dependencies(),
         jobs=[
             worker.Job("notifications.sweep", settings.sweep_interval_seconds, parts.sweep),
-            *erasure_relay_jobs(SERVICE, relay, settings.erasure_relay_interval_seconds),
+            worker.Job(f"{SERVICE}.prune_outbox", 3600.0, relay.prune),
         ],
+        loops=[worker.Loop(f"{SERVICE}.relay_erasures", relay.follow)],
         inbox_prune_interval=settings.inbox_prune_interval_seconds,
         on_close=close,
     )
 
 
 def erasure_relay(settings: NotificationsSettings, engine: Engine) -> OutboxRelay:
-    """The relay of the ``UserErased`` outbox, run as jobs of the consumer process: erasures
-    are rare, so no relay process of its own (a deployment adds one by the same parts)."""
+    """The relay of the ``UserErased`` outbox, run in the consumer process (woken at commit,
+    a safety poll every ``erasure_relay_interval_seconds``): erasures are rare, so no relay
+    process of its own (a deployment adds one by the same parts)."""
     publisher = ConfirmingPublisher(
         settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
     )
@@ -172,13 +174,7 @@ def erasure_relay(settings: NotificationsSettings, engine: Engine) -> OutboxRela
         erasure_models.OutboxMessage,
         publisher,
         batch_size=100,
+        poll_interval=settings.erasure_relay_interval_seconds,
         retention=timedelta(hours=settings.outbox_retention_hours),
         service=SERVICE,
     )
-
-
-def erasure_relay_jobs(service: str, relay: OutboxRelay, interval: float) -> list[worker.Job]:
-    return [
-        worker.Job(f"{service}.relay_erasures", interval, relay.publish_pending),
-        worker.Job(f"{service}.prune_outbox", 3600.0, relay.prune),
-    ]

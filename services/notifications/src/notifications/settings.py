@@ -49,8 +49,9 @@ class NotificationsSettings(ServiceSettings):
     delivery_concurrency: int = 4
     # How long a batch waits for its deliveries before answering the broker (the rest go on).
     delivery_wait_seconds: float = 2.0
-    # The consumer process publishes its UserErased confirmations itself (docs/erasure.md).
-    erasure_relay_interval_seconds: float = 1.0
+    # The consumer process publishes its UserErased confirmations itself (docs/erasure.md),
+    # woken at commit (LISTEN outbox); this is its safety poll.
+    erasure_relay_interval_seconds: float = 30.0
 
     # The UserSignedUp version this service reads: its queue is bound to that version's routing
     # key and unbound from the other's at start (NOTIFICATIONS_USER_SIGNED_UP_VERSION=1 or 2;

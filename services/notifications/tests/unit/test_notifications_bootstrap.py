@@ -1,6 +1,7 @@
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from notifications.actions import Channel
 from notifications.settings import NotificationsSettings
 from signup_contracts import UserErasureRequested
 from signup_shared.events import UserSignedUp, UserSignedUpV2
+from signup_shared.outbox.relay import OutboxRelay
 
 
 def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
@@ -65,9 +67,13 @@ def test_the_worker_delivers_on_a_lane_per_channel_and_sweeps_beside_consuming()
         assert delivery.wait == 0.75
         assert [(job.name, job.interval) for job in worker.jobs] == [
             ("notifications.sweep", 7.0),
-            ("notifications.relay_erasures", 1.0),
             ("notifications.prune_outbox", 3600.0),
         ]
+        # the erasure relay waits for commits (LISTEN) instead of polling every second
+        [relay] = worker.loops
+        assert relay.name == "notifications.relay_erasures"
+        assert isinstance(relay.run, MethodType) and relay.run.__func__ is OutboxRelay.follow
+        assert relay.run.__self__.poll_interval == 30.0
         assert worker.health_port == 9001
     finally:
         assert worker.on_close is not None

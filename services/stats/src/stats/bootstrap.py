@@ -36,21 +36,16 @@ def consumer_worker(settings: StatsSettings) -> worker.ConsumerWorker:
         models.InboxMessage,
         health_port=settings.consumer_health_port,
         inbox_prune_interval=settings.inbox_prune_interval_seconds,
-        jobs=[
-            worker.Job(
-                f"{SERVICE}.relay_erasures",
-                settings.erasure_relay_interval_seconds,
-                relay.publish_pending,
-            ),
-            worker.Job(f"{SERVICE}.prune_outbox", 3600.0, relay.prune),
-        ],
+        jobs=[worker.Job(f"{SERVICE}.prune_outbox", 3600.0, relay.prune)],
+        loops=[worker.Loop(f"{SERVICE}.relay_erasures", relay.follow)],
         on_close=relay.close,
     )
 
 
 def erasure_relay(settings: StatsSettings, engine: Engine) -> OutboxRelay:
-    """The relay of the ``UserErased`` outbox, run as jobs of the consumer process: erasures
-    are rare, so no relay process of its own."""
+    """The relay of the ``UserErased`` outbox, run in the consumer process (woken at commit,
+    a safety poll every ``erasure_relay_interval_seconds``): erasures are rare, so no relay
+    process of its own."""
     publisher = ConfirmingPublisher(
         settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
     )
@@ -59,6 +54,7 @@ def erasure_relay(settings: StatsSettings, engine: Engine) -> OutboxRelay:
         models.OutboxMessage,
         publisher,
         batch_size=100,
+        poll_interval=settings.erasure_relay_interval_seconds,
         retention=timedelta(hours=settings.outbox_retention_hours),
         service=SERVICE,
     )

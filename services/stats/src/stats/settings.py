@@ -24,8 +24,9 @@ class StatsSettings(ServiceSettings):
         PREFIX, "consumer_health_port", "consumer_http_port", 8013
     )
     inbox_prune_interval_seconds: float = 3600.0
-    # The consumer process publishes its UserErased confirmations itself (docs/erasure.md).
-    erasure_relay_interval_seconds: float = 1.0
+    # The consumer process publishes its UserErased confirmations itself (docs/erasure.md),
+    # woken at commit (LISTEN outbox); this is its safety poll.
+    erasure_relay_interval_seconds: float = 30.0
 
     # The UserSignedUp version this service reads: its queue is bound to that version's routing
     # key and unbound from the other's at start (STATS_USER_SIGNED_UP_VERSION=1 or 2;

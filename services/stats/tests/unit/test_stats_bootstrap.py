@@ -1,7 +1,10 @@
+from types import MethodType
+
 import pytest
 
 from signup_contracts import UserErasureRequested
 from signup_shared.events import SpaceProvisioned, UserSignedUp, UserSignedUpV2
+from signup_shared.outbox.relay import OutboxRelay
 from stats import bootstrap
 from stats.models import InboxMessage
 from stats.settings import StatsSettings
@@ -41,5 +44,10 @@ def test_the_worker_consumes_each_queue_with_its_event_in_batches(settings) -> N
     assert all(s.batch_handler is not None for s in runtime.subscriptions[:2])
     assert (runtime.service, runtime.batch_size) == ("stats", 7)
     assert (worker.health_port, worker.inbox_model) == (9013, InboxMessage)
-    assert [job.interval for job in worker.all_jobs()] == [60.0, 1.0, 3600.0]
+    assert [job.interval for job in worker.all_jobs()] == [60.0, 3600.0]
+    # the erasure relay waits for commits (LISTEN) instead of polling every second
+    [relay] = worker.loops
+    assert relay.name == "stats.relay_erasures"
+    assert isinstance(relay.run, MethodType) and relay.run.__func__ is OutboxRelay.follow
+    assert relay.run.__self__.poll_interval == 30.0
     worker.engine.dispose()

@@ -201,18 +201,24 @@ class ConsumerRuntime:
 
     def _pump(self, connection: Connection, timeout: float) -> None:
         """Sleep until frames arrive, the handler thread finished a batch, or ``timeout``;
-        then read every frame there is, check heartbeats and settle what is done."""
+        then read every frame there is, check heartbeats and settle what is done. The broker
+        socket is read only when it has bytes (a wake-up by the handler thread alone reads
+        nothing: a ``drain_events`` that finds nothing costs two ``ioctl``, a failed ``recv``
+        and an exception through py-amqp and kombu)."""
         wakeup = self.handling.wakeup
         sock = connection.connection.sock
         readable, _, _ = select.select([sock, wakeup.fileno()], [], [], timeout)
-        if readable:
+        if wakeup.fileno() in readable:
             wakeup.clear()  # before taking from ``done``: a later batch wakes us again
+        if sock in readable or _buffered(sock):
             _drain(connection)
         connection.heartbeat_check()
         self._apply_done()
 
     def _apply_done(self, block_for: float | None = None) -> None:
         while True:
+            if not block_for and self.handling.done.empty():  # this thread alone takes
+                return
             try:
                 generation, results = (
                     self.handling.done.get(timeout=block_for)
@@ -253,10 +259,21 @@ class ConsumerRuntime:
 
 
 def _drain(connection: Connection) -> None:
-    """Dispatch every frame already received (read ahead into the client's buffer, or waiting
-    in the socket), without blocking."""
+    """Dispatch every frame already received, without blocking: one frame after another while
+    the socket (or, with TLS, the decrypted buffer) holds more. py-amqp reads exactly the bytes
+    of a frame, so nothing it has not dispatched waits in its own buffer; a frame read in part
+    waits for the rest, which makes the socket readable again."""
+    sock = connection.connection.sock
     while True:
         try:
             connection.drain_events(timeout=0)
         except TimeoutError:
             return
+        if not (_buffered(sock) or select.select([sock], [], [], 0)[0]):
+            return
+
+
+def _buffered(sock: Any) -> bool:
+    """Bytes a TLS socket decrypted and holds, which ``select()`` on the socket cannot see."""
+    pending = getattr(sock, "pending", None)
+    return bool(pending()) if pending is not None else False

@@ -1,40 +1,34 @@
 """The outbox relay: publishes pending rows in batches and marks them sent after the confirm.
 
-- ``SELECT ... FOR UPDATE SKIP LOCKED`` lets several relays share one outbox without overlap.
-- Row locks are held while the batch is published, so a relay that dies mid-batch leaves its
-  rows pending for the next one (they may be published twice; consumers deduplicate).
+- ``SELECT ... FOR UPDATE SKIP LOCKED`` lets several relays share one outbox without overlap;
+  the row locks are held while the batch is published, so a relay that dies mid-batch leaves
+  its rows pending for the next one (published twice, maybe; consumers deduplicate).
 - A row that cannot be published (the client cannot encode it: parked at once; the broker
-  refused it ``park_after`` times, held back longer after each refusal: parked then,
-  ``signup_shared.outbox.holds``) is parked and counted
-  (``signup_relay_parked_total``, gauge ``signup_outbox_parked_rows``); the rest of its batch is
-  marked sent, so no row holds back the rows behind it. Refusals cost no extra round trip for
-  the good rows: they are recorded in the batch's own transaction, with its ``sent`` mark.
-- It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger,
-  ``signup_shared.outbox.listener``; nothing runs while nothing happens) with a long poll
-  timeout as a safety net (``poll_interval``, 30 s in the services), and prunes rows sent
-  longer ago than the retention period (checked after each round of work, and at least once a
-  safety poll).
+  refused it ``park_after`` times, held back longer after each refusal, ``outbox.holds``) is
+  parked and counted (``signup_relay_parked_total``, gauge ``signup_outbox_parked_rows``); the
+  rest of its batch is marked sent, in the same transaction as the refusals.
+- It sleeps on ``LISTEN outbox`` (woken at commit by the table's trigger, ``outbox.listener``:
+  nothing runs while nothing happens) with a long safety poll (``poll_interval``, 30 s in the
+  services), and prunes rows sent longer ago than the retention period (checked after each
+  round of work, so at least once a safety poll).
 """
 
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import Connection, Engine, Row, Transaction
+from sqlalchemy import Engine, Row
 from sqlalchemy.exc import DBAPIError
 
-from signup_contracts.amqp import TRACEPARENT_HEADER
-from signup_shared import metrics, tracing
+from signup_shared import metrics
 from signup_shared.backoff import Backoff
 from signup_shared.messaging.publisher import UNENCODABLE, Publisher, PublishError, Ticket
-from signup_shared.messaging.wire import OutgoingMessage
+from signup_shared.outbox.batch import Claim, to_message
 from signup_shared.outbox.holds import Holds
 from signup_shared.outbox.listener import NotificationListener
 from signup_shared.outbox.model import OutboxMixin
@@ -43,28 +37,6 @@ from signup_shared.outbox.queries import OutboxQueries, Refusal
 from signup_shared.wakeup import wake_when_set
 
 log = structlog.get_logger(__name__)
-
-
-def _to_message(row: Any) -> OutgoingMessage:
-    headers: dict[str, Any] = {}
-    if row.traceparent:
-        with tracing.span(
-            f"publish {row.routing_key}",
-            row.traceparent,
-            tracing.PRODUCER,
-            {"messaging.system": "rabbitmq", "messaging.message.id": row.event_id},
-        ) as traceparent:
-            headers[TRACEPARENT_HEADER] = traceparent
-    return OutgoingMessage(
-        body=row.payload.encode(),
-        routing_key=row.routing_key,
-        message_id=row.event_id,
-        type=row.event_type,
-        version=row.version,
-        correlation_id=row.correlation_id,
-        producer=row.producer,
-        headers=headers,
-    )
 
 
 class OutboxRelay:
@@ -95,6 +67,10 @@ class OutboxRelay:
         self._last_prune = 0.0
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="outbox")
         self.queries = OutboxQueries(model, batch_size)
+        # labelled once: ``labels()`` takes a lock and validates the labels on every call
+        self._published = metrics.RELAY_PUBLISHED.labels(self.service)
+        self._publish_seconds = metrics.RELAY_PUBLISH_SECONDS.labels(self.service)
+        self._confirm_seconds = metrics.RELAY_CONFIRM_SECONDS.labels(self.service)
 
     def publish_batch(self) -> int:
         """Publish one batch of pending rows; returns how many were confirmed and marked sent."""
@@ -108,18 +84,16 @@ class OutboxRelay:
         return marked
 
     def publish_pending(self) -> int:
-        """Publish batches until no pending row is free to take; returns how many were sent.
+        """Publish batches until a batch is not full; returns how many rows were sent.
 
-        A pipeline keeps the database and the broker busy at once: while one batch waits for
-        its confirms, the next is already selected (on a helper thread) and written to the
-        broker, and the one before is being marked sent (on another). Each batch is its own
-        transaction, holding its rows' locks until they are marked sent or released. A batch
-        that is not full (the usual case at low rates) needs no pipeline: it is claimed,
-        published and marked on this thread, with no hand-off.
+        Full batches are pipelined: while one waits for its confirms, the next is selected (on
+        a helper thread) and written, and the one before is marked sent (on another); each is
+        its own transaction, holding its rows' locks until marked or released. A batch that is
+        not full (the usual case at low rates) is claimed, published and marked on this thread.
         """
-        claim: _Claim | None = self._claim()
-        next_claim: Future[_Claim | None] | None = None
-        in_flight: deque[tuple[_Claim, Ticket, float]] = deque()
+        claim: Claim | None = self._claim()
+        next_claim: Future[Claim | None] | None = None
+        in_flight: deque[tuple[Claim, Ticket, float]] = deque()
         marking: list[Future[int]] = []
         marked = 0
         try:
@@ -146,7 +120,7 @@ class OutboxRelay:
                 claim_left.abandon()
         return marked + sum(future.result() for future in marking)
 
-    def _claim(self) -> "_Claim | None":
+    def _claim(self) -> "Claim | None":
         connection = self.engine.connect()
         try:
             transaction = connection.begin()
@@ -158,16 +132,18 @@ class OutboxRelay:
             transaction.rollback()
             connection.close()
             return None
-        return _Claim(connection, transaction, rows)
+        return Claim(connection, transaction, rows)
 
-    def _send(self, claim: "_Claim") -> tuple[Ticket, float]:
+    def _send(self, claim: "Claim") -> tuple[Ticket, float]:
         """Write the batch to the broker; its ticket and when the write ended."""
+        started = time.perf_counter()
         try:
-            with metrics.timed(metrics.RELAY_PUBLISH_SECONDS, self.service):
-                ticket = self.publisher.send([_to_message(row) for row in claim.rows])
+            ticket = self.publisher.send([to_message(row) for row in claim.rows])
         except BaseException:
             claim.abandon()
             raise
+        finally:
+            self._publish_seconds.observe(time.perf_counter() - started)
         return ticket, time.perf_counter()
 
     def _confirm(
@@ -180,7 +156,7 @@ class OutboxRelay:
         except PublishError as exc:
             settled = exc.confirmed | exc.refused.keys()
             return exc.confirmed, exc.refused, None if settled >= ticket.message_ids else exc
-        metrics.RELAY_CONFIRM_SECONDS.labels(self.service).observe(time.perf_counter() - sent_at)
+        self._confirm_seconds.observe(time.perf_counter() - sent_at)
         return ticket.message_ids, {}, None
 
     def backlog(self) -> tuple[int, float]:
@@ -193,9 +169,7 @@ class OutboxRelay:
         with self.engine.connect() as connection:
             return self.queries.count_parked(connection)
 
-    def _mark_sent(
-        self, claim: "_Claim", confirmed: frozenset[str], refused: dict[str, str]
-    ) -> int:
+    def _mark_sent(self, claim: "Claim", confirmed: frozenset[str], refused: dict[str, str]) -> int:
         """Mark the confirmed rows sent, count or park the refused ones, and commit, which
         releases the batch's locks."""
         positions = [row.position for row in claim.rows if row.event_id in confirmed]
@@ -210,7 +184,7 @@ class OutboxRelay:
             claim.transaction.commit()
         finally:
             claim.connection.close()
-        metrics.RELAY_PUBLISHED.labels(self.service).inc(len(positions))
+        self._published.inc(len(positions))
         self.holds.release(positions)
         self.holds.release(refusal.position for refusal in refusals if refusal.park)
         refused_before = {row.position: row.refusals for row in claim.rows}
@@ -250,10 +224,8 @@ class OutboxRelay:
                 log.info("outbox.pruned", rows=pruned)
 
     def run(self, stop: threading.Event) -> None:
-        """Relay until ``stop`` is set; survives broker and database outages with backoff."""
-        backoff = Backoff()
-        wakeups = NotificationListener(self.engine)
-        wake_when_set(stop, wakeups.wakeup)
+        """Relay until ``stop`` is set (``follow``), with the outbox's metrics collectors; then
+        release the helper threads."""
         collectors = [
             metrics.OutboxCollector(self.service, self.backlog),
             ParkedCollector(self.service, self.parked),
@@ -261,6 +233,21 @@ class OutboxRelay:
         for collector in collectors:
             metrics.register(collector)
         log.info("relay.started", batch_size=self.batch_size)
+        try:
+            self.follow(stop)
+        finally:
+            for collector in collectors:
+                metrics.unregister(collector)
+            self.close()
+            log.info("relay.stopped")
+
+    def follow(self, stop: threading.Event) -> None:
+        """Publish what is committed until ``stop`` is set: woken at commit (``LISTEN``), a
+        safety poll every ``poll_interval``; survives broker and database outages with backoff.
+        A consumer process runs it beside its work for an outbox of its own (no timer)."""
+        backoff = Backoff()
+        wakeups = NotificationListener(self.engine)
+        wake_when_set(stop, wakeups.wakeup)
         try:
             while not stop.is_set():
                 try:
@@ -277,24 +264,5 @@ class OutboxRelay:
                 due = self.holds.next_due()  # a refused row's hold ends
                 wakeups.wait(self.poll_interval if due is None else min(self.poll_interval, due))
         finally:
-            for collector in collectors:
-                metrics.unregister(collector)
             wakeups.close()
             wakeups.wakeup.close()
-            self.close()
-            log.info("relay.stopped")
-
-
-@dataclass
-class _Claim:
-    """Pending rows locked by an open transaction of their own."""
-
-    connection: Connection
-    transaction: Transaction
-    rows: Sequence[Row[Any]]
-
-    def abandon(self) -> None:
-        try:
-            self.transaction.rollback()
-        finally:
-            self.connection.close()
