@@ -4,6 +4,7 @@ supervisord programs (deploy/supervisor/config.py) and the credentials setup
 
 import functools
 import importlib.util
+import random
 import socket
 from pathlib import Path
 from types import ModuleType
@@ -32,10 +33,27 @@ SERVICES_PREFIXES = (*tuple(f"{s.upper()}_" for s in SERVICES), "AMQP_URL", "LOG
 """Settings of the environment a stack does not inherit (it sets its own)."""
 
 
+# Below Linux's ephemeral range (32768-60999 by default): a port the kernel handed out for
+# ``bind(0)`` and that was then released can be taken by any outgoing connection before the
+# process meant to listen on it binds it (a stack's start failed so, "Address already in use").
+# 25600-25699 stays free for the Erlang distribution ports of the local RabbitMQ cluster.
+PORT_RANGE = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, outside the ephemeral range, never handed out twice."""
+    while True:
+        port = random.choice(PORT_RANGE)
+        if port in _handed_out or 25600 <= port < 25700:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def procfile() -> dict[str, str]:
