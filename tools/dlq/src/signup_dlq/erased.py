@@ -26,6 +26,7 @@ from signup_contracts.envelope import registered_events
 from signup_dlq.deadletter import RawMessage, as_str, parse_json_body
 from signup_dlq.errors import DlqError, PublishFailedError
 from signup_dlq.replay import ReplayChannel, default_target
+from signup_dlq.walk import StoppableWalk
 
 
 class UserStatus(enum.Enum):
@@ -136,7 +137,7 @@ def _stopped_error(exc: DlqError, queue: str, outcome: DropOutcome) -> DlqError:
     return error
 
 
-class ErasedDropper:
+class ErasedDropper(StoppableWalk):
     """Walks a DLQ once, dropping the dead letters of erased users, keeping the others.
 
     One message at a time: take it; if it is to be dropped, acknowledge it; otherwise publish
@@ -176,21 +177,16 @@ class ErasedDropper:
         self.outcome = DropOutcome()
         self._statuses: dict[uuid.UUID, UserStatus] = {}
         self._held: list[int] = []  # dry run: delivery tags to give back
-        self._stop_requested = False
-
-    def request_stop(self) -> None:
-        self._stop_requested = True
 
     def run(self) -> DropOutcome:
         try:
-            while self.outcome.handled < self.max_messages:
-                if self._stop_requested:
-                    self.outcome.stopped = True
-                    break
-                message = self.channel.get(self.queue)
-                if message is None:
-                    break
-                self._handle(message)
+            self.outcome.stopped = self.walk(
+                self.channel,
+                self.queue,
+                limit=self.max_messages,
+                done=lambda: self.outcome.handled,
+                handle=self._handle,
+            )
         except DlqError as exc:
             # If the connection is gone, the broker gives the held messages back itself.
             with contextlib.suppress(DlqError):

@@ -29,6 +29,7 @@ from signup_dlq.deadletter import (
     is_dlq_name,
 )
 from signup_dlq.errors import PublishFailedError, UsageError
+from signup_dlq.walk import StoppableWalk
 
 # Broker-set headers that describe a previous death/delivery and must not follow a replay.
 BROKER_DEATH_HEADERS: Final = frozenset({X_DEATH_HEADER, DELIVERY_COUNT_HEADER})
@@ -145,7 +146,7 @@ class ReplayOutcome:
         return ", ".join(sorted(self.targets)) if self.targets else fallback
 
 
-class Replayer:
+class Replayer(StoppableWalk):
     """Moves up to ``max_messages`` messages from a DLQ back to their original queues.
 
     One message at a time: take it, publish the rewritten copy with publisher confirms and
@@ -156,8 +157,7 @@ class Replayer:
     ``max_messages`` must be bounded by the DLQ depth seen before starting, so messages that
     fail again and come back into the DLQ during the replay are not replayed a second time.
 
-    :meth:`request_stop` (safe from a signal handler) ends the loop at the next message
-    boundary: the message being moved is finished first, so the connection closes cleanly.
+    :meth:`request_stop` ends it at a message boundary (:class:`StoppableWalk`).
     """
 
     def __init__(
@@ -176,20 +176,15 @@ class Replayer:
         self.clock = clock
         self.on_moved = on_moved
         self.outcome = ReplayOutcome()
-        self._stop_requested = False
-
-    def request_stop(self) -> None:
-        self._stop_requested = True
 
     def run(self) -> ReplayOutcome:
-        while self.outcome.moved < self.max_messages:
-            if self._stop_requested:
-                self.outcome.stopped = True
-                break
-            message = self.channel.get(self.queue)
-            if message is None:
-                break
-            self._move(message)
+        self.outcome.stopped = self.walk(
+            self.channel,
+            self.queue,
+            limit=self.max_messages,
+            done=lambda: self.outcome.moved,
+            handle=self._move,
+        )
         return self.outcome
 
     def _move(self, message: RawMessage) -> None:
