@@ -1,7 +1,5 @@
 """Wiring: builds the real dependencies of each accounts process from settings."""
 
-from datetime import timedelta
-
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -9,9 +7,9 @@ from accounts import consumers, models
 from accounts.settings import AccountsSettings
 from signup_shared import worker
 from signup_shared.db import open_database
-from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox.relay import OutboxRelay
+from signup_shared.outbox.runner import relay_from_settings
 
 SERVICE = "accounts"
 
@@ -26,16 +24,12 @@ def database(settings: AccountsSettings) -> tuple[Engine, sessionmaker[Session]]
 
 def relay(settings: AccountsSettings) -> OutboxRelay:
     engine, _ = database(settings)
-    publisher = ConfirmingPublisher(
-        settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
-    )
-    return OutboxRelay(
+    return relay_from_settings(
+        settings,
         engine,
         models.OutboxMessage,
-        publisher,
         batch_size=settings.relay_batch_size,
         poll_interval=settings.relay_poll_interval_seconds,
-        retention=timedelta(hours=settings.outbox_retention_hours),
     )
 
 

@@ -18,9 +18,9 @@ from notifications.adapters.smtp import SmtpEmailSender
 from notifications.settings import NotificationsSettings
 from signup_shared import metrics, worker
 from signup_shared.db import open_database
-from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox.relay import OutboxRelay
+from signup_shared.outbox.runner import relay_from_settings
 
 SERVICE = "notifications"
 
@@ -166,15 +166,11 @@ def erasure_relay(settings: NotificationsSettings, engine: Engine) -> OutboxRela
     """The relay of the ``UserErased`` outbox, run in the consumer process (woken at commit,
     a safety poll every ``erasure_relay_interval_seconds``): erasures are rare, so no relay
     process of its own (a deployment adds one by the same parts)."""
-    publisher = ConfirmingPublisher(
-        settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
-    )
-    return OutboxRelay(
+    return relay_from_settings(
+        settings,
         engine,
         erasure_models.OutboxMessage,
-        publisher,
         batch_size=100,
         poll_interval=settings.erasure_relay_interval_seconds,
-        retention=timedelta(hours=settings.outbox_retention_hours),
         service=SERVICE,
     )

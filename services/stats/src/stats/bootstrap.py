@@ -1,15 +1,13 @@
 """Wiring: builds the real dependencies of each stats process from settings."""
 
-from datetime import timedelta
-
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from signup_shared import worker
 from signup_shared.db import open_database
-from signup_shared.messaging.publisher import ConfirmingPublisher
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox.relay import OutboxRelay
+from signup_shared.outbox.runner import relay_from_settings
 from stats import consumers, models
 from stats.settings import StatsSettings
 
@@ -46,15 +44,11 @@ def erasure_relay(settings: StatsSettings, engine: Engine) -> OutboxRelay:
     """The relay of the ``UserErased`` outbox, run in the consumer process (woken at commit,
     a safety poll every ``erasure_relay_interval_seconds``): erasures are rare, so no relay
     process of its own."""
-    publisher = ConfirmingPublisher(
-        settings.amqp_url, settings.confirm_timeout, settings.amqp_heartbeat
-    )
-    return OutboxRelay(
+    return relay_from_settings(
+        settings,
         engine,
         models.OutboxMessage,
-        publisher,
         batch_size=100,
         poll_interval=settings.erasure_relay_interval_seconds,
-        retention=timedelta(hours=settings.outbox_retention_hours),
         service=SERVICE,
     )
