@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -30,6 +30,7 @@ from signup_dlq.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from signup_dlq.management import ManagementClient
 from signup_dlq.render import describe, human_size, message_record, printable, render_body
 from signup_dlq.replay import Replayer, default_target
+from signup_dlq.walk import StoppableWalk
 
 SHOW_DEFAULT_LIMIT = 10
 
@@ -46,12 +47,6 @@ class Context:
     interactive: bool
     ask: Callable[[str], str]
     environ: Mapping[str, str] = field(default_factory=dict)
-
-
-class Stoppable(Protocol):
-    """A walk over a queue that can be asked to stop at the next message (signal-safe)."""
-
-    def request_stop(self) -> None: ...
 
 
 def require_dlq(queue: str, action: str) -> None:
@@ -205,7 +200,7 @@ def cmd_replay(args: argparse.Namespace, ctx: Context) -> int:
 
 
 @contextmanager
-def first_interrupt_stops(walk: Stoppable) -> Iterator[None]:
+def first_interrupt_stops(walk: StoppableWalk) -> Iterator[None]:
     """Ctrl-C (SIGINT) finishes the message being moved, then stops; a second one aborts.
 
     Stopping at a message boundary lets the connection close cleanly. An interrupt that lands
