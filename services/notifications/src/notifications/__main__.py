@@ -68,7 +68,7 @@ def preview(argv: list[str]) -> Path:
     )
     args = parser.parse_args(argv)
     language = i18n.language(args.locale)
-    if language != args.locale.split("-")[0].lower():
+    if language != i18n.primary_subtag(args.locale):
         print(f"no catalog for {args.locale!r}: the welcome is in {language}", file=sys.stderr)
     out: Path = args.out or Path("var/preview") / f"welcome_{args.plan}_{language}.eml"
     content = templates.welcome_email(

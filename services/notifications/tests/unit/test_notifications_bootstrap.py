@@ -179,6 +179,8 @@ def test_preview_renders_a_locale_and_says_when_it_falls_back_to_english(
     )
     assert "Laden Sie Ihre Teammitglieder ein" in german.with_suffix(".html").read_text("utf-8")
     assert "no catalog" not in capsys.readouterr().err
+    cli.main(["preview", "--plan", "team", "--locale", "de_DE", "--out", str(german)])
+    assert "no catalog" not in capsys.readouterr().err
     french = tmp_path / "fr.eml"
     cli.main(["preview", "--plan", "team", "--locale", "fr", "--out", str(french)])
     assert "no catalog for 'fr': the welcome is in en" in capsys.readouterr().err

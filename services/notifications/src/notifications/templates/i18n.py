@@ -36,11 +36,16 @@ def languages() -> tuple[str, ...]:
     return (SOURCE_LANGUAGE, *translated)
 
 
+def primary_subtag(locale: str) -> str:
+    """The language a locale asks for: ``de-AT``, ``de_DE`` and ``DE`` all ask for ``de``."""
+    return locale.replace("_", "-").split("-", 1)[0].lower()
+
+
 def language(locale: object) -> str:
     """The language of the templates for a user's ``locale`` (English when there is none)."""
     if not isinstance(locale, str):
         return SOURCE_LANGUAGE
-    primary = locale.replace("_", "-").split("-", 1)[0].lower()
+    primary = primary_subtag(locale)
     return primary if primary in languages() else SOURCE_LANGUAGE
 
 
