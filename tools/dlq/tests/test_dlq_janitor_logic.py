@@ -108,7 +108,7 @@ def three_queues() -> Broker:
 
 
 def test_a_pass_walks_every_dlq_holding_messages_and_skips_the_empty_ones_on_their_depth() -> None:
-    broker, accounts, lines = three_queues(), Accounts(), []
+    broker, accounts, lines = three_queues(), Accounts(), list[str]()
     sweep = janitor(broker, accounts, lines).sweep()
     assert broker.names(A) == ["a2"] and broker.names(C) == ["c1"]
     assert broker.depths == [A, B, C] and B not in broker.gets  # empty: one passive declare
@@ -125,7 +125,7 @@ def test_a_pass_walks_every_dlq_holding_messages_and_skips_the_empty_ones_on_the
 
 
 def test_a_dry_run_pass_changes_nothing() -> None:
-    broker, lines = three_queues(), []
+    broker, lines = three_queues(), list[str]()
     sweep = janitor(broker, Accounts(), lines, dry_run=True).sweep()
     assert sweep.dropped == 3 and not broker.confirms
     # all given back (in which order is the broker's: README, "Drop-erased, precisely")
@@ -134,7 +134,7 @@ def test_a_dry_run_pass_changes_nothing() -> None:
 
 
 def test_accounts_failing_ends_the_pass_with_the_error_and_leaves_the_queue_whole() -> None:
-    broker, accounts, lines = three_queues(), Accounts(), []
+    broker, accounts, lines = three_queues(), Accounts(), list[str]()
     accounts.failing = True
     sweep = janitor(broker, accounts, lines).sweep()
     assert sweep.error is not None and "cannot reach accounts" in sweep.error
@@ -144,7 +144,7 @@ def test_accounts_failing_ends_the_pass_with_the_error_and_leaves_the_queue_whol
 
 
 def test_a_stop_request_ends_the_pass_at_the_next_message_boundary() -> None:
-    broker, lines = three_queues(), []
+    broker, lines = three_queues(), list[str]()
     worker = janitor(broker, Accounts(), lines)
 
     def stop_after_first(gets: int) -> None:
@@ -168,7 +168,7 @@ class Clock:
 
 
 def test_the_periodic_runner_repeats_until_stopped_and_survives_a_failed_pass() -> None:
-    broker, accounts, lines = three_queues(), Accounts(), []
+    broker, accounts, lines = three_queues(), Accounts(), list[str]()
     sweeps: list[Sweep] = []
     accounts.failing = True
     worker = janitor(broker, accounts, lines, clock=Clock())
