@@ -22,6 +22,7 @@ kept sealed (``UserSignedUp`` v3). Then
 audit is restarted as it was afterwards (live, accounts' own keys URL).
 """
 
+import json
 import signal
 import time
 import uuid
@@ -37,8 +38,9 @@ from kombu import Connection
 from audit.bootstrap import queues as audit_queues
 from audit.settings import AuditSettings
 from platform_harness.checks import email_recipients
-from platform_harness.erasure_scan import Person, scan
+from platform_harness.erasure_scan import FIELDS, Person, scan
 from platform_harness.keys_gate import KeysGate
+from platform_harness.programs import JANITOR
 from platform_harness.stack import Stack, wait_until
 from signup_shared.messaging import topology
 
@@ -76,6 +78,42 @@ def complete(stack: Stack, client: httpx.Client, users: list[uuid.UUID]) -> bool
 def erase(stack: Stack, client: httpx.Client, user: uuid.UUID) -> None:
     response = client.delete(stack.url("accounts", f"/users/{user}"))
     assert response.status_code == 202, response.text
+
+
+def dead_letter(user: dict[str, Any]) -> dict[str, Any]:
+    """A ``UserSignedUp`` v2 (personal data in clear) of ``user``, as a dead letter published
+    through the management API (the default exchange, to its DLQ by name)."""
+    data = {key: user[key] for key in ("user_id", "email", "full_name", "phone", "plan")}
+    body = {"id": str(uuid.uuid4()), "type": "UserSignedUp", "version": 2, "data": data}
+    headers = {"x-signup-failure-kind": "permanent", "x-signup-service": "notifications"}
+    return {
+        "properties": {"message_id": body["id"], "headers": headers},
+        "payload": json.dumps(body),
+        "payload_encoding": "string",
+    }
+
+
+def janitor_pass(stack: Stack, dlq: str, planted: dict[int, dict[str, Any]]) -> str:
+    """Plant the dead letters, restart the dlq janitor (SIGTERM: it exits 0; its first pass runs
+    at start) and wait until it dropped the erased user's: what its log says of that pass."""
+    before = stack.queues()[dlq]
+    for user in planted.values():
+        message = {**dead_letter(user), "routing_key": dlq}
+        stack._management("POST", f"/api/exchanges/{stack.name}/amq.default/publish", message)
+    wait_until(lambda: stack.queues()[dlq] == before + 2, 10, 0.2, "the planted dead letters")
+    stack.signal(JANITOR, signal.SIGTERM)
+    assert stack.processes[JANITOR].returncode == 0, stack.log(JANITOR)[-2000:]
+    logged = len(stack.log(JANITOR))
+    stack.start_process(JANITOR)
+
+    def passed() -> str:
+        lines = stack.log(JANITOR)[logged:].splitlines()
+        return next((line for line in lines if "drop-erased --all done" in line), "")
+
+    line = wait_until(passed, 30, 0.2, "a pass of the restarted dlq janitor")
+    assert f"drop-erased {dlq}: " in stack.log(JANITOR)[logged:], line
+    assert stack.queues()[dlq] == before + 1, line  # the kept user's is back in the DLQ
+    return line.split(" ", 1)[1]
 
 
 @pytest.fixture
@@ -185,6 +223,10 @@ def test_50_of_200_users_erased_racing_their_signup_or_a_replay_leave_no_persona
         for plan in PLANS
     } == plans
 
+    # dead letters in clear of an erased and a kept user: the dlq janitor drops the first
+    dlq, planted = "notifications.user_signed_up.dlq", (min(DURING_REPLAY), max(kept))
+    janitor = janitor_pass(stack, dlq, {i: users[i] for i in planted})
+
     # one scan for all 200: none of the 50 anywhere, the 150 others seen where they should be
     people = {i: Person.of(u) for i, u in enumerate(users)}
     scanned = time.monotonic()
@@ -199,6 +241,10 @@ def test_50_of_200_users_erased_racing_their_signup_or_a_replay_leave_no_persona
         people[i] for i in kept
     }
     assert found.sealed >= before_users + SIGNUPS, found.line()
+    in_dlq = {(f.person, f.field) for f in found.findings if f.where == f"queue {dlq}"}
+    assert in_dlq == {(people[planted[1]], field) for field in FIELDS}  # the queue scan sees
+    if stack.queues()[dlq] == 1:  # only the planted one: no dead letter of another test lost
+        stack._management("DELETE", f"/api/queues/{stack.name}/{dlq}/contents", expect=(204,))
     emailed = sum(1 for u in erased.values() if emails[u["email"]])
     # racing erasures that came before the welcome email was sent: they did race
     before_email = sum(1 for i in RACING if not emails[users[i]["email"]])
@@ -212,5 +258,5 @@ def test_50_of_200_users_erased_racing_their_signup_or_a_replay_leave_no_persona
         f"{caught_up - erased_at:.1f} s after the gate opened, {len(gate.lookups)} key lookups; "
         f"erased {found.line().replace('found=', 'found_all=', 1)} found_erased={len(hits)} "
         f"(scan {time.monotonic() - scanned:.1f} s); test {time.monotonic() - began:.1f} s "
-        f"(signups {signed_up - began:.1f} s)"
+        f"(signups {signed_up - began:.1f} s); {janitor}"
     )
