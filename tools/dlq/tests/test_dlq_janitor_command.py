@@ -123,6 +123,7 @@ def names(queue: str) -> list[str]:
         (["drop-erased", "--all"], "--all asks no question: add --yes"),
         (["drop-erased", DLQS[0], "--every", "60", "--yes"], "go with --all"),
         (["drop-erased", "--all", "--every", "60", "--dry-run"], "--dry-run is for one pass"),
+        (["drop-erased", "--all", "--yes", "--metrics-port", "9"], "the metrics of --every"),
     ],
 )
 def test_what_the_command_line_refuses_before_touching_anything(

@@ -127,10 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="drop the dead letters of erased users (asks accounts), keep the others",
         description=(
-            "Walks the DLQ once: a dead letter with personal data in clear (UserSignedUp v1/v2) "
-            "of a user accounts answers 410 Gone for is dropped; every other message is put "
-            f"back unchanged. The API key (scope users:read) comes from ${ACCOUNTS_API_KEY_ENV} "
-            f"or the file named by ${ACCOUNTS_API_KEY_FILE_ENV}, never from an argument."
+            "Walks the DLQ (or, with --all, every DLQ holding messages) once: a dead letter "
+            "with personal data in clear (UserSignedUp v1/v2) of a user accounts answers 410 "
+            "Gone for is dropped; every other message is put back unchanged. --every repeats "
+            "the pass until SIGTERM. The API key (scope users:read) comes from "
+            f"${ACCOUNTS_API_KEY_ENV} or the file named by ${ACCOUNTS_API_KEY_FILE_ENV}, never "
+            "from an argument."
         ),
     )
     drop.add_argument(

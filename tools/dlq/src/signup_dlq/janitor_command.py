@@ -57,6 +57,8 @@ def check_all_arguments(args: argparse.Namespace) -> None:
         )
     if args.every is not None and args.dry_run:
         raise UsageError("--every repeats a real pass: --dry-run is for one pass")
+    if args.metrics_port is not None and args.every is None:
+        raise UsageError("--metrics-port serves the metrics of --every")
 
 
 def cmd_drop_erased_all(args: argparse.Namespace, ctx: Context) -> int:
