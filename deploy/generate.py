@@ -160,7 +160,7 @@ def prometheus_compose(table: Sequence[roles.Role]) -> str:
                 "target_label": "role",
                 "replacement": component,
             }
-            for component in ("web", "relay", "consumer")
+            for component in ("web", "relay", "consumer", "janitor")
         ]
         + [
             {
@@ -169,6 +169,16 @@ def prometheus_compose(table: Sequence[roles.Role]) -> str:
                 "target_label": "service",
                 "replacement": "$1",
             }
+        ]
+        + [  # a role not named after its service (dlq-janitor of signup-dlq)
+            {
+                "source_labels": ["__meta_dns_name"],
+                "regex": role.name,
+                "target_label": "service",
+                "replacement": role.service,
+            }
+            for role in scraped(table)
+            if not role.name.startswith(role.service)
         ],
     }
     nodes = [f"rabbitmq-{n}:15692" for n in (1, 2, 3)]

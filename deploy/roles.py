@@ -27,7 +27,7 @@ from typing import Any
 
 DEPLOY = Path(__file__).resolve().parent
 TABLE = DEPLOY / "roles.toml"
-COMPONENTS = ("web", "relay", "consumer", "sink")
+COMPONENTS = ("web", "relay", "consumer", "sink", "janitor")
 HEALTH = ("ready", "live", "none")
 SCALING = ("consumer", "instances", "single")
 # The variables naming how many instances of each scaled role run locally (make run).

@@ -66,21 +66,32 @@ done
 # the sealed signups of the event history (docs/erasure.md). One key per service in
 # var/keys/<service>.key (mode 600); the previous run's key is revoked first, so a client never
 # holds more than one valid key.
-echo "==> data keys: a keys:read API key per consuming service (var/keys/)"
+echo "==> data keys: a keys:read API key per consuming service, users:read for the dlq janitor (var/keys/)"
 mkdir -p var/keys && chmod 700 var/keys
+accounts_url=http://127.0.0.1:${ACCOUNTS_WEB_PORT:-8000}
+new_key() {  # new_key CLIENT SCOPE: var/keys/CLIENT.key, the previous run's key revoked
+  local file=var/keys/$1.key
+  if [[ -s $file ]]; then
+    accounts keys revoke "$(cut -d_ -f3 "$file")" >/dev/null 2>&1 || true
+  fi
+  (umask 077; accounts keys create --client "$1" --scope "$2" | sed -n 2p >"$file.new")
+  grep -q '^sk_' "$file.new" || { echo "could not create the $2 key of $1" >&2; exit 1; }
+  mv "$file.new" "$file"
+}
 for service in notifications provisioning stats audit; do
   file=var/keys/$service.key
-  if [[ -s $file ]]; then
-    old_id=$(cut -d_ -f3 "$file")
-    accounts keys revoke "$old_id" >/dev/null 2>&1 || true
-  fi
-  (umask 077; accounts keys create --client "$service" --scope keys:read | sed -n 2p >"$file.new")
-  grep -q '^sk_' "$file.new" || { echo "could not create the keys:read key of $service" >&2; exit 1; }
-  mv "$file.new" "$file"
+  new_key "$service" keys:read
   upper=${service^^}
-  export "${upper}_KEYS_URL=http://127.0.0.1:${ACCOUNTS_WEB_PORT:-8000}"
+  export "${upper}_KEYS_URL=$accounts_url"
   export "${upper}_KEYS_API_KEY_FILE=$PWD/$file"
 done
+# The dlq janitor (drop-erased --all --every): its own broker user (the credentials setup made
+# it) and a users:read key. Exported only now: SIGNUP_DLQ_AMQP_URL names the operator above.
+new_key signup-dlq-janitor users:read
+janitor_url=${SIGNUP_DLQ_JANITOR_AMQP_URL:-amqp://signup-dlq-janitor:local-dev-signup-dlq-janitor@127.0.0.1:5672/%2F}
+export SIGNUP_DLQ_AMQP_URL=$janitor_url SIGNUP_DLQ_ACCOUNTS_URL=$accounts_url
+export SIGNUP_DLQ_ACCOUNTS_API_KEY_FILE=$PWD/var/keys/signup-dlq-janitor.key
+export SIGNUP_DLQ_MANAGEMENT_URL=${SIGNUP_DLQ_JANITOR_MANAGEMENT_URL:-http://signup-dlq-janitor:local-dev-signup-dlq-janitor@127.0.0.1:15672}
 
 # --- supervision ------------------------------------------------------------------------------
 # Prints one line once every process answers /readyz. It watches this shell's pid, which

@@ -15,9 +15,10 @@ Runs as the servers' administrators:
   CONNECT revoked from PUBLIC.
 
 Who and which password: each service's own settings (``<SERVICE>_AMQP_URL``,
-``<SERVICE>_DATABASE_URL``), the operator's ``SIGNUP_DLQ_AMQP_URL``, the history reader's
-``EVENTS_READER_AMQP_URL``; without them the local development defaults
-(``local-dev-<user>``), which only ``make run`` on a developer machine uses.
+``<SERVICE>_DATABASE_URL``), the operator's ``SIGNUP_DLQ_AMQP_URL``, the dlq janitor's
+``SIGNUP_DLQ_JANITOR_AMQP_URL``, the history reader's ``EVENTS_READER_AMQP_URL``; without them
+the local development defaults (``local-dev-<user>``), which only ``make run`` on a developer
+machine uses.
 No service connects as an administrator, so the setup refuses to hand a service ``guest``, the
 administrator's own user, a shared user or a superuser role.
 
@@ -41,7 +42,7 @@ from notifications.settings import NotificationsSettings
 from provisioning.settings import ProvisioningSettings
 from signup_contracts.amqp import EVENTS_EXCHANGE, HISTORY_STREAM
 from signup_dlq.config import DEFAULT_AMQP_URL as OPERATOR_DEFAULT_AMQP_URL
-from signup_dlq.config import OPERATOR_AMQP_URL_ENV, OPERATOR_USER
+from signup_dlq.config import JANITOR_USER, OPERATOR_AMQP_URL_ENV, OPERATOR_USER
 from signup_shared import migrations
 from signup_shared.messaging.history_stream import RETIRED_KEYS
 from signup_shared.settings import LOCAL_POSTGRES_URL, ServiceSettings, local_amqp_url
@@ -55,6 +56,7 @@ ADMINISTRATORS = frozenset({"guest", "postgres"})
 RETRY_QUEUE_MARK = ".retry."
 READER_USER = "events-reader"
 READER_AMQP_URL_ENV = "EVENTS_READER_AMQP_URL"
+JANITOR_AMQP_URL_ENV = "SIGNUP_DLQ_JANITOR_AMQP_URL"
 
 
 class CredentialsError(Exception):
@@ -91,9 +93,11 @@ def amqp_login(url: str) -> tuple[str, str, str]:
 
 
 def broker_logins(env: Mapping[str, str]) -> dict[str, tuple[str, str, str]]:
-    """``{service, "signup-dlq" or "events-reader": (user, password, vhost)}``."""
+    """``{service, "signup-dlq", "signup-dlq-janitor" or "events-reader": (user, password,
+    vhost)}``."""
     logins = {name: amqp_login(s.amqp_url) for name, s in service_settings().items()}
     logins[OPERATOR_USER] = amqp_login(env.get(OPERATOR_AMQP_URL_ENV) or OPERATOR_DEFAULT_AMQP_URL)
+    logins[JANITOR_USER] = amqp_login(env.get(JANITOR_AMQP_URL_ENV) or local_amqp_url(JANITOR_USER))
     logins[READER_USER] = amqp_login(env.get(READER_AMQP_URL_ENV) or local_amqp_url(READER_USER))
     return logins
 

@@ -143,7 +143,9 @@ def files(table: Sequence[Any]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
     services = sorted({role.service for role in roles})
     out: dict[str, tuple[str, list[dict[str, Any]]]] = {}
     for role in roles:
-        documents = [workloads.deployment(role), workloads.disruption_budget(role)]
+        documents = [workloads.deployment(role)]
+        if not workloads.is_janitor(role):
+            documents.append(workloads.disruption_budget(role))
         if role.scaling == "consumer":
             documents.append(scaled_object(role))
         out[f"{role.name}.yaml"] = (workloads.PROBES, documents)

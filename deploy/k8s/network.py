@@ -3,7 +3,9 @@
 Default deny; each service reaches only PostgreSQL, RabbitMQ and DNS (notifications also the SMTP
 relay and the SMS gateway outside the cluster; the consuming services also accounts' web API,
 for users' data keys); Prometheus may scrape every port; the web
-ports take the public API through the ingress controller.
+ports take the public API through the ingress controller. The dlq janitor (``signup-dlq``)
+reaches RabbitMQ (AMQP and the management API, which lists the DLQs), accounts' web API (is a
+user erased?) and DNS: no database.
 """
 
 from collections.abc import Sequence
@@ -18,6 +20,8 @@ DATABASE = "postgresql"
 NOTIFICATIONS_EGRESS_PORTS = (25, 465, 587, 443)
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 KEY_READERS = ("notifications", "provisioning", "stats", "audit")
+JANITOR_SERVICE = "signup-dlq"
+MANAGEMENT_PORT = 15672
 """They open sealed signups of the event history with users' keys from accounts' web API."""
 
 
@@ -60,6 +64,9 @@ def network_policies(services: Sequence[str], ports: dict[str, list[tuple[str, i
         egress = [postgres, rabbitmq, dns]
         if service in KEY_READERS and accounts_web:  # users' data keys: POST /keys/lookup
             egress.append(keys)
+        if service == JANITOR_SERVICE:  # GET /users/{id}; the DLQ list; no database
+            broker = {"to": rabbitmq["to"], "ports": _tcp(5672, MANAGEMENT_PORT)}
+            egress = [broker, dns, keys]
         if service == "notifications":
             outside = {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}
             egress.append({"to": [outside], "ports": _tcp(*NOTIFICATIONS_EGRESS_PORTS)})

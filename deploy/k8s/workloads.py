@@ -5,6 +5,12 @@ PodDisruptionBudget.
 Migrations run in an init container of every pod of the service (``<service> migrate``: alembic,
 idempotent, each migration in one transaction), so a pod starts only once its schema is current
 and a new image migrates before it serves; re-applying needs no Job to delete.
+
+A janitor role (the dlq janitor: ``signup-dlq drop-erased --all --every``) is a Deployment of one
+replica, replaced with ``Recreate`` (never two passes at once), with no database (no migration),
+no readiness (no Service sends it work: /healthz only) and no PodDisruptionBudget (one that keeps
+its single pod would block every node drain; a pass stopped by SIGTERM resumes on the new pod).
+Why a Deployment, not a CronJob: docs/erasure.md, "Dead letters of erased users".
 """
 
 from typing import Any
@@ -15,6 +21,7 @@ IMAGE = "signup-platform"
 WEB_REPLICAS = 2  # web and relay roles (KEDA scales consumers: generate.CONSUMER_REPLICAS)
 RESOURCES = {  # role -> (cpu request, cpu limit, memory request, memory limit)
     "accounts-web": ("250m", "1", "192Mi", "512Mi"),
+    "dlq-janitor": ("20m", "500m", "64Mi", "256Mi"),  # asleep but for a pass every 300 s
 }
 DEFAULT_RESOURCES = ("100m", "1", "192Mi", "512Mi")
 # Pods meet the "restricted" Pod Security Standard (with the container settings below).
@@ -63,7 +70,7 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 def _base_container(name: str, service: str, command: list[str]) -> dict[str, Any]:
     env = [
         {"name": "LOG_FORMAT", "value": "json"},
-        {"name": f"{service.upper()}_HTTP_HOST", "value": "0.0.0.0"},
+        {"name": f"{service.upper().replace('-', '_')}_HTTP_HOST", "value": "0.0.0.0"},
     ]
     if service == "provisioning":
         env.append({"name": "PROVISIONING_SPACES_ROOT", "value": "/app/var/spaces"})
@@ -85,7 +92,8 @@ def container(role: Any) -> dict[str, Any]:
     spec["ports"] = [{"name": "http", "containerPort": role.port, "protocol": "TCP"}]
     spec["startupProbe"] = _probe("/healthz", period=2, failures=30)
     spec["livenessProbe"] = _probe("/healthz", period=10, failures=3)
-    spec["readinessProbe"] = _probe("/readyz", period=5, failures=2)
+    if role.health == "ready":
+        spec["readinessProbe"] = _probe("/readyz", period=5, failures=2)
     cpu, cpu_limit, memory, memory_limit = RESOURCES.get(role.name, DEFAULT_RESOURCES)
     spec["resources"] = {
         "requests": {"cpu": cpu, "memory": memory},
@@ -113,6 +121,10 @@ def _has_spaces(role: Any) -> bool:
     return bool(role.service == "provisioning" and role.component == "consumer")
 
 
+def is_janitor(role: Any) -> bool:
+    return bool(role.component == "janitor")
+
+
 def deployment(role: Any) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [{"name": "var", "emptyDir": {}}]
     if _has_spaces(role):
@@ -120,13 +132,15 @@ def deployment(role: Any) -> dict[str, Any]:
         volumes.append({"name": "spaces", "persistentVolumeClaim": claim})
     spec: dict[str, Any] = {}
     if role.scaling != "consumer":  # KEDA owns the replica count of consumers
-        spec["replicas"] = WEB_REPLICAS
+        spec["replicas"] = 1 if is_janitor(role) else WEB_REPLICAS
+    rolling = {"maxUnavailable": 0, "maxSurge": 1}
     spec |= {
         "selector": {"matchLabels": {ROLE_LABEL: role.name}},
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-        },
+        "strategy": (
+            {"type": "Recreate"}
+            if is_janitor(role)
+            else {"type": "RollingUpdate", "rollingUpdate": rolling}
+        ),
         "template": {
             "metadata": {"labels": labels(role)},
             "spec": {
@@ -141,7 +155,11 @@ def deployment(role: Any) -> dict[str, Any]:
                         "labelSelector": {"matchLabels": {ROLE_LABEL: role.name}},
                     }
                 ],
-                "initContainers": [migrate_container(role.service)],
+                **(
+                    {}
+                    if is_janitor(role)
+                    else {"initContainers": [migrate_container(role.service)]}
+                ),
                 "containers": [container(role)],
                 "volumes": volumes,
             },

@@ -20,6 +20,15 @@ is written ``amq.default``):
   (consume) it; nobody may write to it (no write regex matches it; a binding needs write access
   to the queue, so only the administrator who loads these definitions binds it). Services
   configure nothing of it either (they never declare it; the definitions do).
+- ``signup-dlq-janitor`` (the dlq-janitor role: ``signup-dlq drop-erased --all --every``): what
+  drop-erased needs, which is the operator's grants: read the ``*.dlq`` queues (``basic.get``,
+  ack; the depth with a passive declare, which needs no permission), write to the default
+  exchange (a kept dead letter is published back to its DLQ by name), tag ``management`` (the
+  DLQ list). RabbitMQ checks a publish to the default exchange against the exchange only (it is
+  a direct exchange: no topic permission applies), so "publish to the DLQs only" cannot be
+  granted: like the operator, it could publish into any queue by name, never to ``events``, and
+  it consumes, declares, binds and deletes nothing else. A user of its own so that its password
+  is in the janitor's secret only (rotated, revoked apart from the operator's).
 - ``events-reader`` (a team or tool reading the history): read ``events.history``, nothing else;
   configure and write nothing; no topic permission (every topic exchange: nothing).
 - ``signup-dlq`` (operator): read the ``*.dlq`` queues, write to the default exchange (replay to
@@ -46,7 +55,7 @@ from signup_contracts.amqp import (
     RETRY_EXCHANGE,
     UNROUTED_EXCHANGE,
 )
-from signup_dlq.config import OPERATOR_USER
+from signup_dlq.config import JANITOR_USER, OPERATOR_USER
 from signup_shared.messaging import topology
 
 # outboxes (their relays publish <service>.*): events, and the erasure confirmations
@@ -120,6 +129,11 @@ def operator_access(user: str) -> Access:
     )
 
 
+def janitor_access(user: str) -> Access:
+    """``signup-dlq-janitor``: exactly what ``drop-erased`` needs, the operator's grants."""
+    return operator_access(user)
+
+
 def reader_access(user: str) -> Access:
     """``events-reader``: consumes the history stream, and nothing else."""
     return Access(
@@ -149,12 +163,14 @@ def access(
     users: Mapping[str, str] | None = None,
 ) -> list[Access]:
     """Every user of the platform: one per service of ``queues`` (service -> its consumer
-    queues, in order), the operator and the history's reader; ``users`` maps service (or
-    ``signup-dlq``, ``events-reader``) to a user name."""
-    names = {name: name for name in (*queues, OPERATOR_USER, READER_USER)} | dict(users or {})
+    queues, in order), the operator, the dlq janitor and the history's reader; ``users`` maps
+    service (or ``signup-dlq``, ``signup-dlq-janitor``, ``events-reader``) to a user name."""
+    roles = (*queues, OPERATOR_USER, JANITOR_USER, READER_USER)
+    names = {name: name for name in roles} | dict(users or {})
     return [
         *(service_access(s, names[s], service_queues) for s, service_queues in queues.items()),
         operator_access(names[OPERATOR_USER]),
+        janitor_access(names[JANITOR_USER]),
         reader_access(names[READER_USER]),
     ]
 

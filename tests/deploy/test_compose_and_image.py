@@ -158,8 +158,9 @@ def test_every_consuming_service_reads_users_data_keys_from_accounts_web(
     one_shot = services["data-keys"]
     assert one_shot["command"][:2] == ["sh", "-c"]
     script = one_shot["command"][2]
-    assert f"for s in {run_sh.group(1)}; do" in script
-    assert 'accounts keys create --client "$$s" --scope keys:read' in script
+    assert f"for s in {run_sh.group(1)} signup-dlq-janitor; do" in script
+    assert 'scope=keys:read; [ "$$s" = signup-dlq-janitor ] && scope=users:read;' in script
+    assert 'accounts keys create --client "$$s" --scope "$$scope"' in script
     assert one_shot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "data-keys:/app/var/keys" in one_shot["volumes"]
     web_port = services["accounts-web"]["environment"]["ACCOUNTS_WEB_PORT"]
@@ -174,6 +175,7 @@ def test_every_consuming_service_reads_users_data_keys_from_accounts_web(
         assert depends["data-keys"]["condition"] == "service_completed_successfully", name
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert "data-keys" in compose["volumes"]
+    assert_the_dlq_janitor_gets_its_own_user_and_key(services, web_port)
     runtime = DOCKERFILE.read_text().split("AS runtime", 1)[1]
     assert "mkdir -p /app/var/keys" in runtime  # a new volume there is the service user's
 
@@ -226,3 +228,27 @@ def test_the_build_context_leaves_out_local_state() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     for pattern in (".git", "**/.venv", "var", "**/__pycache__"):
         assert pattern in ignored
+
+
+def assert_the_dlq_janitor_gets_its_own_user_and_key(services: dict[str, Any], web: str) -> None:
+    """dlq-janitor (drop-erased --all --every): its own broker user on every node, the same user
+    for the management API, accounts-web and the users:read key data-keys writes; in `make run`
+    (deploy/run.sh) and the Kubernetes Secret alike."""
+    janitor = services["dlq-janitor"]
+    environment = janitor["environment"]
+    urls = environment["SIGNUP_DLQ_AMQP_URL"].split(";")
+    assert len(urls) == 3 and all(u.startswith("amqp://signup-dlq-janitor:") for u in urls)
+    assert environment["SIGNUP_DLQ_MANAGEMENT_URL"].startswith("http://signup-dlq-janitor:")
+    assert environment["SIGNUP_DLQ_ACCOUNTS_URL"] == f"http://accounts-web:{web}"
+    key_file = "/app/var/keys/signup-dlq-janitor.key"
+    assert environment["SIGNUP_DLQ_ACCOUNTS_API_KEY_FILE"] == key_file
+    assert "SIGNUP_DLQ_ACCOUNTS_API_KEY" not in environment
+    assert "data-keys:/app/var/keys:ro" in janitor["volumes"]
+    assert janitor["depends_on"]["data-keys"]["condition"] == "service_completed_successfully"
+    run_sh = RUN_SH.read_text()
+    assert "new_key signup-dlq-janitor users:read" in run_sh
+    assert "export SIGNUP_DLQ_AMQP_URL=$janitor_url" in run_sh
+    secret = REPO / "deploy" / "k8s" / "overlays" / "production" / "secrets"
+    example = (secret / "signup-dlq.env.example").read_text()
+    assert "SIGNUP_DLQ_AMQP_URL=amqp://signup-dlq-janitor:" in example
+    assert "--client signup-dlq-janitor --scope users:read" in example

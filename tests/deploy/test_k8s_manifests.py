@@ -166,12 +166,13 @@ def test_secrets_are_generated_from_files_and_referenced_by_their_hashed_names(
         "provisioning-credentials",
         "stats-credentials",
         "audit-credentials",
+        "signup-dlq-credentials",  # the dlq janitor's
         "rabbitmq-keda",
     }
     for deployment in of_kind(rendered, "Deployment").values():
         pod = deployment["spec"]["template"]["spec"]
         service = deployment["metadata"]["labels"]["signup-platform/service"]
-        for container in pod["containers"] + pod["initContainers"]:
+        for container in pod["containers"] + pod.get("initContainers", []):
             [reference] = container["envFrom"]
             assert reference["secretRef"]["name"] in secrets
             assert reference["secretRef"]["name"].startswith(f"{service}-credentials-")
@@ -202,7 +203,9 @@ def test_one_deployment_per_role_with_its_port_probes_and_migration(
         role = table[name]
         pod = deployment["spec"]["template"]["spec"]
         [container] = pod["containers"]
-        assert container["command"] == role["command"]
+        assert container["command"] == [
+            c.replace("{port}", str(role["port"])) for c in role["command"]
+        ]
         assert container["image"] == "registry.example.com/signup-platform:0.1.0"
         assert container["securityContext"]["runAsNonRoot"] is True
         env = {e["name"]: e.get("value") for e in container["env"]}
@@ -211,6 +214,11 @@ def test_one_deployment_per_role_with_its_port_probes_and_migration(
             {"name": "http", "containerPort": role["port"], "protocol": "TCP"}
         ]
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        if role["component"] == "janitor":  # no Service sends it work; no database
+            assert "readinessProbe" not in container and "initContainers" not in pod
+            assert deployment["spec"]["replicas"] == 1
+            assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # one pass at a time
+            continue
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         [migrate] = pod["initContainers"]
         assert migrate["command"] == [role["service"], "migrate"]
@@ -278,9 +286,10 @@ def test_the_base_documents_liveness_and_readiness() -> None:
 
 @external
 def test_every_role_has_a_disruption_budget(rendered: list[dict[str, Any]]) -> None:
+    """But the dlq janitor: one replica, which a budget would keep from every node drain."""
     deployments = of_kind(rendered, "Deployment")
     budgets = of_kind(rendered, "PodDisruptionBudget")
-    assert set(budgets) == set(deployments)
+    assert set(budgets) == set(deployments) - {"dlq-janitor"}
     for name, budget in budgets.items():
         assert budget["spec"]["selector"] == deployments[name]["spec"]["selector"]
     for document in rendered:
@@ -294,7 +303,7 @@ def test_network_policies_let_services_reach_only_postgres_rabbitmq_dns_and_keys
 ) -> None:
     policies = of_kind(rendered, "NetworkPolicy")
     assert policies["default-deny"]["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    for service in ("accounts", "notifications", "provisioning", "stats"):
+    for service in ("accounts", "notifications", "provisioning", "stats", "signup-dlq"):
         spec = policies[service]["spec"]
         assert spec["podSelector"] == {"matchLabels": {"signup-platform/service": service}}
         reached = set()
@@ -318,4 +327,8 @@ def test_network_policies_let_services_reach_only_postgres_rabbitmq_dns_and_keys
             )
         if service != "accounts":  # users' data keys, to open sealed events of the history
             expected.add(("accounts-web", frozenset({("TCP", 8000)})))
+        if service == "signup-dlq":  # the dlq janitor: no database; the management API
+            expected -= {("postgresql", frozenset({("TCP", 5432)}))}
+            expected -= {("rabbitmq", frozenset({("TCP", 5672)}))}
+            expected.add(("rabbitmq", frozenset({("TCP", 5672), ("TCP", 15672)})))
         assert reached == expected, service

@@ -1,6 +1,7 @@
 """The Prometheus scrape configuration, alert rules and Grafana dashboard under deploy/.
 
-Every platform metric they name must exist in ``signup_shared.metrics`` (a renamed metric
+Every platform metric they name must exist in ``signup_shared.metrics`` or the dlq janitor's
+``signup_dlq.janitor_metrics`` (a renamed metric
 breaks dashboards and alerts silently otherwise). ``promtool`` (Debian package ``prometheus``,
 which .ci/run installs) checks both scrape configurations and the rules, and runs the rules'
 unit tests (``alerts_test.yml``), which cover every alert.
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from notifications.bootstrap import PendingDeliveries
+from signup_dlq.janitor_metrics import JanitorMetrics
 from signup_shared import metrics
 from signup_shared.outbox.parking import ParkedCollector
 
@@ -38,6 +40,9 @@ def defined_metric_names() -> set[str]:
     ]
     for collector in collectors:
         names.update(family.name for family in collector.collect())
+    # the dlq janitor's own exposition (signup_dlq depends on the contracts only)
+    janitor = JanitorMetrics().render().splitlines()
+    names.update(re.split(r"[{ ]", line)[0] for line in janitor if not line.startswith("#"))
     return names
 
 

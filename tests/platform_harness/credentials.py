@@ -1,16 +1,18 @@
 """A stack's own share of the shared servers, as ``make run`` sets them up: a RabbitMQ vhost
-with one broker user per service (and the operator's and the history reader's), permissions
-from deploy/credentials/setup.py; one PostgreSQL role and database per service; the API key
-with which the consuming services read users' data keys. ``_drop_servers_share`` removes it."""
+with one broker user per service (and the operator's, the dlq janitor's and the history
+reader's), permissions from deploy/credentials/setup.py; one PostgreSQL role and database per
+service; the API key with which the consuming services read users' data keys and the dlq
+janitor's (users:read). ``_drop_servers_share`` removes it."""
 
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from platform_harness.programs import READER, SERVICES, credentials_setup
+from platform_harness.programs import JANITOR, READER, SERVICES, credentials_setup
 from signup_shared import migrations
 from signup_shared.testing import postgres_server_url
 
@@ -22,6 +24,7 @@ class Credentials:
     passwords: dict[str, str]
     broker_users: dict[str, str]
     keys_file: Path
+    janitor_key_file: Path
     _management: Callable[..., Any]
     database_url: Callable[[str], str]
     command: Callable[..., str]
@@ -43,6 +46,8 @@ class Credentials:
         self.broker_users[setup.OPERATOR_USER] = f"{self.name}-dlq"
         logins[READER] = (f"{self.name}-reader", secrets.token_hex(12), self.name)
         self.broker_users[READER] = f"{self.name}-reader"
+        janitor = (self.broker_users[JANITOR], self.passwords[JANITOR], self.name)
+        logins[setup.JANITOR_USER] = janitor
         self._management(
             "POST",
             "/api/definitions",
@@ -56,12 +61,26 @@ class Credentials:
             migrations.ensure_role_and_database(admin_url, self.database_url(service))
 
     def _create_keys_file(self) -> None:
-        argv = ["accounts", "keys", "create", "--client", "history-readers", "--scope", "keys:read"]
-        # accounts-web: one process, whatever the number of consumer processes
-        token = self.command("accounts-web", *argv).splitlines()[1]
-        self.keys_file.parent.mkdir(parents=True, exist_ok=True)
-        self.keys_file.write_text(token + "\n")
-        self.keys_file.chmod(0o600)
+        """The consumers' keys:read key and the dlq janitor's users:read key (made at once)."""
+        made = {
+            path: (client, scope)
+            for path, client, scope in (
+                (self.keys_file, "history-readers", "keys:read"),
+                (self.janitor_key_file, "dlq-janitor", "users:read"),
+            )
+        }
+
+        def create(client: str, scope: str) -> str:
+            argv = ["accounts", "keys", "create", "--client", client, "--scope", scope]
+            # accounts-web: one process, whatever the number of consumer processes
+            return self.command("accounts-web", *argv).splitlines()[1]
+
+        with ThreadPoolExecutor(len(made)) as pool:
+            tokens = dict(zip(made, pool.map(lambda k: create(*k), made.values()), strict=True))
+        for path, token in tokens.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(token + "\n")
+            path.chmod(0o600)
 
     def _drop_servers_share(self) -> None:
         """Drop the databases and roles, delete the vhost and the broker users."""

@@ -14,6 +14,7 @@ SERVICES = ("accounts", "notifications", "provisioning", "stats", "audit")
 KEY_READERS = ("notifications", "provisioning", "stats", "audit")
 """The services that open sealed signups of the history with keys from accounts."""
 READER = "events-reader"  # the history's reader (deploy/credentials/setup.py)
+JANITOR = "dlq-janitor"  # drop-erased --all --every: its broker user and key (signup-dlq-janitor)
 # Role -> (the setting holding its port, the key of ``Stack.ports``). The services still accept
 # the old names (``*_HTTP_PORT``, ``*_CONSUMER_HTTP_PORT``, ``*_RELAY_HTTP_PORT``) as aliases.
 PORT_SETTINGS: dict[str, tuple[str, str]] = {
@@ -28,8 +29,14 @@ PORT_SETTINGS: dict[str, tuple[str, str]] = {
     "stats": ("STATS_CONSUMER_HEALTH_PORT", "stats_consumer"),
     "stats-web": ("STATS_WEB_PORT", "stats"),
     "audit": ("AUDIT_CONSUMER_HEALTH_PORT", "audit_consumer"),
+    "dlq-janitor": ("SIGNUP_DLQ_METRICS_PORT", "dlq_janitor"),
 }
-SERVICES_PREFIXES = (*tuple(f"{s.upper()}_" for s in SERVICES), "AMQP_URL", "LOG_FORMAT")
+SERVICES_PREFIXES = (
+    *tuple(f"{s.upper()}_" for s in SERVICES),
+    "AMQP_URL",
+    "LOG_FORMAT",
+    "SIGNUP_DLQ_",
+)
 """Settings of the environment a stack does not inherit (it sets its own)."""
 
 

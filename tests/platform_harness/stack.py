@@ -37,6 +37,7 @@ from platform_harness.credentials import Credentials
 from platform_harness.observations import Observations
 from platform_harness.processes import Processes
 from platform_harness.programs import (
+    JANITOR,
     KEY_READERS,
     PORT_SETTINGS,
     REPO,
@@ -89,6 +90,7 @@ class Stack(Processes, Readiness, Credentials, Observations):
                 "stats_consumer",
                 "audit_consumer",
                 "accounts_consumer",
+                "dlq_janitor",
                 "accounts_relay",
                 "provisioning_relay",
                 "smtp",
@@ -99,8 +101,8 @@ class Stack(Processes, Readiness, Credentials, Observations):
         # Least privilege as in `make run`: each service has its own broker user and database
         # role, created for this stack only. ``amqp_url`` (the administrator) is for the tests.
         self.amqp_url = f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
-        self.passwords = {service: secrets.token_hex(12) for service in SERVICES}
-        self.broker_users = {service: f"{self.name}-{service}" for service in SERVICES}
+        self.passwords = {service: secrets.token_hex(12) for service in (*SERVICES, JANITOR)}
+        self.broker_users = {service: f"{self.name}-{service}" for service in (*SERVICES, JANITOR)}
         env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICES_PREFIXES)}
         env.update(
             {
@@ -126,6 +128,15 @@ class Stack(Processes, Readiness, Credentials, Observations):
         for service in KEY_READERS:
             env[f"{service.upper()}_KEYS_URL"] = f"http://127.0.0.1:{self.ports['accounts']}"
             env[f"{service.upper()}_KEYS_API_KEY_FILE"] = str(self.keys_file)
+        # The dlq janitor (drop-erased --all --every), as `make run` wires it: its own broker
+        # user (and management API login) and users:read key, accounts-web's URL.
+        self.janitor_key_file = self.root / "var" / "keys" / "dlq-janitor.key"
+        management = urllib.parse.urlsplit(MANAGEMENT)
+        login = f"{self.broker_users[JANITOR]}:{self.passwords[JANITOR]}"
+        env["SIGNUP_DLQ_AMQP_URL"] = self.service_amqp_url(JANITOR)
+        env["SIGNUP_DLQ_MANAGEMENT_URL"] = f"http://{login}@{management.hostname}:{management.port}"
+        env["SIGNUP_DLQ_ACCOUNTS_URL"] = f"http://127.0.0.1:{self.ports['accounts']}"
+        env["SIGNUP_DLQ_ACCOUNTS_API_KEY_FILE"] = str(self.janitor_key_file)
         env["SIGNUP_STACK"] = self.name
         env.update(self.extra_env)
         self.env = env

@@ -107,9 +107,9 @@ def test_a_service_given_its_own_url_keeps_it_over_the_shared_one(
 def test_the_committed_definitions_hold_users_permissions_and_topic_permissions() -> None:
     definitions = json.loads((REPO / "deploy" / "rabbitmq" / "definitions.json").read_text())
     users = {user["name"]: user for user in definitions["users"]}
-    assert set(users) == {*SETTINGS, "signup-dlq", "events-reader", "keda"}
+    assert set(users) == {*SETTINGS, "signup-dlq", "signup-dlq-janitor", "events-reader", "keda"}
     assert all("administrator" not in user["tags"] for user in users.values())
-    assert users["signup-dlq"]["tags"] == ["management"]
+    assert users["signup-dlq"]["tags"] == users["signup-dlq-janitor"]["tags"] == ["management"]
     assert users["keda"]["tags"] == ["monitoring"]  # KEDA reads queue depths, nothing else
     assert users["events-reader"]["tags"] == []  # consumes the history, no management API
     assert {p["user"] for p in definitions["permissions"]} == set(users)
@@ -138,7 +138,7 @@ def test_each_service_configures_and_reads_only_its_own_queues(generate: ModuleT
         "audit": "audit.user_signed_up",
     }
     for service, grant in access.items():
-        if service in ("signup-dlq", "events-reader"):
+        if service in ("signup-dlq", "signup-dlq-janitor", "events-reader"):
             continue
         for other, queue in own.items():
             for name in (queue, f"{queue}.dlq", f"{queue}.retry.1s"):
@@ -173,7 +173,8 @@ def test_retries_and_dead_letters_are_limited_to_the_services_own_queues(
         assert {t for t in targets if allowed(topic["stats", exchange]["write"], t)} == set(
             targets[:3]
         )
-        assert not any(allowed(topic["signup-dlq", exchange]["write"], t) for t in targets)
+        for tool in ("signup-dlq", "signup-dlq-janitor"):
+            assert not any(allowed(topic[tool, exchange]["write"], t) for t in targets)
         assert {user for user, _ in topic} == set(access)  # none without: all keys allowed
 
 
@@ -193,6 +194,7 @@ def test_only_producers_may_publish_on_events_and_only_their_own_keys(
         "stats": set(),
         "audit": set(),
         "signup-dlq": set(),
+        "signup-dlq-janitor": set(),
         "events-reader": set(),
     }
     bound = {
@@ -200,14 +202,17 @@ def test_only_producers_may_publish_on_events_and_only_their_own_keys(
     }
     assert bound["notifications"] == {"accounts.user_signed_up"}
     assert bound["accounts"] == {"provisioning.space_provisioned"}
-    assert bound["signup-dlq"] == bound["events-reader"] == set()
+    assert bound["signup-dlq"] == bound["signup-dlq-janitor"] == bound["events-reader"] == set()
     assert not allowed(access["stats"].topic_read, "#")
 
 
+@pytest.mark.parametrize("user", ["signup-dlq", "signup-dlq-janitor"])
 def test_the_operator_reads_dead_letters_and_replays_through_the_default_exchange_only(
-    generate: ModuleType,
+    generate: ModuleType, user: str
 ) -> None:
-    operator = grants(generate)["signup-dlq"]
+    """The operator, and the dlq janitor with the same grants (drop-erased puts a kept dead
+    letter back through the default exchange: RabbitMQ cannot narrow that to the DLQs)."""
+    operator = grants(generate)[user]
     assert allowed(operator.read, "notifications.user_signed_up.dlq")
     assert not allowed(operator.read, "notifications.user_signed_up")
     assert not allowed(operator.read, "events")

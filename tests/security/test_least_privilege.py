@@ -62,6 +62,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 MANAGEMENT = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 OPERATOR = "signup-dlq"
+JANITOR = "signup-dlq-janitor"  # drop-erased --all --every (the dlq-janitor role)
 QUEUES: dict[str, list[ConsumerQueue]] = {
     "accounts": accounts_queues(AccountsSettings()),
     "notifications": notifications_queues(NotificationsSettings()),
@@ -104,7 +105,7 @@ class Broker:
         self.vhost = f"lp{uuid.uuid4().hex[:10]}"
         self.logins = {
             role: (f"{self.vhost}-{role}", secrets.token_hex(12), self.vhost)
-            for role in (*QUEUES, OPERATOR, READER)
+            for role in (*QUEUES, OPERATOR, JANITOR, READER)
         }
         admin = urllib.parse.urlsplit(amqp_url())
         self.host = f"{admin.hostname}:{admin.port or 5672}"
@@ -484,6 +485,47 @@ def test_the_signup_dlq_tool_lists_replays_and_purges_as_the_operator(broker: Br
     assert broker.depth(queue.dlq_name) == 0
 
 
+def test_the_dlq_janitor_takes_and_puts_back_dead_letters_and_nothing_else(broker: Broker) -> None:
+    """What drop-erased needs (take a dead letter, publish a kept one back to its DLQ through the
+    default exchange, list the DLQs) and the refusals: no service queue consumed, nothing
+    published to ``events``, nothing declared, no user administration."""
+    queue = QUEUES["stats"][0]
+    with Connection(broker.url("stats")) as connection:
+        topology.declare(connection, [queue])
+    publish(broker, "stats", DEAD_LETTER_EXCHANGE, queue.dlq_name)
+    before = broker.depth(queue.dlq_name)
+    connection = broker.connect(JANITOR)
+    try:
+        channel = connection.channel()
+        message = channel.basic_get(queue.dlq_name, no_ack=False)
+        assert message is not None
+        channel.confirm_select()
+        channel.basic_publish_confirm(
+            message, exchange="", routing_key=queue.dlq_name, mandatory=True
+        )
+        channel.basic_ack(message.delivery_tag)
+    finally:
+        connection.close()
+    assert broker.depth(queue.dlq_name) == before  # kept: back in its DLQ
+    for operation, args in (
+        ("basic_get", (queue.name,)),
+        ("basic_consume", (queue.name,)),
+        ("queue_declare", ("signup-dlq-janitor.mine.dlq",)),
+    ):
+        connection = broker.connect(JANITOR)
+        try:
+            refused(getattr(connection.channel(), operation), *args)
+        finally:
+            connection.collect()
+    refused(publish, broker, JANITOR, EVENTS_EXCHANGE, SIGNED_UP)
+    refused(publish, broker, JANITOR, DEAD_LETTER_EXCHANGE, queue.dlq_name)
+    user, password, _ = broker.logins[JANITOR]
+    listed = management("GET", f"/api/queues/{broker.vhost}?columns=name", auth=(user, password))
+    assert listed.status_code == 200
+    assert queue.dlq_name in {row["name"] for row in listed.json()}
+    assert management("GET", "/api/users", auth=(user, password)).status_code in (401, 403)
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------------
 class Databases:
     def __init__(self) -> None:
@@ -604,7 +646,7 @@ def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_d
     prefix = f"lp{uuid.uuid4().hex[:10]}"
     admin = urllib.parse.urlsplit(amqp_url())
     host = f"{admin.hostname}:{admin.port or 5672}"
-    passwords = {role: secrets.token_hex(12) for role in (*QUEUES, OPERATOR, READER)}
+    passwords = {role: secrets.token_hex(12) for role in (*QUEUES, OPERATOR, JANITOR, READER)}
     services = tuple(f"{service.upper()}_" for service in QUEUES)
     env = {
         k: v
@@ -612,9 +654,13 @@ def test_the_setup_script_creates_everything_and_the_services_then_migrate_and_d
         if not k.startswith((*services, "SIGNUP_DLQ_", "EVENTS_READER_", "AMQP_URL"))
     }
     for role, password in passwords.items():
-        prefix_env = {OPERATOR: "SIGNUP_DLQ", READER: "EVENTS_READER"}.get(role, role.upper())
+        prefix_env = {
+            OPERATOR: "SIGNUP_DLQ",
+            JANITOR: "SIGNUP_DLQ_JANITOR",
+            READER: "EVENTS_READER",
+        }.get(role, role.upper())
         env[f"{prefix_env}_AMQP_URL"] = f"amqp://{prefix}-{role}:{password}@{host}/{prefix}"
-        if role not in (OPERATOR, READER):
+        if role not in (OPERATOR, JANITOR, READER):
             env[f"{prefix_env}_DATABASE_URL"] = (
                 make_url(postgres_server_url())
                 .set(username=f"{prefix}_{role}", password=password, database=f"{prefix}_{role}")

@@ -3,8 +3,16 @@ a fake accounts API over HTTP (``GET /users/{id}``: 410 / 200 / 404, or 503 when
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -12,6 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from signup_dlq.cli import main
@@ -199,3 +208,95 @@ def test_a_refused_key_stops_before_anything_is_dropped(
     assert "refused the API key (401: invalid credentials)" in err
     assert "sk_signup-dlq" not in err
     assert amqp.wait_depth(queues.dlq, len(SEEDED)) == len(SEEDED)
+
+
+# --- drop-erased --all [--every]: every DLQ of a vhost of its own ----------------------------
+
+
+@pytest.fixture
+def vhost() -> Iterator[str]:
+    """A scratch vhost (the administrator may use it): ``--all`` walks every DLQ of a vhost,
+    so the other tests' queues of ``/`` stay out of reach."""
+    name = f"dlqtest-{uuid.uuid4().hex[:12]}"
+    admin = urllib.parse.urlsplit(os.environ["RABBITMQ_MANAGEMENT_URL"])  # conftest: guest
+    api = httpx.Client(
+        base_url=f"http://{admin.hostname}:{admin.port}/api",
+        auth=(admin.username or "guest", admin.password or "guest"),
+        timeout=30,
+    )
+    api.put(f"/vhosts/{name}").raise_for_status()
+    api.put(f"/permissions/{name}/guest", json=dict.fromkeys(("configure", "write", "read"), ".*"))
+    try:
+        yield name
+    finally:
+        api.delete(f"/vhosts/{name}")
+        api.close()
+
+
+def declare_all(helper: Any, vhost: str) -> tuple[str, Any]:
+    """In ``vhost``: two quorum DLQs (one seeded, one empty) and a service queue holding an
+    erased user's signup (not a DLQ: never touched); its URL and a helper connection to it
+    (``helper``'s class: conftest's ``Amqp``)."""
+    url = f"{os.environ['AMQP_URL'].rsplit('/', 1)[0]}/{vhost}"
+    amqp = type(helper)(url)
+    for name in ("a.user_signed_up.dlq", "b.user_signed_up.dlq", "a.user_signed_up"):
+        amqp.channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    for name, body in SEEDED:
+        amqp.publish("a.user_signed_up.dlq", body, message_id=name)
+    amqp.publish("a.user_signed_up", envelope("UserSignedUp", 2, ERASED), message_id="live")
+    assert amqp.wait_depth("a.user_signed_up.dlq", len(SEEDED)) == len(SEEDED)
+    return url, amqp
+
+
+def test_drop_erased_all_walks_every_dlq_holding_messages_and_nothing_else(
+    amqp: Any, vhost: str, accounts: FakeAccounts, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, amqp = declare_all(amqp, vhost)
+    management = os.environ["RABBITMQ_MANAGEMENT_URL"]
+    try:
+        argv = ["drop-erased", "--all", "--yes", "--amqp-url", url, "--management-url", management]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "drop-erased a.user_signed_up.dlq: 7 message(s): dropped 3, kept 4" in out
+        assert "b.user_signed_up.dlq" not in out  # empty: its depth alone, not walked
+        assert "drop-erased --all done: 2 dead-letter queue(s), 1 walked, 1 empty" in out
+        kept = amqp.drain("a.user_signed_up.dlq")
+        assert [m.properties.message_id for m in kept] == KEPT
+        assert amqp.depth("a.user_signed_up") == 1  # a service queue is no DLQ
+    finally:
+        amqp.close()
+
+
+def test_the_periodic_runner_serves_metrics_and_stops_on_sigterm(
+    amqp: Any, vhost: str, accounts: FakeAccounts
+) -> None:
+    url, helper = declare_all(amqp, vhost)
+    helper.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SIGNUP_DLQ_AMQP_URL": url}
+    argv = ["drop-erased", "--all", "--yes", "--every", "1", "--metrics-port", str(port)]
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "signup_dlq", *argv], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+
+        def metrics() -> str:
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            return ""
+
+        deadline = time.monotonic() + 30
+        while 'passes_total{result="done"} 2' not in metrics() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        text = metrics()
+        assert 'signup_dlq_drop_erased_passes_total{result="done"} 2' in text, text
+        assert 'signup_dlq_drop_erased_dropped_total{queue="a.user_signed_up.dlq"} 3' in text
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        out, _ = runner.communicate(timeout=20)
+    assert runner.returncode == 0, out
+    assert "drop-erased --all done: 2 dead-letter queue(s), 1 walked, 1 empty: dropped 3" in out
+    assert "drop-erased --all stopped after" in out

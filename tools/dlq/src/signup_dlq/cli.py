@@ -31,7 +31,9 @@ from signup_dlq.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     DlqError,
+    UsageError,
 )
+from signup_dlq.janitor_command import cmd_drop_erased_all
 from signup_dlq.render import printable
 
 SHOW_DEFAULT_LIMIT = 10
@@ -125,13 +127,42 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="drop the dead letters of erased users (asks accounts), keep the others",
         description=(
-            "Walks the DLQ once: a dead letter with personal data in clear (UserSignedUp v1/v2) "
-            "of a user accounts answers 410 Gone for is dropped; every other message is put "
-            f"back unchanged. The API key (scope users:read) comes from ${ACCOUNTS_API_KEY_ENV} "
-            f"or the file named by ${ACCOUNTS_API_KEY_FILE_ENV}, never from an argument."
+            "Walks the DLQ (or, with --all, every DLQ holding messages) once: a dead letter "
+            "with personal data in clear (UserSignedUp v1/v2) of a user accounts answers 410 "
+            "Gone for is dropped; every other message is put back unchanged. --every repeats "
+            "the pass until SIGTERM. The API key (scope users:read) comes from "
+            f"${ACCOUNTS_API_KEY_ENV} or the file named by ${ACCOUNTS_API_KEY_FILE_ENV}, never "
+            "from an argument."
         ),
     )
-    drop.add_argument("queue", metavar="QUEUE", help="dead-letter queue (<queue>.dlq)")
+    drop.add_argument(
+        "queue", metavar="QUEUE", nargs="?", default=None, help="dead-letter queue (<queue>.dlq)"
+    )
+    drop.add_argument(
+        "--all",
+        action="store_true",
+        help=(
+            "every dead-letter queue of the vhost holding messages (the management API lists "
+            "them, a passive declare skips the empty ones); needs --yes or --dry-run"
+        ),
+    )
+    drop.add_argument(
+        "--every",
+        type=_positive_int,
+        default=None,
+        metavar="SECONDS",
+        help="with --all: a pass now and then every SECONDS until SIGTERM/Ctrl-C (exit 0)",
+    )
+    drop.add_argument(
+        "--metrics-port",
+        type=_positive_int,
+        default=None,
+        metavar="PORT",
+        help=(
+            "with --every: serve /metrics and /healthz on PORT (host: $SIGNUP_DLQ_HTTP_HOST, "
+            "default 127.0.0.1)"
+        ),
+    )
     drop.add_argument(
         "--accounts-url",
         default=None,
@@ -144,8 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="list what would be dropped and change nothing (the messages are given back)",
     )
     drop.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    drop.set_defaults(handler=cmd_drop_erased)
+    drop.set_defaults(handler=_drop_erased)
     return parser
+
+
+def _drop_erased(args: argparse.Namespace, ctx: Context) -> int:
+    """One DLQ (``QUEUE``) or every one (``--all``, once or ``--every`` SECONDS)."""
+    if args.all:
+        return cmd_drop_erased_all(args, ctx)
+    if args.queue is None:
+        raise UsageError("give a QUEUE (<queue>.dlq) or --all")
+    if args.every is not None or args.metrics_port is not None:
+        raise UsageError("--every and --metrics-port go with --all")
+    return cmd_drop_erased(args, ctx)
 
 
 def _console(stream: TextIO) -> Console:

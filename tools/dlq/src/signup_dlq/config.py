@@ -16,6 +16,10 @@ OPERATOR_USER = "signup-dlq"
 LOCAL_OPERATOR_PASSWORD = "local-dev-signup-dlq"  # noqa: S105 (local development default)
 DEFAULT_AMQP_URL = f"amqp://{OPERATOR_USER}:{LOCAL_OPERATOR_PASSWORD}@127.0.0.1:5672/%2F"
 DEFAULT_MANAGEMENT_URL = f"http://{OPERATOR_USER}:{LOCAL_OPERATOR_PASSWORD}@127.0.0.1:15672"
+# ``drop-erased --all --every`` as a process of the platform (the dlq-janitor role of
+# deploy/roles.toml) connects as a broker user of its own, with the operator's grants
+# (deploy/rabbitmq/grants.py): its credentials live in its own secret only.
+JANITOR_USER = "signup-dlq-janitor"
 OPERATOR_AMQP_URL_ENV = "SIGNUP_DLQ_AMQP_URL"
 OPERATOR_MANAGEMENT_URL_ENV = "SIGNUP_DLQ_MANAGEMENT_URL"
 AMQP_URL_ENV = "AMQP_URL"

@@ -152,7 +152,8 @@ class ErasedDropper(StoppableWalk):
     With ``dry_run`` nothing is acknowledged or published: the messages taken are given back
     (in the order taken) when the walk ends or fails.
 
-    Accounts is asked once per user id. When it cannot answer (connection refused, timeout,
+    Accounts is asked once per user id (per ``statuses`` given: one pass over every DLQ shares
+    it). When it cannot answer (connection refused, timeout,
     5xx, a refused key), the message in hand is given back and the walk stops with that error.
     :meth:`request_stop` (safe from a signal handler) ends the walk at the next message.
     """
@@ -166,6 +167,7 @@ class ErasedDropper(StoppableWalk):
         max_messages: int,
         dry_run: bool = False,
         on_handled: Callable[[Decision], None] | None = None,
+        statuses: dict[uuid.UUID, UserStatus] | None = None,
     ) -> None:
         default_target(queue)  # refuses a queue that is not a DLQ
         self.channel = channel
@@ -175,7 +177,8 @@ class ErasedDropper(StoppableWalk):
         self.dry_run = dry_run
         self.on_handled = on_handled
         self.outcome = DropOutcome()
-        self._statuses: dict[uuid.UUID, UserStatus] = {}
+        # what accounts said about each user: shared by the walks of one ``--all`` pass
+        self._statuses: dict[uuid.UUID, UserStatus] = {} if statuses is None else statuses
         self._held: list[int] = []  # dry run: delivery tags to give back
 
     def run(self) -> DropOutcome:
