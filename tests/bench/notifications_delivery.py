@@ -34,7 +34,7 @@ from notifications.adapters.channel_pools import ChannelPools
 from notifications.adapters.smtp import SmtpEmailSender
 from notifications.testing import FakeSmsSender
 from signup_contracts.testing import user_signed_up
-from signup_shared.db import make_session_factory
+from signup_shared.db import make_read_session_factory, make_session_factory
 from signup_shared.events import Envelope, UserSignedUp
 from signup_shared.logging import configure_logging
 from signup_shared.testing import migrated_database
@@ -104,6 +104,7 @@ def run(
     sessions: sessionmaker[Session],
     batches: list[list[Envelope[UserSignedUp]]],
     lanes: ChannelPools[uuid.UUID, DeliveryResult],
+    reads: sessionmaker[Session] | None = None,
 ) -> None:
     email = SmtpEmailSender(
         "127.0.0.1",
@@ -111,7 +112,9 @@ def run(
         mail_from="Signup Platform <welcome@signup.local>",
         smtp_factory=cast(Callable[..., smtplib.SMTP], NullSmtp),
     )
-    delivery = consumers.Delivery(sessions, Senders(email, FakeSmsSender()), lanes, wait=None)
+    delivery = consumers.Delivery(
+        sessions, Senders(email, FakeSmsSender()), lanes, wait=None, reads=reads
+    )
     for batch in batches:
         with sessions() as session, session.begin():
             batch_step = consumers.on_user_signed_up.batch_step
@@ -143,6 +146,7 @@ def main() -> None:
     configure_logging("notifications", "INFO", "json")
     with migrated_database("notifbench", MIGRATIONS) as engine:
         sessions = make_session_factory(engine)
+        reads = make_read_session_factory(engine)  # as bootstrap wires it
         statements = [0]
         event.listen(
             engine,
@@ -156,11 +160,11 @@ def main() -> None:
 
         lanes: ChannelPools[uuid.UUID, DeliveryResult] = ChannelPools(["email", "sms"], 4)
         try:
-            run(sessions, batched(args.warmup), lanes)
+            run(sessions, batched(args.warmup), lanes, reads)
             measured = batched(args.signups)
             statements[0] = 0
             started_cpu, started = cpu(), time.perf_counter()
-            run(sessions, measured, lanes)
+            run(sessions, measured, lanes, reads)
             used, elapsed = cpu() - started_cpu, time.perf_counter() - started
         finally:
             lanes.shutdown()
@@ -174,7 +178,7 @@ def main() -> None:
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-            run(sessions, batched(args.signups // 2), InlineLanes())
+            run(sessions, batched(args.signups // 2), InlineLanes(), reads)
             profiler.disable()
             profiler.dump_stats(args.profile)
             print(

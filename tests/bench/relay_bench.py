@@ -6,10 +6,26 @@ batch pipelined, wait for every confirm, mark the rows sent, commit. Timed: that
 the rows already in the table and the broker connection already open. The baseline is
 ``baselines.raw_pika_publish_rate``: the same N persistent messages with confirms, up to 1,000
 unconfirmed, no database at all. Both land in a durable classic queue; runs alternate, best of 3.
+Beside the rates, the relay's CPU per row (this process's user + system time during that call,
+every thread: the only work the process does meanwhile), steadier on a shared machine.
+
+Alone (e.g. interleaved with another checkout's sources through ``PYTHONPATH``)::
+
+    .venv/bin/python tests/bench/relay_bench.py [count] [runs]
 """
 
+# ruff: noqa: E402  (alone, the harness in tests/ must be on sys.path first)
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+import json
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from baselines import raw_pika_publish_rate
@@ -40,6 +56,7 @@ class RelayFigures:
     count: int
     relay_runs: tuple[float, ...]
     raw_runs: tuple[float, ...]
+    relay_cpu_us_per_row: tuple[float, ...] = ()
 
     @property
     def relay(self) -> float:
@@ -62,14 +79,22 @@ def refill(engine: Engine, rows: list[dict[str, Any]]) -> None:
     vacuum(engine, "outbox")
 
 
-def time_relay(relay: OutboxRelay, engine: Engine, rows: list[dict[str, Any]]) -> float:
+def cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def time_relay(
+    relay: OutboxRelay, engine: Engine, rows: list[dict[str, Any]]
+) -> tuple[float, float]:
+    """Rows per second, and CPU microseconds per row."""
     refill(engine, rows)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), cpu_seconds()
     published = relay.publish_pending()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - started_cpu
     if published != len(rows):
         raise RuntimeError(f"relay published {published} of {len(rows)}")
-    return len(rows) / elapsed
+    return len(rows) / elapsed, round(cpu / len(rows) * 1e6, 1)
 
 
 def checked(url: str, queue: str, count: int, rate: float) -> float:
@@ -101,6 +126,7 @@ def run(count: int = 20_000, runs: int = 3) -> RelayFigures:
     relay_queue, raw_queue = f"{producer}.relay", f"{producer}.raw"
     relay_runs: list[float] = []
     raw_runs: list[float] = []
+    cpu_runs: list[float] = []
     with private_vhost() as url, scratch_database("bench") as engine:
         create_schema(engine, Base, *outbox_ddl())
         bind_queue(url, relay_queue, f"{producer}.user_signed_up")
@@ -109,10 +135,17 @@ def run(count: int = 20_000, runs: int = 3) -> RelayFigures:
         try:
             warm_up(publisher, url, relay_queue, producer)
             for _ in range(runs):
-                relay_runs.append(checked(url, relay_queue, count, time_relay(relay, engine, rows)))
+                rate, cpu = time_relay(relay, engine, rows)
+                relay_runs.append(checked(url, relay_queue, count, rate))
+                cpu_runs.append(cpu)
                 raw = raw_pika_publish_rate(url, raw_queue, count)
                 raw_runs.append(checked(url, raw_queue, count, raw))
         finally:
             relay.close()
             publisher.close()
-    return RelayFigures(count, tuple(relay_runs), tuple(raw_runs))
+    return RelayFigures(count, tuple(relay_runs), tuple(raw_runs), tuple(cpu_runs))
+
+
+if __name__ == "__main__":
+    figures = run(*(int(arg) for arg in sys.argv[1:3]))
+    print(json.dumps({**asdict(figures), "ratio": round(figures.ratio, 3)}))

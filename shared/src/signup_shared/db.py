@@ -80,6 +80,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for lookups that need no transaction: each statement runs on its own
+    (autocommit), so a read costs its one round trip, without ``BEGIN`` before it and
+    ``ROLLBACK`` after (psycopg sends neither outside a transaction). It reads what is
+    committed, as the first statement of a READ COMMITTED transaction would. The pooled
+    connection gets the engine's own isolation level back when it is returned (SQLAlchemy)."""
+    return sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+
+
 def transaction(fn: Callable[Concatenate[S, P], R]) -> Callable[..., R]:
     """Run ``fn(session, ...)`` as one transaction of ``session``.
 

@@ -155,6 +155,21 @@ def span(
             yield traceparent
 
 
+def stamp(
+    name: str,
+    parent: object = None,
+    kind: SpanKind = INTERNAL,
+    attributes: Mapping[str, str | int] | None = None,
+) -> str:
+    """The traceparent of a span with no work inside it (a producer span stamped on a message
+    as it is published): ``span``'s, but without export nothing is made current or bound
+    into log lines meanwhile, since nothing runs inside it."""
+    if not _exporting["on"]:
+        return untraced_child(parse_traceparent(parent) or _current.get())
+    with span(name, parent, kind, attributes) as traceparent:
+        return traceparent
+
+
 def untraced_child(parent: str | None) -> str:
     """The traceparent of a new span under ``parent`` (a valid one, or None for a new trace)
     when nothing records spans: the parent's trace id and flags, a new random span id."""

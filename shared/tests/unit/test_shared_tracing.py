@@ -147,3 +147,30 @@ def test_an_untraced_consume_is_continued_by_its_handling(untraced: None) -> Non
     tracing.consumed("q", "event-1", PARENT)
     with tracing.handling("event-1", "handle") as traceparent:
         assert traceparent.split("-")[1] == PARENT.split("-")[1]
+
+
+def test_a_stamp_is_a_finished_child_span_when_exporting(spans: InMemorySpanExporter) -> None:
+    traceparent = tracing.stamp("publish k", PARENT, tracing.PRODUCER, {"messaging.system": "x"})
+    [finished] = spans.get_finished_spans()
+    assert format(finished.context.span_id, "016x") == traceparent.split("-")[2]
+    assert finished.parent is not None
+    assert format(finished.parent.span_id, "016x") == PARENT.split("-")[2]
+    assert tracing.current_traceparent() is None
+
+
+@given(st.one_of(st.none(), st.just(PARENT), st.just("garbage")))
+def test_an_untraced_stamp_is_a_child_of_its_parent_and_changes_no_context(
+    parent: str | None,
+) -> None:
+    tracing.configure_tracing("test", environ={})
+    try:
+        with tracing.span("relay") as current:
+            traceparent = tracing.stamp("publish k", parent, tracing.PRODUCER)
+            assert tracing.parse_traceparent(traceparent) == traceparent
+            expected_trace = PARENT if parent == PARENT else current
+            assert traceparent.split("-")[1] == expected_trace.split("-")[1]
+            assert traceparent.split("-")[2] not in (PARENT.split("-")[2], current.split("-")[2])
+            assert tracing.current_traceparent() == current
+            assert structlog.contextvars.get_contextvars()["span_id"] == current.split("-")[2]
+    finally:
+        tracing.shutdown()

@@ -17,7 +17,7 @@ from notifications.adapters.sms import HttpSmsGateway
 from notifications.adapters.smtp import SmtpEmailSender
 from notifications.settings import NotificationsSettings
 from signup_shared import metrics, worker
-from signup_shared.db import open_database
+from signup_shared.db import make_read_session_factory, open_database
 from signup_shared.messaging.topology import ConsumerQueue
 from signup_shared.outbox.relay import OutboxRelay
 from signup_shared.outbox.runner import relay_from_settings
@@ -106,6 +106,7 @@ class Deliverers:
             Senders(self.email, self.sms),
             lanes,
             wait=self.settings.delivery_wait_seconds,
+            reads=make_read_session_factory(self.engine),
         )
 
     def sweep(self) -> list[DeliveryResult]:

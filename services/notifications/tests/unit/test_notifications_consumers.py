@@ -174,3 +174,25 @@ def test_pending_by_channel_is_read_in_a_transaction_that_keeps_nothing(
     sessions = Sessions()
     assert delivery(sessions).pending_by_channel() == {Channel.SMS: (2, 5.0)}
     assert (sessions.opened[0].commits, sessions.opened[0].rollbacks) == (0, 1)
+
+
+def test_with_read_sessions_the_lookups_use_them_and_each_delivery_a_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(actions, "pending_of_events", lambda _s, _ids: PENDING)
+    monkeypatch.setattr(actions, "stale_pending", lambda _s, _older, _limit: PENDING)
+    monkeypatch.setattr(actions, "pending_by_channel", lambda _s, _now: {})
+    monkeypatch.setattr(actions, "deliver", lambda _s, nid, *_: DeliveryResult(nid, Outcome.SENT))
+    sessions, reads = Sessions(), Sessions()
+    glue = consumers.Delivery(
+        sessions,  # type: ignore[arg-type]
+        Senders(FakeEmailSender(), FakeSmsSender()),
+        InlineLanes(),  # type: ignore[arg-type]
+        wait=2.0,
+        reads=reads,  # type: ignore[arg-type]
+    )
+    assert glue.for_events([EVENT_ID]) == {}
+    glue.sweep(timedelta(seconds=30), 100)
+    glue.pending_by_channel()
+    assert len(reads.opened) == 3  # the three lookups
+    assert [(s.commits, s.rollbacks) for s in sessions.opened] == [(1, 0)] * 4  # 2 x 2 sends

@@ -65,7 +65,12 @@ class OutgoingMessage:
             exchange=exchange,
         )
 
-    def to_amqp(self) -> Message:
+    def amqp_headers(self) -> dict[str, Any]:
+        """The AMQP headers: the event's version, then ``headers``."""
+        return {EVENT_VERSION_HEADER: self.version, **self.headers}
+
+    def to_amqp(self, timestamp: int | None = None) -> Message:
+        """py-amqp's message (``timestamp`` in seconds, now if not given)."""
         return Message(
             self.body,
             content_type=CONTENT_TYPE,
@@ -74,8 +79,8 @@ class OutgoingMessage:
             type=self.type,
             correlation_id=self.correlation_id,
             app_id=self.producer,
-            timestamp=int(time.time()),
-            application_headers={EVENT_VERSION_HEADER: self.version, **self.headers},
+            timestamp=int(time.time()) if timestamp is None else timestamp,
+            application_headers=self.amqp_headers(),
         )
 
 

@@ -17,13 +17,12 @@ def to_message(row: Any) -> OutgoingMessage:
     span's (``traceparent`` header)."""
     headers: dict[str, Any] = {}
     if row.traceparent:
-        with tracing.span(
+        headers[TRACEPARENT_HEADER] = tracing.stamp(
             f"publish {row.routing_key}",
             row.traceparent,
             tracing.PRODUCER,
             {"messaging.system": "rabbitmq", "messaging.message.id": row.event_id},
-        ) as traceparent:
-            headers[TRACEPARENT_HEADER] = traceparent
+        )
     return OutgoingMessage(
         body=row.payload.encode(),
         routing_key=row.routing_key,
