@@ -203,13 +203,13 @@ def test_the_metrics_count_passes_drops_and_keeps_per_queue() -> None:
     failing.sweep()
     text = metrics.render()
     for line in (
-        'signup_dlq_drop_erased_passes_total{result="done"} 2',
-        'signup_dlq_drop_erased_passes_total{result="failed"} 1',
-        'signup_dlq_drop_erased_passes_total{result="stopped"} 0',
-        f'signup_dlq_drop_erased_dropped_total{{queue="{A}"}} 2',
-        f'signup_dlq_drop_erased_kept_total{{queue="{A}"}} 2',
-        f'signup_dlq_drop_erased_dropped_total{{queue="{C}"}} 2',
-        "signup_dlq_drop_erased_last_success_timestamp_seconds 1700000000.0",
+        'signup_dlq_drop_erased_passes_total{result="done"} 2.0',
+        'signup_dlq_drop_erased_passes_total{result="failed"} 1.0',
+        'signup_dlq_drop_erased_passes_total{result="stopped"} 0.0',
+        f'signup_dlq_drop_erased_dropped_total{{queue="{A}"}} 2.0',
+        f'signup_dlq_drop_erased_kept_total{{queue="{A}"}} 2.0',
+        f'signup_dlq_drop_erased_dropped_total{{queue="{C}"}} 2.0',
+        "signup_dlq_drop_erased_last_success_timestamp_seconds 1.7e+09",
     ):
         assert line in text.splitlines(), line
     assert f'queue="{B}"' not in text  # an empty queue is never walked
