@@ -1,5 +1,6 @@
 """No message can stop the consumer: whatever it holds, it ends acked, retried or dead-lettered."""
 
+import functools
 import math
 import threading
 from datetime import UTC, datetime
@@ -11,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signup_contracts import amqp
+from signup_shared.backoff import Backoff
 from signup_shared.errors import PermanentError, TransientError
 from signup_shared.events import UserSignedUp
-from signup_shared.messaging import failures
+from signup_shared.messaging import consumer, failures
 from signup_shared.messaging.consumer import ConsumerRuntime
 from signup_shared.messaging.delivery import Delivery
 from signup_shared.messaging.processing import MessageProcessor
@@ -348,5 +350,7 @@ def test_a_fault_of_the_connection_loop_reconnects_instead_of_ending_the_process
         stop.set()
 
     monkeypatch.setattr(runtime, "_consume", consume)
+    # no wait before reconnecting (the delay is Backoff's own tests' subject)
+    monkeypatch.setattr(consumer, "Backoff", functools.partial(Backoff, base=0.0))
     runtime.run(stop)
     assert calls == [1, 1] and runtime.handling.generation == 1
