@@ -91,7 +91,7 @@ test: install servers lint architecture
 	@mkdir -p var
 	@echo "$(MYPY) > var/typecheck.log (beside the tests)"
 	@$(MYPY) > var/typecheck.log 2>&1 & mypy=$$!; \
-	HYPOTHESIS_PROFILE=ci $(PYTEST) --durations=10; tests=$$?; \
+	HYPOTHESIS_PROFILE=ci $(PYTEST) --durations=30; tests=$$?; \
 	wait $$mypy; types=$$?; \
 	echo "== typecheck (ran beside the tests): exit $$types =="; cat var/typecheck.log; \
 	((tests == 0)) || echo "make test: the tests failed (exit $$tests)"; \
