@@ -18,6 +18,9 @@ Garbage collection: a session imports every service and builds ~250k long-lived 
 would walk them all again at every full collection and twice when pytest ends; they are frozen
 once collected (``gc.freeze``), and young collections run less often. Cycles made by the tests
 themselves are still collected.
+
+Logging: structlog, unless a test configures it, renders exceptions as plain tracebacks (rich's
+rendering costs tens of ms per logged exception).
 """
 
 import gc
@@ -25,6 +28,7 @@ import os
 from pathlib import Path
 
 import pytest
+import structlog
 from _pytest.mark.expression import Expression
 from hypothesis import HealthCheck, settings
 
@@ -41,6 +45,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 # Python's default is (700, 10, 10): a young collection every 700 allocations.
 gc.set_threshold(20_000, 20, 20)
+
+# Unconfigured, structlog renders a logged exception with rich (a syntax-highlighted panel per
+# frame: ~60 ms each, and the unit tests log dozens); in tests, the plain traceback instead.
+structlog.configure(
+    processors=[
+        *structlog.get_config()["processors"][:-1],
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
+)
 
 # Top-level folders whose every test carries the marker; any `tests/integration` folder, at any
 # depth, is the integration tier.

@@ -1,10 +1,13 @@
 """The worked example of the event history: a fifth consuming service joins late.
 
-1,000 signups happen while audit does not exist (no process, no queue: its queue, declared by the
+200 signups happen while audit does not exist (no process, no queue: its queue, declared by the
 stack's setup, is deleted first, as if audit had never been deployed). Then audit starts with
-``AUDIT_CATCH_UP_FROM=first`` while 500 more signups arrive: it reads the history (each signup is
-there twice, as v1 and v2, with one event id), then its live queue, and ends with exactly 1,500
-users recorded, each once, with no message left in its queues or dead-letter queue.
+``AUDIT_CATCH_UP_FROM=first``, and signups reach it at every stage of its catch-up: in rounds
+until its log says it read the tail (before its queue is bound: the history only; in the margin
+before the tail: both, the second copy absorbed), one round more (after the tail: its queue only,
+waiting), and 50 once it finished (consumed live). It ends with every user recorded, each once,
+with no message left in its queue or dead-letter queue. The figures of a large catch-up (100,000
+signups) are ``make bench-history``'s.
 """
 
 import json
@@ -21,7 +24,10 @@ from platform_harness.stack import running_stack, wait_until
 from signup_shared.messaging import topology
 
 PLANS = ("free", "pro", "team")
-BEFORE, DURING = 1_000, 500
+# Signups before audit exists; per round until it read the tail; after it finished. The pause
+# between rounds is longer than the 0.3 s without a delivery that history.read_tail waits for: under
+# traffic that never pauses that long, reading the tail does not end (reported, not fixed here).
+BEFORE, ROUND, PAUSE, AFTER = 200, 10, 0.5, 50
 
 
 def sign_up(stack: Any, start: int, count: int) -> list[str]:
@@ -46,35 +52,44 @@ def log_events(stack: Any, name: str, event: str) -> list[dict[str, Any]]:
     return found
 
 
-def test_audit_joins_after_1000_signups_and_records_1500_users_each_once() -> None:
+def test_audit_joins_late_and_records_every_user_once_from_the_history_and_its_queue() -> None:
     with running_stack(held=("audit",)) as stack:
         with Connection(stack.amqp_url) as connection:  # audit was never deployed
             topology.delete(connection, audit_queues(AuditSettings()))
         began = time.monotonic()
         before = sign_up(stack, 0, BEFORE)
         wait_until(  # every one of them published (stats counts them from its queue)
-            lambda: stack.stats()["total_users"] >= BEFORE, 120, 0.5, "1,000 signups published"
+            lambda: stack.stats()["total_users"] >= BEFORE, 120, 0.5, f"{BEFORE} signups published"
         )
         history_written = time.monotonic()
 
         stack.programs["audit"].env["AUDIT_CATCH_UP_FROM"] = "first"
         stack.start_process("audit")
         audit_started = time.monotonic()
-        during = sign_up(stack, BEFORE, DURING)
+        during: list[str] = []
+        while not log_events(stack, "audit", "catch_up.started"):
+            assert time.monotonic() - audit_started < 120, "audit never read the history's tail"
+            during += sign_up(stack, BEFORE + len(during), ROUND)
+            time.sleep(PAUSE)
+        during += sign_up(stack, BEFORE + len(during), ROUND)  # after the tail: its queue only
+        wait_until(
+            lambda: log_events(stack, "audit", "catch_up.finished"), 240, 0.2, "catch-up finished"
+        )
+        during += sign_up(stack, BEFORE + len(during), AFTER)  # audit consumes them live
         users = set(before) | set(during)
-        assert len(users) == BEFORE + DURING
+        assert len(users) == BEFORE + len(during) >= BEFORE + 2 * ROUND + AFTER
 
         def recorded() -> int:
             return int(stack.query("audit", "SELECT count(*) FROM audit_users")[0][0])
 
-        wait_until(lambda: recorded() >= len(users), 240, 0.5, "1,500 users recorded")
+        wait_until(lambda: recorded() >= len(users), 240, 0.5, f"{len(users)} users recorded")
         caught_up = time.monotonic()
         time.sleep(2)  # anything still on its way would show now
 
         rows = stack.query("audit", "SELECT user_id::text, first_event_id FROM audit_users")
-        assert len(rows) == len(users) == 1_500  # exactly 1,500, each user once (primary key)
+        assert len(rows) == len(users)  # exactly the users signed up, each once (primary key)
         assert {user_id for user_id, _ in rows} == users
-        assert len({event for _, event in rows}) == 1_500  # one signup event each
+        assert len({event for _, event in rows}) == len(users)  # one signup event each
         [finished] = log_events(stack, "audit", "catch_up.finished")
         # every copy of each signup before it started: one per version accounts publishes
         assert finished["handled"] >= BEFORE
@@ -85,6 +100,6 @@ def test_audit_joins_after_1000_signups_and_records_1500_users_each_once() -> No
             f"\naudit catch-up: {BEFORE} signups in {history_written - began:.1f} s; audit read "
             f"{finished['handled']} events of the history (tail offset {finished['tail']}) in "
             f"{finished['seconds']} s ({finished['events_per_second']} events/s) while "
-            f"{DURING} more signed up; all {len(users)} users recorded "
-            f"{caught_up - audit_started:.1f} s after audit started"
+            f"{len(during) - AFTER} more signed up, and {AFTER} after; all {len(users)} users "
+            f"recorded {caught_up - audit_started:.1f} s after audit started"
         )

@@ -5,6 +5,8 @@
 embedded in an AsyncAPI document, frozen in a file and compared with another version of itself.
 """
 
+import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,13 @@ JsonSchema = dict[str, Any]
 
 
 def message_schema(event: type[EventData]) -> JsonSchema:
-    """The JSON Schema of a whole message (envelope and payload) of this type and version."""
+    """The JSON Schema of a whole message (envelope and payload) of this type and version (a copy
+    the caller may change: pydantic builds it in a few ms, once per class)."""
+    return copy.deepcopy(_message_schema(event))
+
+
+@functools.cache
+def _message_schema(event: type[EventData]) -> JsonSchema:
     schema = inline_refs(Envelope[event].model_json_schema())  # type: ignore[valid-type]
     schema["title"] = f"{event.event_type} v{event.version}"
     properties = schema["properties"]

@@ -110,8 +110,9 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[s
     saved = root.handlers[:], root.level
     access = logging.getLogger("uvicorn.access")
     saved_access = access.handlers[:], access.propagate, access.disabled
+    saved_structlog = structlog.get_config()
     yield capsys
-    structlog.reset_defaults()
+    structlog.configure(**saved_structlog)  # the session's (root conftest), not the defaults
     structlog.contextvars.clear_contextvars()
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
