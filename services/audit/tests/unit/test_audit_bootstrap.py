@@ -7,6 +7,12 @@ from audit.settings import AuditSettings
 from signup_shared.events import UserSignedUp, UserSignedUpV2
 
 
+@pytest.fixture(autouse=True)
+def _not_our_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` would ask the kernel to end the test run itself with its parent (and watch it)."""
+    monkeypatch.setattr("signup_shared.cli.lifecycle.die_with_parent", lambda: True)
+
+
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> AuditSettings:
     monkeypatch.delenv("AUDIT_CATCH_UP_FROM", raising=False)

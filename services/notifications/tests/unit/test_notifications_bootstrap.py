@@ -16,6 +16,12 @@ from signup_shared.events import UserSignedUp, UserSignedUpV2
 from signup_shared.outbox.relay import OutboxRelay
 
 
+@pytest.fixture(autouse=True)
+def _not_our_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` would ask the kernel to end the test run itself with its parent (and watch it)."""
+    monkeypatch.setattr("signup_shared.cli.lifecycle.die_with_parent", lambda: True)
+
+
 def test_the_queue_takes_user_signed_up_from_accounts_with_the_configured_retries() -> None:
     settings = NotificationsSettings(retry_delays=[500, 5_000], delivery_limit=4)
     queue, erasures = bootstrap.queues(settings)

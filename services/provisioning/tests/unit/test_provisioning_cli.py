@@ -3,6 +3,12 @@ import pytest
 from provisioning import __main__ as cli
 
 
+@pytest.fixture(autouse=True)
+def _not_our_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` would ask the kernel to end the test run itself with its parent (and watch it)."""
+    monkeypatch.setattr("signup_shared.cli.lifecycle.die_with_parent", lambda: True)
+
+
 def test_offers_the_service_commands():
     assert sorted(cli.COMMANDS) == ["consume", "migrate", "relay", "topology"]
 

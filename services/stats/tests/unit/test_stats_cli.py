@@ -3,6 +3,12 @@ import pytest
 from stats import __main__ as cli
 
 
+@pytest.fixture(autouse=True)
+def _not_our_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` would ask the kernel to end the test run itself with its parent (and watch it)."""
+    monkeypatch.setattr("signup_shared.cli.lifecycle.die_with_parent", lambda: True)
+
+
 def test_web_command_runs_the_web_program_as_its_own_module(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
